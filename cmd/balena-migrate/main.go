@@ -1,0 +1,33 @@
+// Command balena-migrate runs on the device: stage 1 (checks, backup, initramfs,
+// boot setup), stage 2 inside the initramfs (`balena-migrate stage2`) and the
+// flasher-image extractor (`balena-migrate extract`).
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	app := &cli.App{
+		Name:     "balena-migrate",
+		Usage:    "migrate this device to balenaOS",
+		Commands: []*cli.Command{stage2Command(), extractCommand()},
+		Action:   stage1Action,
+		Flags:    stage1Flags(),
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "balena-migrate:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// exitCode maps an error to SPEC §12: 2 for bad usage, 1 otherwise.
+func exitCode(err error) int {
+	if ec, ok := err.(cli.ExitCoder); ok {
+		return ec.ExitCode()
+	}
+	return 1
+}
