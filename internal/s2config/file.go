@@ -1,0 +1,198 @@
+package s2config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/envfile"
+	"github.com/fleetmig/balena-migrate/internal/fsutil"
+)
+
+// key binds one config key to its field: get renders it, set parses it.
+type key struct {
+	name string
+	get  func(*Config) string
+	set  func(*Config, string) error
+}
+
+func str(name string, f func(*Config) *string) key {
+	return key{name,
+		func(c *Config) string { return *f(c) },
+		func(c *Config, v string) error { *f(c) = v; return nil }}
+}
+
+func boolean(name string, f func(*Config) *bool) key {
+	return key{name,
+		func(c *Config) string {
+			if *f(c) {
+				return "TRUE"
+			}
+			return "FALSE"
+		},
+		func(c *Config, v string) error {
+			b, err := parseBool(v)
+			*f(c) = b
+			return err
+		}}
+}
+
+// keys lists every stage-2 key in the order Marshal writes them.
+func keys() []key {
+	return []key{
+		str("BOOT_DEV", func(c *Config) *string { return &c.BootDev }),
+		str("ROOT_MNT", func(c *Config) *string { return &c.RootMnt }),
+		str("HOME_DIR", func(c *Config) *string { return &c.HomeDir }),
+		str("IMAGE_FILE", func(c *Config) *string { return &c.ImageFile }),
+		{"IMAGE_SHA256", func(c *Config) string { return c.ImageSHA256 },
+			func(c *Config, v string) error { c.ImageSHA256 = strings.ToLower(v); return nil }},
+		str("BACKUP_FILE", func(c *Config) *string { return &c.BackupFile }),
+		str("BALENA_CONFIG", func(c *Config) *string { return &c.BalenaConfig }),
+		{"NETWORK_CONFIGS", func(c *Config) string { return strings.Join(c.NetworkConfigs, " ") },
+			func(c *Config, v string) error { c.NetworkConfigs = strings.Fields(v); return nil }},
+		str("MIGRATE_TMP", func(c *Config) *string { return &c.MigrateTmp }),
+		str("BOOT_MNT_DIR", func(c *Config) *string { return &c.BootMntDir }),
+		str("DATA_MNT_DIR", func(c *Config) *string { return &c.DataMntDir }),
+		{"RESTORE_BOOT_FILES", func(c *Config) string { return renderRestore(c.RestoreBootFiles) },
+			func(c *Config, v string) (err error) { c.RestoreBootFiles, err = parseRestore(v); return err }},
+		str("ORIG_BOOT_PART", func(c *Config) *string { return &c.OrigBootPart }),
+		str("ORIG_BOOT_FS_TYPE", func(c *Config) *string { return &c.OrigBootFSType }),
+		boolean("MOUNT_BOOT", func(c *Config) *bool { return &c.MountBoot }),
+		boolean("NO_FLASH", func(c *Config) *bool { return &c.NoFlash }),
+		{"TERM_EXIT", func(c *Config) string { return c.TermExit.String() },
+			func(c *Config, v string) (err error) { c.TermExit, err = ParseTermExit(v); return err }},
+		str("LOG_DRIVE", func(c *Config) *string { return &c.LogDrive }),
+		str("LOG_FS_TYPE", func(c *Config) *string { return &c.LogFSType }),
+		{"MEM_MIN_FREE", func(c *Config) string { return strconv.FormatInt(c.MemMinFree, 10) },
+			func(c *Config, v string) (err error) { c.MemMinFree, err = ParseSize(v); return err }},
+		str("MAX_BADBLOCKS", func(c *Config) *string { return &c.MaxBadblocks }),
+		str("GRUB_INSTALL", func(c *Config) *string { return &c.GrubInstall }),
+		str("GRUB_BOOT_TYPE", func(c *Config) *string { return &c.GrubBootType }),
+		str("GRUB_CFG", func(c *Config) *string { return &c.GrubCfg }),
+		str("GRUB_BOOT_IMG", func(c *Config) *string { return &c.GrubBootImg }),
+		str("GRUB_CORE_IMG", func(c *Config) *string { return &c.GrubCoreImg }),
+	}
+}
+
+// Keys returns the names of every stage-2 key, in file order.
+func Keys() []string {
+	var out []string
+	for _, k := range keys() {
+		out = append(out, k.name)
+	}
+	return out
+}
+
+// Load reads and validates the config at path. Missing keys keep their
+// defaults; unknown keys are ignored so newer stage-1 files still load.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read stage-2 config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse reads and validates a config from its bytes.
+func Parse(data []byte) (Config, error) {
+	f, err := envfile.Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	c := Default()
+	for _, k := range keys() {
+		v, ok := f.Get(k.name)
+		if !ok {
+			continue
+		}
+		if err := k.set(&c, v); err != nil {
+			return Config{}, fmt.Errorf("%w: %s: %w", ErrInvalid, k.name, err)
+		}
+	}
+	return c, c.Validate()
+}
+
+// Marshal renders every key, defaults included, as a bash- and
+// godotenv-safe KEY=VALUE file. It does not validate; Write does.
+func (c Config) Marshal() ([]byte, error) {
+	f := envfile.New()
+	for _, k := range keys() {
+		if err := f.Set(k.name, k.get(&c)); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	return f.Marshal()
+}
+
+// Write validates c and writes it atomically to path with mode 0600.
+func (c Config) Write(path string) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	data, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := fsutil.WriteFileAtomic(path, filepath.Dir(path), data, 0o600); err != nil {
+		return fmt.Errorf("write stage-2 config: %w", err)
+	}
+	return nil
+}
+
+func parseBool(v string) (bool, error) {
+	switch strings.ToUpper(v) {
+	case "TRUE", "YES", "1":
+		return true, nil
+	case "", "FALSE", "NO", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is neither TRUE nor FALSE", v)
+}
+
+// ParseSize reads a byte count with an optional K, M or G suffix (powers of 1024).
+func ParseSize(v string) (int64, error) {
+	s := strings.ToUpper(strings.TrimSpace(v))
+	shift := 0
+	switch {
+	case strings.HasSuffix(s, "K"):
+		shift = 10
+	case strings.HasSuffix(s, "M"):
+		shift = 20
+	case strings.HasSuffix(s, "G"):
+		shift = 30
+	}
+	if shift > 0 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)>>shift {
+		return 0, fmt.Errorf("%q is not a size like 33554432, 32768K or 32M", v)
+	}
+	return n << shift, nil
+}
+
+func renderRestore(ps []RestorePair) string {
+	var parts []string
+	for _, p := range ps {
+		parts = append(parts, p.Backup+":"+p.Original)
+	}
+	return strings.Join(parts, " ")
+}
+
+func parseRestore(v string) ([]RestorePair, error) {
+	var out []RestorePair
+	for _, f := range strings.Fields(v) {
+		b, o, ok := strings.Cut(f, ":")
+		if !ok || b == "" || o == "" {
+			return nil, fmt.Errorf("%q is not backup:original", f)
+		}
+		out = append(out, RestorePair{Backup: b, Original: o})
+	}
+	return out, nil
+}

@@ -1,0 +1,212 @@
+// Package s2config is the stage-2 config: the KEY=VALUE file stage 1 writes to
+// /etc/balena-migrate-stage2.conf and `balena-migrate stage2` reads inside the
+// initramfs (SPEC §10). It is the only contract between the two stages.
+//
+// Paths: BOOT_DEV, LOG_DRIVE and ORIG_BOOT_PART are device nodes; MIGRATE_TMP,
+// ROOT_MNT, BOOT_MNT_DIR and DATA_MNT_DIR are paths in the initramfs; HOME_DIR
+// and IMAGE_FILE are paths on the old root; BACKUP_FILE, BALENA_CONFIG,
+// NETWORK_CONFIGS and the GRUB_* files are names in HOME_DIR (an absolute path
+// is taken as a path on the old root). OldRoot and HomeFile resolve them.
+package s2config
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Grub install modes (GRUB_INSTALL).
+const (
+	GrubNone    = ""
+	GrubInstall = "INSTALL"
+	GrubFlash   = "FLASH"
+)
+
+// Grub boot types (GRUB_BOOT_TYPE).
+const (
+	BootLegacy = "legacy"
+	BootUEFI   = "UEFI"
+)
+
+// DefaultPath is where stage 1 writes the config and the initramfs carries it.
+const DefaultPath = "/etc/balena-migrate-stage2.conf"
+
+// ErrInvalid marks a config value that fails validation; the message names the key.
+var ErrInvalid = errors.New("invalid stage-2 config")
+
+// RestorePair is one RESTORE_BOOT_FILES entry: copy Backup over Original on
+// the original boot partition.
+type RestorePair struct {
+	Backup, Original string
+}
+
+// Config holds every stage-2 key. Default() gives the defaults; Load fills
+// the rest from the file.
+type Config struct {
+	BootDev     string // BOOT_DEV: whole disk to flash
+	RootMnt     string // ROOT_MNT: where the old root is mounted
+	HomeDir     string // HOME_DIR: migration directory on the old root
+	ImageFile   string // IMAGE_FILE: gzip image on the old root
+	ImageSHA256 string // IMAGE_SHA256: SHA-256 of the decompressed image, lower-case hex
+
+	BackupFile     string   // BACKUP_FILE: name in HOME_DIR, optional
+	BalenaConfig   string   // BALENA_CONFIG: config.json name in HOME_DIR, optional
+	NetworkConfigs []string // NETWORK_CONFIGS: space-separated names in HOME_DIR
+
+	MigrateTmp string // MIGRATE_TMP: tmpfs work dir
+	BootMntDir string // BOOT_MNT_DIR: resin-boot mount point
+	DataMntDir string // DATA_MNT_DIR: resin-data mount point
+
+	RestoreBootFiles []RestorePair // RESTORE_BOOT_FILES: space-separated backup:original
+	OrigBootPart     string        // ORIG_BOOT_PART: device of the original boot partition
+	OrigBootFSType   string        // ORIG_BOOT_FS_TYPE: its filesystem type
+	MountBoot        bool          // MOUNT_BOOT: the boot partition must be mounted to restore
+
+	NoFlash      bool     // NO_FLASH: stop before the point of no return
+	TermExit     TermExit // TERM_EXIT: what a failure before the point of no return does
+	LogDrive     string   // LOG_DRIVE: separate device for the log
+	LogFSType    string   // LOG_FS_TYPE: its filesystem type
+	MemMinFree   int64    // MEM_MIN_FREE: bytes that must stay free after copying to RAM
+	MaxBadblocks string   // MAX_BADBLOCKS: N or N%; empty skips the scan
+
+	GrubInstall  string // GRUB_INSTALL: "", INSTALL or FLASH
+	GrubBootType string // GRUB_BOOT_TYPE: legacy or UEFI
+	GrubCfg      string // GRUB_CFG: grub.cfg name in HOME_DIR
+	GrubBootImg  string // GRUB_BOOT_IMG: boot.img name in HOME_DIR
+	GrubCoreImg  string // GRUB_CORE_IMG: core.img name in HOME_DIR
+}
+
+// TermExit is the TERM_EXIT action: either exit with Code or reboot.
+type TermExit struct {
+	Reboot bool
+	Code   int
+}
+
+// String renders the action the way the config file spells it.
+func (t TermExit) String() string {
+	if t.Reboot {
+		return "reboot -f"
+	}
+	return "exit " + strconv.Itoa(t.Code)
+}
+
+// ParseTermExit reads "exit N", "exit", "reboot" or "reboot -f".
+func ParseTermExit(s string) (TermExit, error) {
+	f := strings.Fields(s)
+	switch {
+	case len(f) == 1 && f[0] == "exit":
+		return TermExit{}, nil
+	case len(f) == 2 && f[0] == "exit":
+		n, err := strconv.Atoi(f[1])
+		if err != nil || n < 0 || n > 255 {
+			return TermExit{}, fmt.Errorf("exit code %q is not 0..255", f[1])
+		}
+		return TermExit{Code: n}, nil
+	case len(f) >= 1 && f[0] == "reboot" && (len(f) == 1 || len(f) == 2 && f[1] == "-f"):
+		return TermExit{Reboot: true}, nil
+	}
+	return TermExit{}, fmt.Errorf("%q is neither \"exit N\" nor \"reboot -f\"", s)
+}
+
+// Default returns the defaults of SPEC §10 (and the reference where §10 is silent).
+func Default() Config {
+	return Config{
+		RootMnt:      "/root",
+		MigrateTmp:   "/balena-migrate",
+		BootMntDir:   "/resin-boot",
+		DataMntDir:   "/resin-data",
+		NoFlash:      true,
+		TermExit:     TermExit{Code: 0},
+		MemMinFree:   32 << 20,
+		GrubBootType: BootLegacy,
+	}
+}
+
+// OldRoot maps a path on the old root to its path in the initramfs.
+func (c Config) OldRoot(p string) string {
+	return path.Join(c.RootMnt, p)
+}
+
+// HomeFile resolves a name from the config (BACKUP_FILE, GRUB_CFG, …) to its
+// path in the initramfs: relative names are in HOME_DIR, absolute ones on the
+// old root. IMAGE_FILE follows the same rule.
+func (c Config) HomeFile(name string) string {
+	if path.IsAbs(name) {
+		return c.OldRoot(name)
+	}
+	return c.OldRoot(path.Join(c.HomeDir, name))
+}
+
+// Validate checks the values that have a fixed form; the error names the key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, a...)))
+	}
+	for _, k := range []struct{ key, val string }{
+		{"BOOT_DEV", c.BootDev}, {"ROOT_MNT", c.RootMnt}, {"MIGRATE_TMP", c.MigrateTmp},
+		{"BOOT_MNT_DIR", c.BootMntDir}, {"DATA_MNT_DIR", c.DataMntDir}, {"HOME_DIR", c.HomeDir},
+	} {
+		if !path.IsAbs(k.val) {
+			bad(k.key, "must be an absolute path, got %q", k.val)
+		}
+	}
+	if c.ImageFile == "" {
+		bad("IMAGE_FILE", "must name the gzip image")
+	}
+	if !isSHA256(c.ImageSHA256) {
+		bad("IMAGE_SHA256", "must be 64 hex digits, got %q", c.ImageSHA256)
+	}
+	for _, n := range append([]string{c.BackupFile, c.BalenaConfig}, c.NetworkConfigs...) {
+		if strings.Contains(n, "..") {
+			bad("BACKUP_FILE/BALENA_CONFIG/NETWORK_CONFIGS", "%q must not contain ..", n)
+		}
+	}
+	if c.MountBoot && c.OrigBootPart == "" {
+		bad("ORIG_BOOT_PART", "must be set when MOUNT_BOOT=TRUE")
+	}
+	if c.MemMinFree < 0 {
+		bad("MEM_MIN_FREE", "must not be negative")
+	}
+	if c.MaxBadblocks != "" {
+		if _, _, err := ParseBadblocks(c.MaxBadblocks); err != nil {
+			bad("MAX_BADBLOCKS", "%v", err)
+		}
+	}
+	switch c.GrubInstall {
+	case GrubNone, GrubInstall, GrubFlash:
+	default:
+		bad("GRUB_INSTALL", "must be INSTALL, FLASH or empty, got %q", c.GrubInstall)
+	}
+	if c.GrubBootType != BootLegacy && c.GrubBootType != BootUEFI {
+		bad("GRUB_BOOT_TYPE", "must be legacy or UEFI, got %q", c.GrubBootType)
+	}
+	if c.GrubInstall == GrubFlash && (c.GrubBootImg == "" || c.GrubCoreImg == "") {
+		bad("GRUB_BOOT_IMG/GRUB_CORE_IMG", "both must be set when GRUB_INSTALL=FLASH")
+	}
+	return errors.Join(errs...)
+}
+
+// ParseBadblocks reads MAX_BADBLOCKS: "N" (blocks) or "N%" (of the disk).
+func ParseBadblocks(s string) (n float64, percent bool, err error) {
+	num := strings.TrimSuffix(s, "%")
+	n, err = strconv.ParseFloat(num, 64)
+	if err != nil || n < 0 {
+		return 0, false, fmt.Errorf("%q is not N or N%%", s)
+	}
+	return n, num != s, nil
+}
+
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
+}
