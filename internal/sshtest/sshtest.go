@@ -1,0 +1,373 @@
+// Package sshtest runs a real OpenSSH sshd on a loopback port with throw-away
+// "device" users, for tests and demos that need a genuine SSH peer.
+//
+// A Server owns a temporary directory holding its host key, sshd_config,
+// pid file and log; it listens on 127.0.0.1 only, refuses root logins and
+// admits only the users it created. Users get a home directory, an
+// authorized_keys file, an optional password, an optional sudoers drop-in
+// limited to named commands, and a `reboot` stand-in in ~/bin that only
+// records that it was called. Close kills sshd, deletes the users (userdel -r)
+// and their sudoers drop-ins, and removes the directory.
+//
+// Creating users and running sshd needs root; Start reports a clear error when
+// a required program (sshd, useradd, sudo) is missing.
+package sshtest
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// UserPrefix starts every user name this package creates; sshd admits only
+// names matching it.
+const UserPrefix = "bmt"
+
+// Config selects how the sshd is set up.
+type Config struct {
+	// NoSFTP leaves the sftp Subsystem out of sshd_config, like a device
+	// whose SSH server has no SFTP.
+	NoSFTP bool
+	// Password enables password and keyboard-interactive authentication.
+	Password bool
+}
+
+// Server is a running sshd and the users created for it.
+type Server struct {
+	Host string // always 127.0.0.1
+	Port int
+	Dir  string // temporary directory with host key, config, log
+
+	cfg     Config
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	hostKey ssh.PublicKey
+	users   []*User
+}
+
+// Required lists the programs Start and AddUser need; the test setup must
+// install them (openssh-server, sudo, passwd).
+var required = []string{"sshd", "useradd", "userdel", "usermod", "chpasswd", "visudo"}
+
+// Start generates a host key, writes an sshd_config and starts sshd on a free
+// loopback port. It needs root.
+func Start(cfg Config) (*Server, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("sshtest: must run as root (creates users, runs sshd)")
+	}
+	for _, p := range required {
+		if _, err := lookPath(p); err != nil {
+			return nil, fmt.Errorf("sshtest: %s not found: install openssh-server, sudo and passwd (scripts/test does)", p)
+		}
+	}
+	dir, err := os.MkdirTemp("", "sshtest-")
+	if err != nil {
+		return nil, fmt.Errorf("sshtest: %w", err)
+	}
+	s := &Server{Host: "127.0.0.1", Dir: dir, cfg: cfg}
+	if err := s.setup(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := s.start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// New is Start for tests: it fails t when the server cannot start (but skips
+// when not running as root) and closes the server when the test ends.
+func New(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("sshtest: needs root to create users and run sshd")
+	}
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("sshtest close: %v", err)
+		}
+	})
+	return s
+}
+
+func lookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found", name)
+}
+
+func (s *Server) setup() error {
+	// sshd insists on its privilege separation directory.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return fmt.Errorf("sshtest: %w", err)
+	}
+	if err := s.writeHostKey(); err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return fmt.Errorf("sshtest: free port: %w", err)
+	}
+	s.Port = port
+	return os.WriteFile(filepath.Join(s.Dir, "sshd_config"), []byte(s.config()), 0o600)
+}
+
+func (s *Server) writeHostKey() error {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("sshtest: host key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "sshtest host key")
+	if err != nil {
+		return fmt.Errorf("sshtest: host key: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, "host_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
+		return fmt.Errorf("sshtest: host key: %w", err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return fmt.Errorf("sshtest: host key: %w", err)
+	}
+	s.hostKey = sp
+	return nil
+}
+
+func (s *Server) config() string {
+	yesNo := map[bool]string{true: "yes", false: "no"}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Port %d\nListenAddress 127.0.0.1\n", s.Port)
+	fmt.Fprintf(&b, "HostKey %s\n", filepath.Join(s.Dir, "host_ed25519"))
+	fmt.Fprintf(&b, "PidFile %s\n", filepath.Join(s.Dir, "sshd.pid"))
+	b.WriteString("PermitRootLogin no\nAllowUsers " + UserPrefix + "*\nStrictModes yes\n")
+	b.WriteString("PubkeyAuthentication yes\nAuthorizedKeysFile .ssh/authorized_keys\nPermitUserEnvironment yes\n")
+	fmt.Fprintf(&b, "PasswordAuthentication %s\nKbdInteractiveAuthentication %s\n", yesNo[s.cfg.Password], yesNo[s.cfg.Password])
+	b.WriteString("UsePAM yes\nUseDNS no\nPrintMotd no\nPrintLastLog no\nX11Forwarding no\n")
+	b.WriteString("MaxStartups 50:30:100\nMaxSessions 50\nLogLevel VERBOSE\n")
+	if !s.cfg.NoSFTP {
+		b.WriteString("Subsystem sftp /usr/lib/openssh/sftp-server\n")
+	}
+	return b.String()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// start runs sshd in the foreground (-D) and waits until it accepts
+// connections.
+func (s *Server) start() error {
+	sshd, err := lookPath("sshd")
+	if err != nil {
+		return fmt.Errorf("sshtest: %w", err)
+	}
+	cfgPath := filepath.Join(s.Dir, "sshd_config")
+	if out, err := exec.Command(sshd, "-t", "-f", cfgPath).CombinedOutput(); err != nil {
+		return fmt.Errorf("sshtest: sshd -t: %v: %s", err, out)
+	}
+	cmd := exec.Command(sshd, "-D", "-f", cfgPath, "-E", filepath.Join(s.Dir, "sshd.log"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("sshtest: start sshd: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	s.cmd, s.done = cmd, done
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return fmt.Errorf("sshtest: sshd exited at start-up: %s", s.Log())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.stop()
+	return fmt.Errorf("sshtest: sshd did not listen on %s within 10s: %s", s.Addr(), s.Log())
+}
+
+// stop kills sshd and every session process it forked.
+func (s *Server) stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.killDescendants(s.cmd.Process.Pid)
+	s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// Addr is "127.0.0.1:<port>".
+func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// HostKey is the server's current public host key.
+func (s *Server) HostKey() ssh.PublicKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hostKey
+}
+
+// KnownHostsLine is a known_hosts line for the current host key.
+func (s *Server) KnownHostsLine() string {
+	return knownhosts.Line([]string{knownhosts.Normalize(s.Addr())}, s.HostKey())
+}
+
+// Log returns sshd's log so far (for failure messages).
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "sshd.log"))
+	return string(b)
+}
+
+// ChangeHostKey replaces the host key and restarts sshd on the same port,
+// like a device that was reinstalled.
+func (s *Server) ChangeHostKey() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stop()
+	if err := s.writeHostKey(); err != nil {
+		return err
+	}
+	return s.start()
+}
+
+// KillSessions SIGKILLs every process sshd forked for a connection (the
+// listener keeps running): an abrupt drop of all open connections.
+func (s *Server) KillSessions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		s.killDescendants(s.cmd.Process.Pid)
+	}
+}
+
+// killDescendants kills every process below pid, found through /proc.
+func (s *Server) killDescendants(pid int) {
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp, ok := parentPID(p); ok {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var walk func(int)
+	walk = func(p int) {
+		for _, c := range children[p] {
+			walk(c)
+			syscall.Kill(c, syscall.SIGKILL)
+		}
+	}
+	walk(pid)
+}
+
+func parentPID(pid int) (int, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name is in parentheses and may contain spaces.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0, false
+	}
+	pp, err := strconv.Atoi(f[1])
+	return pp, err == nil
+}
+
+// Close stops sshd, removes every user created through s and its sudoers
+// drop-in, and deletes the server's directory. It returns the first error.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.stop()
+	users := s.users
+	s.users = nil
+	s.mu.Unlock()
+	var first error
+	for _, u := range users {
+		if err := u.remove(); err != nil && first == nil {
+			first = err
+		}
+	}
+	if err := os.RemoveAll(s.Dir); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// run runs a program and returns its combined output in the error.
+func run(name string, args ...string) error {
+	p, err := lookPath(name)
+	if err != nil {
+		return err
+	}
+	out, err := exec.Command(p, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// lines splits text into non-empty lines.
+func lines(b []byte) []string {
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
