@@ -22,8 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/fleetmig/balena-migrate/internal/unit"
 	"github.com/fleetmig/balena-migrate/internal/fsutil"
+	"github.com/fleetmig/balena-migrate/internal/unit"
 )
 
 // Dir names one directory of the database.
