@@ -1,0 +1,243 @@
+package fake
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRegisterRules(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s, a, b := seeded(t, Config{Now: clk.now})
+	keyA := postKey(t, s, a.ID, clk.now().Add(10*time.Minute))
+	keyB := postKey(t, s, b.ID, clk.now().Add(10*time.Minute))
+	uuid := strings.Repeat("ab", 16)
+	user := jsonOf(t, s.AddUser("second", "tok2").ID)
+	body := func(app int64, uuid, dt string) string {
+		return `{"user":` + user + `,"application":` + jsonOf(t, app) + `,"uuid":"` + uuid + `","device_type":"` + dt + `"}`
+	}
+	tests := []struct {
+		name, token, body string
+		status            int
+	}{
+		{"user token is not a provisioning key", userToken, body(a.ID, uuid, "raspberrypi3"), 401},
+		{"no token", "", body(a.ID, uuid, "raspberrypi3"), 401},
+		{"key of another app", keyB, body(a.ID, uuid, "raspberrypi3"), 400},
+		{"wrong device type", keyA, body(a.ID, uuid, "intel-nuc"), 400},
+		{"bad uuid", keyA, body(a.ID, "ABC", "raspberrypi3"), 400},
+		{"created", keyA, body(a.ID, uuid, "raspberrypi3"), 201},
+		{"duplicate uuid", keyA, body(a.ID, uuid, "raspberrypi3"), 409},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := call(t, "POST", s.URL()+"/device/register", tt.token, tt.body)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d (%s)", r.status, tt.status, r.body)
+			}
+			switch r.status {
+			case 201:
+				var got struct {
+					ID   int64  `json:"id"`
+					UUID string `json:"uuid"`
+				}
+				if err := json.Unmarshal([]byte(r.body), &got); err != nil || got.ID == 0 || got.UUID != uuid {
+					t.Fatalf("201 body %s (%v)", r.body, err)
+				}
+			case 409:
+				if r.body != `"uuid" must be unique.` {
+					t.Fatalf("409 body %q", r.body)
+				}
+			}
+		})
+	}
+	if n := s.RegisterCalls(uuid); n != 2 {
+		t.Errorf("RegisterCalls = %d, want 2 (the created one and the conflict)", n)
+	}
+	if n := len(s.Devices()); n != 1 {
+		t.Errorf("%d devices, want 1", n)
+	}
+	clk.add(11 * time.Minute)
+	r := call(t, "POST", s.URL()+"/device/register", keyA, body(a.ID, strings.Repeat("cd", 16), "raspberrypi3"))
+	if r.status != 401 {
+		t.Errorf("expired provisioning key: status %d, want 401", r.status)
+	}
+}
+
+func postKey(t *testing.T, s *Server, appID int64, expiry time.Time) string {
+	t.Helper()
+	body := `{"actorType":"application","actorTypeId":` + jsonOf(t, appID) +
+		`,"roles":["provisioning-api-key"],"expiryDate":"` + expiry.UTC().Format(time.RFC3339) + `"}`
+	r := call(t, "POST", s.URL()+"/api-key/v2/", userToken, body)
+	var key string
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &key) != nil {
+		t.Fatalf("provisioning key: %d %s", r.status, r.body)
+	}
+	return key
+}
+
+// registered registers a device with uuid in app over HTTP and returns its id.
+func registered(t *testing.T, s *Server, app App, uuid string) int64 {
+	t.Helper()
+	key := provisioningKey(t, s, app.ID)
+	r := call(t, "POST", s.URL()+"/device/register", key,
+		`{"application":`+jsonOf(t, app.ID)+`,"uuid":"`+uuid+`","device_type":"`+app.DeviceType+`"}`)
+	var got struct {
+		ID int64 `json:"id"`
+	}
+	if r.status != 201 || json.Unmarshal([]byte(r.body), &got) != nil {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	return got.ID
+}
+
+func TestDownloadConfigAndDeviceKey(t *testing.T) {
+	s, a, _ := seeded(t, Config{})
+	id := registered(t, s, a, strings.Repeat("12", 16))
+	cfgBody := `{"appId":` + jsonOf(t, a.ID) + `,"version":"2.26.0","network":"ethernet","appUpdatePollInterval":10,"deviceType":"raspberrypi3"}`
+	r := call(t, "POST", s.URL()+"/download-config", userToken, cfgBody)
+	if r.status != 200 {
+		t.Fatalf("download-config: %d %s", r.status, r.body)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(r.body), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg["apiKey"] == "" || cfg["apiKey"] == nil || cfg["deviceType"] != "raspberrypi3" ||
+		cfg["applicationId"] != float64(a.ID) || cfg["appUpdatePollInterval"] != float64(600000) {
+		t.Errorf("config %v", cfg)
+	}
+	tests := []struct {
+		name, path, token, body string
+		status                  int
+	}{
+		{"config without version", "/download-config", userToken, `{"appId":` + jsonOf(t, a.ID) + `,"network":"ethernet"}`, 400},
+		{"config for unknown app", "/download-config", userToken, `{"appId":1,"version":"2.26.0","network":"ethernet"}`, 404},
+		{"config without token", "/download-config", "", cfgBody, 401},
+		{"device key", "/api-key/device/" + jsonOf(t, id) + "/device-key", userToken, `{}`, 200},
+		{"device key, empty body", "/api-key/device/" + jsonOf(t, id) + "/device-key", userToken, ``, 200},
+		{"device key, unknown device", "/api-key/device/1/device-key", userToken, `{}`, 404},
+		{"device key without token", "/api-key/device/" + jsonOf(t, id) + "/device-key", "", `{}`, 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := call(t, "POST", s.URL()+tt.path, tt.token, tt.body)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d (%s)", r.status, tt.status, r.body)
+			}
+			var key string
+			if r.status == 200 && strings.Contains(tt.path, "device-key") &&
+				(json.Unmarshal([]byte(r.body), &key) != nil || key == "") {
+				t.Fatalf("device key is not a JSON string: %s", r.body)
+			}
+		})
+	}
+}
+
+func deviceQuery(uuid string) string {
+	return "/v7/device?$select=id,uuid,is_online,last_connectivity_event&$filter=uuid%20eq%20'" + uuid + "'"
+}
+
+type deviceRows struct {
+	D []struct {
+		ID       int64   `json:"id"`
+		UUID     string  `json:"uuid"`
+		IsOnline bool    `json:"is_online"`
+		Last     *string `json:"last_connectivity_event"`
+	} `json:"d"`
+}
+
+func onlineOverHTTP(t *testing.T, s *Server, uuid string) (found, online bool) {
+	t.Helper()
+	r := call(t, "GET", s.URL()+deviceQuery(uuid), userToken, "")
+	var rows deviceRows
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &rows) != nil || len(rows.D) > 1 {
+		t.Fatalf("device query: %d %s", r.status, r.body)
+	}
+	if len(rows.D) == 0 {
+		return false, false
+	}
+	d := rows.D[0]
+	if d.UUID != uuid || d.ID == 0 || (d.IsOnline != (d.Last != nil)) {
+		t.Fatalf("device row %s", r.body)
+	}
+	return true, d.IsOnline
+}
+
+func TestOnlineAfterDelay(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		boot bool
+		// online at: just registered, delay-1s later, delay+1s later
+		want [3]bool
+	}{
+		{"delay from registration", Config{OnlineDelay: 5 * time.Second}, false, [3]bool{false, false, true}},
+		{"no delay", Config{}, false, [3]bool{true, true, true}},
+		{"never", Config{OnlineDelay: -1}, false, [3]bool{false, false, false}},
+		{"needs boot, not booted", Config{OnlineDelay: 5 * time.Second, RequireBoot: true}, false, [3]bool{false, false, false}},
+		{"needs boot, booted", Config{OnlineDelay: 5 * time.Second, RequireBoot: true}, true, [3]bool{false, false, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+			tt.cfg.Now = clk.now
+			s, a, _ := seeded(t, tt.cfg)
+			uuid := strings.Repeat("9f", 16)
+			if found, _ := onlineOverHTTP(t, s, uuid); found {
+				t.Fatal("device found before it registered")
+			}
+			registered(t, s, a, uuid)
+			if tt.boot {
+				clk.add(time.Hour) // the delay counts from the boot, not the registration
+				if r := call(t, "POST", s.URL()+"/_fake/devices/"+uuid+"/boot", "", ""); r.status != 204 {
+					t.Fatalf("boot hook: %d %s", r.status, r.body)
+				}
+			}
+			steps := []time.Duration{0, tt.cfg.OnlineDelay - time.Second, 2 * time.Second}
+			for i, step := range steps {
+				if step > 0 {
+					clk.add(step)
+				}
+				if _, online := onlineOverHTTP(t, s, uuid); online != tt.want[i] {
+					t.Fatalf("step %d: online %v, want %v", i, online, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestBootHookUnknownDevice(t *testing.T) {
+	s, _, _ := seeded(t, Config{})
+	if r := call(t, "POST", s.URL()+"/_fake/devices/"+strings.Repeat("0", 32)+"/boot", "", ""); r.status != 404 {
+		t.Fatalf("status %d, want 404", r.status)
+	}
+}
+
+func TestFaultInjection(t *testing.T) {
+	s, _, _ := seeded(t, Config{})
+	s.FailNext(503, 429, 500)
+	want := []int{503, 429, 500, 200}
+	for i, w := range want {
+		r := call(t, "GET", s.URL()+"/actor/v1/whoami", userToken, "")
+		if r.status != w {
+			t.Fatalf("request %d: status %d, want %d", i, r.status, w)
+		}
+		if w == 429 && r.header.Get("Retry-After") != "1" {
+			t.Errorf("429 without Retry-After: %v", r.header)
+		}
+	}
+	s.SetFaults(1, 502, 30*time.Millisecond)
+	start := time.Now()
+	r := call(t, "GET", s.URL()+"/actor/v1/whoami", userToken, "")
+	if r.status != 502 || time.Since(start) < 30*time.Millisecond {
+		t.Fatalf("rate fault: status %d after %v", r.status, time.Since(start))
+	}
+	if s.Faults() != 4 || s.Calls(RouteWhoami) != 5 {
+		t.Errorf("faults %d calls %d, want 4 and 5", s.Faults(), s.Calls(RouteWhoami))
+	}
+	s.SetFaults(0, 0, 0)
+	if r := call(t, "GET", s.URL()+"/actor/v1/whoami", userToken, ""); r.status != 200 {
+		t.Fatalf("faults off: status %d", r.status)
+	}
+}
