@@ -1,0 +1,65 @@
+package config
+
+import (
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Flags returns the command-line flags of bin's settings. Values are taken
+// as strings and validated by Resolve, so errors can name their source.
+func Flags(bin Binary) []cli.Flag {
+	var out []cli.Flag
+	for _, d := range Defs(bin) {
+		aliases := d.Flags[1:]
+		if d.Name == CfgFile && bin == AddUnit {
+			aliases = nil // -c is not an add-unit option
+		}
+		usage := d.Usage
+		if !d.NoEnv {
+			usage += " [" + d.Name + "]"
+		}
+		if d.Default != "" {
+			usage += " (default " + d.Default + ")"
+		}
+		out = append(out, &cli.StringFlag{Name: d.Flags[0], Aliases: aliases, Usage: usage})
+	}
+	return out
+}
+
+// FromCLI resolves bin's settings from the defaults, the environment, the
+// command line and the MIG_CFG file, in that order of precedence.
+func FromCLI(c *cli.Context, bin Binary) (*Settings, error) {
+	env := Layer{Source: "environment", Values: map[string]string{}, Sources: map[string]string{}}
+	flags := Layer{Source: "command line", Values: map[string]string{}, Sources: map[string]string{}}
+	for _, d := range Defs(bin) {
+		if v, ok := os.LookupEnv(d.Name); ok && !d.NoEnv && v != "" {
+			env.Values[d.Name] = v
+			env.Sources[d.Name] = "environment variable " + d.Name
+		}
+		if c.IsSet(d.Flags[0]) {
+			flags.Values[d.Name] = c.String(d.Flags[0])
+			flags.Sources[d.Name] = "flag --" + d.Flags[0]
+		}
+	}
+	layers := []Layer{env, flags}
+	var warns []string
+	cfg := flags.Values[CfgFile]
+	if cfg == "" {
+		cfg = env.Values[CfgFile]
+	}
+	if cfg != "" {
+		fl, w, err := ReadFileLayer(bin, cfg)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, fl)
+		warns = w
+	}
+	s, err := Resolve(bin, layers...)
+	if err != nil {
+		return nil, err
+	}
+	s.Warnings = append(s.Warnings, warns...)
+	return s, nil
+}

@@ -1,0 +1,141 @@
+// Package config owns the migdb settings: their names, defaults and
+// validation, and the one resolver every binary uses.
+//
+// Precedence, lowest first: built-in default < environment < command line <
+// MIG_CFG settings file < unit file. Each resolved value remembers where it
+// came from, so an error can name both the setting and its source.
+package config
+
+// Binary names a migdb program; a setting applies to some of them.
+type Binary string
+
+// The migdb programs.
+const (
+	AddUnit   Binary = "migdb-add-unit"
+	Migrate   Binary = "migdb-migrate"
+	CheckDone Binary = "migdb-check-done"
+)
+
+// Kind says how a value is validated.
+type Kind int
+
+// Kinds of values.
+const (
+	String  Kind = iota
+	Port         // 1–65535
+	Seconds      // whole seconds ≥ 0, or a Go duration like 3m
+	Count        // whole number ≥ 1
+	Enum         // one of Def.Enum (case-insensitive)
+)
+
+// Setting names (their environment variables).
+const (
+	DBDir          = "MIG_DB_DIR"
+	CfgFile        = "MIG_CFG"
+	App            = "MIG_APP"
+	BalenaVer      = "MIG_BALENA_VER"
+	CfgDir         = "MIG_CFG_DIR"
+	CfgArchive     = "MIG_CFG_ARCHIVE"
+	SSHHost        = "MIG_SSH_HOST"
+	SSHUser        = "MIG_SSH_USER"
+	SSHPort        = "MIG_SSH_PORT"
+	SSHPasswd      = "MIG_SSH_PASSWD"
+	SSHOpts        = "MIG_SSH_OPTS"
+	DefSSHOpts     = "MIG_DEF_SSH_OPTS"
+	SSHKey         = "MIG_SSH_KEY"
+	KnownHosts     = "MIG_KNOWN_HOSTS"
+	HostKeyPolicy  = "MIG_HOST_KEY_POLICY"
+	MinAge         = "MIG_MIN_AGE"
+	Duration       = "MIG_DURATION"
+	ConnAttempts   = "MIG_CONN_ATTEMPTS"
+	ReconnTime     = "MIG_RECONN_TIME"
+	ConnTimeout    = "MIG_CONN_TIMEOUT"
+	TxTimeout      = "MIG_TX_TIMEOUT"
+	ExecTimeout    = "MIG_EXEC_TIMEOUT"
+	MaxStatusAge   = "MIG_MAX_STATUS_AGE"
+	CheckInterval  = "MIG_CHECK_INTERVAL"
+	BalenaAPI      = "MIG_BALENA_API"
+	BalenaToken    = "MIG_BALENA_TOKEN"
+	Cloud          = "MIG_CLOUD"
+	LogTo          = "MIG_LOG_TO"
+	LogFormat      = "MIG_LOG_FORMAT"
+	Color          = "MIG_COLOR"
+	Jobs           = "MIG_JOBS"
+	defaultAPIHost = "https://api.balena-cloud.com"
+)
+
+// Def describes one setting.
+type Def struct {
+	Name    string   // environment variable and settings-file key
+	Flags   []string // long name first, then aliases
+	Usage   string
+	Default string
+	Kind    Kind
+	Enum    []string
+	Bins    []Binary
+	Secret  bool // never printed
+	Unit    bool // stored in unit files by add-unit; a unit may override it
+	NoEnv   bool // flag only
+}
+
+var all = []Binary{AddUnit, Migrate, CheckDone}
+var workers = []Binary{Migrate, CheckDone}
+var submitters = []Binary{AddUnit, Migrate}
+
+// defs is the settings table (SPEC §4). It is read-only.
+var defs = []Def{
+	{Name: DBDir, Flags: []string{"base"}, Usage: "directory holding db/", Default: ".", Bins: all},
+	{Name: CfgFile, Flags: []string{"cfg", "c"}, Usage: "settings file (KEY=VALUE); beats flags and environment", Bins: all},
+	{Name: App, Flags: []string{"app"}, Usage: "balena fleet to register devices in (org/name, id or name)", Bins: submitters, Unit: true},
+	{Name: BalenaVer, Flags: []string{"balena-ver"}, Usage: "balenaOS version for config.json", Bins: submitters, Unit: true},
+	{Name: CfgDir, Flags: []string{"cfg-dir", "mig-cfg-dir"}, Usage: "migration environment directory", Bins: submitters, Unit: true},
+	{Name: CfgArchive, Flags: []string{"cfg-tgz"}, Usage: "migration environment as a .tgz", Bins: submitters, Unit: true},
+	{Name: SSHHost, Flags: []string{"host"}, Usage: "device host name or address", Bins: submitters, Unit: true},
+	{Name: SSHUser, Flags: []string{"user", "u"}, Usage: "SSH user on the device", Bins: submitters, Unit: true},
+	{Name: SSHPort, Flags: []string{"port", "p"}, Usage: "SSH port", Default: "22", Kind: Port, Bins: submitters, Unit: true},
+	{Name: SSHPasswd, Flags: []string{"passwd"}, Usage: "SSH password (stored 0600, never logged; prefer keys)", Bins: submitters, Unit: true, Secret: true},
+	{Name: SSHOpts, Flags: []string{"ssh-opts"}, Usage: "OpenSSH options for this unit, appended to the worker's", Bins: []Binary{AddUnit}, Unit: true},
+	{Name: DefSSHOpts, Flags: []string{"ssh-opts"}, Usage: "default OpenSSH options (-o Key=Value, -i, -p, -l)", Bins: []Binary{Migrate}},
+	{Name: SSHKey, Flags: []string{"identity", "i"}, Usage: "private key file (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa, then ssh-agent)", Bins: submitters, Unit: true},
+	{Name: KnownHosts, Flags: []string{"known-hosts"}, Usage: "known_hosts file", Default: "~/.ssh/known_hosts", Bins: []Binary{Migrate}},
+	{Name: HostKeyPolicy, Flags: []string{"host-key-policy"}, Usage: "strict, accept-new or off", Default: "accept-new", Kind: Enum, Enum: []string{"strict", "accept-new", "off"}, Bins: []Binary{Migrate}},
+	{Name: MinAge, Flags: []string{"min-age"}, Usage: "seconds a unit must be old before it is migrated", Default: "0", Kind: Seconds, Bins: []Binary{Migrate}},
+	{Name: Duration, Flags: []string{"dur", "mig-dur"}, Usage: "seconds to wait after migrating before checking", Default: "180", Kind: Seconds, Bins: []Binary{Migrate}},
+	{Name: ConnAttempts, Flags: []string{"conn-attempts"}, Usage: "connection attempts before a unit fails", Default: "3", Kind: Count, Bins: []Binary{Migrate}},
+	{Name: ReconnTime, Flags: []string{"reconn-time"}, Usage: "seconds before the first reconnect (doubled each retry, capped at a day)", Default: "600", Kind: Seconds, Bins: []Binary{Migrate}},
+	{Name: ConnTimeout, Flags: []string{"conn-timeout"}, Usage: "seconds to establish SSH", Default: "30", Kind: Seconds, Bins: []Binary{Migrate}},
+	{Name: TxTimeout, Flags: []string{"tx-timeout"}, Usage: "seconds for copying the migration environment", Default: "1200", Kind: Seconds, Bins: []Binary{Migrate}},
+	{Name: ExecTimeout, Flags: []string{"exec-timeout"}, Usage: "seconds for balena-migrate on the device", Default: "600", Kind: Seconds, Bins: []Binary{Migrate}},
+	{Name: MaxStatusAge, Flags: []string{"max-age"}, Usage: "seconds after migration before an offline device counts as lost", Default: "900", Kind: Seconds, Bins: []Binary{CheckDone}},
+	{Name: CheckInterval, Flags: []string{"check-interval"}, Usage: "seconds between checks of one unit", Default: "60", Kind: Seconds, Bins: []Binary{CheckDone}},
+	{Name: BalenaAPI, Flags: []string{"balena-api"}, Usage: "balena API URL", Default: defaultAPIHost, Bins: workers},
+	{Name: BalenaToken, Flags: []string{"balena-token"}, Usage: "balena API token (default: ~/.balena/token)", Bins: workers, Secret: true},
+	{Name: Cloud, Flags: []string{"cloud"}, Usage: "api (native HTTPS) or cli (balena CLI on PATH)", Default: "api", Kind: Enum, Enum: []string{"api", "cli"}, Bins: workers},
+	{Name: LogTo, Flags: []string{"log-to"}, Usage: "log file, or a directory for <dir>/<binary>-<pid>.log", Bins: all},
+	{Name: LogFormat, Flags: []string{"log-format"}, Usage: "console or json", Default: "console", Kind: Enum, Enum: []string{"console", "json"}, Bins: all},
+	{Name: Color, Flags: []string{"color"}, Usage: "ON or OFF (default: ON on a terminal, NO_COLOR honoured)", Kind: Enum, Enum: []string{"on", "off"}, Bins: all, NoEnv: true},
+	{Name: Jobs, Flags: []string{"jobs", "j"}, Usage: "units handled at once by this process", Default: "1", Kind: Count, Bins: workers},
+}
+
+// Defs returns the settings that apply to bin.
+func Defs(bin Binary) []Def {
+	var out []Def
+	for _, d := range defs {
+		for _, b := range d.Bins {
+			if b == bin {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
+// lookup finds a setting by name, across binaries.
+func lookup(name string) (Def, bool) {
+	for _, d := range defs {
+		if d.Name == name {
+			return d, true
+		}
+	}
+	return Def{}, false
+}
