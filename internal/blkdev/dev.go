@@ -1,0 +1,147 @@
+package blkdev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Size returns the size of a block device (BLKGETSIZE64) or of a regular file.
+func Size(f *os.File) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if st.Mode()&os.ModeDevice == 0 {
+		return st.Size(), nil
+	}
+	var n uint64
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKGETSIZE64, uintptr(unsafe.Pointer(&n))); e != 0 {
+		return 0, fmt.Errorf("BLKGETSIZE64 %s: %w", f.Name(), e)
+	}
+	return int64(n), nil
+}
+
+// FlushBuffers drops the buffer cache of a block device (BLKFLSBUF); a no-op
+// for regular files.
+func FlushBuffers(f *os.File) error {
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeDevice == 0 {
+		return err
+	}
+	return unix.IoctlSetInt(int(f.Fd()), unix.BLKFLSBUF, 0)
+}
+
+// RereadPartitions asks the kernel to re-read the partition table (BLKRRPART).
+func RereadPartitions(f *os.File) error {
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKRRPART, 0); e != 0 {
+		return fmt.Errorf("BLKRRPART %s: %w", f.Name(), e)
+	}
+	return nil
+}
+
+// AddPartition tells the kernel about partition p of the disk open as f (BLKPG).
+func AddPartition(f *os.File, p Partition) error {
+	part := unix.BlkpgPartition{Start: p.Start, Length: p.Length, Pno: int32(p.Number)}
+	arg := unix.BlkpgIoctlArg{Op: unix.BLKPG_ADD_PARTITION, Datalen: int32(unsafe.Sizeof(part)),
+		Data: (*byte)(unsafe.Pointer(&part))}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKPG, uintptr(unsafe.Pointer(&arg))); e != 0 {
+		return fmt.Errorf("BLKPG add partition %d of %s: %w", p.Number, f.Name(), e)
+	}
+	return nil
+}
+
+// PartitionNode names partition n of disk: /dev/sda → /dev/sda1,
+// /dev/mmcblk0 → /dev/mmcblk0p1, /dev/loop3 → /dev/loop3p1.
+func PartitionNode(disk string, n int) string {
+	if last := disk[len(disk)-1]; last >= '0' && last <= '9' {
+		return disk + "p" + strconv.Itoa(n)
+	}
+	return disk + strconv.Itoa(n)
+}
+
+// Logf receives progress lines.
+type Logf func(format string, args ...any)
+
+// MakeNodes makes sure every partition in parts (extended containers aside)
+// has a device node: it re-reads the table with BLKRRPART, waits briefly for
+// the kernel, adds partitions it did not create with BLKPG, and creates
+// missing /dev nodes from sysfs. It returns the node of each partition number.
+func MakeNodes(ctx context.Context, disk string, parts []Partition, log Logf) (map[int]string, error) {
+	f, err := os.Open(disk)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := RereadPartitions(f); err != nil {
+		log("%v; adding partitions with BLKPG", err)
+	}
+	nodes := make(map[int]string)
+	kernelDeadline := time.Now().Add(2 * time.Second) // one wait for all partitions
+	for _, p := range parts {
+		if p.Extended {
+			continue
+		}
+		node := PartitionNode(disk, p.Number)
+		if err := ensureNode(ctx, f, node, p, kernelDeadline, log); err != nil {
+			return nil, err
+		}
+		nodes[p.Number] = node
+	}
+	return nodes, nil
+}
+
+func ensureNode(ctx context.Context, disk *os.File, node string, p Partition, kernelDeadline time.Time, log Logf) error {
+	sys := filepath.Join("/sys/class/block", filepath.Base(node))
+	if !waitFor(ctx, sys, time.Until(kernelDeadline)) {
+		log("kernel did not create %s; adding it with BLKPG (start %d, %d bytes)", filepath.Base(node), p.Start, p.Length)
+		if err := AddPartition(disk, p); err != nil && !errors.Is(err, unix.EBUSY) {
+			return err
+		}
+		if !waitFor(ctx, sys, 2*time.Second) {
+			return fmt.Errorf("partition %s did not appear in /sys/class/block", filepath.Base(node))
+		}
+	}
+	if waitFor(ctx, node, 500*time.Millisecond) {
+		return nil
+	}
+	return mknodFromSys(sys, node)
+}
+
+// mknodFromSys creates node as a block device with the numbers sysfs reports.
+func mknodFromSys(sys, node string) error {
+	b, err := os.ReadFile(filepath.Join(sys, "dev"))
+	if err != nil {
+		return fmt.Errorf("create %s: %w", node, err)
+	}
+	maj, min, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+	ma, err1 := strconv.Atoi(maj)
+	mi, err2 := strconv.Atoi(min)
+	if !ok || err1 != nil || err2 != nil {
+		return fmt.Errorf("create %s: bad %s/dev %q", node, sys, b)
+	}
+	if err := unix.Mknod(node, unix.S_IFBLK|0o600, int(unix.Mkdev(uint32(ma), uint32(mi)))); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("mknod %s: %w", node, err)
+	}
+	return nil
+}
+
+func waitFor(ctx context.Context, path string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
