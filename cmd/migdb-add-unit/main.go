@@ -1,0 +1,69 @@
+// Command migdb-add-unit submits devices ("units") for migration.
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/addunit"
+	"github.com/fleetmig/balena-migrate/internal/cliapp"
+	"github.com/fleetmig/balena-migrate/internal/config"
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	cliapp.Main(&cli.App{
+		Name:      string(config.AddUnit),
+		Usage:     "submit a device for migration",
+		ArgsUsage: "<unit-id>",
+		Flags: append(config.Flags(config.AddUnit),
+			&cli.StringFlag{Name: "from-csv", Usage: "submit every row of a CSV file (header: unit_id,host,user,...); all or nothing"},
+			&cli.StringFlag{Name: "retry", Usage: "move a failed unit from fail/ back to units/"},
+		),
+		HideHelpCommand: true,
+		Action:          run,
+	})
+}
+
+func run(c *cli.Context) error {
+	s, err := config.FromCLI(c, config.AddUnit)
+	if err != nil {
+		return err
+	}
+	log, closer, err := cliapp.Logger(s, config.AddUnit)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	modes := 0
+	for _, set := range []bool{c.NArg() > 0, c.IsSet("from-csv"), c.IsSet("retry")} {
+		if set {
+			modes++
+		}
+	}
+	if modes != 1 || c.NArg() > 1 {
+		return cliapp.Usagef("give exactly one of: a unit id, --from-csv FILE, --retry ID (see --help)")
+	}
+	a := &addunit.Adder{Base: s.Path(config.DBDir), Settings: s, Now: time.Now}
+	switch {
+	case c.IsSet("retry"):
+		p, err := addunit.Retry(a.Base, c.String("retry"))
+		if err != nil {
+			return err
+		}
+		log.Info().Str("unit", c.String("retry")).Str("file", p).Msg("unit moved back to units/ for another try")
+	case c.IsSet("from-csv"):
+		n, err := a.AddCSV(c.String("from-csv"))
+		if err != nil {
+			return err
+		}
+		log.Info().Int("units", n).Msg(fmt.Sprintf("added %d units from %s", n, c.String("from-csv")))
+	default:
+		p, err := a.Add(c.Args().First())
+		if err != nil {
+			return err
+		}
+		log.Info().Str("unit", c.Args().First()).Str("file", p).Msg("unit added")
+	}
+	return nil
+}

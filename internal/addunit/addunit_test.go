@@ -1,0 +1,219 @@
+package addunit
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "addunit-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "migdb-add-unit")
+	out, err := exec.Command("go", "build", "-o", binary, "github.com/fleetmig/balena-migrate/cmd/migdb-add-unit").CombinedOutput()
+	if err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code        int
+	out, errOut string
+}
+
+func run(t *testing.T, base string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"--base", base, "--color", "OFF"}, args...)...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + base}, env...)
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, o.String(), e.String()}
+}
+
+// files lists every file under base (relative), to prove "nothing written".
+func files(t *testing.T, base string) []string {
+	var out []string
+	filepath.Walk(base, func(p string, info os.FileInfo, err error) error {
+		if err == nil && p != base {
+			rel, _ := filepath.Rel(base, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}
+
+func TestEightRacingProcessesOneWinner(t *testing.T) {
+	base := t.TempDir()
+	var wg sync.WaitGroup
+	results := make([]result, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = run(t, base, nil, "--host", "10.0.0.1", "same-id")
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, r := range results {
+		switch r.code {
+		case 0:
+			wins++
+		case 1:
+			if !strings.Contains(r.errOut, "already") || !strings.Contains(r.errOut, "unit-same-id-") {
+				t.Errorf("loser message %q does not name the existing file", r.errOut)
+			}
+		default:
+			t.Errorf("exit %d: %s", r.code, r.errOut)
+		}
+	}
+	units, _ := filepath.Glob(filepath.Join(base, "db", "*", "*same-id*"))
+	if wins != 1 || len(units) != 1 {
+		t.Fatalf("%d winners, files %v", wins, units)
+	}
+	left, _ := os.ReadDir(filepath.Join(base, "db", "tmp"))
+	if len(left) != 0 {
+		t.Fatalf("tmp/ holds %v", left)
+	}
+}
+
+func TestHostileIDsWriteNothing(t *testing.T) {
+	for _, id := range []string{"../x", "a/b", "$(id)", "-x", "", "with space", "new\nline", ".x", "`id`"} {
+		base := t.TempDir()
+		r := run(t, base, nil, "--", id)
+		if r.code != 2 || !strings.Contains(r.errOut, "invalid unit id") {
+			t.Errorf("id %q: exit %d %q", id, r.code, r.errOut)
+		}
+		if f := files(t, base); len(f) != 0 {
+			t.Errorf("id %q wrote %v", id, f)
+		}
+		if r := run(t, base, nil, "--retry", id); r.code != 2 || len(files(t, base)) != 0 {
+			t.Errorf("--retry %q: exit %d, files %v", id, r.code, files(t, base))
+		}
+	}
+}
+
+func TestBadSettingsExit2(t *testing.T) {
+	base := t.TempDir()
+	r := run(t, base, []string{"MIG_SSH_PORT=abc"}, "dev")
+	if r.code != 2 || !strings.Contains(r.errOut, "MIG_SSH_PORT") || !strings.Contains(r.errOut, "environment variable") {
+		t.Fatalf("exit %d %q", r.code, r.errOut)
+	}
+	cfg := filepath.Join(base, "bad.cfg")
+	os.WriteFile(cfg, []byte("MIG_SSH_PORT=0\n"), 0o600)
+	r = run(t, base, nil, "--cfg", cfg, "dev")
+	if r.code != 2 || !strings.Contains(r.errOut, "settings file "+cfg) {
+		t.Fatalf("exit %d %q", r.code, r.errOut)
+	}
+	if r := run(t, base, nil, "--cfg", filepath.Join(base, "nope"), "dev"); r.code != 2 {
+		t.Fatalf("unreadable cfg: exit %d", r.code)
+	}
+	if f := files(t, base); len(f) != 1 {
+		t.Fatalf("wrote %v", f)
+	}
+}
+
+func TestPrecedenceIntoUnitFileAndSecrets(t *testing.T) {
+	base := t.TempDir()
+	cfg := filepath.Join(base, "mig.cfg")
+	os.WriteFile(cfg, []byte("MIG_SSH_USER=fromfile\n"), 0o600)
+	r := run(t, base, []string{"MIG_SSH_USER=fromenv", "MIG_APP=org/fleet", "MIG_SSH_PORT=2022"},
+		"--cfg", cfg, "-u", "fromflag", "-p", "2222", "--passwd", "hunter2 $x", "dev-9")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.errOut)
+	}
+	if strings.Contains(r.out+r.errOut, "hunter2") {
+		t.Fatal("password reached the log")
+	}
+	paths, _ := filepath.Glob(filepath.Join(base, "db", "units", "unit-dev-9-*"))
+	data, _ := os.ReadFile(paths[0])
+	st, _ := os.Stat(paths[0])
+	for _, want := range []string{"MIG_SSH_USER=fromfile", "MIG_APP=org/fleet", "MIG_SSH_PORT=2222", `MIG_SSH_PASSWD="hunter2 \$x"`, "STATUS=INIT"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("unit file lacks %s:\n%s", want, data)
+		}
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %o", st.Mode().Perm())
+	}
+}
+
+func TestCSVAllOrNothing(t *testing.T) {
+	base := t.TempDir()
+	good := filepath.Join(base, "good.csv")
+	os.WriteFile(good, []byte("unit_id,host,user,port,passwd,ssh_opts\nd1,10.0.0.1,pi,22,,\nd2,10.0.0.2,pi,2222,pw,-o ConnectTimeout=5\n"), 0o600)
+	bad := filepath.Join(base, "bad.csv")
+	os.WriteFile(bad, []byte("unit_id,host,port\nd3,10.0.0.3,22\nd4,10.0.0.4,notaport\n"), 0o600)
+	dup := filepath.Join(base, "dup.csv")
+	os.WriteFile(dup, []byte("unit_id,host\nd5,h\nd1,h\n"), 0o600)
+	hostile := filepath.Join(base, "hostile.csv")
+	os.WriteFile(hostile, []byte("unit_id,host\nd6,h\n$(id),h\n"), 0o600)
+	if r := run(t, base, nil, "--from-csv", bad); r.code != 2 || !strings.Contains(r.errOut, "line 3") {
+		t.Fatalf("bad csv: exit %d %q", r.code, r.errOut)
+	}
+	if r := run(t, base, nil, "--from-csv", hostile); r.code != 2 || !strings.Contains(r.errOut, "line 3") {
+		t.Fatalf("hostile csv: exit %d %q", r.code, r.errOut)
+	}
+	if units, _ := filepath.Glob(filepath.Join(base, "db", "units", "*")); len(units) != 0 {
+		t.Fatalf("a bad CSV wrote %v", units)
+	}
+	r := run(t, base, nil, "--from-csv", good)
+	if r.code != 0 || !strings.Contains(r.out, "added 2 units") {
+		t.Fatalf("good csv: exit %d %q %q", r.code, r.out, r.errOut)
+	}
+	if r := run(t, base, nil, "--from-csv", dup); r.code != 1 || !strings.Contains(r.errOut, "d1") {
+		t.Fatalf("existing id: exit %d %q", r.code, r.errOut)
+	}
+	units, _ := filepath.Glob(filepath.Join(base, "db", "units", "*"))
+	if len(units) != 2 {
+		t.Fatalf("units %v", units)
+	}
+	d2, _ := filepath.Glob(filepath.Join(base, "db", "units", "unit-d2-*"))
+	data, _ := os.ReadFile(d2[0])
+	if !strings.Contains(string(data), `MIG_SSH_OPTS="-o ConnectTimeout=5"`) || !strings.Contains(string(data), "MIG_SSH_PORT=2222") {
+		t.Fatalf("d2:\n%s", data)
+	}
+}
+
+func TestRetryFromFail(t *testing.T) {
+	base := t.TempDir()
+	if r := run(t, base, nil, "dev-r"); r.code != 0 {
+		t.Fatal(r.errOut)
+	}
+	src, _ := filepath.Glob(filepath.Join(base, "db", "units", "unit-dev-r-*"))
+	tag := src[0][strings.LastIndex(src[0], "-")+1:]
+	data, _ := os.ReadFile(src[0])
+	data = append(data, []byte("FAIL_TS=1\nFAIL_CLASS=refused\nFAIL_MSG=\"no route\"\nMIG_CONN_RETRIES=3\nDUE_TS=99999999999\nDEVICE_ID=abc\n")...)
+	os.WriteFile(filepath.Join(base, "db", "fail", "fail-dev-r-"+tag), data, 0o600)
+	os.Remove(src[0])
+	r := run(t, base, nil, "--retry", "dev-r")
+	if r.code != 0 {
+		t.Fatalf("exit %d %s", r.code, r.errOut)
+	}
+	back, _ := os.ReadFile(filepath.Join(base, "db", "units", "unit-dev-r-"+tag))
+	s := string(back)
+	if strings.Contains(s, "FAIL_") || strings.Contains(s, "MIG_CONN_RETRIES") || strings.Contains(s, "DUE_TS") || !strings.Contains(s, "DEVICE_ID=abc") {
+		t.Fatalf("after retry:\n%s", s)
+	}
+	if r := run(t, base, nil, "--retry", "nope"); r.code != 1 || !strings.Contains(r.errOut, "no unit nope") {
+		t.Fatalf("unknown: exit %d %q", r.code, r.errOut)
+	}
+}

@@ -1,0 +1,112 @@
+// Package cliapp holds what the four command-line programs share: exit codes
+// (SPEC §12), process logging from settings, and signal handling.
+package cliapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/fleetmig/balena-migrate/internal/config"
+	"github.com/fleetmig/balena-migrate/internal/logging"
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes.
+const (
+	ExitOK     = 0
+	ExitFailed = 1 // the job failed
+	ExitUsage  = 2 // bad usage or bad settings
+)
+
+// UsageError marks bad usage or bad input: exit code 2.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usagef builds a UsageError.
+func Usagef(format string, a ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, a...)}
+}
+
+// Code maps an error to the process exit code.
+func Code(err error) int {
+	var ue *UsageError
+	var ec cli.ExitCoder
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue), errors.Is(err, config.ErrInvalid):
+		return ExitUsage
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	}
+	return ExitFailed
+}
+
+// Main runs app and exits with the right code; errors are printed as one
+// line naming the program, never as a stack trace.
+func Main(app *cli.App) {
+	app.ExitErrHandler = func(*cli.Context, error) {}
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return &UsageError{Err: err} }
+	err := app.Run(os.Args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
+	}
+	os.Exit(Code(err))
+}
+
+// Logger opens the process log described by the settings.
+func Logger(s *config.Settings, bin config.Binary) (zerolog.Logger, io.Closer, error) {
+	l, c, err := logging.Open(logging.Options{
+		Binary: string(bin),
+		To:     s.Path(config.LogTo),
+		Format: s.Lower(config.LogFormat),
+		Color:  s.Lower(config.Color),
+	})
+	if err != nil {
+		return l, c, &UsageError{Err: err}
+	}
+	for _, w := range s.Warnings {
+		l.Warn().Msg(w)
+	}
+	return l, c, nil
+}
+
+// Signals returns a context cancelled by the first SIGINT or SIGTERM (a
+// graceful stop) and a second one cancelled by a second signal (abandon the
+// work in hand, handing units back).
+func Signals(parent context.Context) (graceful, hard context.Context, stop func()) {
+	graceful, cancelGraceful := context.WithCancel(parent)
+	hard, cancelHard := context.WithCancel(parent)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-ch:
+				n++
+				cancelGraceful()
+				if n > 1 {
+					cancelHard()
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return graceful, hard, func() {
+		signal.Stop(ch)
+		close(done)
+		cancelGraceful()
+		cancelHard()
+	}
+}
