@@ -20,7 +20,7 @@ import (
 
 // Adder writes new units into a database.
 type Adder struct {
-	Base     string // the database is opened (and created) only to write
+	Base     string           // the database is opened (and created) only to write
 	Settings *config.Settings // unit-specific values are copied into each unit
 	Now      func() time.Time
 }
