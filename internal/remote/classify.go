@@ -1,0 +1,115 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+)
+
+// Error classes. Every error this package returns wraps exactly one of them;
+// test with errors.Is, or ask Class for the name.
+var (
+	ErrDNS         = errors.New("dns")
+	ErrRefused     = errors.New("refused")
+	ErrUnreachable = errors.New("unreachable")
+	ErrAuth        = errors.New("auth")
+	ErrHostKey     = errors.New("host_key")
+	ErrTimeout     = errors.New("timeout")
+	ErrTransfer    = errors.New("transfer")
+)
+
+var classes = []error{ErrHostKey, ErrAuth, ErrTimeout, ErrDNS, ErrRefused, ErrUnreachable, ErrTransfer}
+
+// Class names the class of err: "dns", "refused", "unreachable", "auth",
+// "host_key", "timeout" or "transfer"; "other" for an error of none of them
+// and "" for nil. These are the FAIL_CLASS words of the unit file.
+func Class(err error) string {
+	if err == nil {
+		return ""
+	}
+	for _, c := range classes {
+		if errors.Is(err, c) {
+			return c.Error()
+		}
+	}
+	return "other"
+}
+
+// classError is an error of one class: its text is the cause's text, and
+// errors.Is finds both the class and everything the cause wraps.
+type classError struct {
+	class error
+	err   error
+}
+
+func (e *classError) Error() string   { return e.err.Error() }
+func (e *classError) Unwrap() []error { return []error{e.class, e.err} }
+
+// withClass wraps err in class unless it already has a class.
+func withClass(class, err error) error {
+	if err == nil || Class(err) != "other" {
+		return err
+	}
+	return &classError{class: class, err: err}
+}
+
+// classifyNet gives a connection-level error its class: context deadlines
+// and network timeouts are timeout, name lookups dns, ECONNREFUSED refused,
+// missing routes unreachable, and x/crypto's "unable to authenticate" auth.
+// Errors that already carry a class (host keys) keep it; anything else is
+// returned with fallback, or unchanged when fallback is nil.
+func classifyNet(err error, fallback error) error {
+	if err == nil || Class(err) != "other" {
+		return err
+	}
+	var dnsErr *net.DNSError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return withClass(ErrTimeout, err)
+	case errors.As(err, &dnsErr):
+		return withClass(ErrDNS, err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return withClass(ErrRefused, err)
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.Is(err, syscall.EHOSTDOWN), errors.Is(err, syscall.ENETDOWN):
+		return withClass(ErrUnreachable, err)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return withClass(ErrTimeout, err)
+	case strings.Contains(err.Error(), "unable to authenticate"):
+		// x/crypto/ssh reports an exhausted authentication only in text.
+		return withClass(ErrAuth, err)
+	}
+	if fallback != nil {
+		return withClass(fallback, err)
+	}
+	return err
+}
+
+// HostKeyError is a host key the policy refuses. Changed is true when
+// known_hosts holds a different key for the host (never accepted, whatever
+// the policy short of off); false when the host is unknown under strict, or
+// the key is revoked.
+type HostKeyError struct {
+	Host        string // as written in known_hosts: host or [host]:port
+	KnownHosts  string // file consulted
+	Fingerprint string // SHA256 fingerprint of the key the server offered
+	Changed     bool
+	Line        int // known_hosts line of the conflicting key when Changed
+	Reason      string
+}
+
+func (e *HostKeyError) Error() string {
+	if e.Changed {
+		return fmt.Sprintf("host key for %s changed (server offers %s; %s:%d holds another key): refusing to connect; if the device was reinstalled, remove that line",
+			e.Host, e.Fingerprint, e.KnownHosts, e.Line)
+	}
+	return fmt.Sprintf("host key %s for %s refused: %s", e.Fingerprint, e.Host, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrHostKey) true for a HostKeyError.
+func (e *HostKeyError) Is(target error) bool { return target == ErrHostKey }

@@ -1,0 +1,229 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/user"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// Client is a logged-in SSH connection to one device. Its methods may be
+// called from several goroutines.
+type Client struct {
+	opts Options
+	conn *ssh.Client
+	auth string
+	stop chan struct{} // closed by Close; ends the keepalive loop
+
+	mu        sync.Mutex
+	closed    bool
+	cleanup   []func() error
+	sftp      *sftp.Client
+	sftpKnown bool // whether sftp was tried (sftp nil: the device has none)
+}
+
+// ciphers puts the AEAD ciphers first: chacha20-poly1305 is fast on devices
+// without AES instructions (most Raspberry Pis), AES-GCM where they exist.
+var ciphers = []string{
+	"chacha20-poly1305@openssh.com", ssh.CipherAES128GCM, "aes256-gcm@openssh.com",
+	"aes128-ctr", "aes192-ctr", "aes256-ctr",
+}
+
+// Dial connects to the device, checks its host key and logs in, all within
+// the connect timeout (and ctx). Errors carry the classes dns, refused,
+// unreachable, timeout, host_key or auth.
+func Dial(ctx context.Context, o Options) (*Client, error) {
+	if o.Host == "" {
+		return nil, errors.New("ssh: no host given")
+	}
+	if o.User == "" {
+		u, err := user.Current()
+		if err != nil {
+			return nil, fmt.Errorf("ssh: no user given: %w", err)
+		}
+		o.User = u.Username
+	}
+	addr := hostPort(o.Host, o.port())
+	cfg, st, err := o.clientConfig(addr)
+	if err != nil {
+		return nil, err
+	}
+	closeAgent := func() {
+		if st.agent != nil {
+			st.agent.Close()
+		}
+	}
+	conn, err := handshake(ctx, addr, cfg, o.connectTimeout())
+	if err != nil {
+		closeAgent()
+		return nil, fmt.Errorf("ssh %s@%s: %w", o.User, addr, err)
+	}
+	c := &Client{opts: o, conn: conn, stop: make(chan struct{})}
+	c.auth, _ = st.last.Load().(string)
+	if st.agent != nil {
+		c.cleanup = append(c.cleanup, st.agent.Close)
+	}
+	if ka := o.keepAlive(); ka > 0 {
+		go c.keepAlive(ka)
+	}
+	return c, nil
+}
+
+func (o Options) clientConfig(addr string) (*ssh.ClientConfig, *authState, error) {
+	khFile, err := o.knownHosts()
+	if err != nil {
+		return nil, nil, withClass(ErrHostKey, err)
+	}
+	policy := o.policy()
+	if _, err := ParsePolicy(string(policy)); err != nil {
+		return nil, nil, withClass(ErrHostKey, err)
+	}
+	hk := &hostKeys{file: khFile, policy: policy, host: addr, log: o.Log}
+	st := &authState{}
+	methods, err := o.authMethods(st)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := &ssh.ClientConfig{
+		User:              o.User,
+		Auth:              methods,
+		HostKeyCallback:   hk.check,
+		HostKeyAlgorithms: hk.knownAlgorithms(),
+		Timeout:           o.connectTimeout(),
+		ClientVersion:     "SSH-2.0-balena-migrate",
+	}
+	cfg.Ciphers = ciphers
+	return cfg, st, nil
+}
+
+// handshake dials TCP and runs the SSH handshake, aborting both when ctx
+// ends or the timeout passes.
+func handshake(ctx context.Context, addr string, cfg *ssh.ClientConfig, timeout time.Duration) (*ssh.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	tcp, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, classifyNet(fmt.Errorf("connect: %w", err), nil)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		tcp.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { tcp.SetDeadline(time.Unix(1, 0)) })
+	cc, chans, reqs, err := ssh.NewClientConn(tcp, addr, cfg)
+	stop()
+	if err != nil {
+		tcp.Close()
+		if ctx.Err() != nil && Class(err) == "other" {
+			err = fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+		return nil, classifyNet(err, nil)
+	}
+	tcp.SetDeadline(time.Time{})
+	return ssh.NewClient(cc, chans, reqs), nil
+}
+
+// keepAlive sends OpenSSH keepalive requests every interval and closes the
+// connection after three go unanswered, so a vanished device fails the
+// operation in hand instead of hanging it.
+func (c *Client) keepAlive(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	missed := 0
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		select {
+		case err := <-reply:
+			if err != nil {
+				return // connection gone
+			}
+			missed = 0
+		case <-time.After(interval):
+			missed++
+		case <-c.stop:
+			return
+		}
+		if missed >= 3 {
+			c.opts.Log.Warn().Str("host", c.opts.Host).Msg("ssh keepalive: no answer, closing connection")
+			c.conn.Close()
+			return
+		}
+	}
+}
+
+// AuthMethod is the login method that worked: "publickey", "password" or
+// "keyboard-interactive".
+func (c *Client) AuthMethod() string { return c.auth }
+
+// User is the login user.
+func (c *Client) User() string { return c.opts.User }
+
+// Close ends the connection and everything opened on it.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	close(c.stop)
+	if c.sftp != nil {
+		c.sftp.Close()
+	}
+	err := c.conn.Close()
+	for _, f := range c.cleanup {
+		f()
+	}
+	return err
+}
+
+// sftpClient opens the SFTP session once; nil without error when the
+// device offers no sftp subsystem.
+func (c *Client) sftpClient() (*sftp.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sftpKnown {
+		return c.sftp, nil
+	}
+	sess, err := c.conn.NewSession()
+	if err != nil {
+		return nil, classifyNet(fmt.Errorf("ssh session: %w", err), ErrTransfer)
+	}
+	if err := sess.RequestSubsystem("sftp"); err != nil {
+		sess.Close()
+		c.sftpKnown = true
+		return nil, nil
+	}
+	w, err1 := sess.StdinPipe()
+	r, err2 := sess.StdoutPipe()
+	if err := errors.Join(err1, err2); err != nil {
+		sess.Close()
+		return nil, withClass(ErrTransfer, err)
+	}
+	cl, err := sftp.NewClientPipe(r, w,
+		sftp.UseConcurrentWrites(true),
+		sftp.MaxConcurrentRequestsPerFile(64),
+		sftp.UseFstat(true))
+	if err != nil {
+		sess.Close()
+		return nil, classifyNet(fmt.Errorf("sftp: %w", err), ErrTransfer)
+	}
+	c.sftp, c.sftpKnown = cl, true
+	c.cleanup = append(c.cleanup, sess.Close)
+	return cl, nil
+}

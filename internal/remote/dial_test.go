@@ -1,0 +1,227 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/sshtest"
+)
+
+func TestDialWithKeyRunsCommands(t *testing.T) {
+	d := newDevice(t, sshtest.Config{}, sshtest.UserConfig{})
+	c := dialT(t, d.opts())
+	if c.AuthMethod() != AuthPublicKey {
+		t.Errorf("AuthMethod = %q, want publickey", c.AuthMethod())
+	}
+	if got := runOut(t, c, "id -un; pwd"); got != d.user.Name+"\n"+d.user.Home {
+		t.Errorf("id -un; pwd = %q", got)
+	}
+	arch, err := c.Arch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if local := runLocal(t, "uname", "-m"); arch != local {
+		t.Errorf("Arch = %q, want %q", arch, local)
+	}
+	code, err := c.Run(context.Background(), "echo out; echo err >&2; exit 7", nil, nil)
+	if err != nil || code != 7 {
+		t.Errorf("exit 7: code %d, err %v", code, err)
+	}
+}
+
+func TestDialWithPassword(t *testing.T) {
+	d := newDevice(t, sshtest.Config{Password: true}, sshtest.UserConfig{Password: "Pw-dial-42"})
+	o := d.passwordOpts(t)
+	c := dialT(t, o)
+	// keyboard-interactive is offered first and answered with the password.
+	if c.AuthMethod() != AuthKeyboardInteractive {
+		t.Errorf("AuthMethod = %q, want keyboard-interactive", c.AuthMethod())
+	}
+	if got := runOut(t, c, "id -un"); got != d.user.Name {
+		t.Errorf("id -un = %q", got)
+	}
+	if s := o.String(); strings.Contains(s, o.Password) {
+		t.Errorf("Options.String shows the password: %s", s)
+	}
+}
+
+func TestAuthFailures(t *testing.T) {
+	d := newDevice(t, sshtest.Config{Password: true}, sshtest.UserConfig{Password: "Pw-right-1"})
+	other := filepath.Join(t.TempDir(), "other")
+	if _, err := sshtest.GenerateKey(other); err != nil {
+		t.Fatal(err)
+	}
+	wrongKey := d.opts()
+	wrongKey.KeyFiles = []string{other}
+	wrongPw := d.passwordOpts(t)
+	wrongPw.Password = "Pw-wrong-2"
+	missing := d.opts()
+	missing.KeyFiles = []string{filepath.Join(t.TempDir(), "absent")}
+	for name, o := range map[string]Options{"wrong key": wrongKey, "wrong password": wrongPw, "missing key file": missing} {
+		_, err := Dial(context.Background(), o)
+		if Class(err) != "auth" || !errors.Is(err, ErrAuth) {
+			t.Errorf("%s: class %q, err %v", name, Class(err), err)
+		}
+		if err != nil && strings.Contains(err.Error(), "Pw-") {
+			t.Errorf("%s: error shows a password: %v", name, err)
+		}
+	}
+	_, err := Dial(context.Background(), missing)
+	if err == nil || !strings.Contains(err.Error(), "absent") {
+		t.Errorf("missing key file error does not name the file: %v", err)
+	}
+}
+
+func TestHostKeyPolicies(t *testing.T) {
+	d := newDevice(t, sshtest.Config{}, sshtest.UserConfig{})
+	fresh := filepath.Join(t.TempDir(), "sub", "known_hosts")
+	o := d.opts()
+	o.KnownHosts = fresh
+
+	if _, err := Dial(context.Background(), o); Class(err) != "host_key" || !isChanged(err, false) {
+		t.Fatalf("strict, unknown host: want host_key (not changed), got %v", err)
+	}
+	o.HostKeyPolicy = AcceptNew
+	dialT(t, o).Close()
+	data, _ := os.ReadFile(fresh)
+	if got, want := strings.TrimSpace(string(data)), d.srv.KnownHostsLine(); got != want {
+		t.Fatalf("accept-new recorded %q, want %q", got, want)
+	}
+	o.HostKeyPolicy = Strict
+	dialT(t, o).Close() // recorded key now satisfies strict
+
+	if err := d.srv.ChangeHostKey(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []HostKeyPolicy{Strict, AcceptNew} {
+		o.HostKeyPolicy = p
+		_, err := Dial(context.Background(), o)
+		if !errors.Is(err, ErrHostKey) || !isChanged(err, true) {
+			t.Errorf("%s, changed key: want changed host_key error, got %v", p, err)
+		}
+	}
+	after, _ := os.ReadFile(fresh)
+	if string(after) != string(data) {
+		t.Errorf("known_hosts modified after a changed key:\n%s", after)
+	}
+	o.HostKeyPolicy = Off
+	dialT(t, o).Close()
+}
+
+func isChanged(err error, want bool) bool {
+	var hk *HostKeyError
+	return errors.As(err, &hk) && hk.Changed == want
+}
+
+func TestAcceptNewConcurrentDialsRecordOnce(t *testing.T) {
+	d := newDevice(t, sshtest.Config{}, sshtest.UserConfig{})
+	o := d.opts()
+	o.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
+	writeFile(t, o.KnownHosts, "# operator comment without newline")
+	o.HostKeyPolicy = AcceptNew
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 6 {
+		wg.Go(func() {
+			c, err := Dial(context.Background(), o)
+			if err == nil {
+				c.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	data, _ := os.ReadFile(o.KnownHosts)
+	want := "# operator comment without newline\n" + d.srv.KnownHostsLine() + "\n"
+	if string(data) != want {
+		t.Errorf("known_hosts after 6 concurrent accept-new dials:\n%q\nwant\n%q", data, want)
+	}
+}
+
+func TestDialNetworkErrorClasses(t *testing.T) {
+	base := Options{User: "nobody", Password: "x", NoAgent: true, HostKeyPolicy: Off, ConnectTimeout: 2 * time.Second}
+
+	// A port nobody listens on.
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	refused := base
+	refused.Host, refused.Port = "127.0.0.1", port
+
+	// A listener that accepts and never says a word.
+	silent, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	mute := base
+	mute.Host, mute.Port, mute.ConnectTimeout = "127.0.0.1", silent.Addr().(*net.TCPAddr).Port, 500*time.Millisecond
+
+	dns := base
+	dns.Host = "device.does-not-exist.invalid"
+
+	for want, o := range map[string]Options{"refused": refused, "timeout": mute, "dns": dns} {
+		start := time.Now()
+		_, err := Dial(context.Background(), o)
+		if Class(err) != want {
+			t.Errorf("%s: class %q, err %v", want, Class(err), err)
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Errorf("%s: took %v", want, time.Since(start))
+		}
+	}
+}
+
+func TestClassifyUnreachable(t *testing.T) {
+	for _, errno := range []error{syscallEHOSTUNREACH, syscallENETUNREACH} {
+		err := classifyNet(&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}, nil)
+		if Class(err) != "unreachable" {
+			t.Errorf("%v: class %q", errno, Class(err))
+		}
+	}
+	if Class(nil) != "" || Class(errors.New("x")) != "other" {
+		t.Error("Class(nil) must be \"\", Class(unclassified) \"other\"")
+	}
+	if c := Class(withClass(ErrTransfer, withClass(ErrTimeout, errors.New("x")))); c != "timeout" {
+		t.Errorf("first class must stick, got %q", c)
+	}
+}
+
+func TestRunTimeoutKillsCommand(t *testing.T) {
+	d := newDevice(t, sshtest.Config{}, sshtest.UserConfig{})
+	c := dialT(t, d.opts())
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	var out strings.Builder
+	start := time.Now()
+	_, err := c.Run(ctx, "echo started; sleep 30", &out, nil)
+	if Class(err) != "timeout" || time.Since(start) > 5*time.Second {
+		t.Fatalf("want timeout within 5s, got %v after %v", err, time.Since(start))
+	}
+	if out.String() != "started\n" {
+		t.Errorf("output before the timeout = %q", out.String())
+	}
+	// The connection is still usable.
+	if got := runOut(t, c, "echo again"); got != "again" {
+		t.Errorf("after timeout: %q", got)
+	}
+}

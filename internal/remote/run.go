@@ -1,0 +1,202 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// Run runs cmd (a shell command line, run by the login shell in the login
+// directory) and streams its output to stdout and stderr as it arrives (nil
+// discards). It returns the exit status; err is nil when the command ran to
+// an exit, whatever its status. When ctx ends first the command is killed
+// and err has class timeout; a lost connection is an error too.
+func (c *Client) Run(ctx context.Context, cmd string, stdout, stderr io.Writer) (int, error) {
+	return c.run(ctx, cmd, nil, stdout, stderr)
+}
+
+func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	sess, err := c.conn.NewSession()
+	if err != nil {
+		return -1, classifyNet(fmt.Errorf("ssh session: %w", err), nil)
+	}
+	defer sess.Close()
+	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, stderr
+	if err := sess.Start(cmd); err != nil {
+		return -1, classifyNet(fmt.Errorf("start remote command: %w", err), nil)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		sess.Signal(ssh.SIGKILL)
+		sess.Close()
+		return -1, withClass(ErrTimeout, fmt.Errorf("remote command: %w", ctx.Err()))
+	}
+	var exit *ssh.ExitError
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.As(err, &exit) && exit.Signal() == "":
+		return exit.ExitStatus(), nil
+	case errors.As(err, &exit):
+		return -1, fmt.Errorf("remote command killed by signal %s", exit.Signal())
+	}
+	return -1, classifyNet(fmt.Errorf("remote command: %w", err), nil)
+}
+
+// Output runs cmd and returns its standard output; a non-zero exit is an
+// error quoting the command's standard error.
+func (c *Client) Output(ctx context.Context, cmd string) ([]byte, error) {
+	return c.output(ctx, cmd, nil)
+}
+
+func (c *Client) output(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
+	var out, errOut bytes.Buffer
+	code, err := c.run(ctx, cmd, stdin, &out, &limitedBuffer{b: &errOut, max: 4096})
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return out.Bytes(), fmt.Errorf("remote %q exited %d: %s", firstWord(cmd), code, strings.TrimSpace(errOut.String()))
+	}
+	return out.Bytes(), nil
+}
+
+// Arch is the device's `uname -m` (x86_64, armv7l, aarch64, ...).
+func (c *Client) Arch(ctx context.Context) (string, error) {
+	out, err := c.Output(ctx, "uname -m")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// IsRoot reports whether the login user is root (commands need no sudo).
+func (c *Client) IsRoot() bool { return c.opts.User == "root" }
+
+// rootPrefix returns what makes a command run as root, and the stdin sudo
+// needs: nothing for root; `sudo -n` when the login used a key (the sudoers
+// rule must not ask for a password); `sudo -S -p ''` reading the password
+// from stdin when the login used the password.
+func (c *Client) rootPrefix() (string, string) {
+	switch {
+	case c.IsRoot():
+		return "", ""
+	case c.auth == AuthPublicKey || c.opts.Password == "":
+		return "sudo -n ", ""
+	}
+	return "sudo -S -p '' ", c.opts.Password + "\n"
+}
+
+// RunAsRoot runs argv as root in dir (relative to the login directory; ""
+// for the login directory itself), through sudo unless the login user is
+// root, streaming output like Run. With sudo -S the password goes to sudo on
+// stdin, never on a command line or in the output; if sudo does not ask for
+// it the command finds it on its stdin, so commands run this way must not
+// echo their input.
+func (c *Client) RunAsRoot(ctx context.Context, dir string, argv []string, stdout, stderr io.Writer) (int, error) {
+	prefix, stdin := c.rootPrefix()
+	cmd := prefix + quoteArgs(argv)
+	if dir != "" {
+		cmd = "cd " + shellQuote(dir) + " && " + cmd
+	}
+	var in io.Reader
+	if stdin != "" {
+		in = strings.NewReader(stdin)
+	}
+	return c.run(ctx, cmd, in, stdout, stderr)
+}
+
+// StartDetachedAsRoot starts argv as root in a new session that survives
+// this connection (setsid/nohup, output discarded) a second after it
+// returns, e.g. reboot. It does not wait for argv. A connection that drops
+// meanwhile counts as success: the command was sent.
+func (c *Client) StartDetachedAsRoot(ctx context.Context, argv []string) error {
+	prefix, stdin := c.rootPrefix()
+	launch := `s=; command -v setsid >/dev/null 2>&1 && s=setsid; $s nohup sh -c 'sleep 1; exec "$@"' sh ` +
+		prefix + quoteArgs(argv) + ` >/dev/null 2>&1`
+	var cmd string
+	var in io.Reader
+	if stdin == "" {
+		cmd = launch + " </dev/null &"
+	} else {
+		// The shell reads the password before it backgrounds anything and
+		// hands it to sudo through a pipe: never on a command line.
+		cmd = `IFS= read -r p; printf '%s\n' "$p" | ` + launch + " &"
+		in = strings.NewReader(stdin)
+	}
+	code, err := c.run(ctx, cmd, in, nil, nil)
+	if err != nil {
+		if dropped(err) {
+			return nil
+		}
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("starting detached %q exited %d", firstWord(quoteArgs(argv)), code)
+	}
+	return nil
+}
+
+// dropped reports a connection that went away under a command.
+func dropped(err error) bool {
+	var missing *ssh.ExitMissingError
+	return errors.As(err, &missing) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET)
+}
+
+// WriteFile writes data to path (relative to the login directory) with
+// mode, atomically: a temporary file renamed into place.
+func (c *Client) WriteFile(ctx context.Context, path string, data []byte, mode uint32) error {
+	cmd := fmt.Sprintf("umask 077 && cat > %[1]s && chmod %[2]o %[1]s && mv -f %[1]s %[3]s",
+		shellQuote(path+".bm-tmp"), mode&0o7777, shellQuote(path))
+	if _, err := c.output(ctx, cmd, bytes.NewReader(data)); err != nil {
+		return withClass(ErrTransfer, fmt.Errorf("write %s: %w", path, err))
+	}
+	return nil
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func quoteArgs(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = shellQuote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+func firstWord(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return s
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
