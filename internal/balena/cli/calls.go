@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/balena"
+)
+
+// Whoami runs `balena whoami` and reads its USERNAME and EMAIL lines. The
+// CLI does not print the user id, so User.ID is 0.
+func (c *Client) Whoami(ctx context.Context) (balena.User, error) {
+	out, err := c.run(ctx, "check credentials", "whoami")
+	if err != nil {
+		return balena.User{}, withLoginAdvice(err)
+	}
+	var u balena.User
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(strings.ToUpper(key)) {
+		case "USERNAME":
+			u.Username = strings.TrimSpace(val)
+		case "EMAIL":
+			u.Email = strings.TrimSpace(val)
+		}
+	}
+	if u.Username == "" {
+		return balena.User{}, &balena.Error{Op: "check credentials", Class: balena.ErrInvalid,
+			Msg: "balena whoami printed no USERNAME: " + firstLines(string(out), 2)}
+	}
+	return u, nil
+}
+
+// withLoginAdvice adds what to do to an ErrUnauthorized from the CLI.
+func withLoginAdvice(err error) error {
+	var be *balena.Error
+	if errors.As(err, &be) && be.Class == balena.ErrUnauthorized {
+		be.Msg += " (the balena CLI is not logged in or its token was rejected: run balena login)"
+	}
+	return err
+}
+
+// deviceInfo is what this package reads from `balena device <uuid> --json`.
+type deviceInfo struct {
+	ID       int64  `json:"id"`
+	UUID     string `json:"uuid"`
+	IsOnline bool   `json:"is_online"`
+	Fleet    string `json:"fleet"`
+}
+
+// device runs `balena device <uuid> --json`; found is false when balena
+// does not know the device.
+func (c *Client) device(ctx context.Context, uuid string) (d deviceInfo, found bool, err error) {
+	out, err := c.run(ctx, "look up device "+uuid, "device", uuid, "--json")
+	if errors.Is(err, balena.ErrNotFound) {
+		return deviceInfo{}, false, nil
+	}
+	if err != nil {
+		return deviceInfo{}, false, withLoginAdvice(err)
+	}
+	if err := json.Unmarshal(out, &d); err != nil || d.UUID != uuid {
+		return deviceInfo{}, false, &balena.Error{Op: "look up device " + uuid, Class: balena.ErrInvalid,
+			Msg: "unexpected output of balena device --json", Err: err}
+	}
+	return d, true, nil
+}
+
+// IsOnline reads is_online from `balena device <uuid> --json`. A device
+// balena does not know is not online (false, nil).
+func (c *Client) IsOnline(ctx context.Context, uuid string) (bool, error) {
+	if !balena.ValidUUID(uuid) {
+		return false, invalidUUID("check device online", uuid)
+	}
+	d, found, err := c.device(ctx, uuid)
+	return found && d.IsOnline, err
+}
+
+func invalidUUID(op, uuid string) error {
+	return &balena.Error{Op: op, Class: balena.ErrInvalid,
+		Msg: fmt.Sprintf("%q is not a device UUID (32 lowercase hex digits)", uuid)}
+}
+
+// Register runs `balena device register <app> --uuid <uuid>`, then looks
+// the device up for its id. A UUID that is already registered is looked up
+// and returned with Existing set, unless it belongs to another fleet.
+func (c *Client) Register(ctx context.Context, app, uuid string) (balena.Device, error) {
+	op := "register device " + uuid
+	if !balena.ValidUUID(uuid) {
+		return balena.Device{}, invalidUUID(op, uuid)
+	}
+	if strings.TrimSpace(app) == "" {
+		return balena.Device{}, &balena.Error{Op: op, Class: balena.ErrInvalid,
+			Msg: "no application given (--app / MIG_APP)"}
+	}
+	_, err := c.run(ctx, op, "device", "register", app, "--uuid", uuid)
+	existing := errors.Is(err, balena.ErrConflict)
+	if err != nil && !existing {
+		return balena.Device{}, withLoginAdvice(err)
+	}
+	d, found, lookErr := c.device(ctx, uuid)
+	switch {
+	case lookErr != nil:
+		return balena.Device{}, lookErr
+	case !found:
+		return balena.Device{}, &balena.Error{Op: op, Class: balena.ErrNotFound,
+			Msg: "the device is not visible after registering it"}
+	case existing && strings.Contains(app, "/") && d.Fleet != "" && !strings.EqualFold(d.Fleet, app):
+		return balena.Device{}, &balena.Error{Op: op, Class: balena.ErrConflict,
+			Msg: "the UUID is already registered in fleet " + d.Fleet}
+	}
+	return balena.Device{ID: d.ID, UUID: uuid, Existing: existing}, nil
+}
+
+// DeviceConfig runs `balena config generate --device <uuid> --version <v>
+// --network ethernet --appUpdatePollInterval 10 --output <file>` into a
+// private temporary file, reads it and removes it. The CLI takes the
+// application from the device, so app is not passed on.
+func (c *Client) DeviceConfig(ctx context.Context, app, uuid, version string) ([]byte, error) {
+	op := "generate config.json for " + uuid
+	if !balena.ValidUUID(uuid) {
+		return nil, invalidUUID(op, uuid)
+	}
+	if strings.TrimSpace(version) == "" {
+		return nil, &balena.Error{Op: op, Class: balena.ErrInvalid,
+			Msg: "no balenaOS version given (--balena-ver / MIG_BALENA_VER)"}
+	}
+	dir, err := os.MkdirTemp("", "balena-config-")
+	if err != nil {
+		return nil, fmt.Errorf("balena: %s: %w", op, err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "config.json")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		return nil, fmt.Errorf("balena: %s: %w", op, err)
+	}
+	_, err = c.run(ctx, op, "config", "generate", "--device", uuid, "--version", version,
+		"--network", "ethernet", "--appUpdatePollInterval", "10", "--output", path)
+	if err != nil {
+		return nil, withLoginAdvice(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("balena: %s: reading the CLI's output: %w", op, err)
+	}
+	var cfg struct {
+		UUID string `json:"uuid"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil || cfg.UUID != uuid {
+		return nil, &balena.Error{Op: op, Class: balena.ErrInvalid,
+			Msg: "the generated config.json does not carry the device's UUID", Err: err}
+	}
+	return data, nil
+}
