@@ -11,12 +11,13 @@ import (
 // CLI prints for the commands this package uses, records every argv in
 // argv.log, keeps registered devices as files in devices/, and is steered
 // by files next to it:
-//   apps        fleets that exist, one slug or name a line
-//   logged-out  present: every command fails as when not logged in
-//   fail-next   lines of error output; each run prints the first, drops
-//               it and exits 1
-//   online/<uuid>  present: the device is online
-//   slow        present: every command sleeps 5 s first
+//
+//	apps        fleets that exist, one slug or name a line
+//	logged-out  present: every command fails as when not logged in
+//	fail-next   lines of error output; each run prints the first, drops
+//	            it and exits 1
+//	online/<uuid>  present: the device is online
+//	slow        present: every command sleeps 5 s first
 const standIn = `#!/bin/bash
 dir=$(dirname "$0")
 printf '%s\n' "$*" >> "$dir/argv.log"
