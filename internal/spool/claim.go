@@ -20,6 +20,7 @@ type Claim struct {
 	from Dir
 	name string
 	f    *os.File
+	done bool
 	// Unit is the parsed file; nil when it could not be parsed (ParseErr).
 	Unit *unit.Unit
 	// ParseErr is why the file could not be read as a unit.
@@ -102,6 +103,9 @@ func dueTime(u *unit.Unit, dueOf func(*unit.Unit) time.Time) time.Time {
 // Update rewrites the claimed file with u, keeping the claim. The new file is
 // locked before it replaces the old one, so the claim is never unguarded.
 func (c *Claim) Update(u *unit.Unit) error {
+	if c.done {
+		return fmt.Errorf("unit %s: claim already ended", c.ID())
+	}
 	data, err := u.Marshal()
 	if err != nil {
 		return fmt.Errorf("unit %s: %w", c.ID(), err)
@@ -141,12 +145,19 @@ func (c *Claim) Release() error {
 	return err
 }
 
+// Ended reports whether the claim was finished or released.
+func (c *Claim) Ended() bool { return c.done }
+
 func (c *Claim) move(to Dir) (string, error) {
+	if c.done {
+		return "", fmt.Errorf("unit %s: claim already ended", c.ID())
+	}
 	id, tag, _ := ParseName(c.name)
 	dst := c.db.Path(to, FileName(to, id, tag))
 	if err := renameSync(c.Path(), dst); err != nil {
 		return "", fmt.Errorf("move unit %s to %s: %w", id, to, err)
 	}
+	c.done = true
 	c.f.Close()
 	return dst, nil
 }

@@ -1,0 +1,216 @@
+// Package worker is the loop both migdb workers share: find due units in an
+// input directory, claim them, hand each to a pipeline, and sleep until
+// something can have changed.
+//
+// It wakes on fsnotify events for the input directory and tmp/ (new units,
+// the stop file), on a timer for the earliest future due time it saw, and
+// on a slow safety rescan (inotify can overflow and does not see writers on
+// other NFS clients). The rescan also hands back claims of dead workers.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/unit"
+	"github.com/fsnotify/fsnotify"
+	"github.com/rs/zerolog"
+)
+
+// Handler processes one claimed unit and must end the claim (Finish or
+// Release). ctx is cancelled when the worker must abandon work in hand; the
+// handler then hands the unit back.
+type Handler func(ctx context.Context, c *spool.Claim)
+
+// Loop runs a worker over one input directory.
+type Loop struct {
+	DB     *spool.DB
+	Input  spool.Dir
+	Name   string // program name, for the worker registration
+	Jobs   int    // units in hand at once (≥ 1)
+	Once   bool   // handle what is due now, then return
+	DueOf  func(*unit.Unit) time.Time
+	Rescan time.Duration // safety rescan; default 30 s
+	Log    zerolog.Logger
+	Handle Handler
+}
+
+// Run works until the stop file appears, graceful is cancelled, or (with
+// Once) nothing is due. Units in hand are finished under hard; cancelling
+// hard makes handlers hand them back.
+func (l *Loop) Run(graceful, hard context.Context) error {
+	if l.Jobs < 1 {
+		l.Jobs = 1
+	}
+	if l.Rescan <= 0 {
+		l.Rescan = 30 * time.Second
+	}
+	if l.DB.StopRequested() {
+		l.Log.Info().Msg("stop file present; not starting")
+		return nil
+	}
+	reg, err := l.DB.Register(l.Name)
+	if err != nil {
+		return fmt.Errorf("register worker: %w", err)
+	}
+	defer reg.Close()
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("fsnotify: %w", err)
+	}
+	defer w.Close()
+	for _, d := range []spool.Dir{l.Input, spool.Tmp} {
+		if err := w.Add(l.DB.Path(d)); err != nil {
+			return fmt.Errorf("watch %s: %w", l.DB.Path(d), err)
+		}
+	}
+	l.recover()
+	r := &run{Loop: l, hard: hard, slots: make(chan struct{}, l.Jobs), done: make(chan struct{}, l.Jobs)}
+	err = r.loop(graceful, w)
+	r.wg.Wait()
+	return err
+}
+
+func (l *Loop) recover() {
+	back, err := l.DB.RecoverOrphans()
+	if err != nil {
+		l.Log.Error().Err(err).Msg("handing back units of dead workers failed")
+	}
+	for _, id := range back {
+		l.Log.Warn().Str("unit", id).Msg("unit left by a dead worker handed back")
+	}
+}
+
+type run struct {
+	*Loop
+	hard  context.Context
+	slots chan struct{} // one token per unit in hand
+	done  chan struct{} // a job ended
+	wg    sync.WaitGroup
+}
+
+func (r *run) loop(graceful context.Context, w *fsnotify.Watcher) error {
+	scanner := r.DB.NewScanner(r.Input, r.DueOf)
+	rescan := time.NewTicker(r.Rescan)
+	defer rescan.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if graceful.Err() != nil || r.DB.StopRequested() {
+			r.Log.Info().Int("in_hand", len(r.slots)).Msg("stopping: finishing the units in hand")
+			return nil
+		}
+		next, claimed, err := r.fill(scanner)
+		if err != nil {
+			return err
+		}
+		if r.Once && claimed == 0 && len(r.slots) == 0 {
+			return nil
+		}
+		resetTimer(timer, next)
+		select {
+		case <-graceful.Done():
+		case <-r.done:
+		case <-timer.C:
+		case <-rescan.C:
+			r.recover()
+		case ev, ok := <-w.Events:
+			if !ok {
+				return errors.New("fsnotify watcher closed")
+			}
+			_ = ev
+		case err := <-w.Errors:
+			// An overflow loses events, never units: rescan at once.
+			r.Log.Warn().Err(err).Msg("file watch trouble; rescanning")
+		}
+	}
+}
+
+// fill claims due units while there are free slots. It returns the earliest
+// future due time seen and how many units it claimed.
+func (r *run) fill(s *spool.Scanner) (time.Time, int, error) {
+	if len(r.slots) == cap(r.slots) {
+		return time.Time{}, 0, nil
+	}
+	now := time.Now()
+	due, next, err := s.Scan(now)
+	if err != nil {
+		return next, 0, fmt.Errorf("scan %s: %w", r.DB.Path(r.Input), err)
+	}
+	claimed := 0
+	for _, e := range due {
+		if len(r.slots) == cap(r.slots) || r.DB.StopRequested() {
+			break
+		}
+		c, err := r.DB.Claim(r.Input, e.Name, now, r.DueOf)
+		switch {
+		case errors.Is(err, spool.ErrTaken), errors.Is(err, spool.ErrNotDue):
+			continue
+		case err != nil:
+			r.Log.Error().Err(err).Str("file", e.Name).Msg("claim failed")
+			continue
+		}
+		claimed++
+		r.slots <- struct{}{}
+		r.wg.Add(1)
+		go r.handle(c)
+	}
+	return next, claimed, nil
+}
+
+func (r *run) handle(c *spool.Claim) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.Log.Error().Str("unit", c.ID()).Msgf("internal error: %v", p)
+		}
+		if !c.Ended() {
+			if err := c.Release(); err != nil {
+				r.Log.Error().Err(err).Str("unit", c.ID()).Msg("handing back failed")
+			}
+		}
+		<-r.slots
+		// Only a wake-up: one pending is enough, and after the loop has
+		// returned nobody reads it.
+		select {
+		case r.done <- struct{}{}:
+		default:
+		}
+		r.wg.Done()
+	}()
+	if c.Unit == nil {
+		r.rejectUnreadable(c)
+		return
+	}
+	r.Handle(r.hard, c)
+}
+
+// rejectUnreadable moves a file that is not a valid unit to fail/ as it is.
+func (r *run) rejectUnreadable(c *spool.Claim) {
+	dst, err := c.FinishRaw(spool.Fail)
+	if err != nil {
+		r.Log.Error().Err(err).Str("unit", c.ID()).Msg("moving an unreadable unit file to fail/ failed")
+		return
+	}
+	r.Log.Error().Str("unit", c.ID()).Str("file", dst).Msgf("unit file cannot be read (%v): moved to fail/ unchanged; fix it and use migdb-add-unit --retry", c.ParseErr)
+}
+
+func resetTimer(t *time.Timer, next time.Time) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	d := time.Hour
+	if !next.IsZero() {
+		d = time.Until(next)
+		if d < 0 {
+			d = 0
+		}
+	}
+	t.Reset(d)
+}

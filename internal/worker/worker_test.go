@@ -1,0 +1,194 @@
+package worker
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/unit"
+	"github.com/rs/zerolog"
+)
+
+type recorder struct {
+	mu      sync.Mutex
+	claimed map[string]time.Time
+	ch      chan string
+}
+
+func newRecorder() *recorder {
+	return &recorder{claimed: map[string]time.Time{}, ch: make(chan string, 1000)}
+}
+
+// handle moves each unit to process/, recording when it was claimed.
+func (r *recorder) handle(_ context.Context, c *spool.Claim) {
+	r.mu.Lock()
+	r.claimed[c.ID()] = time.Now()
+	r.mu.Unlock()
+	if _, err := c.Finish(spool.Process, c.Unit); err != nil {
+		panic(err)
+	}
+	r.ch <- c.ID()
+}
+
+func start(t *testing.T, l *Loop) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- l.Run(ctx, context.Background()) }()
+	// Let the watcher come up before the test acts.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if n, _ := l.DB.LiveWorkers(); n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("worker did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return func() error { cancel(); return <-errc }
+}
+
+func add(t *testing.T, db *spool.DB, id string, due time.Time) {
+	t.Helper()
+	u, _ := unit.New(id, time.Now())
+	if !due.IsZero() {
+		u.SetDue(due)
+	}
+	if _, err := db.Add(u); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wait(t *testing.T, r *recorder, id string, within time.Duration) time.Time {
+	t.Helper()
+	select {
+	case got := <-r.ch:
+		if got != id {
+			t.Fatalf("claimed %s, want %s", got, id)
+		}
+	case <-time.After(within):
+		t.Fatalf("%s not claimed within %v", id, within)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.claimed[id]
+}
+
+func newLoop(t *testing.T, r *recorder) *Loop {
+	db, err := spool.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A long rescan proves wake-ups come from fsnotify and the due timer.
+	return &Loop{DB: db, Input: spool.Units, Name: "test", Jobs: 2, Rescan: time.Hour, Log: zerolog.Nop(), Handle: r.handle}
+}
+
+func TestWakesOnNewUnitAndOnDueTime(t *testing.T) {
+	r := newRecorder()
+	l := newLoop(t, r)
+	stop := start(t, l)
+	defer stop()
+	t0 := time.Now()
+	add(t, l.DB, "fresh", time.Time{})
+	if lat := wait(t, r, "fresh", 2*time.Second).Sub(t0); lat > 500*time.Millisecond {
+		t.Errorf("fresh unit claimed after %v", lat)
+	}
+	due := time.Now().Add(2 * time.Second).Truncate(time.Second)
+	add(t, l.DB, "later", due)
+	select {
+	case id := <-r.ch:
+		t.Fatalf("%s claimed before its due time", id)
+	case <-time.After(time.Until(due) - 100*time.Millisecond):
+	}
+	at := wait(t, r, "later", 3*time.Second)
+	if at.Before(due) || at.Sub(due) > 500*time.Millisecond {
+		t.Errorf("due %v, claimed %v", due, at)
+	}
+}
+
+func TestStopFileEndsLoop(t *testing.T) {
+	r := newRecorder()
+	l := newLoop(t, r)
+	ctx := context.Background()
+	errc := make(chan error, 1)
+	go func() { errc <- l.Run(ctx, ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	if err := l.DB.RequestStop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("worker ignored the stop file")
+	}
+	if n, _ := l.DB.LiveWorkers(); n != 0 {
+		t.Fatalf("%d workers still registered", n)
+	}
+}
+
+func TestOnceHandlesDueAndLeavesTheRest(t *testing.T) {
+	r := newRecorder()
+	l := newLoop(t, r)
+	l.Once = true
+	for _, id := range []string{"a", "b", "c"} {
+		add(t, l.DB, id, time.Time{})
+	}
+	add(t, l.DB, "future", time.Now().Add(time.Hour))
+	ctx := context.Background()
+	if err := l.Run(ctx, ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for id := range r.claimed {
+		got = append(got, id)
+	}
+	sort.Strings(got)
+	if len(got) != 3 || got[0] != "a" || got[2] != "c" {
+		t.Fatalf("claimed %v", got)
+	}
+	left, _ := filepath.Glob(l.DB.Path(spool.Units, "unit-future-*"))
+	if len(left) != 1 {
+		t.Fatal("the future unit moved")
+	}
+}
+
+func TestUnreadableUnitGoesToFailUnchanged(t *testing.T) {
+	r := newRecorder()
+	l := newLoop(t, r)
+	l.Once = true
+	p := l.DB.Path(spool.Units, "unit-broken-abc123")
+	os.WriteFile(p, []byte("UNIT_ID=\"unterminated\n"), 0o600)
+	ctx := context.Background()
+	if err := l.Run(ctx, ctx); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(l.DB.Path(spool.Fail, "fail-broken-abc123"))
+	if err != nil || string(data) != "UNIT_ID=\"unterminated\n" {
+		t.Fatalf("fail file: %q %v", data, err)
+	}
+}
+
+func TestPanickingHandlerHandsUnitBack(t *testing.T) {
+	l := newLoop(t, newRecorder())
+	l.Handle = func(context.Context, *spool.Claim) {
+		l.DB.RequestStop() // so the loop ends instead of re-claiming
+		panic("boom")
+	}
+	add(t, l.DB, "p", time.Time{})
+	ctx := context.Background()
+	if err := l.Run(ctx, ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := filepath.Glob(l.DB.Path(spool.Units, "unit-p-*")); len(m) != 1 {
+		t.Fatalf("unit not handed back: %v", m)
+	}
+}
