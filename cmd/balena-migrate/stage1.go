@@ -1,10 +1,87 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
 
-// Placeholder until stage 1 lands (issue 7).
-func stage1Flags() []cli.Flag { return nil }
+	"github.com/urfave/cli/v2"
 
-func stage1Action(*cli.Context) error {
-	return cli.Exit("balena-migrate: stage 1 is not implemented yet", 1)
+	"github.com/fleetmig/balena-migrate/internal/stage1"
+)
+
+func stage1Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: "balena-migrate.conf", Usage: "config `FILE`, looked up in the home dir, then the current dir"},
+		&cli.StringFlag{Name: "home", Usage: "migration `DIR` holding the image and config (HOME_DIR; default: current dir)"},
+		&cli.IntFlag{Name: "reboot", Aliases: []string{"r"}, Usage: "reboot `SECONDS` after success (DO_REBOOT)"},
+		&cli.StringFlag{Name: "balena-cfg", Usage: "config.json `FILE` for the new system (BALENA_CONFIG)"},
+		&cli.StringFlag{Name: "bad-blocks", Usage: "fail stage 2 when more than `N[%]` blocks are bad (MAX_BADBLOCKS)"},
+		&cli.Int64Flag{Name: "write-speed", Usage: "minimum disk write speed in `KB/s` (MIN_WRITE_SPEED)"},
+		&cli.BoolFlag{Name: "pretend", Usage: "do everything but change the boot setup and flash (NO_SETUP=TRUE NO_FLASH=TRUE)"},
+	}
+}
+
+func stage1Action(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return cli.Exit(fmt.Sprintf("unexpected argument %q: see balena-migrate -h", c.Args().First()), 2)
+	}
+	fl := stage1.Flags{
+		ConfigFile: c.String("config"), Home: c.String("home"),
+		BalenaCfg: c.String("balena-cfg"), BadBlocks: c.String("bad-blocks"), Pretend: c.Bool("pretend"),
+	}
+	if c.IsSet("reboot") {
+		n := c.Int("reboot")
+		fl.Reboot = &n
+	}
+	if c.IsSet("write-speed") {
+		n := c.Int64("write-speed")
+		fl.WriteSpeed = &n
+	}
+	log := &stage1.Log{W: os.Stdout}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("current directory: %v", err), 1)
+	}
+	cfg, err := stage1.LoadConfig(fl, cwd)
+	if err != nil {
+		log.Error("%v", err)
+		return cli.Exit(err.Error(), 2)
+	}
+	bin, err := os.Executable()
+	if err == nil {
+		bin, err = filepath.EvalSymlinks(bin)
+	}
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("cannot find the balena-migrate binary: %v", err), 1)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return finish(ctx, log, cfg, bin)
+}
+
+func finish(ctx context.Context, log *stage1.Log, cfg stage1.Config, bin string) error {
+	res, err := stage1.Run(ctx, stage1.Options{Config: cfg, Host: stage1.OSHost{}, Log: log, Binary: bin})
+	if err != nil {
+		log.Error("%v", err)
+		code := 1
+		if errors.Is(err, stage1.ErrUsage) {
+			code = 2
+		}
+		return cli.Exit("migration failed: "+err.Error(), code)
+	}
+	if res.RebootIn >= 0 {
+		if err := stage1.ScheduleReboot(res.RebootIn); err != nil {
+			log.Warn("%v", err)
+		} else {
+			fmt.Printf("migration successful, rebooting system in %d seconds\n", res.RebootIn)
+			return nil
+		}
+	}
+	fmt.Println("migration successful, please reboot system")
+	return nil
 }

@@ -1,0 +1,186 @@
+package stage1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/devicetype"
+	"github.com/fleetmig/balena-migrate/internal/s2config"
+)
+
+// ErrBootSetup marks a failed change of the boot configuration.
+var ErrBootSetup = errors.New("boot setup failed")
+
+// grubEntryID names the one-shot grub menu entry.
+const grubEntryID = "balena-migrate"
+
+// bootPlan is decided before the stage-2 config is written (it names the
+// backups stage 2 restores) and applied after the initramfs is built.
+type bootPlan struct {
+	family     devicetype.Family
+	dir        string // boot directory on the device
+	initrd     string // device path of the installed initramfs
+	stamp      string // suffix of the backups
+	backups    [][2]string
+	restore    []s2config.RestorePair
+	grubUEFI   bool
+	bootMount  string // mount point of the boot filesystem
+	bootPart   string
+	bootFSType string
+}
+
+// planBoot names the files the boot setup will touch.
+func (r *run) planBoot() (bootPlan, error) {
+	p := bootPlan{
+		family: r.device.Family, dir: r.layout.BootDir,
+		stamp:     r.host.Now().UTC().Format("20060102T150405Z"),
+		bootMount: r.layout.Boot.Point, bootPart: r.layout.Boot.Partition, bootFSType: r.layout.Boot.FSType,
+	}
+	p.initrd = filepath.Join(p.dir, initramfsName(r.release))
+	var originals []string
+	switch p.family {
+	case devicetype.FamilyRaspberryPi:
+		originals = []string{"config.txt", "cmdline.txt"}
+	case devicetype.FamilyBeagleBone:
+		// u-boot loads initrd.img-<release> named in uEnv.txt's uname_r:
+		// stage 1 puts its initramfs there and stage 2 puts the old one back.
+		originals = []string{"uEnv.txt", "initrd.img-" + r.release}
+		p.initrd = filepath.Join(p.dir, "initrd.img-"+r.release)
+	case devicetype.FamilyPC:
+		p.grubUEFI = r.exists("/sys/firmware/efi")
+		if !r.exists(filepath.Join("/boot", "vmlinuz-"+r.release)) {
+			return p, fmt.Errorf("%w: /boot/vmlinuz-%s, the running kernel, is missing: reboot into the installed kernel first", ErrBootSetup, r.release)
+		}
+	}
+	for _, name := range originals {
+		orig := filepath.Join(p.dir, name)
+		if !r.exists(orig) {
+			return p, fmt.Errorf("%w: %s is missing: this does not look like a %s boot partition", ErrBootSetup, orig, p.family)
+		}
+		bak := orig + "." + p.stamp
+		p.backups = append(p.backups, [2]string{orig, bak})
+		p.restore = append(p.restore, s2config.RestorePair{Backup: relTo(p.bootMount, bak), Original: relTo(p.bootMount, orig)})
+	}
+	return p, nil
+}
+
+func relTo(mount, p string) string {
+	rel, err := filepath.Rel(mount, p)
+	if err != nil {
+		return p
+	}
+	return rel
+}
+
+// applyBoot installs the initramfs and points the boot loader at it. Every
+// change is journaled until the caller commits.
+func (r *run) applyBoot(ctx context.Context, p bootPlan, initrd string) error {
+	for _, b := range p.backups {
+		data, err := r.read(b[0])
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrBootSetup, err)
+		}
+		if err := r.journal.Add(b[1]); err != nil {
+			return fmt.Errorf("%w: %w", ErrBootSetup, err)
+		}
+		if err := os.WriteFile(r.p(b[1]), data, 0o644); err != nil {
+			return fmt.Errorf("%w: backup of %s: %w", ErrBootSetup, b[0], noSpace(err))
+		}
+	}
+	data, err := r.read(initrd)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBootSetup, err)
+	}
+	if err := r.journal.Write(p.initrd, data, 0o644); err != nil {
+		return fmt.Errorf("%w: install the initramfs: %w", ErrBootSetup, noSpace(err))
+	}
+	r.log.Info("installed the initramfs as %s", p.initrd)
+	switch p.family {
+	case devicetype.FamilyRaspberryPi:
+		return r.setupPi(p)
+	case devicetype.FamilyBeagleBone:
+		return r.setupBeagleBone(p)
+	}
+	return r.setupGrub(ctx, p)
+}
+
+func (r *run) editFile(path string, edit func(string) string) error {
+	data, err := r.read(path)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBootSetup, err)
+	}
+	st, err := r.stat(path)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBootSetup, err)
+	}
+	if err := r.journal.Write(path, []byte(edit(string(data))), st.Mode().Perm()); err != nil {
+		return fmt.Errorf("%w: %w", ErrBootSetup, noSpace(err))
+	}
+	return nil
+}
+
+// setupPi adds `initramfs <file> followkernel` to config.txt (disabling
+// other initramfs lines) and `debug` to cmdline.txt when DEBUG.
+func (r *run) setupPi(p bootPlan) error {
+	line := fmt.Sprintf("initramfs %s followkernel", filepath.Base(p.initrd))
+	if err := r.editFile(filepath.Join(p.dir, "config.txt"), func(s string) string {
+		return piConfig(s, line)
+	}); err != nil {
+		return err
+	}
+	r.log.Info("%s/config.txt: %s", p.dir, line)
+	if r.cfg.Debug {
+		return r.editFile(filepath.Join(p.dir, "cmdline.txt"), addDebug)
+	}
+	return nil
+}
+
+func piConfig(s, line string) string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "initramfs ") || strings.HasPrefix(t, "auto_initramfs") {
+			l = "#balena-migrate# " + l
+		}
+		out = append(out, l)
+	}
+	// The [all] filter makes sure no earlier [pi4]-style section hides it.
+	return strings.Join(append(out, "", "[all]", line), "\n") + "\n"
+}
+
+func addDebug(cmdline string) string {
+	t := strings.TrimSpace(cmdline)
+	for _, f := range strings.Fields(t) {
+		if f == "debug" {
+			return cmdline
+		}
+	}
+	return t + " debug\n"
+}
+
+// setupBeagleBone: the initramfs is already in place of initrd.img-<release>;
+// DEBUG adds debug to uEnv.txt's cmdline.
+func (r *run) setupBeagleBone(p bootPlan) error {
+	if !r.cfg.Debug {
+		return nil
+	}
+	return r.editFile(filepath.Join(p.dir, "uEnv.txt"), func(s string) string {
+		var out []string
+		found := false
+		for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+			if strings.HasPrefix(l, "cmdline=") {
+				l = "cmdline=" + strings.TrimSpace(addDebug(strings.TrimPrefix(l, "cmdline=")))
+				found = true
+			}
+			out = append(out, l)
+		}
+		if !found {
+			out = append(out, "cmdline=debug")
+		}
+		return strings.Join(out, "\n") + "\n"
+	})
+}

@@ -1,0 +1,209 @@
+package stage1
+
+import (
+	"bufio"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/devicetype"
+)
+
+// Check failures the caller (and the fleet worker, through the message) can tell apart.
+var (
+	ErrNotRoot     = errors.New("not running as root")
+	ErrUnsupported = errors.New("unsupported system")
+	ErrMissingProg = errors.New("required program missing")
+	ErrNoNetwork   = errors.New("no connection")
+	ErrChecksum    = errors.New("checksum mismatch")
+)
+
+// supportedOS lists ID → VERSION_ID of /etc/os-release that stage 1 accepts.
+var supportedOS = map[string][]string{
+	"ubuntu":   {"14.04", "16.04", "18.04", "20.04", "22.04", "24.04"},
+	"debian":   {"9", "10", "11", "12"},
+	"raspbian": {"9", "10", "11", "12"},
+}
+
+// OSRelease is the part of /etc/os-release stage 1 needs.
+type OSRelease struct{ ID, VersionID, PrettyName string }
+
+func parseOSRelease(data string) OSRelease {
+	var r OSRelease
+	for _, line := range strings.Split(data, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue
+		}
+		if uq, err := strconv.Unquote(v); err == nil {
+			v = uq
+		} else {
+			v = strings.Trim(v, `'"`)
+		}
+		switch k {
+		case "ID":
+			r.ID = v
+		case "VERSION_ID":
+			r.VersionID = v
+		case "PRETTY_NAME":
+			r.PrettyName = v
+		}
+	}
+	return r
+}
+
+func (f files) checkOS() (OSRelease, error) {
+	data, err := f.read("/etc/os-release")
+	if err != nil {
+		data, err = f.read("/usr/lib/os-release")
+	}
+	if err != nil {
+		return OSRelease{}, fmt.Errorf("%w: cannot read /etc/os-release: %w", ErrUnsupported, err)
+	}
+	r := parseOSRelease(string(data))
+	for _, v := range supportedOS[r.ID] {
+		if v == r.VersionID {
+			return r, nil
+		}
+	}
+	return r, fmt.Errorf("%w: OS %s %s (%s) is not supported: supported are ubuntu 14.04–24.04 LTS, debian 9–12 and raspbian 9–12",
+		ErrUnsupported, r.ID, r.VersionID, r.PrettyName)
+}
+
+func (f files) detectDevice(machine string) (devicetype.Device, error) {
+	cpuinfo, _ := f.read("/proc/cpuinfo")
+	model, _ := f.read("/proc/device-tree/model")
+	d, err := devicetype.Detect(devicetype.Inputs{Machine: machine, CPUInfo: string(cpuinfo), DTModel: string(model)})
+	if err != nil {
+		return d, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	return d, nil
+}
+
+// requiredPrograms are the programs stage 1 runs on this device.
+func requiredPrograms(c *Config, fam devicetype.Family) []string {
+	progs := []string{"mkinitramfs"}
+	if fam == devicetype.FamilyPC {
+		progs = append(progs, "update-grub", "grub-reboot", "grub-probe")
+	}
+	if c.Reboot >= 0 && !c.NoSetup {
+		progs = append(progs, "reboot")
+	}
+	return progs
+}
+
+func (f files) checkPrograms(progs []string) (map[string]string, error) {
+	found := map[string]string{}
+	var missing []string
+	for _, p := range progs {
+		path, err := f.lookPath(p)
+		if err != nil {
+			missing = append(missing, p)
+			continue
+		}
+		found[p] = path
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: %s not found in /usr/sbin, /usr/bin, /sbin or /bin: install it (e.g. apt-get install initramfs-tools grub2-common) and try again",
+			ErrMissingProg, strings.Join(missing, ", "))
+	}
+	return found, nil
+}
+
+func checkSpace(h Host, path string, need int64, what string) error {
+	free, err := h.FreeSpace(path)
+	if err != nil {
+		return fmt.Errorf("free space of %s: %w", path, err)
+	}
+	if int64(free) < need {
+		return fmt.Errorf("%w on %s: %d MiB free, %d MiB needed for %s: free some space and try again",
+			errNoSpace, path, free>>20, (need+1<<20-1)>>20, what)
+	}
+	return nil
+}
+
+// checkConnectivity opens a TCP connection to the API and VPN hosts; an
+// empty host skips that check.
+func checkConnectivity(ctx context.Context, h Host, c *Config, log *Log) error {
+	for _, t := range []struct {
+		what, host string
+		port       int
+	}{{"balena API", c.APIHost, c.APIPort}, {"balena VPN", c.VPNHost, c.VPNPort}} {
+		if t.host == "" {
+			log.Info("%s connectivity check disabled (empty host)", t.what)
+			continue
+		}
+		addr := net.JoinHostPort(t.host, strconv.Itoa(t.port))
+		dctx, cancel := context.WithTimeout(ctx, c.ConnectTimeout)
+		err := h.Dial(dctx, addr)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w to the %s at %s: %w: the device must reach it after the migration; check the network and firewall (or set the host empty to skip the check)", ErrNoNetwork, t.what, addr, err)
+		}
+		log.Info("%s %s is reachable", t.what, addr)
+	}
+	return nil
+}
+
+// checkChecksums verifies HOME_DIR/checksums.md5 when present.
+func (f files) checkChecksums(ctx context.Context, home string, log *Log) error {
+	data, err := f.read(filepath.Join(home, "checksums.md5"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read checksums.md5: %w", err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(data)))
+	n := 0
+	for sc.Scan() {
+		sum, name, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		if !ok {
+			continue
+		}
+		name = strings.TrimPrefix(strings.TrimSpace(name), "*")
+		if err := f.md5Matches(ctx, filepath.Join(home, name), sum); err != nil {
+			return err
+		}
+		n++
+	}
+	log.Info("checksums.md5: %d files match", n)
+	return nil
+}
+
+func (f files) md5Matches(ctx context.Context, path, want string) error {
+	fh, err := os.Open(f.p(path))
+	if err != nil {
+		return fmt.Errorf("%w: %s listed in checksums.md5: %w: copy the migration environment again", ErrChecksum, path, err)
+	}
+	defer fh.Close()
+	h := md5.New()
+	if _, err := io.Copy(h, ctxReader{ctx, fh}); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, want) {
+		return fmt.Errorf("%w: %s has MD5 %s, checksums.md5 says %s: the file was damaged in transfer, copy the migration environment again", ErrChecksum, path, got, want)
+	}
+	return nil
+}
+
+// ctxReader stops a long copy when ctx is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,246 @@
+// Package stage1 is balena-migrate on the device before the reboot: it
+// checks that the device can be migrated, verifies the image, makes the
+// backup and the NetworkManager files, writes the stage-2 config, builds an
+// initramfs that runs stage 2 and points the boot loader at it. Every change
+// is journaled and undone if anything fails before the boot setup is done.
+package stage1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/devicetype"
+	"github.com/fleetmig/balena-migrate/internal/s2config"
+)
+
+// Options are the inputs of one stage-1 run.
+type Options struct {
+	Config     Config
+	Host       Host
+	Log        *Log
+	Binary     string // device path of the static balena-migrate binary
+	Stage2Conf string // default s2config.DefaultPath
+}
+
+// Result says what the caller does after success.
+type Result struct {
+	SetupDone bool // the boot loader now starts stage 2
+	RebootIn  int  // seconds; -1: the operator reboots
+}
+
+// run is the state of one stage-1 run.
+type run struct {
+	files
+	cfg      *Config
+	host     Host
+	log      *Log
+	journal  *Journal
+	binary   string
+	release  string
+	machine  string
+	device   devicetype.Device
+	layout   BootLayout
+	progs    map[string]string
+	s2path   string
+	imageGz  string
+	backup   string
+	networks []string
+}
+
+// Run performs stage 1. On error every change made is undone.
+func Run(ctx context.Context, o Options) (Result, error) {
+	cfg := o.Config
+	r := &run{files: files{o.Host.Root()}, cfg: &cfg, host: o.Host, log: o.Log, binary: o.Binary, s2path: o.Stage2Conf}
+	if r.s2path == "" {
+		r.s2path = s2config.DefaultPath
+	}
+	r.journal = newJournal(r.root)
+	if err := r.check(ctx); err != nil {
+		return Result{}, err
+	}
+	setup, err := r.change(ctx)
+	if err != nil {
+		if n := r.journal.Len(); n > 0 {
+			if rerr := r.journal.Rollback(); rerr != nil {
+				return Result{}, fmt.Errorf("%w; undoing the changes also failed: %w", err, rerr)
+			}
+			r.log.Info("undid %d changes: the system is as it was", n)
+		}
+		return Result{}, err
+	}
+	if err := r.journal.Commit(); err != nil {
+		r.log.Warn("%v", err)
+	}
+	res := Result{SetupDone: setup, RebootIn: -1}
+	if setup {
+		res.RebootIn = cfg.Reboot
+	}
+	return res, nil
+}
+
+// check runs every check that changes nothing.
+func (r *run) check(ctx context.Context) error {
+	if r.host.Getuid() != 0 {
+		return fmt.Errorf("%w: balena-migrate must run as root: run it with sudo", ErrNotRoot)
+	}
+	var err error
+	if r.machine, r.release, err = r.host.Uname(); err != nil {
+		return err
+	}
+	osr, err := r.checkOS()
+	if err != nil {
+		return err
+	}
+	if r.device, err = r.detectDevice(r.machine); err != nil {
+		return err
+	}
+	r.log.Info("system: %s on %s (%s), kernel %s", osr.PrettyName, r.device.Name, r.machine, r.release)
+	if r.layout, err = r.detectLayout(r.device.Family == devicetype.FamilyRaspberryPi); err != nil {
+		return err
+	}
+	r.log.Info("/ is %s, %s is %s, on disk %s", r.layout.Root.Source, r.layout.BootDir, r.layout.Boot.Source, r.layout.Root.Disk)
+	if r.progs, err = r.checkPrograms(requiredPrograms(r.cfg, r.device.Family)); err != nil {
+		return err
+	}
+	return r.checkEnvironment(ctx)
+}
+
+func (r *run) checkEnvironment(ctx context.Context) error {
+	if st, err := r.stat("/lib/modules/" + r.release); err != nil || !st.IsDir() {
+		return fmt.Errorf("%w: /lib/modules/%s is missing: the running kernel has no modules installed; reboot into the installed kernel and try again", ErrUnsupported, r.release)
+	}
+	if r.cfg.BackupScript != "" {
+		if st, err := r.stat(r.cfg.BackupScript); err != nil || st.Mode()&0o111 == 0 {
+			return fmt.Errorf("%w: BACKUP_SCRIPT %s is missing or not executable", ErrUsage, r.cfg.BackupScript)
+		}
+	}
+	if err := r.checkStaticBinary(r.binary); err != nil {
+		return err
+	}
+	if err := checkSpace(r.host, r.p(r.cfg.HomeDir), r.cfg.MinRootAvail, "backup and initramfs (MIN_ROOT_AVAIL)"); err != nil {
+		return err
+	}
+	if err := r.checkChecksums(ctx, r.cfg.HomeDir, r.log); err != nil {
+		return err
+	}
+	if r.cfg.MinWriteSpeed > 0 {
+		r.log.Warn("MIN_WRITE_SPEED=%d KiB/s: the write speed is not measured by this version", r.cfg.MinWriteSpeed)
+	}
+	return checkConnectivity(ctx, r.host, r.cfg, r.log)
+}
+
+// change makes the journaled changes. It reports whether the boot setup was done.
+func (r *run) change(ctx context.Context) (bool, error) {
+	img, err := r.prepareImage(ctx)
+	if err != nil {
+		return false, err
+	}
+	r.imageGz = img.Path
+	r.log.Info("image %s: %d MiB, sha256 %s", img.Path, img.Size>>20, img.SHA256)
+	if r.backup, err = r.makeBackup(ctx); err != nil {
+		return false, err
+	}
+	if r.networks, err = r.networkConfigs(); err != nil {
+		return false, err
+	}
+	plan, err := r.planBoot()
+	if err != nil {
+		return false, err
+	}
+	if err := r.writeStage2Config(img, plan); err != nil {
+		return false, err
+	}
+	initrd, err := r.buildInitramfs(ctx, r.s2path)
+	if err != nil {
+		return false, err
+	}
+	if err := r.checkMemory(r.imageGz, r.homePath(r.backup), initrd); err != nil {
+		return false, err
+	}
+	st, err := r.stat(initrd)
+	if err != nil {
+		return false, err
+	}
+	if err := checkSpace(r.host, r.p(plan.dir), st.Size()+1<<20, "the initramfs in "+plan.dir); err != nil {
+		return false, err
+	}
+	if r.cfg.NoSetup {
+		r.log.Info("NO_SETUP/--pretend: the boot configuration is left as it is")
+		return false, nil
+	}
+	if err := r.applyBoot(ctx, plan, initrd); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func (r *run) homePath(name string) string {
+	if name == "" {
+		return ""
+	}
+	return filepath.Join(r.cfg.HomeDir, name)
+}
+
+// writeStage2Config writes /etc/balena-migrate-stage2.conf (SPEC §10).
+func (r *run) writeStage2Config(img Image, p bootPlan) error {
+	c := s2config.Default()
+	c.BootDev = r.layout.Root.Disk
+	c.HomeDir = r.cfg.HomeDir
+	c.ImageFile = img.Path
+	c.ImageSHA256 = img.SHA256
+	c.BackupFile = r.backup
+	if r.cfg.BalenaConfig != "" {
+		c.BalenaConfig = relOrAbs(r.cfg.HomeDir, r.cfg.BalenaConfig)
+	}
+	c.NetworkConfigs = r.networks
+	c.RestoreBootFiles = p.restore
+	if len(p.restore) > 0 {
+		c.OrigBootPart, c.OrigBootFSType, c.MountBoot = p.bootPart, p.bootFSType, true
+	}
+	c.NoFlash = r.cfg.NoFlash
+	te, _ := s2config.ParseTermExit(r.cfg.TermExit)
+	c.TermExit = te
+	c.LogDrive, c.LogFSType = r.cfg.LogDrive, r.cfg.LogFSType
+	c.MemMinFree = r.cfg.MemMinFreeS2
+	c.MaxBadblocks = r.cfg.MaxBadblocks
+	if r.cfg.GrubInstall && p.family == devicetype.FamilyPC {
+		c.GrubInstall = s2config.GrubInstall
+		if r.cfg.GrubBootImg != "" && r.cfg.GrubCoreImg != "" {
+			c.GrubInstall = s2config.GrubFlash
+		}
+		c.GrubCfg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubCfg)
+		c.GrubBootImg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubBootImg)
+		c.GrubCoreImg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubCoreImg)
+	}
+	if p.grubUEFI {
+		c.GrubBootType = s2config.BootUEFI
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("stage-2 config: %w", err)
+	}
+	data, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := r.journal.Write(r.s2path, data, 0o600); err != nil {
+		return noSpace(err)
+	}
+	r.log.Info("wrote %s (BOOT_DEV=%s NO_FLASH=%t)", r.s2path, c.BootDev, c.NoFlash)
+	return nil
+}
+
+func relOrAbs(home, p string) string {
+	if p == "" {
+		return ""
+	}
+	if rel, err := filepath.Rel(home, p); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return p
+}
+
+// IsUsage reports whether err is a settings error (exit code 2).
+func IsUsage(err error) bool { return errors.Is(err, ErrUsage) }

@@ -1,0 +1,22 @@
+// Package initramfs holds the initramfs-tools scripts that carry stage 2 of
+// balena-migrate into the initramfs; stage 1 installs them from the binary.
+package initramfs
+
+import _ "embed"
+
+// Hook is the initramfs-tools hook: it copies the binary, the stage-2 config
+// and the kernel modules named in balena-migrate-hook.conf.
+//
+//go:embed hook
+var Hook string
+
+// LocalBottom is the local-bottom script that runs `balena-migrate stage2`.
+//
+//go:embed local-bottom
+var LocalBottom string
+
+// HookConfName is the file in the initramfs-tools config dir the hook reads.
+const HookConfName = "balena-migrate-hook.conf"
+
+// ScriptName is the name of both scripts in hooks/ and scripts/local-bottom/.
+const ScriptName = "balena-migrate"
