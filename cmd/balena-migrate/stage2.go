@@ -1,14 +1,40 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"os"
 
-// Placeholder until stage 2 lands (issue 8).
+	"github.com/urfave/cli/v2"
+
+	"github.com/fleetmig/balena-migrate/internal/s2config"
+	"github.com/fleetmig/balena-migrate/internal/stage2"
+)
+
+// stage2Command is `balena-migrate stage2`, run by the initramfs local-bottom
+// script once the old root is mounted (SPEC §10).
 func stage2Command() *cli.Command {
 	return &cli.Command{
 		Name:  "stage2",
 		Usage: "flash balenaOS from inside the initramfs",
-		Action: func(*cli.Context) error {
-			return cli.Exit("balena-migrate stage2: not implemented yet", 1)
+		Description: "Reads the stage-2 config written by stage 1, copies the image and files into RAM, verifies\n" +
+			"the image, unmounts the old root, flashes balenaOS, places config.json, network files,\n" +
+			"backup and log on the new partitions and reboots.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: s2config.DefaultPath, Usage: "stage-2 config `FILE`"},
+			&cli.BoolFlag{Name: "no-reboot", Usage: "never reboot or power off; exit with the result instead"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return cli.Exit("stage2 takes no arguments; use --config FILE", 2)
+			}
+			cfg, err := s2config.Load(c.String("config"))
+			if err != nil {
+				return cli.Exit(err.Error()+"\nfix the stage-2 config (stage 1 writes it) and retry", 2)
+			}
+			code := stage2.Run(c.Context, cfg, stage2.Options{NoReboot: c.Bool("no-reboot"), Console: os.Stdout})
+			if code != stage2.ExitOK {
+				return cli.Exit("stage 2 did not complete; see the log above", code)
+			}
+			return nil
 		},
 	}
 }
