@@ -15,6 +15,9 @@ import (
 	"time"
 )
 
+// DefaultOnlineDelay is the standalone runner's default --online-delay.
+const DefaultOnlineDelay = 5 * time.Second
+
 // Config shapes the fake's behaviour. The zero value: devices come online
 // the moment they register, no faults, no latency.
 type Config struct {
