@@ -112,7 +112,9 @@ func (db *DB) write(d Dir, u *unit.Unit, tag string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	// A new unit is nobody's claim: unlock before it becomes visible so a
+	// waiting worker can take it at once.
+	f.Close()
 	dst := db.Path(d, FileName(d, u.ID(), tag))
 	if err := renameSync(f.Name(), dst); err != nil {
 		os.Remove(f.Name())

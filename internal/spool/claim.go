@@ -50,7 +50,8 @@ func (c *Claim) Path() string { return c.db.Path(Tmp, claimName(c.from, c.name))
 
 // Claim takes the unit file name in directory from. It locks the file first
 // and renames it into tmp/ second, so of two racing workers exactly one gets
-// it; the other gets ErrTaken. When due is not the zero time and the unit's
+// it; the other gets ErrTaken (or ErrBusy while the winner holds the
+// lock but has not renamed yet). When due is not the zero time and the unit's
 // due time (dueOf, DUE_TS when nil) lies after it, the unit is left in place
 // and ErrNotDue returned.
 func (db *DB) Claim(from Dir, name string, due time.Time, dueOf func(*unit.Unit) time.Time) (*Claim, error) {

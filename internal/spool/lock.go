@@ -10,7 +10,7 @@ import (
 )
 
 // lockFile opens path and takes an exclusive flock without waiting. It
-// returns ErrTaken when another process holds the lock, and os.ErrNotExist
+// returns ErrBusy when another process holds the lock, and os.ErrNotExist
 // when the file is gone.
 func lockFile(path string, flag int) (*os.File, error) {
 	f, err := os.OpenFile(path, flag, 0)
@@ -20,7 +20,7 @@ func lockFile(path string, flag int) (*os.File, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, ErrTaken
+			return nil, ErrBusy
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}

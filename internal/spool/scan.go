@@ -152,7 +152,7 @@ func (db *DB) RecoverOrphans() ([]string, error) {
 
 func (db *DB) returnOrphan(p string, from Dir, name string) (string, bool, error) {
 	f, err := lockFile(p, os.O_RDONLY)
-	if errors.Is(err, ErrTaken) || errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, ErrBusy) || errors.Is(err, os.ErrNotExist) {
 		return "", false, nil
 	}
 	if err != nil {

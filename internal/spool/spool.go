@@ -56,6 +56,9 @@ const (
 var (
 	// ErrTaken means another worker won the race for a unit.
 	ErrTaken = errors.New("unit taken by another worker")
+	// ErrBusy means the unit file is locked for a moment: another process
+	// is claiming it or has just moved it here. Try again shortly.
+	ErrBusy = errors.New("unit file busy")
 	// ErrExists means a unit with that id is already in the database.
 	ErrExists = errors.New("unit already exists")
 	// ErrNotFound means no unit with that id is where it was looked for.

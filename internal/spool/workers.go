@@ -48,7 +48,7 @@ func (db *DB) LiveWorkers() (int, error) {
 			continue
 		}
 		f, err := lockFile(db.Path(Tmp, name), os.O_RDONLY)
-		if err == ErrTaken {
+		if err == ErrBusy {
 			n++
 			continue
 		}

@@ -21,10 +21,26 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Handler processes one claimed unit and must end the claim (Finish or
-// Release). ctx is cancelled when the worker must abandon work in hand; the
-// handler then hands the unit back.
-type Handler func(ctx context.Context, c *spool.Claim)
+// Handler runs a pipeline over one claimed unit and says where it goes
+// next. It may save the unit mid-way with c.Update (e.g. a device UUID
+// before registering it) but never moves the file: the loop alone does.
+// ctx is cancelled when the worker must abandon the work in hand; the
+// handler then returns a hand-back outcome.
+type Handler func(ctx context.Context, c *spool.Claim) Outcome
+
+// Outcome is where a unit goes after a pipeline.
+type Outcome struct {
+	// To is the next directory; "" hands the unit back unchanged (as last
+	// saved) to where it came from.
+	To spool.Dir
+	// Unit is the content to write (nil with To == "").
+	Unit *unit.Unit
+	// Msg explains the outcome for the worker log.
+	Msg string
+}
+
+// HandBack returns the unit, as last saved, to where it came from.
+func HandBack(msg string) Outcome { return Outcome{Msg: msg} }
 
 // Loop runs a worker over one input directory.
 type Loop struct {
@@ -148,6 +164,13 @@ func (r *run) fill(s *spool.Scanner) (time.Time, int, error) {
 		}
 		c, err := r.DB.Claim(r.Input, e.Name, now, r.DueOf)
 		switch {
+		case errors.Is(err, spool.ErrBusy):
+			// Locked by whoever just moved it here, or by a worker
+			// claiming it: look again in a moment.
+			if soon := now.Add(busyRetry); next.IsZero() || soon.Before(next) {
+				next = soon
+			}
+			continue
 		case errors.Is(err, spool.ErrTaken), errors.Is(err, spool.ErrNotDue):
 			continue
 		case err != nil:
@@ -185,7 +208,29 @@ func (r *run) handle(c *spool.Claim) {
 		r.rejectUnreadable(c)
 		return
 	}
-	r.Handle(r.hard, c)
+	r.apply(c, r.Handle(r.hard, c))
+}
+
+// apply moves the unit as the outcome says and logs the move.
+func (r *run) apply(c *spool.Claim, o Outcome) {
+	ev := r.Log.Info()
+	if o.To == spool.Fail {
+		ev = r.Log.Error()
+	}
+	if o.To == "" || o.Unit == nil {
+		if err := c.Release(); err != nil {
+			r.Log.Error().Err(err).Str("unit", c.ID()).Msg("handing back failed")
+			return
+		}
+		ev.Str("unit", c.ID()).Str("to", string(c.From())).Msg("handed back: " + o.Msg)
+		return
+	}
+	dst, err := c.Finish(o.To, o.Unit)
+	if err != nil {
+		r.Log.Error().Err(err).Str("unit", c.ID()).Msg("saving the unit failed; handing it back")
+		return
+	}
+	ev.Str("unit", c.ID()).Str("to", string(o.To)).Str("file", dst).Msg(o.Msg)
 }
 
 // rejectUnreadable moves a file that is not a valid unit to fail/ as it is.
@@ -197,6 +242,9 @@ func (r *run) rejectUnreadable(c *spool.Claim) {
 	}
 	r.Log.Error().Str("unit", c.ID()).Str("file", dst).Msgf("unit file cannot be read (%v): moved to fail/ unchanged; fix it and use migdb-add-unit --retry", c.ParseErr)
 }
+
+// busyRetry is how soon a locked unit file is looked at again.
+const busyRetry = 20 * time.Millisecond
 
 func resetTimer(t *time.Timer, next time.Time) {
 	if !t.Stop() {

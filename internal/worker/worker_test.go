@@ -25,14 +25,12 @@ func newRecorder() *recorder {
 }
 
 // handle moves each unit to process/, recording when it was claimed.
-func (r *recorder) handle(_ context.Context, c *spool.Claim) {
+func (r *recorder) handle(_ context.Context, c *spool.Claim) Outcome {
 	r.mu.Lock()
 	r.claimed[c.ID()] = time.Now()
 	r.mu.Unlock()
-	if _, err := c.Finish(spool.Process, c.Unit); err != nil {
-		panic(err)
-	}
 	r.ch <- c.ID()
+	return Outcome{To: spool.Process, Unit: c.Unit, Msg: "recorded"}
 }
 
 func start(t *testing.T, l *Loop) (stop func() error) {
@@ -86,7 +84,7 @@ func newLoop(t *testing.T, r *recorder) *Loop {
 		t.Fatal(err)
 	}
 	// A long rescan proves wake-ups come from fsnotify and the due timer.
-	return &Loop{DB: db, Input: spool.Units, Name: "test", Jobs: 2, Rescan: time.Hour, Log: zerolog.Nop(), Handle: r.handle}
+	return &Loop{DB: db, Input: spool.Units, Name: "test", Jobs: 2, Rescan: time.Hour, Log: zerolog.New(zerolog.NewTestWriter(t)), Handle: r.handle}
 }
 
 func TestWakesOnNewUnitAndOnDueTime(t *testing.T) {
@@ -179,7 +177,7 @@ func TestUnreadableUnitGoesToFailUnchanged(t *testing.T) {
 
 func TestPanickingHandlerHandsUnitBack(t *testing.T) {
 	l := newLoop(t, newRecorder())
-	l.Handle = func(context.Context, *spool.Claim) {
+	l.Handle = func(context.Context, *spool.Claim) Outcome {
 		l.DB.RequestStop() // so the loop ends instead of re-claiming
 		panic("boom")
 	}
