@@ -96,3 +96,28 @@ func ClassOfStatus(status int) error {
 	}
 	return nil
 }
+
+// CheckUUID returns an ErrInvalid error for op when uuid is not a device
+// UUID as NewUUID makes them, else nil.
+func CheckUUID(op, uuid string) error {
+	if ValidUUID(uuid) {
+		return nil
+	}
+	return &Error{Op: op, Class: ErrInvalid,
+		Msg: fmt.Sprintf("%q is not a device UUID (32 lowercase hex digits)", uuid)}
+}
+
+// CheckSetting returns an ErrInvalid error for op naming the setting when
+// value is blank, else nil.
+func CheckSetting(op, value, setting string) error {
+	if strings.TrimSpace(value) != "" {
+		return nil
+	}
+	return &Error{Op: op, Class: ErrInvalid, Msg: "no " + setting + " given"}
+}
+
+// Setting names for CheckSetting.
+const (
+	SettingApp     = "application (--app / MIG_APP)"
+	SettingVersion = "balenaOS version (--balena-ver / MIG_BALENA_VER)"
+)

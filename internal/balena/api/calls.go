@@ -71,9 +71,8 @@ func (c *Client) currentUser(ctx context.Context) (balena.User, error) {
 func (c *Client) app(ctx context.Context, ref string) (appInfo, error) {
 	ref = strings.TrimSpace(ref)
 	op := fmt.Sprintf("look up application %q", ref)
-	if ref == "" {
-		return appInfo{}, &balena.Error{Op: "look up application", Class: balena.ErrInvalid,
-			Msg: "no application given (--app / MIG_APP)"}
+	if err := balena.CheckSetting("look up application", ref, balena.SettingApp); err != nil {
+		return appInfo{}, err
 	}
 	c.mu.Lock()
 	a, ok := c.apps[ref]
@@ -153,16 +152,11 @@ func (c *Client) device(ctx context.Context, uuid, sel string) (row deviceRow, f
 // IsOnline asks for the device's is_online. A device balena does not know
 // is not online (false, nil).
 func (c *Client) IsOnline(ctx context.Context, uuid string) (bool, error) {
-	if !balena.ValidUUID(uuid) {
-		return false, invalidUUID("check device online", uuid)
+	if err := balena.CheckUUID("check device online", uuid); err != nil {
+		return false, err
 	}
 	d, found, err := c.device(ctx, uuid, deviceSelect)
 	return found && d.IsOnline, err
-}
-
-func invalidUUID(op, uuid string) error {
-	return &balena.Error{Op: op, Class: balena.ErrInvalid,
-		Msg: fmt.Sprintf("%q is not a device UUID (32 lowercase hex digits)", uuid)}
 }
 
 // Register creates the device with a provisioning key made for it, as the
@@ -170,8 +164,8 @@ func invalidUUID(op, uuid string) error {
 // looked up and returned with Existing set.
 func (c *Client) Register(ctx context.Context, appRef, uuid string) (balena.Device, error) {
 	op := "register device " + uuid
-	if !balena.ValidUUID(uuid) {
-		return balena.Device{}, invalidUUID(op, uuid)
+	if err := balena.CheckUUID(op, uuid); err != nil {
+		return balena.Device{}, err
 	}
 	user, err := c.currentUser(ctx)
 	if err != nil {
@@ -246,12 +240,8 @@ func (c *Client) provisioningKey(ctx context.Context, appID int64) (string, erro
 // device API key, the device id, UUID and registered_at.
 func (c *Client) DeviceConfig(ctx context.Context, appRef, uuid, version string) ([]byte, error) {
 	op := "generate config.json for " + uuid
-	if !balena.ValidUUID(uuid) {
-		return nil, invalidUUID(op, uuid)
-	}
-	if strings.TrimSpace(version) == "" {
-		return nil, &balena.Error{Op: op, Class: balena.ErrInvalid,
-			Msg: "no balenaOS version given (--balena-ver / MIG_BALENA_VER)"}
+	if err := errors.Join(balena.CheckUUID(op, uuid), balena.CheckSetting(op, version, balena.SettingVersion)); err != nil {
+		return nil, err
 	}
 	app, err := c.app(ctx, appRef)
 	if err != nil {

@@ -79,16 +79,11 @@ func (c *Client) device(ctx context.Context, uuid string) (d deviceInfo, found b
 // IsOnline reads is_online from `balena device <uuid> --json`. A device
 // balena does not know is not online (false, nil).
 func (c *Client) IsOnline(ctx context.Context, uuid string) (bool, error) {
-	if !balena.ValidUUID(uuid) {
-		return false, invalidUUID("check device online", uuid)
+	if err := balena.CheckUUID("check device online", uuid); err != nil {
+		return false, err
 	}
 	d, found, err := c.device(ctx, uuid)
 	return found && d.IsOnline, err
-}
-
-func invalidUUID(op, uuid string) error {
-	return &balena.Error{Op: op, Class: balena.ErrInvalid,
-		Msg: fmt.Sprintf("%q is not a device UUID (32 lowercase hex digits)", uuid)}
 }
 
 // Register runs `balena device register <app> --uuid <uuid>`, then looks
@@ -96,12 +91,11 @@ func invalidUUID(op, uuid string) error {
 // and returned with Existing set, unless it belongs to another fleet.
 func (c *Client) Register(ctx context.Context, app, uuid string) (balena.Device, error) {
 	op := "register device " + uuid
-	if !balena.ValidUUID(uuid) {
-		return balena.Device{}, invalidUUID(op, uuid)
+	if err := balena.CheckUUID(op, uuid); err != nil {
+		return balena.Device{}, err
 	}
-	if strings.TrimSpace(app) == "" {
-		return balena.Device{}, &balena.Error{Op: op, Class: balena.ErrInvalid,
-			Msg: "no application given (--app / MIG_APP)"}
+	if err := balena.CheckSetting(op, app, balena.SettingApp); err != nil {
+		return balena.Device{}, err
 	}
 	_, err := c.run(ctx, op, "device", "register", app, "--uuid", uuid)
 	existing := errors.Is(err, balena.ErrConflict)
@@ -128,12 +122,8 @@ func (c *Client) Register(ctx context.Context, app, uuid string) (balena.Device,
 // application from the device, so app is not passed on.
 func (c *Client) DeviceConfig(ctx context.Context, app, uuid, version string) ([]byte, error) {
 	op := "generate config.json for " + uuid
-	if !balena.ValidUUID(uuid) {
-		return nil, invalidUUID(op, uuid)
-	}
-	if strings.TrimSpace(version) == "" {
-		return nil, &balena.Error{Op: op, Class: balena.ErrInvalid,
-			Msg: "no balenaOS version given (--balena-ver / MIG_BALENA_VER)"}
+	if err := errors.Join(balena.CheckUUID(op, uuid), balena.CheckSetting(op, version, balena.SettingVersion)); err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "balena-config-")
 	if err != nil {

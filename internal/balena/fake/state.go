@@ -171,31 +171,26 @@ func (a *API) onlineLocked(d *Device) bool {
 	return !a.cfg.Now().Before(from.Add(a.cfg.OnlineDelay))
 }
 
-func (a *API) userByToken(token string) *User {
-	for _, u := range a.users {
-		if token != "" && u.Token == token {
-			return u
+// find returns the first item that matches, or nil.
+func find[T any](items []*T, match func(*T) bool) *T {
+	for _, it := range items {
+		if match(it) {
+			return it
 		}
 	}
 	return nil
+}
+
+func (a *API) userByToken(token string) *User {
+	return find(a.users, func(u *User) bool { return token != "" && u.Token == token })
 }
 
 func (a *API) appByID(id int64) *App {
-	for _, app := range a.apps {
-		if app.ID == id {
-			return app
-		}
-	}
-	return nil
+	return find(a.apps, func(app *App) bool { return app.ID == id })
 }
 
 func (a *API) deviceByID(id int64) *Device {
-	for _, d := range a.devices {
-		if d.ID == id {
-			return d
-		}
-	}
-	return nil
+	return find(a.sortedLocked(), func(d *Device) bool { return d.ID == id })
 }
 
 func (a *API) newKey() string {
