@@ -241,3 +241,49 @@ func TestFaultInjection(t *testing.T) {
 		t.Fatalf("faults off: status %d", r.status)
 	}
 }
+
+func TestAddDevice(t *testing.T) {
+	s, a, _ := seeded(t, Config{})
+	uuid := strings.Repeat("5e", 16)
+	d, err := s.AddDevice("OPS/fleet-one", uuid)
+	if err != nil || d.AppID != a.ID || d.UUID != uuid {
+		t.Fatalf("AddDevice = %+v, %v", d, err)
+	}
+	if found, online := onlineOverHTTP(t, s, uuid); !found || !online {
+		t.Fatalf("added device: found %v online %v", found, online)
+	}
+	tests := []struct{ name, app, uuid string }{
+		{"duplicate", "ops/fleet-one", uuid},
+		{"unknown app", "ops/none", strings.Repeat("6e", 16)},
+		{"bad uuid", "ops/fleet-one", "XYZ"},
+	}
+	for _, tt := range tests {
+		if _, err := s.AddDevice(tt.app, tt.uuid); err == nil {
+			t.Errorf("%s: no error", tt.name)
+		}
+	}
+	if len(s.Devices()) != 1 {
+		t.Errorf("%d devices, want 1", len(s.Devices()))
+	}
+}
+
+func TestParseAppSpec(t *testing.T) {
+	tests := []struct {
+		in, slug, dt string
+		ok           bool
+	}{
+		{"ops/fleet:raspberrypi3", "ops/fleet", "raspberrypi3", true},
+		{" ops/fleet:intel-nuc ", "ops/fleet", "intel-nuc", true},
+		{"fleet:raspberrypi3", "", "", false},
+		{"ops/fleet", "", "", false},
+		{"ops/fleet:", "", "", false},
+		{"/fleet:x", "", "", false},
+		{"a/b/c:x", "", "", false},
+	}
+	for _, tt := range tests {
+		slug, dt, err := ParseAppSpec(tt.in)
+		if (err == nil) != tt.ok || slug != tt.slug || dt != tt.dt {
+			t.Errorf("ParseAppSpec(%q) = %q, %q, %v", tt.in, slug, dt, err)
+		}
+	}
+}

@@ -206,3 +206,27 @@ func (a *API) provisioningKeyLocked(appID int64, expires time.Time) string {
 	a.provKeys[k] = provKey{appID: appID, expires: expires}
 	return k
 }
+
+// ErrUnknownApp is returned by AddDevice for an application the fake does
+// not have.
+var ErrUnknownApp = errors.New("fake balena: no such application")
+
+// AddDevice registers a device directly (no HTTP, no faults), as if it had
+// registered now: for tests that start with devices in place. A UUID that
+// is already registered is an error.
+func (a *API) AddDevice(appSlug, uuid string) (Device, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	app := find(a.apps, func(app *App) bool { return app.Slug == strings.ToLower(appSlug) })
+	switch {
+	case app == nil:
+		return Device{}, fmt.Errorf("%w: %s", ErrUnknownApp, appSlug)
+	case !uuidRE.MatchString(uuid):
+		return Device{}, fmt.Errorf("fake balena: %q is not a device UUID", uuid)
+	case a.devices[uuid] != nil:
+		return Device{}, fmt.Errorf("fake balena: device %s already registered", uuid)
+	}
+	d := &Device{ID: a.id(), UUID: uuid, AppID: app.ID, DeviceType: app.DeviceType, RegisteredAt: a.cfg.Now()}
+	a.devices[uuid] = d
+	return *d, nil
+}
