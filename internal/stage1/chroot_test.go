@@ -1,0 +1,361 @@
+package stage1
+
+// The real test: balena-migrate, built static from this module, runs as
+// root in a Debian 12 chroot (kernel, initramfs-tools, grub programs) that
+// lives on an ext4 partition of a loop device, so / is a real block device
+// as on a device. The chroot is built once by
+// scripts/test-setup.d/20-stage1-chroot and cached as a tarball.
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/s2config"
+)
+
+const chrootHome = "/home/migrate"
+
+type chroot struct {
+	t    *testing.T
+	dir  string // mount point of the chroot's root
+	loop string // the loop disk, /dev/loopN
+	rel  string // this machine's kernel release
+}
+
+func chrootTarball(t *testing.T) string {
+	script, err := os.ReadFile("../../scripts/test-setup.d/20-stage1-chroot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(script)
+	cache := os.Getenv("BALENA_MIGRATE_TEST_CACHE")
+	if cache == "" {
+		cache = "/var/cache/balena-migrate-test"
+	}
+	return filepath.Join(cache, "bookworm-chroot-"+hex.EncodeToString(sum[:])[:16]+".tar.zst")
+}
+
+func sh(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// newChroot puts the cached tree on a fresh ext4 partition of a loop disk.
+func newChroot(t *testing.T) *chroot {
+	if os.Getuid() != 0 {
+		t.Skip("the chroot test needs root")
+	}
+	tarball := chrootTarball(t)
+	if _, err := os.Stat(tarball); err != nil {
+		t.Skipf("%s is missing: run scripts/test-setup.d/20-stage1-chroot (scripts/test does)", tarball)
+	}
+	start := time.Now()
+	tmp := t.TempDir()
+	disk := filepath.Join(tmp, "disk.img")
+	f, err := os.Create(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(3 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cmd := exec.Command("sfdisk", "-q", disk)
+	cmd.Stdin = strings.NewReader("label: dos\nstart=2048, type=83\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v: %s", err, out)
+	}
+	c := &chroot{t: t, dir: filepath.Join(tmp, "root")}
+	c.loop = sh(t, "losetup", "--find", "--show", disk)
+	t.Cleanup(func() { exec.Command("losetup", "-d", c.loop).Run() })
+	exec.Command("partx", "-u", c.loop).Run()
+	if _, err := os.Stat(c.loop + "p1"); err != nil {
+		sh(t, "partx", "-a", c.loop)
+	}
+	t.Cleanup(func() { exec.Command("partx", "-d", c.loop).Run() })
+	sh(t, "mkfs.ext4", "-q", "-F", c.loop+"p1")
+	if err := os.Mkdir(c.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "mount", c.loop+"p1", c.dir)
+	t.Cleanup(func() { exec.Command("umount", "-R", "-l", c.dir).Run() })
+	sh(t, "tar", "-C", c.dir, "--numeric-owner", "--xattrs", "-I", "zstd", "-xf", tarball)
+	for _, m := range []string{"proc", "sys", "dev"} {
+		sh(t, "mount", "--rbind", "/"+m, filepath.Join(c.dir, m))
+		sh(t, "mount", "--make-rslave", filepath.Join(c.dir, m))
+	}
+	c.rel = sh(t, "uname", "-r")
+	c.adoptKernel()
+	t.Logf("chroot on %sp1 ready in %v", c.loop, time.Since(start).Round(time.Millisecond))
+	return c
+}
+
+// adoptKernel makes the chroot's installed kernel answer to this machine's
+// release, since uname -r in the chroot reports the running kernel.
+func (c *chroot) adoptKernel() {
+	t := c.t
+	mods, err := os.ReadDir(filepath.Join(c.dir, "lib/modules"))
+	if err != nil || len(mods) != 1 {
+		t.Fatalf("want one kernel in the chroot's /lib/modules, got %v (%v)", mods, err)
+	}
+	ver := mods[0].Name()
+	if ver == c.rel {
+		return
+	}
+	if err := os.Symlink(ver, filepath.Join(c.dir, "lib/modules", c.rel)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"config-", "vmlinuz-", "System.map-"} {
+		data, err := os.ReadFile(filepath.Join(c.dir, "boot", name+ver))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(c.dir, "boot", name+c.rel), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (c *chroot) path(p string) string { return filepath.Join(c.dir, p) }
+
+func (c *chroot) write(p, data string, perm fs.FileMode) {
+	c.t.Helper()
+	if err := os.MkdirAll(filepath.Dir(c.path(p)), 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(c.path(p), []byte(data), perm); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// run executes balena-migrate in the chroot; user "" is root.
+func (c *chroot) run(user string, args ...string) (string, int) {
+	c.t.Helper()
+	cargs := []string{}
+	if user != "" {
+		cargs = append(cargs, "--userspec="+user)
+	}
+	cargs = append(cargs, c.dir, chrootHome+"/balena-migrate", "--home", chrootHome)
+	cmd := exec.Command("chroot", append(cargs, args...)...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	c.t.Logf("balena-migrate %s (%v):\n%s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), out)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// snapshot lists every entry under the dirs with mode and content hash.
+func (c *chroot) snapshot(dirs ...string) map[string]string {
+	c.t.Helper()
+	m := map[string]string{}
+	for _, d := range dirs {
+		err := filepath.WalkDir(c.path(d), func(p string, de fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := de.Info()
+			if err != nil {
+				return err
+			}
+			v := info.Mode().String()
+			switch {
+			case info.Mode()&fs.ModeSymlink != 0:
+				l, _ := os.Readlink(p)
+				v += " -> " + l
+			case info.Mode().IsRegular():
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				sum := sha256.Sum256(data)
+				v += " " + hex.EncodeToString(sum[:8])
+			}
+			m[strings.TrimPrefix(p, c.dir)] = v
+			return nil
+		})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return m
+}
+
+func diffSnapshots(a, b map[string]string) []string {
+	var d []string
+	for k, v := range a {
+		if w, ok := b[k]; !ok {
+			d = append(d, "removed "+k)
+		} else if v != w {
+			d = append(d, "changed "+k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			d = append(d, "added "+k)
+		}
+	}
+	sort.Strings(d)
+	return d
+}
+
+// diskImage returns a gzip'd 4 MiB disk image with one partition in its
+// MBR, and the SHA-256 of the raw image.
+func diskImage(t *testing.T) ([]byte, string) {
+	raw := make([]byte, 4<<20)
+	copy(raw[446:], []byte{0x80, 0, 0, 0, 0x0c, 0, 0, 0, 0, 8, 0, 0, 0, 0x18, 0, 0}) // FAT32 LBA at 2048, 6144 sectors
+	raw[510], raw[511] = 0x55, 0xAA
+	copy(raw[1<<20:], "balena test image")
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(raw)
+	zw.Close()
+	sum := sha256.Sum256(raw)
+	return b.Bytes(), hex.EncodeToString(sum[:])
+}
+
+func staticBinary(t *testing.T, dst string) {
+	cmd := exec.Command("go", "build", "-o", dst, "../../cmd/balena-migrate")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+}
+
+// fakeBalena listens where the chroot's connectivity check dials.
+func fakeBalena(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestChrootStage1(t *testing.T) {
+	c := newChroot(t)
+	img, imgSum := diskImage(t)
+	port := fakeBalena(t)
+	staticBinary(t, c.path(chrootHome+"/balena-migrate"))
+	if err := os.Chmod(c.path(chrootHome), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.write(chrootHome+"/resin-genericx86-64-2.99.0-test.img.gz", string(img), 0o644)
+	c.write(chrootHome+"/resin-raspberrypi3-2.99.0-test.img.gz", string(img), 0o644)
+	conf := func(image string) string {
+		return fmt.Sprintf("IMAGE_NAME=%s\nBACKUP_DIRECTORIES=/etc/default\nMIGRATE_ALL_WIFIS=TRUE\nREQUIRE_NMGR_FILE=TRUE\n"+
+			"BALENA_API_HOST=127.0.0.1\nBALENA_API_PORT=%d\nBALENA_VPN_HOST=127.0.0.1\nBALENA_VPN_PORT=%d\n", image, port, port)
+	}
+	refused := func(name, image, user, want string) {
+		t.Run(name, func(t *testing.T) {
+			c.write(chrootHome+"/balena-migrate.conf", conf(image), 0o644)
+			before := c.snapshot("/boot", "/etc", chrootHome)
+			out, code := c.run(user)
+			if code != 1 || !strings.Contains(out, "ERROR: ") || !strings.Contains(out, want) {
+				t.Fatalf("want exit 1 and an ERROR line with %q, got exit %d", want, code)
+			}
+			if strings.Contains(out, "migration successful") {
+				t.Fatal("a refused run claims success")
+			}
+			if d := diffSnapshots(before, c.snapshot("/boot", "/etc", chrootHome)); len(d) > 0 {
+				t.Fatalf("a refused run changed the system:\n%s", strings.Join(d, "\n"))
+			}
+		})
+	}
+	// No wifi configured yet: refused after the backup was made, which must be undone.
+	refused("NoNetworkConfig", "resin-genericx86-64-2.99.0-test.img.gz", "", "REQUIRE_NMGR_FILE")
+	c.write("/etc/wpa_supplicant/wpa_supplicant.conf", "ctrl_interface=DIR=/var/run/wpa_supplicant\nnetwork={\n\tssid=\"fleet-net\"\n\tpsk=\"s3cret-pass\"\n}\n", 0o600)
+	refused("WrongDevice", "resin-raspberrypi3-2.99.0-test.img.gz", "", "is for raspberrypi3 but this device is a x86_64 PC")
+	refused("MissingImage", "resin-genericx86-64-9.9.9.img.gz", "", "resin-genericx86-64-9.9.9.img.gz: stat")
+	refused("NotRoot", "resin-genericx86-64-2.99.0-test.img.gz", "65534:65534", "must run as root")
+
+	t.Run("Pretend", func(t *testing.T) {
+		c.write(chrootHome+"/balena-migrate.conf", conf("resin-genericx86-64-2.99.0-test.img.gz"), 0o644)
+		before := c.snapshot("/boot")
+		out, code := c.run("", "--pretend")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || lines[len(lines)-1] != "migration successful, please reboot system" {
+			t.Fatalf("--pretend: exit %d, last line %q", code, lines[len(lines)-1])
+		}
+		if d := diffSnapshots(before, c.snapshot("/boot")); len(d) > 0 {
+			t.Fatalf("--pretend changed the boot setup:\n%s", strings.Join(d, "\n"))
+		}
+		s2, err := s2config.Load(c.path(s2config.DefaultPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s2.BootDev != c.loop || s2.ImageSHA256 != imgSum || !s2.NoFlash || s2.HomeDir != chrootHome ||
+			s2.BackupFile != "backup.tgz" || strings.Join(s2.NetworkConfigs, " ") != "resin-wifi-01" {
+			t.Fatalf("stage-2 config: %+v (want BOOT_DEV %s, sha %s)", s2, c.loop, imgSum)
+		}
+		wifi, err := os.ReadFile(c.path(chrootHome + "/resin-wifi-01"))
+		if err != nil || !bytes.Contains(wifi, []byte("ssid=fleet-net\n")) || !bytes.Contains(wifi, []byte("psk=s3cret-pass\n")) {
+			t.Fatalf("resin-wifi-01: %v\n%s", err, wifi)
+		}
+		c.checkInitramfs(t)
+	})
+}
+
+// checkInitramfs lists the built initramfs with the chroot's lsinitramfs.
+func (c *chroot) checkInitramfs(t *testing.T) {
+	initrd := chrootHome + "/" + initramfsName(c.rel)
+	out, err := exec.Command("chroot", c.dir, "lsinitramfs", initrd).CombinedOutput()
+	if err != nil {
+		t.Fatalf("lsinitramfs: %v\n%s", err, out)
+	}
+	have := map[string]bool{}
+	for _, l := range strings.Split(string(out), "\n") {
+		have[strings.TrimSpace(l)] = true
+		if strings.HasSuffix(l, "/vfat.ko") || strings.HasSuffix(l, "/vfat.ko.xz") || strings.HasSuffix(l, "/vfat.ko.zst") {
+			have["vfat.ko"] = true
+		}
+	}
+	for _, want := range [][]string{
+		{"bin/balena-migrate", "usr/bin/balena-migrate"},
+		{"etc/balena-migrate-stage2.conf"},
+		{"scripts/local-bottom/balena-migrate"},
+		{"vfat.ko"},
+	} {
+		found := false
+		for _, w := range want {
+			found = found || have[w]
+		}
+		if !found {
+			t.Errorf("the initramfs lacks %s (%d entries)", want[0], len(have))
+		}
+	}
+	t.Logf("initramfs %s: %d entries, kernel %s", initrd, len(have), strconv.Quote(c.rel))
+}
