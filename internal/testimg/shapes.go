@@ -55,3 +55,10 @@ func DebugfsCat(fsImage, name string) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// OldOS builds a disk of size bytes holding one ext4 partition labelled
+// "old-root" with files (path on that filesystem → content): the system
+// stage 2 runs on, with its migration directory.
+func OldOS(path string, size int64, files map[string][]byte) (Image, error) {
+	return Build(path, size, []Part{{Size: size - 2*MiB, Type: "83", FS: "ext4", Label: "old-root", Files: files}})
+}

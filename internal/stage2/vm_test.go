@@ -1,0 +1,200 @@
+package stage2_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fleetmig/balena-migrate/internal/blkdev"
+	"github.com/fleetmig/balena-migrate/internal/s2config"
+	"github.com/fleetmig/balena-migrate/internal/testimg"
+	"github.com/fleetmig/balena-migrate/internal/vmtest"
+)
+
+const home = "/home/pi/migrate"
+
+// vmFixture is an "old OS" disk with a migration directory, the balenaOS
+// image it carries, and the stage-2 config that points at it.
+type vmFixture struct {
+	dir      string
+	image    testimg.Image // the uncompressed balenaOS test image
+	disk     string
+	cfg      s2config.Config
+	config   []byte // config.json
+	wifi     map[string][]byte
+	backup   []byte
+	diskHash string // SHA-256 of the whole disk before the boot
+}
+
+func newVMFixture(t *testing.T, corrupt bool) *vmFixture {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("VM test skipped in -short mode")
+	}
+	fx := &vmFixture{dir: t.TempDir(), config: []byte(`{"uuid":"0123abcd","deviceType":"genericx86-64"}`),
+		wifi: map[string][]byte{"resin-wifi-01": []byte("[connection]\nid=home\n"), "resin-wifi-02": []byte("[connection]\nid=office\n")}}
+	fx.backup = make([]byte, 256<<10)
+	rand.Read(fx.backup)
+	var err error
+	if fx.image, err = testimg.BalenaOS(filepath.Join(fx.dir, "balena.img")); err != nil {
+		t.Fatal(err)
+	}
+	gz := filepath.Join(fx.dir, "balena.img.gz")
+	sha, err := testimg.Gzip(fx.image.Path, gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if corrupt { // same SHA in the config, one flipped bit in the image
+		raw, _ := os.ReadFile(fx.image.Path)
+		raw[20*testimg.MiB+12345] ^= 0x10
+		bad := filepath.Join(fx.dir, "bad.img")
+		os.WriteFile(bad, raw, 0o644)
+		if _, err := testimg.Gzip(bad, gz); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gzData, _ := os.ReadFile(gz)
+	files := map[string][]byte{home + "/balena.img.gz": gzData, home + "/config.json": fx.config, home + "/backup.tgz": fx.backup}
+	for n, d := range fx.wifi {
+		files[home+"/"+n] = d
+	}
+	disk, err := testimg.OldOS(filepath.Join(fx.dir, "disk.img"), 128*testimg.MiB, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.disk = disk.Path
+	fx.diskHash, _ = testimg.SHA256File(fx.disk, -1)
+	fx.cfg = s2config.Default()
+	fx.cfg.BootDev, fx.cfg.HomeDir, fx.cfg.ImageFile, fx.cfg.ImageSHA256 = "/dev/vda", home, "balena.img.gz", sha
+	fx.cfg.BackupFile, fx.cfg.BalenaConfig = "backup.tgz", "config.json"
+	fx.cfg.NetworkConfigs = []string{"resin-wifi-01", "resin-wifi-02"}
+	fx.cfg.NoFlash = false
+	return fx
+}
+
+// boot runs stage 2 in the VM on the fixture's disk.
+func (fx *vmFixture) boot(t *testing.T) vmtest.Result {
+	t.Helper()
+	k, err := vmtest.FindKernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(fx.dir, "balena-migrate")
+	if err := vmtest.BuildBinary(context.Background(), "../..", bin); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := fx.cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := filepath.Join(fx.dir, "initrd.gz")
+	if err := (vmtest.Stage2Initramfs{Kernel: k, Binary: bin, Config: conf, RootDev: "/dev/vda1"}).Write(initrd); err != nil {
+		t.Fatal(err)
+	}
+	res, err := vmtest.Boot(context.Background(), vmtest.VM{Kernel: k, Initrd: initrd, Disks: []string{fx.disk}})
+	t.Logf("VM boot took %s", res.Duration.Round(100_000_000))
+	if os.Getenv("VMTEST_CONSOLE") != "" {
+		t.Logf("console:\n%s", res.Console)
+	}
+	if err != nil {
+		t.Fatalf("%v\nconsole:\n%s", err, res.Console)
+	}
+	return res
+}
+
+func TestVMStage2FlashesAndPlacesFiles(t *testing.T) {
+	t.Parallel()
+	fx := newVMFixture(t, false)
+	res := fx.boot(t)
+	if res.ExitCode != 0 {
+		t.Fatalf("stage 2 exit code %d\nconsole:\n%s", res.ExitCode, res.Console)
+	}
+	for _, want := range []string{"image verified", "point of no return", "flashed", "/s", "read back", "found resin-boot", "balenaOS installed"} {
+		if !strings.Contains(res.Console, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+	disk, _ := os.ReadFile(fx.disk)
+	img, _ := os.ReadFile(fx.image.Path)
+	boot, data := fx.image.Parts[0], fx.image.Parts[5]
+	// Everything outside resin-boot and resin-data is the image, byte for byte.
+	for _, r := range [][2]int64{{0, boot.Start}, {boot.End(), data.Start}, {data.End(), int64(len(img))}} {
+		if !bytes.Equal(disk[r[0]:r[1]], img[r[0]:r[1]]) {
+			t.Errorf("disk bytes %d..%d differ from the image", r[0], r[1])
+		}
+	}
+	checkFile := func(what string, got []byte, err error, want []byte) {
+		t.Helper()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: got %q (err %v), want %q", what, trim(got), err, trim(want))
+		}
+	}
+	got, err := testimg.MReadFile(fx.disk, boot.Start, "config.json")
+	checkFile("resin-boot/config.json", got, err, fx.config)
+	for n, d := range fx.wifi {
+		got, err := testimg.MReadFile(fx.disk, boot.Start, "system-connections/"+n)
+		checkFile("resin-boot/system-connections/"+n, got, err, d)
+	}
+	got, err = testimg.MReadFile(fx.disk, boot.Start, "os-release")
+	checkFile("resin-boot/os-release from the image", got, err, []byte("ID=balena-os\n"))
+
+	part := filepath.Join(fx.dir, "resin-data.img")
+	os.WriteFile(part, disk[data.Start:data.End()], 0o644)
+	got, err = testimg.DebugfsCat(part, "/backup.tgz")
+	checkFile("resin-data/backup.tgz", got, err, fx.backup)
+	got, err = testimg.DebugfsCat(part, "/resin-data/readme")
+	checkFile("resin-data/resin-data/readme from the image", got, err, []byte("data partition\n"))
+	log, err := testimg.DebugfsCat(part, "/balena-migrate.log")
+	if err != nil || !bytes.Contains(log, []byte("balenaOS installed")) || !bytes.Contains(log, []byte("] INFO: ")) {
+		t.Errorf("resin-data/balena-migrate.log: %v\n%s", err, log)
+	}
+	if out, err := exec.Command("e2fsck", "-fn", part).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck resin-data: %v\n%s", err, out)
+	}
+	if fs, _ := blkdev.Probe(bytes.NewReader(disk), boot.Start); fs.Label != "resin-boot" {
+		t.Errorf("resin-boot label now %+v", fs)
+	}
+}
+
+func TestVMStage2CorruptImageLeavesDiskUntouched(t *testing.T) {
+	t.Parallel()
+	fx := newVMFixture(t, true)
+	res := fx.boot(t)
+	if res.ExitCode == 0 {
+		t.Errorf("exit code 0 for a corrupt image\nconsole:\n%s", res.Console)
+	}
+	if !strings.Contains(res.Console, "SHA-256 mismatch") || !strings.Contains(res.Console, "ERROR: ") {
+		t.Errorf("console does not report the mismatch:\n%s", res.Console)
+	}
+	if h, _ := testimg.SHA256File(fx.disk, -1); h != fx.diskHash {
+		t.Error("disk changed although the image was corrupt")
+	}
+}
+
+func TestVMStage2NoFlashLeavesDiskUntouched(t *testing.T) {
+	t.Parallel()
+	fx := newVMFixture(t, false)
+	fx.cfg.NoFlash = true
+	res := fx.boot(t)
+	if res.ExitCode != 0 {
+		t.Errorf("exit code %d with NO_FLASH=TRUE\nconsole:\n%s", res.ExitCode, res.Console)
+	}
+	if !strings.Contains(res.Console, "image verified") || !strings.Contains(res.Console, "NO_FLASH=TRUE") {
+		t.Errorf("console:\n%s", res.Console)
+	}
+	if h, _ := testimg.SHA256File(fx.disk, -1); h != fx.diskHash {
+		t.Error("disk changed with NO_FLASH=TRUE")
+	}
+}
+
+func trim(b []byte) []byte {
+	if len(b) > 80 {
+		return b[:80]
+	}
+	return b
+}
