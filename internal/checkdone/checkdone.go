@@ -1,0 +1,87 @@
+// Package checkdone is the migdb-check-done pipeline: for a migrated unit,
+// ask balena whether its device is online and decide whether it is done,
+// lost, or to be asked again later.
+package checkdone
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/balena"
+	"github.com/fleetmig/balena-migrate/internal/config"
+	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/unit"
+	"github.com/fleetmig/balena-migrate/internal/worker"
+	"github.com/rs/zerolog"
+)
+
+// Checker checks one unit at a time.
+type Checker struct {
+	DB       *spool.DB
+	Cloud    balena.Cloud
+	Settings *config.Settings
+	Log      zerolog.Logger
+	Now      func() time.Time
+}
+
+// Handle is the worker.Handler of migdb-check-done.
+func (k *Checker) Handle(ctx context.Context, c *spool.Claim) worker.Outcome {
+	u := c.Unit.Clone()
+	ulog, err := worker.OpenUnitLog(k.DB, c, u, string(config.CheckDone))
+	if err != nil {
+		k.Log.Error().Err(err).Str("unit", u.ID()).Msg("cannot open the unit log")
+		return worker.HandBack("unit log unavailable")
+	}
+	defer ulog.Close()
+	o := k.check(ctx, u)
+	ev := ulog.Log.Info()
+	if o.To == spool.Fail {
+		ev = ulog.Log.Error()
+	}
+	ev.Msg(o.Msg)
+	return o
+}
+
+// check decides the outcome for u (a copy the caller owns).
+func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
+	now := k.Now()
+	fail := func(class unit.FailClass, msg string) worker.Outcome {
+		u.SetFail(class, msg, now)
+		return worker.Outcome{To: spool.Fail, Unit: u, Msg: fmt.Sprintf("failed (%s): %s", class, msg)}
+	}
+	s, err := k.Settings.ForUnit(u.Settings(), u.ID())
+	if err != nil {
+		return fail(unit.FailConfigError, err.Error())
+	}
+	if st := u.Status(); st != unit.StatusMigrated {
+		return fail(unit.FailConfigError, fmt.Sprintf("STATUS is %q, expected MIGRATED: only migrated units belong in process/", st))
+	}
+	uuid := u.Get(unit.FieldDeviceID)
+	if !balena.ValidUUID(uuid) {
+		return fail(unit.FailConfigError, fmt.Sprintf("DEVICE_ID %q is not a balena UUID (32 lowercase hex digits)", uuid))
+	}
+	since, ok, err := u.StatusTime()
+	if err != nil || !ok {
+		return fail(unit.FailConfigError, "STATUS_TS is missing or not an epoch second")
+	}
+	online, err := k.Cloud.IsOnline(ctx, uuid)
+	if err != nil {
+		if ctx.Err() != nil {
+			return worker.HandBack("stopping")
+		}
+		// Whatever balena's trouble, it is not the unit's fault: ask again.
+		u.SetDue(now.Add(s.Duration(config.CheckInterval)))
+		return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("balena could not be asked (%v); asking again in %v", err, s.Duration(config.CheckInterval))}
+	}
+	if online {
+		u.SetStatus(unit.StatusDone, now)
+		u.Delete(unit.FieldDueTS)
+		return worker.Outcome{To: spool.Done, Unit: u, Msg: fmt.Sprintf("device %s is online after %v: done", uuid, now.Sub(since).Round(time.Second))}
+	}
+	if maxAge := s.Duration(config.MaxStatusAge); now.Sub(since) > maxAge {
+		return fail(unit.FailLost, fmt.Sprintf("device %s not online %v after migration (limit %v); check the device's console or network", uuid, now.Sub(since).Round(time.Second), maxAge))
+	}
+	u.SetDue(now.Add(s.Duration(config.CheckInterval)))
+	return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("device %s not online yet (%v since migration); asking again in %v", uuid, now.Sub(since).Round(time.Second), s.Duration(config.CheckInterval))}
+}

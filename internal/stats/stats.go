@@ -1,0 +1,141 @@
+// Package stats summarises a database: one row per unit in any state, and
+// counts by state and by failure class.
+package stats
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/unit"
+)
+
+// Row is one unit.
+type Row struct {
+	ID, State, FailClass, ConnAttempts, Created, LastChange, DeviceID, FailMsg string
+	DurationS                                                                  string
+}
+
+// Header is the CSV header.
+var Header = []string{"id", "state", "fail_class", "conn_attempts", "created", "last_change", "duration_s", "device_id", "fail_msg"}
+
+// Collect reads every unit file in the state directories.
+func Collect(db *spool.DB) ([]Row, error) {
+	var rows []Row
+	for _, d := range spool.StateDirs {
+		entries, err := os.ReadDir(db.Path(d))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if d == spool.Tmp {
+				_, after, ok := strings.Cut(name, "~")
+				if !ok {
+					continue
+				}
+				name = after
+			}
+			id, _, ok := spool.ParseName(name)
+			if !ok {
+				continue
+			}
+			rows = append(rows, row(db.Path(d, e.Name()), id, string(d)))
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
+	return rows, nil
+}
+
+func row(path, id, state string) Row {
+	r := Row{ID: id, State: state}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		r.FailMsg = "unreadable: " + err.Error()
+		return r
+	}
+	u, err := unit.Parse(data)
+	if err != nil {
+		r.FailMsg = "unreadable: " + err.Error()
+		return r
+	}
+	r.FailClass = u.Get(unit.FieldFailClass)
+	r.ConnAttempts = u.Get(unit.FieldConnRetries)
+	r.DeviceID = u.Get(unit.FieldDeviceID)
+	r.FailMsg = u.Get(unit.FieldFailMsg)
+	created, ok, _ := u.CreateTime()
+	if ok {
+		r.Created = unit.ISO(created)
+	}
+	last, lok, _ := u.StatusTime()
+	if f, fok, _ := epoch(u.Get(unit.FieldFailTS)); fok && (!lok || f.After(last)) {
+		last, lok = f, true
+	}
+	if lok {
+		r.LastChange = unit.ISO(last)
+		if ok {
+			r.DurationS = strconv.FormatInt(int64(last.Sub(created)/time.Second), 10)
+		}
+	}
+	return r
+}
+
+func epoch(v string) (time.Time, bool, error) {
+	if v == "" {
+		return time.Time{}, false, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return time.Unix(n, 0), err == nil, err
+}
+
+// WriteCSV writes the rows with a header.
+func WriteCSV(w io.Writer, rows []Row) error {
+	cw := csv.NewWriter(w)
+	cw.Write(Header)
+	for _, r := range rows {
+		cw.Write([]string{r.ID, r.State, r.FailClass, r.ConnAttempts, r.Created, r.LastChange, r.DurationS, r.DeviceID, r.FailMsg})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteSummary prints counts by state and by failure class.
+func WriteSummary(w io.Writer, rows []Row) error {
+	byState := map[string]int{}
+	byClass := map[string]int{}
+	for _, r := range rows {
+		byState[r.State]++
+		if r.State == string(spool.Fail) {
+			c := r.FailClass
+			if c == "" {
+				c = "(none)"
+			}
+			byClass[c]++
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATE\tUNITS")
+	for _, d := range spool.StateDirs {
+		fmt.Fprintf(tw, "%s\t%d\n", d, byState[string(d)])
+	}
+	fmt.Fprintf(tw, "total\t%d\n", len(rows))
+	if len(byClass) > 0 {
+		fmt.Fprintln(tw, "\nFAIL_CLASS\tUNITS")
+		classes := make([]string, 0, len(byClass))
+		for c := range byClass {
+			classes = append(classes, c)
+		}
+		sort.Strings(classes)
+		for _, c := range classes {
+			fmt.Fprintf(tw, "%s\t%d\n", c, byClass[c])
+		}
+	}
+	return tw.Flush()
+}
