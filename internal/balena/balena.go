@@ -28,7 +28,8 @@ type Cloud interface {
 	Register(ctx context.Context, app, uuid string) (Device, error)
 	// DeviceConfig builds the config.json for an already registered device
 	// running balenaOS version: the application's configuration plus the
-	// device's own key, id, UUID and registration time.
+	// device's own key, id, UUID and registration time. The bytes hold the
+	// device's API key: never log them.
 	DeviceConfig(ctx context.Context, app, uuid, version string) ([]byte, error)
 	// IsOnline says whether the device with this UUID is online. A device
 	// balena does not know (yet) is reported as not online, without error.

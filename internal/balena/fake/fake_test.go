@@ -36,6 +36,10 @@ type reply struct {
 
 func call(t *testing.T, method, url, token, body string) reply {
 	t.Helper()
+	ctype := "application/json"
+	if rest, ok := strings.CutPrefix(body, "text:"); ok { // sent as plain text
+		body, ctype = rest, "text/plain"
+	}
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +48,7 @@ func call(t *testing.T, method, url, token, body string) reply {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

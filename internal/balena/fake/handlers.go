@@ -3,6 +3,7 @@ package fake
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -100,9 +101,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// readBody reads a request body of at most 1 MiB.
+// readBody reads a request body of at most 1 MiB. Like the real API
+// (whose body parser only reads JSON), a non-empty body must be sent as
+// application/json.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	ct := strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0])
+	if err == nil && len(bytes.TrimSpace(data)) > 0 && !strings.EqualFold(ct, "application/json") {
+		err = errors.New("the body must be sent as Content-Type: application/json")
+	}
+	return data, err
 }
 
 // decodeJSON reads the JSON object data (read with readBody; readErr is
@@ -203,10 +211,14 @@ func (a *API) device(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows := []map[string]any{}
-	for _, d := range a.sortedLocked() {
-		if q.filterField == "uuid" && d.UUID != q.filterValue {
-			continue
+	devices := a.sortedLocked()
+	if q.filterField == "uuid" {
+		devices = nil
+		if d := a.devices[q.filterValue]; d != nil {
+			devices = []*Device{d}
 		}
+	}
+	for _, d := range devices {
 		online := a.onlineLocked(d)
 		var last any
 		if online {

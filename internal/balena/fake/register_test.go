@@ -117,6 +117,7 @@ func TestDownloadConfigAndDeviceKey(t *testing.T) {
 		{"device key", "/api-key/device/" + jsonOf(t, id) + "/device-key", userToken, `{}`, 200},
 		{"device key, empty body", "/api-key/device/" + jsonOf(t, id) + "/device-key", userToken, ``, 200},
 		{"device key, unknown device", "/api-key/device/1/device-key", userToken, `{}`, 404},
+		{"config sent as text/plain", "/download-config", userToken, "text:" + cfgBody, 400},
 		{"device key without token", "/api-key/device/" + jsonOf(t, id) + "/device-key", "", `{}`, 401},
 	}
 	for _, tt := range tests {

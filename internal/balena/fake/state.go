@@ -190,7 +190,12 @@ func (a *API) appByID(id int64) *App {
 }
 
 func (a *API) deviceByID(id int64) *Device {
-	return find(a.sortedLocked(), func(d *Device) bool { return d.ID == id })
+	for _, d := range a.devices {
+		if d.ID == id {
+			return d
+		}
+	}
+	return nil
 }
 
 func (a *API) newKey() string {
