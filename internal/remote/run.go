@@ -85,7 +85,7 @@ func (c *Client) IsRoot() bool { return c.opts.User == "root" }
 
 // rootPrefix returns what makes a command run as root, and the stdin sudo
 // needs: nothing for root; `sudo -n` when the login used a key (the sudoers
-// rule must not ask for a password); `sudo -S -p ''` reading the password
+// rule must not ask for a password); `sudo -S -p ”` reading the password
 // from stdin when the login used the password.
 func (c *Client) rootPrefix() (string, string) {
 	switch {

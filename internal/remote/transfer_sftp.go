@@ -1,0 +1,72 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+
+	"github.com/pkg/sftp"
+)
+
+// sftpConcurrency is how many write requests are in flight per file: enough
+// to cover the round trip of a slow link, 2 MiB of buffers in all.
+const sftpConcurrency = 64
+
+// sftpSender writes files with pipelined SFTP writes.
+type sftpSender struct {
+	c       *Client
+	cl      *sftp.Client
+	dir     string
+	release func() bool
+}
+
+func (s *sftpSender) start(ctx context.Context) error {
+	// Ending ctx closes the SFTP session, which aborts a write in progress.
+	s.release = context.AfterFunc(ctx, func() { s.cl.Close() })
+	return nil
+}
+
+func (s *sftpSender) write(_ context.Context, e Entry, offset int64, r io.Reader) error {
+	name := path.Join(s.dir, e.Path+partSuffix)
+	flags := os.O_WRONLY | os.O_CREATE
+	if offset == 0 {
+		flags |= os.O_TRUNC
+	}
+	f, err := s.cl.OpenFile(name, flags)
+	if err != nil {
+		return fmt.Errorf("sftp open %s: %w", name, err)
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("sftp seek %s: %w", name, err)
+	}
+	if _, err := f.ReadFromWithConcurrency(r, sftpConcurrency); err != nil {
+		f.Close()
+		return fmt.Errorf("sftp write %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sftp close %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *sftpSender) close(failed error) error {
+	s.release()
+	if failed != nil {
+		// The session may be dead or mid-request: start afresh next time.
+		s.c.dropSFTP(s.cl)
+	}
+	return nil
+}
+
+// dropSFTP forgets an SFTP session that failed, closing it.
+func (c *Client) dropSFTP(cl *sftp.Client) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sftp == cl {
+		c.sftp, c.sftpKnown = nil, false
+	}
+	cl.Close()
+}
