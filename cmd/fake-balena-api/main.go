@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/balena/fake"
 	"github.com/fleetmig/balena-migrate/internal/cliapp"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -32,6 +33,7 @@ func main() {
 			&cli.IntFlag{Name: "fault-status", Value: 503, Usage: "HTTP status of injected faults (429 carries Retry-After: 1)"},
 			&cli.DurationFlag{Name: "latency", Usage: "delay added to every API request"},
 			&cli.StringFlag{Name: "url-file", Usage: "also write the URL to this file once listening"},
+			&cli.BoolFlag{Name: "log-requests", Usage: "log every API request (method, path, status) to stderr"},
 		},
 		HideHelpCommand: true,
 		Action:          run,
@@ -48,10 +50,14 @@ func run(c *cli.Context) error {
 	if s := c.Int("fault-status"); s < 400 || s > 599 {
 		return cliapp.Usagef("--fault-status %d: want an HTTP error status (400-599)", s)
 	}
-	api := fake.New(fake.Config{
+	cfg := fake.Config{
 		OnlineDelay: c.Duration("online-delay"), RequireBoot: c.Bool("require-boot"),
 		FaultRate: c.Float64("fault-rate"), FaultStatus: c.Int("fault-status"), Latency: c.Duration("latency"),
-	})
+	}
+	if c.Bool("log-requests") {
+		cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true}).With().Timestamp().Logger()
+	}
+	api := fake.New(cfg)
 	if c.String("token") == "" {
 		return cliapp.Usagef("--token must not be empty")
 	}

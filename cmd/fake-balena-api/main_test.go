@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -25,13 +26,17 @@ func build(t *testing.T) string {
 	return bin
 }
 
+const runnerToken = "sekr1t-runner-token"
+
 // TestRunner starts the built runner, uses it through the api adapter and
 // stops it with SIGTERM.
 func TestRunner(t *testing.T) {
 	bin := build(t)
 	urlFile := filepath.Join(t.TempDir(), "url")
-	cmd := exec.Command(bin, "--app", "ops/fleet-one:raspberrypi3", "--token", "tok",
-		"--online-delay", "100ms", "--url-file", urlFile)
+	cmd := exec.Command(bin, "--app", "ops/fleet-one:raspberrypi3", "--token", runnerToken,
+		"--online-delay", "100ms", "--url-file", urlFile, "--log-requests")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +56,7 @@ func TestRunner(t *testing.T) {
 	if b, err := os.ReadFile(urlFile); err != nil || strings.TrimSpace(string(b)) != url {
 		t.Fatalf("url file %q (%v), want %s", b, err, url)
 	}
-	c, err := api.New(balena.Options{APIURL: url, Token: "tok"})
+	c, err := api.New(balena.Options{APIURL: url, Token: runnerToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +81,10 @@ func TestRunner(t *testing.T) {
 	case err := <-done:
 		if err != nil {
 			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+		if log := stderr.String(); !strings.Contains(log, "path=/device/register") ||
+			!strings.Contains(log, "status=201") || strings.Contains(log, runnerToken) {
+			t.Errorf("request log lacks the registration or shows the token:\n%s", log)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("still running 5 s after SIGTERM")

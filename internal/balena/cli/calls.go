@@ -14,30 +14,31 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/balena"
 )
 
-// Whoami runs `balena whoami` and reads its USERNAME and EMAIL lines. The
-// CLI does not print the user id, so User.ID is 0.
+// Whoami runs `balena whoami` and reads its vertical table: USERNAME and
+// EMAIL for a user login, APPLICATION or DEVICE for a key that belongs to
+// one (then Username holds that slug or UUID). The CLI does not print the
+// user id, so User.ID is 0.
 func (c *Client) Whoami(ctx context.Context) (balena.User, error) {
 	out, err := c.run(ctx, "check credentials", "whoami")
 	if err != nil {
 		return balena.User{}, withLoginAdvice(err)
 	}
-	var u balena.User
+	fields := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
-		key, val, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
+		if key, val, ok := strings.Cut(sc.Text(), ":"); ok {
+			fields[strings.ToUpper(strings.TrimSpace(key))] = strings.TrimSpace(val)
 		}
-		switch strings.TrimSpace(strings.ToUpper(key)) {
-		case "USERNAME":
-			u.Username = strings.TrimSpace(val)
-		case "EMAIL":
-			u.Email = strings.TrimSpace(val)
+	}
+	u := balena.User{Username: fields["USERNAME"], Email: fields["EMAIL"]}
+	for _, k := range []string{"APPLICATION", "DEVICE"} {
+		if u.Username == "" {
+			u.Username = fields[k]
 		}
 	}
 	if u.Username == "" {
 		return balena.User{}, &balena.Error{Op: "check credentials", Class: balena.ErrInvalid,
-			Msg: "balena whoami printed no USERNAME: " + firstLines(string(out), 2)}
+			Msg: "balena whoami printed no account: " + firstLines(string(out), 2)}
 	}
 	return u, nil
 }

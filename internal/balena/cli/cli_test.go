@@ -41,6 +41,30 @@ func TestWhoami(t *testing.T) {
 	}
 }
 
+func TestWhoamiOutputs(t *testing.T) {
+	tests := []struct {
+		name, output, want string
+		wantErr            error
+	}{
+		{"user", "== ACCOUNT INFORMATION\nUSERNAME: gh_ops\nEMAIL:    o@example.com\nURL:      balena-cloud.com\n", "gh_ops", nil},
+		{"application key", "== ACCOUNT INFORMATION\nAPPLICATION: ops/fleet-one\nURL:         balena-cloud.com\n", "ops/fleet-one", nil},
+		{"nothing useful", "hello\n", "", balena.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bin := filepath.Join(t.TempDir(), "balena")
+			script := "#!/bin/sh\nprintf '" + tt.output + "'\n"
+			if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			u, err := newClient(t, bin).Whoami(context.Background())
+			if u.Username != tt.want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("Whoami = %+v, %v; want %q, %v", u, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
 func TestRegister(t *testing.T) {
 	bin := fakeCLI(t, "ops/fleet-one", "ops/fleet-two")
 	c := newClient(t, bin)

@@ -13,6 +13,8 @@ import (
 	"net/http/httptest"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // DefaultOnlineDelay is the standalone runner's default --online-delay.
@@ -38,6 +40,9 @@ type Config struct {
 	Latency time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Log gets one debug line per API request (method, path, status,
+	// duration; never headers). The zero value logs nothing.
+	Log zerolog.Logger
 }
 
 // User is an account the fake knows, with the token that authenticates it.

@@ -66,15 +66,32 @@ func (a *API) admit(route Route, h http.HandlerFunc) http.HandlerFunc {
 			case <-t.C:
 			}
 		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		defer func() {
+			a.cfg.Log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", rec.status).
+				Bool("injected", status != 0).Dur("took", time.Since(start)).Msg("fake balena request")
+		}()
 		if status != 0 {
 			if status == http.StatusTooManyRequests && retryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+				rec.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 			}
-			http.Error(w, http.StatusText(status), status)
+			http.Error(rec, http.StatusText(status), status)
 			return
 		}
-		h(w, r)
+		h(rec, r)
 	}
+}
+
+// statusRecorder remembers the status written, for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 func bearer(r *http.Request) string {
