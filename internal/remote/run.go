@@ -122,16 +122,14 @@ func (c *Client) RunAsRoot(ctx context.Context, dir string, argv []string, stdou
 // meanwhile counts as success: the command was sent.
 func (c *Client) StartDetachedAsRoot(ctx context.Context, argv []string) error {
 	prefix, stdin := c.rootPrefix()
-	launch := `s=; command -v setsid >/dev/null 2>&1 && s=setsid; $s nohup sh -c 'sleep 1; exec "$@"' sh ` +
-		prefix + quoteArgs(argv) + ` >/dev/null 2>&1`
-	var cmd string
+	setsid := `s=; command -v setsid >/dev/null 2>&1 && s=setsid; `
+	launch := `$s nohup sh -c 'sleep 1; exec "$@"' sh ` + prefix + quoteArgs(argv) + ` >/dev/null 2>&1`
+	cmd := setsid + launch + " </dev/null &"
 	var in io.Reader
-	if stdin == "" {
-		cmd = launch + " </dev/null &"
-	} else {
+	if stdin != "" {
 		// The shell reads the password before it backgrounds anything and
 		// hands it to sudo through a pipe: never on a command line.
-		cmd = `IFS= read -r p; printf '%s\n' "$p" | ` + launch + " &"
+		cmd = setsid + `IFS= read -r p; printf '%s\n' "$p" | ` + launch + " &"
 		in = strings.NewReader(stdin)
 	}
 	code, err := c.run(ctx, cmd, in, nil, nil)
