@@ -220,7 +220,7 @@ var tags = map[string]string{
 	"raspberrypicm4-ioboard": "raspberrypicm4-ioboard", "raspberrypi5": "raspberrypi5",
 	"beaglebone-green": "beaglebone-green", "beaglebone-green-wifi": "beaglebone-green-wifi",
 	"beaglebone-black": "beaglebone-black",
-	"genericx86-64": "genericx86-64", "genericx86-64-ext": "genericx86-64-ext",
+	"genericx86-64":    "genericx86-64", "genericx86-64-ext": "genericx86-64-ext",
 	"intel-nuc": "intel-nuc", "intel-core2-32": "intel-core2-32",
 }
 

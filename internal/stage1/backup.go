@@ -61,7 +61,7 @@ func (r *run) makeBackup(ctx context.Context) (string, error) {
 
 // noSpace names ENOSPC so the fleet worker can classify it.
 func noSpace(err error) error {
-	if err != nil && strings.Contains(err.Error(), "no space left") {
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "no space left") {
 		return fmt.Errorf("%w: %w", errNoSpace, err)
 	}
 	return err

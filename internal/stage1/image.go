@@ -104,7 +104,7 @@ func (r *run) repackZip(ctx context.Context, src string) (string, string, error)
 		return "", "", err
 	}
 	r.log.Info("repacking %s (%s) to %s", src, entry.Name, dst)
-	if err := r.journal.Add(dst); err != nil {
+	if err := r.journal.Replace(dst); err != nil {
 		return "", "", err
 	}
 	in, err := entry.Open()

@@ -1,0 +1,190 @@
+package stage1
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/s2config"
+)
+
+// fakeHost runs stage 1 against a copy of a fixture tree. Its programs act
+// on that tree the way the real ones act on a device, and check what the
+// real ones would need.
+type fakeHost struct {
+	t                *testing.T
+	root             string
+	uid              int
+	machine, release string
+	free             uint64
+	dialErr          error
+	fail             map[string]error // program base name → error it fails with
+	ran              []string
+}
+
+var _ Host = (*fakeHost)(nil)
+
+func (h *fakeHost) Root() string                   { return h.root }
+func (h *fakeHost) Getuid() int                    { return h.uid }
+func (h *fakeHost) Uname() (string, string, error) { return h.machine, h.release, nil }
+func (h *fakeHost) FreeSpace(string) (uint64, error) {
+	return h.free, nil
+}
+func (h *fakeHost) Dial(context.Context, string) error { return h.dialErr }
+func (h *fakeHost) Now() time.Time {
+	return time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+}
+
+func (h *fakeHost) Run(_ context.Context, _ []string, name string, args ...string) ([]byte, error) {
+	h.ran = append(h.ran, name+" "+strings.Join(args, " "))
+	if err := h.fail[filepath.Base(name)]; err != nil {
+		return nil, fmt.Errorf("%s %s: %w", name, strings.Join(args, " "), err)
+	}
+	if _, err := os.Stat(filepath.Join(h.root, name)); err != nil {
+		return nil, fmt.Errorf("%s: not on the device: %w", name, err)
+	}
+	p := func(s string) string { return filepath.Join(h.root, s) }
+	switch filepath.Base(name) {
+	case "mkinitramfs": // -d DIR -o OUT RELEASE
+		if len(args) != 5 || args[0] != "-d" || args[2] != "-o" || args[4] != h.release {
+			return nil, fmt.Errorf("mkinitramfs: unexpected arguments %q", args)
+		}
+		var list []string
+		for _, f := range []string{"initramfs.conf", "balena-migrate-hook.conf", "hooks/balena-migrate", "scripts/local-bottom/balena-migrate"} {
+			if _, err := os.Stat(p(filepath.Join(args[1], f))); err != nil {
+				return nil, fmt.Errorf("mkinitramfs: config dir: %w", err)
+			}
+			list = append(list, f)
+		}
+		return nil, os.WriteFile(p(args[3]), []byte(strings.Join(list, "\n")), 0o644)
+	case "update-grub":
+		cfg, err := os.ReadFile(p("/boot/grub/grub.cfg"))
+		if err != nil {
+			return nil, err
+		}
+		entry, err := os.ReadFile(p("/etc/grub.d/42_balena"))
+		if err != nil {
+			return nil, err
+		}
+		lines := strings.SplitN(string(entry), "\n", 3) // the script prints itself from line 3
+		return nil, os.WriteFile(p("/boot/grub/grub.cfg"), append(cfg, lines[2]...), 0o644)
+	case "grub-reboot":
+		return nil, os.WriteFile(p("/boot/grub/grubenv"), []byte("# GRUB Environment Block\nnext_entry="+args[0]+"\n"), 0o644)
+	case "grub-probe":
+		if strings.Contains(strings.Join(args, " "), "fs_uuid") {
+			return []byte("0b8fb1b6-2d1c-4c5e-a1b2-3c4d5e6f7a8b\n"), nil
+		}
+		return []byte("ext2\n"), nil
+	}
+	return nil, nil
+}
+
+// fixture is one device: its tree, identity and home dir.
+type fixture struct {
+	name, machine, release, home, image string
+}
+
+var fixtures = []fixture{
+	{"pi3-raspbian9", "armv7l", "4.19.66-v7+", "/home/pi/migrate", "balena-cloud-fleet-raspberrypi3-2.50.1+rev1-v11.4.10.img.gz"},
+	{"pi4-rpios12", "aarch64", "6.6.51+rpt-rpi-v8", "/home/pi/migrate", "balena-cloud-fleet-raspberrypi4-64-5.1.20-v16.4.img.gz"},
+	{"ubuntu1804-bios", "x86_64", "4.15.0-20-generic", "/home/admin/migrate", "resin-genericx86-64-2.26.0.img.gz"},
+	{"ubuntu1804-uefi", "x86_64", "4.15.0-20-generic", "/home/admin/migrate", "resin-genericx86-64-2.26.0.img.gz"},
+	{"bbg-debian9", "armv7l", "4.14.71-ti-r80", "/home/debian/migrate", "balena-cloud-lab-beaglebone-green-2.38.0.img.gz"},
+}
+
+// device is a fixture copied to a temp dir, ready to run.
+type device struct {
+	fixture
+	host   *fakeHost
+	cfg    Config
+	imgSum string
+	log    bytes.Buffer
+}
+
+func newDevice(t *testing.T, f fixture, static string) *device {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyTree(filepath.Join("testdata", f.name), root); err != nil {
+		t.Fatal(err)
+	}
+	d := &device{fixture: f, host: &fakeHost{t: t, root: root, machine: f.machine, release: f.release, free: 8 << 30}}
+	img, sum := diskImage(t)
+	d.imgSum = sum
+	d.write(filepath.Join(f.home, f.image), img)
+	d.write(filepath.Join(f.home, "balena-migrate"), mustRead(t, static))
+	d.cfg = defaults()
+	d.cfg.HomeDir = f.home
+	d.cfg.ImageName = filepath.Join(f.home, f.image)
+	d.cfg.MigrateAllWifis = true
+	d.cfg.APIHost, d.cfg.VPNHost = "api.example", "vpn.example"
+	return d
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (d *device) path(p string) string { return filepath.Join(d.host.root, p) }
+
+func (d *device) write(p string, data []byte) {
+	if err := os.MkdirAll(filepath.Dir(d.path(p)), 0o755); err != nil {
+		panic(err)
+	}
+	if err := os.WriteFile(d.path(p), data, 0o644); err != nil {
+		panic(err)
+	}
+}
+
+func (d *device) read(t *testing.T, p string) string { return string(mustRead(t, d.path(p))) }
+
+func (d *device) run() (Result, error) {
+	return Run(context.Background(), Options{
+		Config: d.cfg, Host: d.host, Binary: filepath.Join(d.home, "balena-migrate"),
+		Log: &Log{W: &d.log, Now: d.host.Now},
+	})
+}
+
+// tree snapshots the whole device tree.
+func (d *device) tree(t *testing.T) map[string]string {
+	c := &chroot{t: t, dir: d.host.root}
+	return c.snapshot("/")
+}
+
+// zipImage packs a gzip image's content into a zip, as the dashboard serves it.
+func zipImage(t *testing.T, raw []byte, inner string) []byte {
+	var b bytes.Buffer
+	zw := zip.NewWriter(&b)
+	w, err := zw.Create(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(raw)
+	zw.Close()
+	return b.Bytes()
+}
+
+func loadS2(t *testing.T, d *device) s2config.Config {
+	t.Helper()
+	c, err := s2config.Load(d.path(s2config.DefaultPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func isErr(err, target error) bool { return errors.Is(err, target) }

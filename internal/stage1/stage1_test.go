@@ -1,0 +1,384 @@
+package stage1
+
+import (
+	"bytes"
+	"compress/gzip"
+	"debug/elf"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fleetmig/balena-migrate/internal/s2config"
+)
+
+func buildStatic(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "balena-migrate")
+	staticBinary(t, p)
+	return p
+}
+
+func TestFixturesBootSetup(t *testing.T) {
+	static := buildStatic(t)
+	checks := map[string]func(t *testing.T, d *device, s2 s2config.Config){
+		"pi3-raspbian9": func(t *testing.T, d *device, s2 s2config.Config) {
+			cfg := d.read(t, "/boot/config.txt")
+			if !strings.HasSuffix(cfg, "\n[all]\ninitramfs balena-migrate-initramfs-4.19.66-v7+ followkernel\n") {
+				t.Errorf("config.txt:\n%s", cfg)
+			}
+			if !strings.HasSuffix(d.read(t, "/boot/config.txt.20261125T120000Z"), "[pi4]\ndtoverlay=vc4-fkms-v3d\n") {
+				t.Error("backup of config.txt is not the original")
+			}
+			if !strings.HasSuffix(d.read(t, "/boot/cmdline.txt"), " rootwait debug\n") {
+				t.Errorf("cmdline.txt lacks debug: %q", d.read(t, "/boot/cmdline.txt"))
+			}
+			if got := d.read(t, "/boot/cmdline.txt.20261125T120000Z"); strings.Contains(got, "debug") {
+				t.Errorf("backup of cmdline.txt is not the original: %q", got)
+			}
+			wantRestore(t, s2, "config.txt.20261125T120000Z:config.txt cmdline.txt.20261125T120000Z:cmdline.txt", "/dev/mmcblk0p1", "vfat")
+			if s2.BootDev != "/dev/mmcblk0" {
+				t.Errorf("BOOT_DEV %q", s2.BootDev)
+			}
+			mustExist(t, d, "/boot/balena-migrate-initramfs-4.19.66-v7+")
+		},
+		"pi4-rpios12": func(t *testing.T, d *device, s2 s2config.Config) {
+			cfg := d.read(t, "/boot/firmware/config.txt")
+			if !strings.Contains(cfg, "#balena-migrate# auto_initramfs=1\n") || !strings.HasSuffix(cfg, "initramfs balena-migrate-initramfs-6.6.51+rpt-rpi-v8 followkernel\n") {
+				t.Errorf("config.txt:\n%s", cfg)
+			}
+			mustExist(t, d, "/boot/firmware/balena-migrate-initramfs-6.6.51+rpt-rpi-v8")
+			if _, err := os.Stat(d.path("/boot/config.txt")); err == nil {
+				t.Error("wrote /boot/config.txt on a /boot/firmware system")
+			}
+			wantRestore(t, s2, "config.txt.20261125T120000Z:config.txt cmdline.txt.20261125T120000Z:cmdline.txt", "/dev/mmcblk0p1", "vfat")
+			if strings.Join(s2.NetworkConfigs, " ") != "resin-wifi-01" || !strings.Contains(d.read(t, "/home/pi/migrate/resin-wifi-01"), "ssid=home-net\n") {
+				t.Errorf("NetworkManager wifi not migrated: %q", s2.NetworkConfigs)
+			}
+		},
+		"ubuntu1804-bios": func(t *testing.T, d *device, s2 s2config.Config) {
+			entry := d.read(t, "/etc/grub.d/42_balena")
+			for _, want := range []string{
+				"search --no-floppy --fs-uuid --set=root 0b8fb1b6-2d1c-4c5e-a1b2-3c4d5e6f7a8b",
+				"linux /boot/vmlinuz-4.15.0-20-generic root=UUID=0b8fb1b6-2d1c-4c5e-a1b2-3c4d5e6f7a8b ro quiet splash debug\n",
+				"initrd /boot/balena-migrate-initramfs-4.15.0-20-generic\n",
+			} {
+				if !strings.Contains(entry, want) {
+					t.Errorf("42_balena lacks %q:\n%s", want, entry)
+				}
+			}
+			if !strings.Contains(d.read(t, "/boot/grub/grubenv"), "next_entry=balena-migrate\n") {
+				t.Error("grub-reboot was not run")
+			}
+			if s2.BootDev != "/dev/sda" || s2.GrubBootType != s2config.BootLegacy || len(s2.RestoreBootFiles) != 0 {
+				t.Errorf("stage-2 config %+v", s2)
+			}
+			hook := d.read(t, "/home/admin/migrate/initramfs-tools/balena-migrate-hook.conf")
+			if !strings.Contains(hook, `BALENA_MIGRATE_MODULES="vfat fat nls_cp437 nls_iso8859_1 nls_ascii ext4 ahci"`) {
+				t.Errorf("the disk driver module is not in the initramfs: %s", hook)
+			}
+		},
+		"ubuntu1804-uefi": func(t *testing.T, d *device, s2 s2config.Config) {
+			entry := d.read(t, "/etc/grub.d/42_balena")
+			if !strings.Contains(entry, "linux /vmlinuz-4.15.0-20-generic root=UUID=") || !strings.Contains(entry, "initrd /balena-migrate-initramfs-4.15.0-20-generic\n") {
+				t.Errorf("paths must be relative to the separate /boot partition:\n%s", entry)
+			}
+			if s2.BootDev != "/dev/nvme0n1" || s2.GrubBootType != s2config.BootUEFI {
+				t.Errorf("stage-2 config %+v", s2)
+			}
+		},
+		"bbg-debian9": func(t *testing.T, d *device, s2 s2config.Config) {
+			if got := d.read(t, "/boot/initrd.img-4.14.71-ti-r80"); got != d.read(t, "/home/debian/migrate/balena-migrate-initramfs-4.14.71-ti-r80") {
+				t.Errorf("initrd.img was not replaced by ours: %q", got)
+			}
+			if d.read(t, "/boot/initrd.img-4.14.71-ti-r80.20261125T120000Z") != "original initrd\n" {
+				t.Error("no backup of the original initrd")
+			}
+			if !strings.Contains(d.read(t, "/boot/uEnv.txt"), "cmdline=coherent_pool=1M net.ifnames=0 quiet debug\n") {
+				t.Errorf("uEnv.txt: %s", d.read(t, "/boot/uEnv.txt"))
+			}
+			wantRestore(t, s2, "boot/uEnv.txt.20261125T120000Z:boot/uEnv.txt boot/initrd.img-4.14.71-ti-r80.20261125T120000Z:boot/initrd.img-4.14.71-ti-r80", "/dev/mmcblk1p1", "ext4")
+			if !strings.Contains(d.read(t, "/home/debian/migrate/resin-wifi-01"), "psk=lab-pass-123\n") {
+				t.Error("connman wifi not migrated")
+			}
+		},
+	}
+	for _, f := range fixtures {
+		t.Run(f.name, func(t *testing.T) {
+			d := newDevice(t, f, static)
+			d.cfg.NoSetup, d.cfg.Debug, d.cfg.Reboot = false, true, 10
+			res, err := d.run()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, d.log.String())
+			}
+			if !res.SetupDone || res.RebootIn != 10 {
+				t.Fatalf("result %+v", res)
+			}
+			s2 := loadS2(t, d)
+			if s2.ImageSHA256 != d.imgSum || s2.ImageFile != filepath.Join(f.home, f.image) || s2.HomeDir != f.home || s2.BackupFile != "backup.tgz" || !s2.NoFlash {
+				t.Errorf("stage-2 config %+v", s2)
+			}
+			checks[f.name](t, d, s2)
+			for _, line := range strings.Split(strings.TrimSpace(d.log.String()), "\n") {
+				if !strings.HasPrefix(line, "[2026-11-25T12:00:00Z balena-migrate] INFO: ") {
+					t.Errorf("log line %q", line)
+				}
+			}
+		})
+	}
+}
+
+func wantRestore(t *testing.T, s2 s2config.Config, pairs, part, fstype string) {
+	t.Helper()
+	var got []string
+	for _, p := range s2.RestoreBootFiles {
+		got = append(got, p.Backup+":"+p.Original)
+	}
+	if strings.Join(got, " ") != pairs || s2.OrigBootPart != part || s2.OrigBootFSType != fstype || !s2.MountBoot {
+		t.Errorf("restore %q on %s (%s, mount %t), want %q on %s (%s)", got, s2.OrigBootPart, s2.OrigBootFSType, s2.MountBoot, pairs, part, fstype)
+	}
+}
+
+func mustExist(t *testing.T, d *device, p string) {
+	t.Helper()
+	if _, err := os.Stat(d.path(p)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestPretendLeavesBootAlone(t *testing.T) {
+	static := buildStatic(t)
+	for _, f := range fixtures {
+		t.Run(f.name, func(t *testing.T) {
+			d := newDevice(t, f, static)
+			d.cfg.NoSetup = true
+			c := &chroot{t: t, dir: d.host.root}
+			before := c.snapshot("/boot")
+			res, err := d.run()
+			if err != nil || res.SetupDone || res.RebootIn != -1 {
+				t.Fatalf("%+v %v\n%s", res, err, d.log.String())
+			}
+			if diff := diffSnapshots(before, c.snapshot("/boot")); len(diff) > 0 {
+				t.Fatalf("pretend changed /boot: %v", diff)
+			}
+			for _, r := range d.host.ran {
+				if strings.Contains(r, "grub") {
+					t.Errorf("pretend ran %s", r)
+				}
+			}
+			mustExist(t, d, filepath.Join(f.home, initramfsName(f.release)))
+			mustExist(t, d, s2config.DefaultPath)
+			// a second run replaces the outputs of the first
+			if _, err := d.run(); err != nil {
+				t.Fatalf("second run: %v", err)
+			}
+			if old, _ := filepath.Glob(d.path(f.home + "/*.balena-migrate-old")); len(old) > 0 {
+				t.Errorf("left over: %v", old)
+			}
+		})
+	}
+}
+
+// Every refusal leaves the device exactly as it was.
+func TestRefusalsChangeNothing(t *testing.T) {
+	static := buildStatic(t)
+	pc, pi := fixtures[2], fixtures[0]
+	self, _ := os.Executable()
+	cases := []struct {
+		name   string
+		fix    fixture
+		setup  func(d *device)
+		target error
+		words  string
+	}{
+		{"not root", pc, func(d *device) { d.host.uid = 1000 }, ErrNotRoot, "must run as root"},
+		{"old OS", pc, func(d *device) {
+			d.write("/etc/os-release", []byte("ID=ubuntu\nVERSION_ID=\"12.04\"\n"))
+		}, ErrUnsupported, "ubuntu 12.04"},
+		{"unknown board", pi, func(d *device) {
+			d.write("/proc/device-tree/model", []byte("Pine64 RockPro64\x00"))
+			d.write("/proc/cpuinfo", []byte("processor : 0\n"))
+		}, ErrUnsupported, "RockPro64"},
+		{"boot on another disk", pc, func(d *device) {
+			d.write("/proc/self/mountinfo", []byte("25 0 8:1 / / rw - ext4 /dev/sda1 rw\n26 25 8:17 / /boot rw - ext4 /dev/sdb1 rw\n"))
+			os.MkdirAll(d.path("/sys/devices/virtual/block/sdb/sdb1"), 0o755)
+			os.WriteFile(d.path("/sys/devices/virtual/block/sdb/sdb1/partition"), []byte("1\n"), 0o644)
+			os.Symlink("../../devices/virtual/block/sdb/sdb1", d.path("/sys/dev/block/8:17"))
+		}, ErrBootLayout, "/boot is on /dev/sdb"},
+		{"root on LVM", pc, func(d *device) {
+			d.write("/proc/self/mountinfo", []byte("25 0 254:0 / / rw - ext4 /dev/mapper/vg-root rw\n"))
+			d.write("/sys/devices/virtual/block/dm-0/slaves/sda2", nil)
+			os.Symlink("../../devices/virtual/block/dm-0", d.path("/sys/dev/block/254:0"))
+		}, ErrBootLayout, "device-mapper"},
+		{"grub-reboot missing", pc, func(d *device) { os.Remove(d.path("/usr/sbin/grub-reboot")) }, ErrMissingProg, "grub-reboot"},
+		{"no kernel modules", pc, func(d *device) { os.RemoveAll(d.path("/lib/modules")) }, ErrUnsupported, "/lib/modules/4.15.0-20-generic"},
+		{"dynamic binary", pc, func(d *device) {
+			if !isDynamic(self) {
+				d.t().Skip("the test binary is static here")
+			}
+			d.write(filepath.Join(d.home, "balena-migrate"), mustRead(d.t(), self))
+		}, ErrInitramfs, "dynamically linked"},
+		{"no space", pc, func(d *device) { d.host.free = 10 << 20 }, errNoSpace, "not enough space"},
+		{"checksum", pc, func(d *device) {
+			d.write(filepath.Join(d.home, "checksums.md5"), []byte("00000000000000000000000000000000  "+d.image+"\n"))
+		}, ErrChecksum, "damaged in transfer"},
+		{"API unreachable", pc, func(d *device) { d.host.dialErr = errors.New("connection refused") }, ErrNoNetwork, "balena API"},
+		{"missing image", pc, func(d *device) { os.Remove(d.path(d.cfg.ImageName)) }, ErrImage, "no such file"},
+		{"wrong device", pi, func(d *device) {
+			d.cfg.ImageName = filepath.Join(d.home, "resin-raspberrypi4-64-2.80.img.gz")
+			d.write(d.cfg.ImageName, mustRead(d.t(), d.path(filepath.Join(d.home, d.image))))
+		}, ErrWrongDevice, "for raspberrypi4-64 but this device is a Raspberry Pi 3 Model B"},
+		{"untagged, config.json for another device", pi, func(d *device) {
+			d.cfg.ImageName = filepath.Join(d.home, "balenaos.img.gz")
+			d.write(d.cfg.ImageName, mustRead(d.t(), d.path(filepath.Join(d.home, d.image))))
+			d.cfg.BalenaConfig = filepath.Join(d.home, "config.json")
+			d.write(d.cfg.BalenaConfig, []byte(`{"deviceType":"genericx86-64","wifiSsid":"x"}`))
+		}, ErrWrongDevice, "for genericx86-64"},
+		{"untagged, no config.json", pi, func(d *device) {
+			d.cfg.ImageName = filepath.Join(d.home, "balenaos.img.gz")
+			d.write(d.cfg.ImageName, mustRead(d.t(), d.path(filepath.Join(d.home, d.image))))
+		}, ErrUnknownTarget, "no device-type tag"},
+		{"not a disk image", pc, func(d *device) { d.write(d.cfg.ImageName, gz([]byte(strings.Repeat("not a disk ", 100)))) }, ErrImage, "boot sector"},
+		{"truncated gzip", pc, func(d *device) {
+			data := mustRead(d.t(), d.path(d.cfg.ImageName))
+			d.write(d.cfg.ImageName, data[:len(data)-100])
+		}, ErrImage, "damaged"},
+		{"damaged zip", pi, func(d *device) {
+			d.cfg.ImageName = filepath.Join(d.home, "balena-raspberrypi3-2.50.img.zip")
+			d.write(d.cfg.ImageName, []byte("PK\x03\x04 this is not really a zip"))
+		}, ErrImage, "not a readable zip"},
+		{"no network config", pc, func(d *device) { d.cfg.RequireNmgrFile = true }, ErrNoNetworkConfig, "REQUIRE_NMGR_FILE"},
+		{"backup script fails", pc, func(d *device) {
+			d.cfg.BackupScript = filepath.Join(d.home, "backup.sh")
+			d.write(d.cfg.BackupScript, []byte("#!/bin/sh\nexit 1\n"))
+			os.Chmod(d.path(d.cfg.BackupScript), 0o755)
+			d.host.fail = map[string]error{"backup.sh": errors.New("exit status 1")}
+		}, ErrBackup, "backup"},
+		{"mkinitramfs fails", pc, func(d *device) {
+			d.host.fail = map[string]error{"mkinitramfs": errors.New("No space left on device")}
+		}, ErrInitramfs, "mkinitramfs"},
+		{"not enough memory", pc, func(d *device) { d.cfg.MemMinFreeS1 = 4 << 30 }, errNoSpace, "not enough memory"},
+		{"update-grub fails", pc, func(d *device) { d.host.fail = map[string]error{"update-grub": errors.New("exit status 1")} }, ErrBootSetup, "update-grub"},
+		{"grub-reboot fails", fixtures[3], func(d *device) { d.host.fail = map[string]error{"grub-reboot": errors.New("exit status 1")} }, ErrBootSetup, "grub-reboot"},
+		{"no cmdline.txt", pi, func(d *device) { os.Remove(d.path("/boot/cmdline.txt")) }, ErrBootSetup, "cmdline.txt is missing"},
+		{"initrd missing on BeagleBone", fixtures[4], func(d *device) { os.Remove(d.path("/boot/initrd.img-4.14.71-ti-r80")) }, ErrBootSetup, "initrd.img-4.14.71-ti-r80 is missing"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDevice(t, tc.fix, static)
+			d.host.t = t
+			d.cfg.NoSetup = false
+			d.cfg.MigrateAllWifis = true
+			tc.setup(d)
+			before := d.tree(t)
+			_, err := d.run()
+			if err == nil || !errors.Is(err, tc.target) || !strings.Contains(err.Error(), tc.words) {
+				t.Fatalf("want %v with %q, got %v\n%s", tc.target, tc.words, err, d.log.String())
+			}
+			if diff := diffSnapshots(before, d.tree(t)); len(diff) > 0 {
+				t.Fatalf("refusal changed the device:\n%s\n%s", strings.Join(diff, "\n"), d.log.String())
+			}
+		})
+	}
+}
+
+func (d *device) t() *testing.T { return d.host.t }
+
+func isDynamic(p string) bool {
+	f, err := elf.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, pr := range f.Progs {
+		if pr.Type == elf.PT_INTERP {
+			return true
+		}
+	}
+	return false
+}
+
+func gz(b []byte) []byte {
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	zw.Write(b)
+	zw.Close()
+	return out.Bytes()
+}
+
+func TestZipImageIsRepacked(t *testing.T) {
+	d := newDevice(t, fixtures[0], buildStatic(t))
+	d.cfg.NoSetup = true
+	raw := gunzip(t, mustRead(t, d.path(d.cfg.ImageName)))
+	d.cfg.ImageName = filepath.Join(d.home, "download.zip")
+	d.write(d.cfg.ImageName, zipImage(t, raw, "balena-cloud-fleet-raspberrypi3-2.50.1+rev1-v11.4.10.img"))
+	if _, err := d.run(); err != nil {
+		t.Fatalf("%v\n%s", err, d.log.String())
+	}
+	gzPath := filepath.Join(d.home, "balena-cloud-fleet-raspberrypi3-2.50.1+rev1-v11.4.10.img.gz")
+	if got := gunzip(t, mustRead(t, d.path(gzPath))); !bytes.Equal(got, raw) {
+		t.Fatal("the repacked gzip does not hold the zip's image")
+	}
+	if s2 := loadS2(t, d); s2.ImageFile != gzPath || s2.ImageSHA256 != d.imgSum {
+		t.Fatalf("stage 2 gets %s %s", s2.ImageFile, s2.ImageSHA256)
+	}
+}
+
+func gunzip(t *testing.T, b []byte) []byte {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := out.ReadFrom(zr); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func TestWifiMigration(t *testing.T) {
+	static := buildStatic(t)
+	cases := []struct {
+		name   string
+		setup  func(d *device)
+		expect map[string]string // file → ssid line
+	}{
+		{"all", func(d *device) {}, map[string]string{"resin-wifi-01": "ssid=office", "resin-wifi-02": "ssid=cafe wif", "resin-wifi-03": "ssid=guest"}},
+		{"not asked for", func(d *device) { d.cfg.MigrateAllWifis = false }, map[string]string{}},
+		{"filtered, after the image's own", func(d *device) {
+			d.cfg.MigrateAllWifis, d.cfg.HasWifiCfg = false, true
+			d.cfg.MigrateWifiCfg = filepath.Join(d.home, "wifis")
+			d.write(d.cfg.MigrateWifiCfg, []byte("guest\n"))
+		}, map[string]string{"resin-wifi-02": "ssid=guest"}},
+		{"config.json first", func(d *device) {
+			d.cfg.BalenaConfig = filepath.Join(d.home, "config.json")
+			d.write(d.cfg.BalenaConfig, []byte(`{"deviceType":"raspberrypi3","wifiSsid":"office","wifiKey":"from-config"}`))
+		}, map[string]string{"resin-wifi-01": "psk=from-config", "resin-wifi-02": "ssid=cafe wif", "resin-wifi-03": "ssid=guest"}},
+		{"copied as is", func(d *device) {
+			d.cfg.MigrateAllWifis = false
+			d.cfg.CopyNmgrFiles = []string{"/etc/my-eth"}
+			d.write("/etc/my-eth", []byte("[connection]\nid=my-eth\n"))
+		}, map[string]string{"my-eth": "id=my-eth"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDevice(t, fixtures[0], static)
+			d.cfg.NoSetup = true
+			tc.setup(d)
+			if _, err := d.run(); err != nil {
+				t.Fatalf("%v\n%s", err, d.log.String())
+			}
+			s2 := loadS2(t, d)
+			if len(s2.NetworkConfigs) != len(tc.expect) {
+				t.Fatalf("NETWORK_CONFIGS %q, want %d files", s2.NetworkConfigs, len(tc.expect))
+			}
+			for _, name := range s2.NetworkConfigs {
+				want, ok := tc.expect[name]
+				if content := d.read(t, filepath.Join(d.home, name)); !ok || !strings.Contains(content, want+"\n") {
+					t.Errorf("%s: want %q in\n%s", name, want, content)
+				}
+			}
+		})
+	}
+}
