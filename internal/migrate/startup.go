@@ -1,0 +1,73 @@
+package migrate
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/cliapp"
+	"github.com/fleetmig/balena-migrate/internal/config"
+	"github.com/fleetmig/balena-migrate/internal/remote"
+	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/rs/zerolog"
+)
+
+// CheckEnvironment refuses to start (exit 2) without a readable migration
+// environment that holds a balena-migrate binary.
+func CheckEnvironment(ctx context.Context, s *config.Settings) error {
+	p := s.Path(config.CfgDir)
+	name := "MIG_CFG_DIR (--cfg-dir)"
+	if p == "" {
+		p, name = s.Path(config.CfgArchive), "MIG_CFG_ARCHIVE (--cfg-tgz)"
+	}
+	if p == "" {
+		return cliapp.Usagef("no migration environment: give --cfg-dir DIR or --cfg-tgz FILE.tgz (MIG_CFG_DIR / MIG_CFG_ARCHIVE)")
+	}
+	src, err := remote.NewSource(p)
+	if err != nil {
+		return cliapp.Usagef("%s from %s: %v", name, s.Source(config.CfgDir)+s.Source(config.CfgArchive), err)
+	}
+	entries, err := src.Entries(ctx)
+	if err != nil {
+		return cliapp.Usagef("%s %s cannot be read: %v", name, p, err)
+	}
+	for _, e := range entries {
+		if e.Mode.IsRegular() && (e.Path == "balena-migrate" || len(e.Path) > 15 && e.Path[:15] == "balena-migrate-") {
+			return nil
+		}
+	}
+	return cliapp.Usagef("%s %s holds no balena-migrate binary at its top level", name, p)
+}
+
+// Stop asks every worker of the database to stop, waits until all have
+// exited, and removes the stop file.
+func Stop(ctx context.Context, db *spool.DB, log zerolog.Logger) error {
+	if err := db.RequestStop(); err != nil {
+		return fmt.Errorf("creating the stop file: %w", err)
+	}
+	defer db.ClearStop()
+	log.Info().Str("file", db.Path(spool.Tmp, spool.StopFile)).Msg("stop file created; waiting for the workers to finish their units")
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		n, err := db.LiveWorkers()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			log.Info().Msg("every worker has stopped")
+			return nil
+		}
+		if time.Since(last) > 10*time.Second {
+			log.Info().Int("workers", n).Msg("still waiting for workers")
+			last = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("interrupted while %d workers were still running: %w", n, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
