@@ -49,16 +49,16 @@ say INFO "migration successful, rebooting system in 10 seconds"
 `
 
 type env struct {
-	t     *testing.T
-	ssh   *sshtest.Server
-	fake  *fake.Server
-	cloud balena.Cloud
-	db    *spool.DB
+	t      *testing.T
+	ssh    *sshtest.Server
+	fake   *fake.Server
+	cloud  balena.Cloud
+	db     *spool.DB
 	key    string // client private key file
 	signer ssh.Signer
-	known string // known_hosts
-	cfg   string // migration environment dir
-	logs  *syncBuffer
+	known  string // known_hosts
+	cfg    string // migration environment dir
+	logs   *syncBuffer
 }
 
 type syncBuffer struct {
@@ -208,4 +208,3 @@ func (e *env) find(id string) (spool.Dir, *unit.Unit) {
 	}
 	return found[0].Dir, u
 }
-

@@ -261,4 +261,3 @@ func (v *verdict) class() unit.FailClass {
 	}
 	return unit.FailStage1
 }
-

@@ -70,4 +70,3 @@ func Stop(ctx context.Context, db *spool.DB, log zerolog.Logger) error {
 		}
 	}
 }
-
