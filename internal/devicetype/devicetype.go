@@ -124,34 +124,50 @@ func beagleBone(model string) (Device, error) {
 	return Device{}, fmt.Errorf("%w: %q: only BeagleBone Green, Green Wireless and Black are supported", ErrUnknown, model)
 }
 
-// Raspberry Pi generations and the slugs of images that boot on them.
-var (
-	pi1    = []string{"raspberry-pi"}
-	pi2    = []string{"raspberry-pi2"}
-	pi3    = []string{"raspberrypi3", "raspberrypi3-64"}
-	pi0w2  = []string{"raspberrypi0-2w-64", "raspberrypi3", "raspberrypi3-64"}
-	cm3    = []string{"raspberrypi3", "raspberrypi3-64", "fincm3"}
-	pi4    = []string{"raspberrypi4-64"}
-	pi400  = []string{"raspberrypi400-64", "raspberrypi4-64"}
-	cm4    = []string{"raspberrypicm4-ioboard", "raspberrypi4-64"}
-	pi5    = []string{"raspberrypi5"}
-	piName = map[uint32]struct {
-		name  string
-		slugs []string
-	}{
-		0x00: {"Raspberry Pi Model A", pi1}, 0x01: {"Raspberry Pi Model B", pi1},
-		0x02: {"Raspberry Pi Model A+", pi1}, 0x03: {"Raspberry Pi Model B+", pi1},
-		0x04: {"Raspberry Pi 2 Model B", pi2}, 0x06: {"Raspberry Pi Compute Module 1", pi1},
-		0x08: {"Raspberry Pi 3 Model B", pi3}, 0x09: {"Raspberry Pi Zero", pi1},
-		0x0a: {"Raspberry Pi Compute Module 3", cm3}, 0x0c: {"Raspberry Pi Zero W", pi1},
-		0x0d: {"Raspberry Pi 3 Model B+", pi3}, 0x0e: {"Raspberry Pi 3 Model A+", pi3},
-		0x10: {"Raspberry Pi Compute Module 3+", cm3}, 0x11: {"Raspberry Pi 4 Model B", pi4},
-		0x12: {"Raspberry Pi Zero 2 W", pi0w2}, 0x13: {"Raspberry Pi 400", pi400},
-		0x14: {"Raspberry Pi Compute Module 4", cm4}, 0x15: {"Raspberry Pi Compute Module 4S", cm4},
-		0x17: {"Raspberry Pi 5", pi5}, 0x18: {"Raspberry Pi Compute Module 5", pi5},
-		0x19: {"Raspberry Pi 500", pi5},
+// gen returns the slugs of images that boot on a Raspberry Pi generation,
+// the preferred one first.
+func gen(g string) []string {
+	switch g {
+	case "pi1":
+		return []string{"raspberry-pi"}
+	case "pi2":
+		return []string{"raspberry-pi2"}
+	case "pi3":
+		return []string{"raspberrypi3", "raspberrypi3-64"}
+	case "pi0w2":
+		return []string{"raspberrypi0-2w-64", "raspberrypi3", "raspberrypi3-64"}
+	case "cm3":
+		return []string{"raspberrypi3", "raspberrypi3-64", "fincm3"}
+	case "pi4":
+		return []string{"raspberrypi4-64"}
+	case "pi400":
+		return []string{"raspberrypi400-64", "raspberrypi4-64"}
+	case "cm4":
+		return []string{"raspberrypicm4-ioboard", "raspberrypi4-64"}
+	case "pi5":
+		return []string{"raspberrypi5"}
 	}
-)
+	return nil
+}
+
+// piBoard names a new-style revision board type and its generation.
+func piBoard(typ uint32) (name, generation string, ok bool) {
+	boards := map[uint32][2]string{
+		0x00: {"Raspberry Pi Model A", "pi1"}, 0x01: {"Raspberry Pi Model B", "pi1"},
+		0x02: {"Raspberry Pi Model A+", "pi1"}, 0x03: {"Raspberry Pi Model B+", "pi1"},
+		0x04: {"Raspberry Pi 2 Model B", "pi2"}, 0x06: {"Raspberry Pi Compute Module 1", "pi1"},
+		0x08: {"Raspberry Pi 3 Model B", "pi3"}, 0x09: {"Raspberry Pi Zero", "pi1"},
+		0x0a: {"Raspberry Pi Compute Module 3", "cm3"}, 0x0c: {"Raspberry Pi Zero W", "pi1"},
+		0x0d: {"Raspberry Pi 3 Model B+", "pi3"}, 0x0e: {"Raspberry Pi 3 Model A+", "pi3"},
+		0x10: {"Raspberry Pi Compute Module 3+", "cm3"}, 0x11: {"Raspberry Pi 4 Model B", "pi4"},
+		0x12: {"Raspberry Pi Zero 2 W", "pi0w2"}, 0x13: {"Raspberry Pi 400", "pi400"},
+		0x14: {"Raspberry Pi Compute Module 4", "cm4"}, 0x15: {"Raspberry Pi Compute Module 4S", "cm4"},
+		0x17: {"Raspberry Pi 5", "pi5"}, 0x18: {"Raspberry Pi Compute Module 5", "pi5"},
+		0x19: {"Raspberry Pi 500", "pi5"},
+	}
+	b, ok := boards[typ]
+	return b[0], b[1], ok
+}
 
 // PiFromRevision decodes a /proc/cpuinfo revision code (old style 0002–0015,
 // or new style with bit 23 set; over-voltage and warranty bits are ignored).
@@ -163,16 +179,16 @@ func PiFromRevision(rev string) (Device, error) {
 	if code&(1<<23) == 0 {
 		old := code & 0xffffff
 		if old >= 0x2 && old <= 0x15 {
-			return Device{Name: "Raspberry Pi 1", Slugs: pi1, Family: FamilyRaspberryPi}, nil
+			return Device{Name: "Raspberry Pi 1", Slugs: gen("pi1"), Family: FamilyRaspberryPi}, nil
 		}
 		return Device{}, fmt.Errorf("%w: Raspberry Pi revision %q is not a known board", ErrUnknown, rev)
 	}
 	typ := uint32(code>>4) & 0xff
-	m, ok := piName[typ]
+	name, g, ok := piBoard(typ)
 	if !ok {
 		return Device{}, fmt.Errorf("%w: Raspberry Pi revision %q (board type 0x%02x) is not a known board", ErrUnknown, rev, typ)
 	}
-	return Device{Name: m.name, Slugs: m.slugs, Family: FamilyRaspberryPi}, nil
+	return Device{Name: name, Slugs: gen(g), Family: FamilyRaspberryPi}, nil
 }
 
 // PiFromModel reads a device-tree model such as "Raspberry Pi 3 Model B Rev 1.2".
@@ -182,46 +198,48 @@ func PiFromModel(model string) (Device, error) {
 	if i := strings.Index(name, " Rev "); i > 0 {
 		name = name[:i]
 	}
-	pi := func(slugs []string) (Device, error) {
-		return Device{Name: name, Slugs: slugs, Family: FamilyRaspberryPi}, nil
+	pi := func(g string) (Device, error) {
+		return Device{Name: name, Slugs: gen(g), Family: FamilyRaspberryPi}, nil
 	}
 	rest := strings.TrimPrefix(name, "Raspberry Pi ")
 	switch {
 	case strings.HasPrefix(rest, "Compute Module 5"), strings.HasPrefix(rest, "5"), strings.HasPrefix(rest, "500"):
-		return pi(pi5)
+		return pi("pi5")
 	case strings.HasPrefix(rest, "400"):
-		return pi(pi400)
+		return pi("pi400")
 	case strings.HasPrefix(rest, "Compute Module 4"):
-		return pi(cm4)
+		return pi("cm4")
 	case strings.HasPrefix(rest, "4 "):
-		return pi(pi4)
+		return pi("pi4")
 	case strings.HasPrefix(rest, "Compute Module 3"):
-		return pi(cm3)
+		return pi("cm3")
 	case strings.HasPrefix(rest, "Zero 2"):
-		return pi(pi0w2)
+		return pi("pi0w2")
 	case strings.HasPrefix(rest, "3 "):
-		return pi(pi3)
+		return pi("pi3")
 	case strings.HasPrefix(rest, "2 "):
-		return pi(pi2)
+		return pi("pi2")
 	case strings.HasPrefix(rest, "Zero"), strings.HasPrefix(rest, "Model"), strings.HasPrefix(rest, "Compute Module"):
-		return pi(pi1)
+		return pi("pi1")
 	}
 	return Device{}, fmt.Errorf("%w: %q is not a known Raspberry Pi model", ErrUnknown, model)
 }
 
 // tags maps every name tag an image file may carry to its slug. Legacy tags
 // of the original tool are kept.
-var tags = map[string]string{
-	"raspberry-pi": "raspberry-pi", "raspberry-pi1": "raspberry-pi", "raspberrypi": "raspberry-pi",
-	"raspberry-pi2": "raspberry-pi2", "raspberrypi2": "raspberry-pi2",
-	"raspberrypi3": "raspberrypi3", "raspberrypi3-64": "raspberrypi3-64",
-	"raspberrypi0-2w-64": "raspberrypi0-2w-64", "fincm3": "fincm3",
-	"raspberrypi4-64": "raspberrypi4-64", "raspberrypi400-64": "raspberrypi400-64",
-	"raspberrypicm4-ioboard": "raspberrypicm4-ioboard", "raspberrypi5": "raspberrypi5",
-	"beaglebone-green": "beaglebone-green", "beaglebone-green-wifi": "beaglebone-green-wifi",
-	"beaglebone-black": "beaglebone-black",
-	"genericx86-64":    "genericx86-64", "genericx86-64-ext": "genericx86-64-ext",
-	"intel-nuc": "intel-nuc", "intel-core2-32": "intel-core2-32",
+func tags() map[string]string {
+	return map[string]string{
+		"raspberry-pi": "raspberry-pi", "raspberry-pi1": "raspberry-pi", "raspberrypi": "raspberry-pi",
+		"raspberry-pi2": "raspberry-pi2", "raspberrypi2": "raspberry-pi2",
+		"raspberrypi3": "raspberrypi3", "raspberrypi3-64": "raspberrypi3-64",
+		"raspberrypi0-2w-64": "raspberrypi0-2w-64", "fincm3": "fincm3",
+		"raspberrypi4-64": "raspberrypi4-64", "raspberrypi400-64": "raspberrypi400-64",
+		"raspberrypicm4-ioboard": "raspberrypicm4-ioboard", "raspberrypi5": "raspberrypi5",
+		"beaglebone-green": "beaglebone-green", "beaglebone-green-wifi": "beaglebone-green-wifi",
+		"beaglebone-black": "beaglebone-black",
+		"genericx86-64":    "genericx86-64", "genericx86-64-ext": "genericx86-64-ext",
+		"intel-nuc": "intel-nuc", "intel-core2-32": "intel-core2-32",
+	}
 }
 
 // SlugFromName finds the device-type tag in an image file name such as
@@ -230,11 +248,12 @@ var tags = map[string]string{
 // such tag wins. ok is false when the name carries no tag.
 func SlugFromName(name string) (slug string, ok bool) {
 	words := strings.FieldsFunc(name, func(r rune) bool { return r == '-' || r == '.' || r == '_' || r == '/' || r == '+' })
+	known := tags()
 	best := ""
 	for i := range words {
 		for j := i + 1; j <= len(words) && j-i <= 4; j++ {
 			cand := strings.Join(words[i:j], "-")
-			if _, known := tags[cand]; known && len(cand) > len(best) {
+			if _, ok := known[cand]; ok && len(cand) > len(best) {
 				best = cand
 			}
 		}
@@ -242,12 +261,12 @@ func SlugFromName(name string) (slug string, ok bool) {
 	if best == "" {
 		return "", false
 	}
-	return tags[best], true
+	return known[best], true
 }
 
 // KnownSlug reports whether slug is a device type this tool migrates to.
 func KnownSlug(slug string) bool {
-	for _, s := range tags {
+	for _, s := range tags() {
 		if s == slug {
 			return true
 		}
@@ -259,7 +278,7 @@ func KnownSlug(slug string) bool {
 func Slugs() []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, s := range tags {
+	for _, s := range tags() {
 		if !seen[s] {
 			seen[s] = true
 			out = append(out, s)

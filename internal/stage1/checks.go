@@ -26,11 +26,15 @@ var (
 	ErrChecksum    = errors.New("checksum mismatch")
 )
 
-// supportedOS lists ID → VERSION_ID of /etc/os-release that stage 1 accepts.
-var supportedOS = map[string][]string{
-	"ubuntu":   {"14.04", "16.04", "18.04", "20.04", "22.04", "24.04"},
-	"debian":   {"9", "10", "11", "12"},
-	"raspbian": {"9", "10", "11", "12"},
+// supportedOS lists the VERSION_IDs of /etc/os-release that stage 1 accepts for an ID.
+func supportedOS(id string) []string {
+	switch id {
+	case "ubuntu":
+		return []string{"14.04", "16.04", "18.04", "20.04", "22.04", "24.04"}
+	case "debian", "raspbian":
+		return []string{"9", "10", "11", "12"}
+	}
+	return nil
 }
 
 // OSRelease is the part of /etc/os-release stage 1 needs.
@@ -69,7 +73,7 @@ func (f files) checkOS() (OSRelease, error) {
 		return OSRelease{}, fmt.Errorf("%w: cannot read /etc/os-release: %w", ErrUnsupported, err)
 	}
 	r := parseOSRelease(string(data))
-	for _, v := range supportedOS[r.ID] {
+	for _, v := range supportedOS(r.ID) {
 		if v == r.VersionID {
 			return r, nil
 		}

@@ -138,92 +138,98 @@ func (c *Config) home(p string) string {
 	return absIn(c.HomeDir, p)
 }
 
+// confKey binds a config key to the field it sets.
+type confKey struct {
+	name string
+	set  func(v string) error
+}
+
 func (c *Config) apply(f *envfile.File) error {
 	var errs []error
-	str := func(key string, dst *string, isPath bool) {
-		if v, ok := f.Get(key); ok {
-			*dst = v
-			if isPath {
-				*dst = c.home(v)
+	for _, k := range c.keys() {
+		if v, ok := f.Get(k.name); ok {
+			if err := k.set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k.name, err))
 			}
 		}
 	}
-	boolean := func(key string, dst *bool) {
-		if v, ok := f.Get(key); ok {
-			*dst = strings.EqualFold(strings.TrimSpace(v), "TRUE")
-		}
-	}
-	size := func(key string, dst *int64) {
-		if v, ok := f.Get(key); ok && v != "" {
-			n, err := s2config.ParseSize(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", key, err))
-			}
-			*dst = n
-		}
-	}
-	integer := func(key string, dst *int, empty int) {
-		if v, ok := f.Get(key); ok {
-			if strings.TrimSpace(v) == "" {
-				*dst = empty
-				return
-			}
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil || n < 0 {
-				errs = append(errs, fmt.Errorf("%s: %q is not a whole number of seconds or a port", key, v))
-			}
-			*dst = n
-		}
-	}
-	str("IMAGE_NAME", &c.ImageName, true)
-	str("BACKUP_SCRIPT", &c.BackupScript, true)
-	if v, ok := f.Get("BACKUP_DIRECTORIES"); ok {
-		c.BackupDirs = strings.Fields(v)
-	}
-	str("BALENA_CONFIG", &c.BalenaConfig, true)
-	boolean("BALENA_WIFI", &c.BalenaWifi)
-	boolean("DEBUG", &c.Debug)
-	integer("DO_REBOOT", &c.Reboot, -1)
-	boolean("GRUB_INSTALL", &c.GrubInstall)
-	str("GRUB_BOOT_DEV", &c.GrubBootDev, false)
-	str("GRUB_CFG", &c.GrubCfg, true)
-	str("GRUB_BOOT_IMG", &c.GrubBootImg, true)
-	str("GRUB_CORE_IMG", &c.GrubCoreImg, true)
-	boolean("HAS_WIFI_CFG", &c.HasWifiCfg)
-	boolean("MIGRATE_ALL_WIFIS", &c.MigrateAllWifis)
-	str("MIGRATE_WIFI_CFG", &c.MigrateWifiCfg, true)
-	if v, ok := f.Get("COPY_NMGR_FILES"); ok {
-		c.CopyNmgrFiles = nil
-		for _, n := range strings.Fields(v) {
-			c.CopyNmgrFiles = append(c.CopyNmgrFiles, c.home(n))
-		}
-	}
-	boolean("REQUIRE_NMGR_FILE", &c.RequireNmgrFile)
-	str("LOG_DRIVE", &c.LogDrive, false)
-	str("LOG_FS_TYPE", &c.LogFSType, false)
-	boolean("NO_FLASH", &c.NoFlash)
-	boolean("NO_SETUP", &c.NoSetup)
-	str("TERM_EXIT", &c.TermExit, false)
-	size("MEM_MIN_FREE_S1", &c.MemMinFreeS1)
-	size("MEM_MIN_FREE_S2", &c.MemMinFreeS2)
-	size("MIN_ROOT_AVAIL", &c.MinRootAvail)
-	str("MAX_BADBLOCKS", &c.MaxBadblocks, false)
-	if v, ok := f.Get("MIN_WRITE_SPEED"); ok && v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			errs = append(errs, fmt.Errorf("MIN_WRITE_SPEED: %q is not KiB/s", v))
-		}
-		c.MinWriteSpeed = n
-	}
-	str("BALENA_API_HOST", &c.APIHost, false)
-	str("BALENA_VPN_HOST", &c.VPNHost, false)
-	integer("BALENA_API_PORT", &c.APIPort, 443)
-	integer("BALENA_VPN_PORT", &c.VPNPort, 443)
-	secs := int(c.ConnectTimeout / time.Second)
-	integer("BALENA_CONNECT_TIMEOUT", &secs, 20)
-	c.ConnectTimeout = time.Duration(secs) * time.Second
 	errs = append(errs, c.validate())
 	return errors.Join(errs...)
+}
+
+// keys lists every key of balena-migrate.conf.
+func (c *Config) keys() []confKey {
+	str := func(name string, dst *string) confKey {
+		return confKey{name, func(v string) error { *dst = v; return nil }}
+	}
+	path := func(name string, dst *string) confKey {
+		return confKey{name, func(v string) error { *dst = c.home(v); return nil }}
+	}
+	boolean := func(name string, dst *bool) confKey {
+		return confKey{name, func(v string) error { *dst = strings.EqualFold(strings.TrimSpace(v), "TRUE"); return nil }}
+	}
+	size := func(name string, dst *int64) confKey {
+		return confKey{name, func(v string) (err error) {
+			if v != "" {
+				*dst, err = s2config.ParseSize(v)
+			}
+			return err
+		}}
+	}
+	number := func(name string, dst *int, empty int) confKey {
+		return confKey{name, func(v string) error { return parseCount(v, dst, empty) }}
+	}
+	secs := int(c.ConnectTimeout / time.Second)
+	return []confKey{
+		path("IMAGE_NAME", &c.ImageName), path("BACKUP_SCRIPT", &c.BackupScript),
+		{"BACKUP_DIRECTORIES", func(v string) error { c.BackupDirs = strings.Fields(v); return nil }},
+		path("BALENA_CONFIG", &c.BalenaConfig), boolean("BALENA_WIFI", &c.BalenaWifi),
+		boolean("DEBUG", &c.Debug), number("DO_REBOOT", &c.Reboot, -1),
+		boolean("GRUB_INSTALL", &c.GrubInstall), str("GRUB_BOOT_DEV", &c.GrubBootDev),
+		path("GRUB_CFG", &c.GrubCfg), path("GRUB_BOOT_IMG", &c.GrubBootImg), path("GRUB_CORE_IMG", &c.GrubCoreImg),
+		boolean("HAS_WIFI_CFG", &c.HasWifiCfg), boolean("MIGRATE_ALL_WIFIS", &c.MigrateAllWifis),
+		path("MIGRATE_WIFI_CFG", &c.MigrateWifiCfg),
+		{"COPY_NMGR_FILES", func(v string) error {
+			c.CopyNmgrFiles = nil
+			for _, n := range strings.Fields(v) {
+				c.CopyNmgrFiles = append(c.CopyNmgrFiles, c.home(n))
+			}
+			return nil
+		}},
+		boolean("REQUIRE_NMGR_FILE", &c.RequireNmgrFile),
+		str("LOG_DRIVE", &c.LogDrive), str("LOG_FS_TYPE", &c.LogFSType),
+		boolean("NO_FLASH", &c.NoFlash), boolean("NO_SETUP", &c.NoSetup), str("TERM_EXIT", &c.TermExit),
+		size("MEM_MIN_FREE_S1", &c.MemMinFreeS1), size("MEM_MIN_FREE_S2", &c.MemMinFreeS2),
+		size("MIN_ROOT_AVAIL", &c.MinRootAvail), str("MAX_BADBLOCKS", &c.MaxBadblocks),
+		{"MIN_WRITE_SPEED", func(v string) error {
+			n := 0
+			err := parseCount(v, &n, 0)
+			c.MinWriteSpeed = int64(n)
+			return err
+		}},
+		str("BALENA_API_HOST", &c.APIHost), number("BALENA_API_PORT", &c.APIPort, 443),
+		str("BALENA_VPN_HOST", &c.VPNHost), number("BALENA_VPN_PORT", &c.VPNPort, 443),
+		{"BALENA_CONNECT_TIMEOUT", func(v string) error {
+			err := parseCount(v, &secs, 20)
+			c.ConnectTimeout = time.Duration(secs) * time.Second
+			return err
+		}},
+	}
+}
+
+// parseCount reads a whole non-negative number; empty means the default.
+func parseCount(v string, dst *int, empty int) error {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		*dst = empty
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a whole number", v)
+	}
+	*dst = n
+	return nil
 }
 
 func (c *Config) validate() error {

@@ -91,7 +91,8 @@ type fixture struct {
 	name, machine, release, home, image string
 }
 
-var fixtures = []fixture{
+// fixtures: 0 Pi 3, 1 Pi 4, 2 Ubuntu BIOS, 3 Ubuntu UEFI, 4 BeagleBone Green.
+var fixtures = [...]fixture{
 	{"pi3-raspbian9", "armv7l", "4.19.66-v7+", "/home/pi/migrate", "balena-cloud-fleet-raspberrypi3-2.50.1+rev1-v11.4.10.img.gz"},
 	{"pi4-rpios12", "aarch64", "6.6.51+rpt-rpi-v8", "/home/pi/migrate", "balena-cloud-fleet-raspberrypi4-64-5.1.20-v16.4.img.gz"},
 	{"ubuntu1804-bios", "x86_64", "4.15.0-20-generic", "/home/admin/migrate", "resin-genericx86-64-2.26.0.img.gz"},

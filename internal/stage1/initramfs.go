@@ -19,7 +19,9 @@ var ErrInitramfs = errors.New("initramfs build failed")
 
 // stage2Modules are the modules stage 2 needs besides the disk driver:
 // resin-boot is vfat, resin-data ext4.
-var stage2Modules = []string{"vfat", "fat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "ext4"}
+func stage2Modules() []string {
+	return []string{"vfat", "fat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "ext4"}
+}
 
 // initramfsName is the file stage 1 builds in the home dir and installs in
 // the boot directory.
@@ -52,7 +54,7 @@ func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, er
 	if err := copyTree(r.p("/etc/initramfs-tools"), r.p(confDir)); err != nil {
 		return "", fmt.Errorf("%w: copy /etc/initramfs-tools: %w", ErrInitramfs, noSpace(err))
 	}
-	mods := append(append([]string(nil), stage2Modules...), r.layout.Root.Modules...)
+	mods := append(stage2Modules(), r.layout.Root.Modules...)
 	settings := envfile.New()
 	for _, kv := range [][2]string{
 		{"BALENA_MIGRATE_BIN", r.binary},
