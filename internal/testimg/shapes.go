@@ -2,6 +2,7 @@ package testimg
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -25,7 +26,8 @@ const BalenaOSSize = 64 * MiB
 func BalenaOS(path string) (Image, error) {
 	return Build(path, BalenaOSSize, []Part{
 		{Size: 16 * MiB, Type: "c", FS: "vfat", Label: LabelBoot,
-			Files: map[string][]byte{"os-release": []byte("ID=balena-os\n"), "config.json": []byte(`{"from":"image"}`)}},
+			Files: map[string][]byte{"os-release": []byte("ID=balena-os\n"), "config.json": []byte(`{"from":"image"}`),
+				"EFI/BOOT/grub.cfg": []byte("# balenaOS grub.cfg from resin-boot\n")}},
 		{Size: 8 * MiB, Type: "83", RandSeed: 1},
 		{Size: 8 * MiB, Type: "83", RandSeed: 2},
 		{Size: 4 * MiB, Type: "83", FS: "ext4", Label: LabelState, Logical: true},
@@ -61,4 +63,48 @@ func DebugfsCat(fsImage, name string) ([]byte, error) {
 // stage 2 runs on, with its migration directory.
 func OldOS(path string, size int64, files map[string][]byte) (Image, error) {
 	return Build(path, size, []Part{{Size: size - 2*MiB, Type: "83", FS: "ext4", Label: "old-root", Files: files}})
+}
+
+// FlasherFiles says what goes into a flasher image besides the balenaOS image.
+type FlasherFiles struct {
+	ImageName   string // under /opt on flash-rootA
+	InternalCfg []byte // grub.cfg_internal on flash-boot; none when nil
+	BootCode    []byte // written to the MBR boot code area (≤ 440 bytes)
+	Core        []byte // written from sector 1 on
+}
+
+// Flasher builds an x86 flasher-shaped image at path around the raw balenaOS
+// image file inner: flash-boot (vfat, the flasher's own grub.cfg), flash-rootA
+// (ext4 holding /opt/<ImageName>), an extended partition with flash-data.
+func Flasher(path, inner string, ff FlasherFiles) (Image, error) {
+	data, err := os.ReadFile(inner)
+	if err != nil {
+		return Image{}, err
+	}
+	bootFiles := map[string][]byte{"EFI/BOOT/grub.cfg": []byte("# flasher grub.cfg\n")}
+	if ff.InternalCfg != nil {
+		bootFiles["grub.cfg_internal"] = ff.InternalCfg
+	}
+	rootSize := (int64(len(data))/MiB + 24) * MiB
+	img, err := Build(path, 8*MiB+rootSize+8*MiB, []Part{
+		{Size: 6 * MiB, Type: "c", FS: "vfat", Label: "flash-boot", Files: bootFiles},
+		{Size: rootSize, Type: "83", FS: "ext4", Label: "flash-rootA",
+			Files: map[string][]byte{"opt/" + ff.ImageName: data, "etc/os-release": []byte("ID=balena-os\n")}},
+		{Size: 4 * MiB, Type: "83", FS: "ext4", Label: "flash-data", Logical: true},
+	})
+	if err != nil {
+		return img, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return img, err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(ff.BootCode, 0); err != nil {
+		return img, err
+	}
+	if _, err := f.WriteAt(ff.Core, 512); err != nil {
+		return img, err
+	}
+	return img, f.Sync()
 }
