@@ -25,28 +25,14 @@ import (
 
 const token = "fleet-token"
 
-// standIn is a stage-1 stand-in: it checks what migdb-migrate gives it and
-// answers like `balena-migrate --pretend`. MODE (a file next to it) makes it
-// misbehave for failure tests.
-const standIn = `#!/bin/bash
-ts() { date -u +%Y-%m-%dT%H:%M:%SZ; }
-say() { echo "[$(ts) balena-migrate] $1: $2"; }
-[ "$(id -u)" = 0 ] || { say ERROR "must run as root"; exit 1; }
-[ "$1 $2 $3 $4" = "--reboot 10 --balena-cfg balena-migrate-config.json" ] || { say ERROR "bad arguments: $*"; exit 2; }
-grep -q '"uuid"' balena-migrate-config.json || { say ERROR "config.json has no uuid"; exit 3; }
-say INFO "checks passed on $(uname -m)"
-say WARN "this is a stand-in: nothing is flashed"
-echo "$0" >> ran-by
-mode=$(cat MODE 2>/dev/null)
-case "$mode" in
-nospace) say ERROR "not enough space in /home for the backup (need 20 MB)"; exit 1;;
-silent) say INFO "done without verdict"; exit 0;;
-hang) sleep 60;;
-reboot) say INFO "migration successful, please reboot system"; exit 0;;
-esac
-[ -n "$SLOW" ] && sleep "$SLOW"
-say INFO "migration successful, rebooting system in 10 seconds"
-`
+// standIn is the stage-1 stand-in the demo uses too.
+var standIn = func() string {
+	data, err := os.ReadFile("../../scripts/fleet-sim/balena-migrate-standin")
+	if err != nil {
+		panic(err)
+	}
+	return string(data)
+}()
 
 type env struct {
 	t      *testing.T
