@@ -10,9 +10,13 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// version is set at link time by scripts/build-balena-migrate.
+var version = "dev"
+
 func main() {
 	app := &cli.App{
 		Name:     "balena-migrate",
+		Version:  version,
 		Usage:    "migrate this device to balenaOS",
 		Commands: []*cli.Command{stage2Command(), extractCommand()},
 		Action:   stage1Action,

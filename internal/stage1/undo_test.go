@@ -28,7 +28,9 @@ func TestJournalRollbackRestoresEverything(t *testing.T) {
 		func() error { return j.Write("/etc/new.conf", []byte("new\n"), 0o600) },
 		func() error { return j.Mkdir("/home/m/newdir", 0o755) },
 		func() error { return j.Replace("/home/m/backup.tgz") },
-		func() error { return os.WriteFile(filepath.Join(root, "/home/m/backup.tgz"), []byte("new backup"), 0o600) },
+		func() error {
+			return os.WriteFile(filepath.Join(root, "/home/m/backup.tgz"), []byte("new backup"), 0o600)
+		},
 		func() error { return j.Replace("/home/m/initramfs-tools") },
 		func() error { return os.Mkdir(filepath.Join(root, "/home/m/initramfs-tools"), 0o755) },
 		func() error { return j.Write("/boot/config.txt", []byte("changed twice\n"), 0o644) },
