@@ -327,6 +327,37 @@ func TestChrootStage1(t *testing.T) {
 		}
 		c.checkInitramfs(t)
 	})
+
+	// The real boot setup: 42_balena, update-grub and grub-reboot run by the
+	// chroot's own grub on its loop disk.
+	t.Run("GrubBootSetup", func(t *testing.T) {
+		out, code := c.run("")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || lines[len(lines)-1] != "migration successful, please reboot system" {
+			t.Fatalf("exit %d, last line %q", code, lines[len(lines)-1])
+		}
+		cfg, err := os.ReadFile(c.path("/boot/grub/grub.cfg"))
+		if err != nil || !bytes.Contains(cfg, []byte("menuentry 'balena-migrate' --id balena-migrate {")) {
+			t.Fatalf("grub.cfg has no balena-migrate entry: %v\n%s", err, cfg)
+		}
+		for _, want := range []string{"linux /boot/vmlinuz-" + c.rel + " ", "initrd /boot/" + initramfsName(c.rel) + "\n"} {
+			if !bytes.Contains(cfg, []byte(want)) {
+				t.Errorf("grub.cfg lacks %q", want)
+			}
+		}
+		if out, err := exec.Command("chroot", c.dir, "grub-script-check", "/boot/grub/grub.cfg").CombinedOutput(); err != nil {
+			t.Errorf("grub-script-check: %v\n%s", err, out)
+		}
+		env := sh(t, "chroot", c.dir, "grub-editenv", "/boot/grub/grubenv", "list")
+		if !strings.Contains(env, "next_entry=balena-migrate") {
+			t.Errorf("grubenv: %q", env)
+		}
+		installed, err := os.ReadFile(c.path("/boot/" + initramfsName(c.rel)))
+		built, _ := os.ReadFile(c.path(chrootHome + "/" + initramfsName(c.rel)))
+		if err != nil || !bytes.Equal(installed, built) {
+			t.Errorf("the installed initramfs is not the built one: %v", err)
+		}
+	})
 }
 
 // checkInitramfs lists the built initramfs with the chroot's lsinitramfs.
@@ -358,4 +389,27 @@ func (c *chroot) checkInitramfs(t *testing.T) {
 		}
 	}
 	t.Logf("initramfs %s: %d entries, kernel %s", initrd, len(have), strconv.Quote(c.rel))
+
+	// Unpacked, it carries exactly our binary and stage-2 config, and
+	// initramfs-tools runs our script in local-bottom.
+	sh(t, "chroot", c.dir, "unmkinitramfs", initrd, "/tmp/unpacked")
+	unpacked := c.path("/tmp/unpacked")
+	if _, err := os.Stat(filepath.Join(unpacked, "main")); err == nil {
+		unpacked = filepath.Join(unpacked, "main") // early microcode cpio first
+	}
+	for inside, outside := range map[string]string{
+		"usr/bin/balena-migrate":         chrootHome + "/balena-migrate",
+		"etc/balena-migrate-stage2.conf": s2config.DefaultPath,
+	} {
+		a, err := os.ReadFile(filepath.Join(unpacked, inside))
+		b, _ := os.ReadFile(c.path(outside))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s in the initramfs differs from %s (%v)", inside, outside, err)
+		}
+	}
+	order, err := os.ReadFile(filepath.Join(unpacked, "scripts/local-bottom/ORDER"))
+	if err != nil || !bytes.Contains(order, []byte("/scripts/local-bottom/balena-migrate")) {
+		t.Errorf("local-bottom/ORDER does not run balena-migrate: %v\n%s", err, order)
+	}
+	os.RemoveAll(c.path("/tmp/unpacked"))
 }
