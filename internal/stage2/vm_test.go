@@ -29,6 +29,10 @@ type vmFixture struct {
 	wifi     map[string][]byte
 	backup   []byte
 	diskHash string // SHA-256 of the whole disk before the boot
+	grubCfg  []byte
+	bootImg  []byte
+	coreImg  []byte
+	extra    []string // more disks: vdb, vdc, …
 }
 
 func newVMFixture(t *testing.T, corrupt bool) *vmFixture {
@@ -40,6 +44,9 @@ func newVMFixture(t *testing.T, corrupt bool) *vmFixture {
 		wifi: map[string][]byte{"resin-wifi-01": []byte("[connection]\nid=home\n"), "resin-wifi-02": []byte("[connection]\nid=office\n")}}
 	fx.backup = make([]byte, 256<<10)
 	rand.Read(fx.backup)
+	fx.grubCfg = []byte("set default=0\nmenuentry balenaOS {}\n")
+	fx.bootImg = bytes.Repeat([]byte{0xB0}, 512)
+	fx.coreImg = bytes.Repeat([]byte("core.img"), 4000) // 32000 bytes, before resin-boot at 1 MiB
 	var err error
 	if fx.image, err = testimg.BalenaOS(filepath.Join(fx.dir, "balena.img")); err != nil {
 		t.Fatal(err)
@@ -59,7 +66,8 @@ func newVMFixture(t *testing.T, corrupt bool) *vmFixture {
 		}
 	}
 	gzData, _ := os.ReadFile(gz)
-	files := map[string][]byte{home + "/balena.img.gz": gzData, home + "/config.json": fx.config, home + "/backup.tgz": fx.backup}
+	files := map[string][]byte{home + "/balena.img.gz": gzData, home + "/config.json": fx.config, home + "/backup.tgz": fx.backup,
+		home + "/grub.cfg": fx.grubCfg, home + "/boot.img": fx.bootImg, home + "/core.img": fx.coreImg}
 	for n, d := range fx.wifi {
 		files[home+"/"+n] = d
 	}
@@ -96,7 +104,7 @@ func (fx *vmFixture) boot(t *testing.T) vmtest.Result {
 	if err := (vmtest.Stage2Initramfs{Kernel: k, Binary: bin, Config: conf, RootDev: "/dev/vda1"}).Write(initrd); err != nil {
 		t.Fatal(err)
 	}
-	res, err := vmtest.Boot(context.Background(), vmtest.VM{Kernel: k, Initrd: initrd, Disks: []string{fx.disk}})
+	res, err := vmtest.Boot(context.Background(), vmtest.VM{Kernel: k, Initrd: initrd, Disks: append([]string{fx.disk}, fx.extra...)})
 	t.Logf("VM boot took %s", res.Duration.Round(100_000_000))
 	if os.Getenv("VMTEST_CONSOLE") != "" {
 		t.Logf("console:\n%s", res.Console)
@@ -110,6 +118,8 @@ func (fx *vmFixture) boot(t *testing.T) vmtest.Result {
 func TestVMStage2FlashesAndPlacesFiles(t *testing.T) {
 	t.Parallel()
 	fx := newVMFixture(t, false)
+	fx.cfg.GrubInstall, fx.cfg.GrubBootType = s2config.GrubFlash, s2config.BootLegacy
+	fx.cfg.GrubCfg, fx.cfg.GrubBootImg, fx.cfg.GrubCoreImg = "grub.cfg", "boot.img", "core.img"
 	res := fx.boot(t)
 	if res.ExitCode != 0 {
 		t.Fatalf("stage 2 exit code %d\nconsole:\n%s", res.ExitCode, res.Console)
@@ -122,8 +132,20 @@ func TestVMStage2FlashesAndPlacesFiles(t *testing.T) {
 	disk, _ := os.ReadFile(fx.disk)
 	img, _ := os.ReadFile(fx.image.Path)
 	boot, data := fx.image.Parts[0], fx.image.Parts[5]
-	// Everything outside resin-boot and resin-data is the image, byte for byte.
-	for _, r := range [][2]int64{{0, boot.Start}, {boot.End(), data.Start}, {data.End(), int64(len(img))}} {
+	// Grub: boot code in the MBR, core.img from sector 1; the table stays.
+	if !bytes.Equal(disk[:440], fx.bootImg[:440]) {
+		t.Error("MBR boot code is not boot.img")
+	}
+	coreEnd := int64(512 + len(fx.coreImg))
+	if !bytes.Equal(disk[512:coreEnd], fx.coreImg) {
+		t.Error("core.img not at sector 1")
+	}
+	got, err := testimg.MReadFile(fx.disk, boot.Start, "grub/grub.cfg")
+	if err != nil || !bytes.Equal(got, fx.grubCfg) {
+		t.Errorf("resin-boot/grub/grub.cfg = %q, %v", got, err)
+	}
+	// Everything else outside resin-boot and resin-data is the image, byte for byte.
+	for _, r := range [][2]int64{{440, 512}, {coreEnd, boot.Start}, {boot.End(), data.Start}, {data.End(), int64(len(img))}} {
 		if !bytes.Equal(disk[r[0]:r[1]], img[r[0]:r[1]]) {
 			t.Errorf("disk bytes %d..%d differ from the image", r[0], r[1])
 		}
@@ -134,7 +156,7 @@ func TestVMStage2FlashesAndPlacesFiles(t *testing.T) {
 			t.Errorf("%s: got %q (err %v), want %q", what, trim(got), err, trim(want))
 		}
 	}
-	got, err := testimg.MReadFile(fx.disk, boot.Start, "config.json")
+	got, err = testimg.MReadFile(fx.disk, boot.Start, "config.json")
 	checkFile("resin-boot/config.json", got, err, fx.config)
 	for n, d := range fx.wifi {
 		got, err := testimg.MReadFile(fx.disk, boot.Start, "system-connections/"+n)
@@ -180,9 +202,35 @@ func TestVMStage2NoFlashLeavesDiskUntouched(t *testing.T) {
 	t.Parallel()
 	fx := newVMFixture(t, false)
 	fx.cfg.NoFlash = true
+	// A log drive (vdb, whole-disk ext4) and an original boot partition
+	// (vdc, whole-disk vfat) whose config.txt stage 2 restores.
+	logDisk := filepath.Join(fx.dir, "log.img")
+	logFS, err := testimg.Content(fx.dir, 8*testimg.MiB, testimg.Part{FS: "ext4", Label: "logs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(logDisk, logFS, 0o644)
+	bootDisk := filepath.Join(fx.dir, "boot.img")
+	bootFS, err := testimg.Content(fx.dir, 8*testimg.MiB, testimg.Part{FS: "vfat", Label: "boot",
+		Files: map[string][]byte{"config.txt": []byte("initramfs balena followkernel\n"), "config.txt.bak": []byte("# original\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(bootDisk, bootFS, 0o644)
+	fx.extra = []string{logDisk, bootDisk}
+	fx.cfg.LogDrive, fx.cfg.LogFSType = "/dev/vdb", "ext4"
+	fx.cfg.MountBoot, fx.cfg.OrigBootPart, fx.cfg.OrigBootFSType = true, "/dev/vdc", "vfat"
+	fx.cfg.RestoreBootFiles = []s2config.RestorePair{{Backup: "config.txt.bak", Original: "config.txt"}}
 	res := fx.boot(t)
 	if res.ExitCode != 0 {
 		t.Errorf("exit code %d with NO_FLASH=TRUE\nconsole:\n%s", res.ExitCode, res.Console)
+	}
+	if got, err := testimg.MReadFile(bootDisk, 0, "config.txt"); err != nil || string(got) != "# original\n" {
+		t.Errorf("config.txt not restored: %q, %v", got, err)
+	}
+	if log, err := testimg.DebugfsCat(logDisk, "/migrate.log"); err != nil || !bytes.Contains(log, []byte("image verified")) ||
+		!bytes.Contains(log, []byte("NO_FLASH=TRUE")) {
+		t.Errorf("log drive migrate.log: %v\n%s", err, log)
 	}
 	if !strings.Contains(res.Console, "image verified") || !strings.Contains(res.Console, "NO_FLASH=TRUE") {
 		t.Errorf("console:\n%s", res.Console)
