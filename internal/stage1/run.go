@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -120,6 +121,9 @@ func (r *run) checkEnvironment(ctx context.Context) error {
 	if err := r.checkStaticBinary(r.binary); err != nil {
 		return err
 	}
+	if err := r.checkOptionalFiles(); err != nil {
+		return err
+	}
 	if err := checkSpace(r.host, r.p(r.cfg.HomeDir), r.cfg.MinRootAvail, "backup and initramfs (MIN_ROOT_AVAIL)"); err != nil {
 		return err
 	}
@@ -130,6 +134,35 @@ func (r *run) checkEnvironment(ctx context.Context) error {
 		r.log.Warn("MIN_WRITE_SPEED=%d KiB/s: the write speed is not measured by this version", r.cfg.MinWriteSpeed)
 	}
 	return checkConnectivity(ctx, r.host, r.cfg, r.log)
+}
+
+// checkOptionalFiles checks LOG_DRIVE and the grub files before anything changes.
+func (r *run) checkOptionalFiles() error {
+	if d := r.cfg.LogDrive; d != "" {
+		st, err := r.stat(d)
+		if err != nil || st.Mode()&os.ModeDevice == 0 {
+			return fmt.Errorf("%w: LOG_DRIVE %s is not a block device: plug in the log drive or unset LOG_DRIVE", ErrUsage, d)
+		}
+		if strings.HasPrefix(d, r.layout.Root.Disk) {
+			return fmt.Errorf("%w: LOG_DRIVE %s is on %s, the disk that gets flashed: use a separate drive (USB stick) or unset LOG_DRIVE", ErrUsage, d, r.layout.Root.Disk)
+		}
+	}
+	if !r.cfg.GrubInstall {
+		return nil
+	}
+	if r.device.Family != devicetype.FamilyPC {
+		r.log.Warn("GRUB_INSTALL is ignored on a %s", r.device.Name)
+		return nil
+	}
+	for _, f := range []struct{ key, path string }{{"GRUB_CFG", r.cfg.GrubCfg}, {"GRUB_BOOT_IMG", r.cfg.GrubBootImg}, {"GRUB_CORE_IMG", r.cfg.GrubCoreImg}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := r.stat(f.path); err != nil {
+			return fmt.Errorf("%w: %s %s: %w: extract it with `balena-migrate extract` into %s", ErrUsage, f.key, f.path, err, r.cfg.HomeDir)
+		}
+	}
+	return nil
 }
 
 // change makes the journaled changes. It reports whether the boot setup was done.

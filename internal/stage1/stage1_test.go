@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/fleetmig/balena-migrate/internal/s2config"
 )
 
@@ -224,6 +226,16 @@ func TestRefusalsChangeNothing(t *testing.T) {
 			d.write(filepath.Join(d.home, "checksums.md5"), []byte("00000000000000000000000000000000  "+d.image+"\n"))
 		}, ErrChecksum, "damaged in transfer"},
 		{"API unreachable", pc, func(d *device) { d.host.dialErr = errors.New("connection refused") }, ErrNoNetwork, "balena API"},
+		{"log drive on the boot disk", pc, func(d *device) {
+			d.cfg.LogDrive = "/dev/sda2"
+			if err := unixMknodBlock(d.path("/dev/sda2")); err != nil {
+				d.t().Skip(err)
+			}
+		}, ErrUsage, "the disk that gets flashed"},
+		{"log drive missing", pc, func(d *device) { d.cfg.LogDrive = "/dev/sdb1" }, ErrUsage, "not a block device"},
+		{"grub.cfg missing", pc, func(d *device) {
+			d.cfg.GrubInstall, d.cfg.GrubCfg = true, filepath.Join(d.home, "grub.cfg")
+		}, ErrUsage, "GRUB_CFG"},
 		{"missing image", pc, func(d *device) { os.Remove(d.path(d.cfg.ImageName)) }, ErrImage, "no such file"},
 		{"wrong device", pi, func(d *device) {
 			d.cfg.ImageName = filepath.Join(d.home, "resin-raspberrypi4-64-2.80.img.gz")
@@ -284,6 +296,14 @@ func TestRefusalsChangeNothing(t *testing.T) {
 }
 
 func (d *device) t() *testing.T { return d.host.t }
+
+// unixMknodBlock makes a block device node (root only).
+func unixMknodBlock(p string) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return unix.Mknod(p, unix.S_IFBLK|0o600, int(unix.Mkdev(8, 2)))
+}
 
 func isDynamic(p string) bool {
 	f, err := elf.Open(p)
