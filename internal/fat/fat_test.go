@@ -69,11 +69,9 @@ func fat32(t *testing.T, size int64, files map[string][]byte) []byte {
 	if out, err := runOut("mkfs.vfat", "-F", "32", "-C", img, fmt.Sprint(size/1024)); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	src := filepath.Join(dir, "src")
-	for name, data := range files {
-		p := filepath.Join(src, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, data, 0o644)
+	src, err := testimg.WriteTree(dir, files)
+	if err != nil {
+		t.Fatal(err)
 	}
 	entries, _ := filepath.Glob(filepath.Join(src, "*"))
 	if out, err := runOut("mcopy", append(append([]string{"-s", "-i", img}, entries...), "::/")...); err != nil {

@@ -127,20 +127,11 @@ func vfat(tmp string, length int64, p Part) ([]byte, error) {
 	if err := run("mkfs.vfat", "-C", "-n", p.Label, img.Name(), fmt.Sprint(length/1024)); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(tmp, "vfat-files-*")
+	dir, err := WriteTree(tmp, p.Files)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	for name, data := range p.Files {
-		src := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(src, data, 0o644); err != nil {
-			return nil, err
-		}
-	}
 	if len(p.Files) > 0 {
 		entries, _ := filepath.Glob(filepath.Join(dir, "*"))
 		args := append([]string{"-s", "-i", img.Name()}, entries...)
@@ -152,26 +143,36 @@ func vfat(tmp string, length int64, p Part) ([]byte, error) {
 }
 
 func ext4(tmp string, length int64, p Part) ([]byte, error) {
-	dir, err := os.MkdirTemp(tmp, "ext4-files-*")
+	dir, err := WriteTree(tmp, p.Files)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	for name, data := range p.Files {
-		src := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(src, data, 0o644); err != nil {
-			return nil, err
-		}
-	}
 	img := filepath.Join(dir + ".img")
 	defer os.Remove(img)
 	if err := run("mkfs.ext4", "-q", "-F", "-L", p.Label, "-d", dir, img, fmt.Sprintf("%dk", length/1024)); err != nil {
 		return nil, err
 	}
 	return os.ReadFile(img)
+}
+
+// WriteTree writes files (slash path → content) into a new temporary
+// directory under tmp and returns it; the caller removes it.
+func WriteTree(tmp string, files map[string][]byte) (string, error) {
+	dir, err := os.MkdirTemp(tmp, "tree-*")
+	if err != nil {
+		return "", err
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return dir, err
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			return dir, err
+		}
+	}
+	return dir, nil
 }
 
 func run(name string, args ...string) error {
