@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -238,8 +239,13 @@ func diskImage(t *testing.T) ([]byte, string) {
 	return b.Bytes(), hex.EncodeToString(sum[:])
 }
 
+// staticBinary builds balena-migrate from this module with CGO_ENABLED=0.
 func staticBinary(t *testing.T, dst string) {
-	cmd := exec.Command("go", "build", "-o", dst, "../../cmd/balena-migrate")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command(goBin, "build", "-o", dst, "../../cmd/balena-migrate")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -302,62 +308,68 @@ func TestChrootStage1(t *testing.T) {
 	refused("MissingImage", "resin-genericx86-64-9.9.9.img.gz", "", "resin-genericx86-64-9.9.9.img.gz: stat")
 	refused("NotRoot", "resin-genericx86-64-2.99.0-test.img.gz", "65534:65534", "must run as root")
 
-	t.Run("Pretend", func(t *testing.T) {
-		c.write(chrootHome+"/balena-migrate.conf", conf("resin-genericx86-64-2.99.0-test.img.gz"), 0o644)
-		before := c.snapshot("/boot")
-		out, code := c.run("", "--pretend")
-		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if code != 0 || lines[len(lines)-1] != "migration successful, please reboot system" {
-			t.Fatalf("--pretend: exit %d, last line %q", code, lines[len(lines)-1])
-		}
-		if d := diffSnapshots(before, c.snapshot("/boot")); len(d) > 0 {
-			t.Fatalf("--pretend changed the boot setup:\n%s", strings.Join(d, "\n"))
-		}
-		s2, err := s2config.Load(c.path(s2config.DefaultPath))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s2.BootDev != c.loop || s2.ImageSHA256 != imgSum || !s2.NoFlash || s2.HomeDir != chrootHome ||
-			s2.BackupFile != "backup.tgz" || strings.Join(s2.NetworkConfigs, " ") != "resin-wifi-01" {
-			t.Fatalf("stage-2 config: %+v (want BOOT_DEV %s, sha %s)", s2, c.loop, imgSum)
-		}
-		wifi, err := os.ReadFile(c.path(chrootHome + "/resin-wifi-01"))
-		if err != nil || !bytes.Contains(wifi, []byte("ssid=fleet-net\n")) || !bytes.Contains(wifi, []byte("psk=s3cret-pass\n")) {
-			t.Fatalf("resin-wifi-01: %v\n%s", err, wifi)
-		}
-		c.checkInitramfs(t)
-	})
+	t.Run("Pretend", func(t *testing.T) { c.pretend(t, conf, imgSum) })
 
 	// The real boot setup: 42_balena, update-grub and grub-reboot run by the
 	// chroot's own grub on its loop disk.
-	t.Run("GrubBootSetup", func(t *testing.T) {
-		out, code := c.run("")
-		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if code != 0 || lines[len(lines)-1] != "migration successful, please reboot system" {
-			t.Fatalf("exit %d, last line %q", code, lines[len(lines)-1])
+	t.Run("GrubBootSetup", c.grubBootSetup)
+}
+
+// pretend runs --pretend and checks everything it prepared.
+func (c *chroot) pretend(t *testing.T, conf func(string) string, imgSum string) {
+	c.write(chrootHome+"/balena-migrate.conf", conf("resin-genericx86-64-2.99.0-test.img.gz"), 0o644)
+	before := c.snapshot("/boot")
+	out, code := c.run("", "--pretend")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || lines[len(lines)-1] != "migration successful, please reboot system" {
+		t.Fatalf("--pretend: exit %d, last line %q", code, lines[len(lines)-1])
+	}
+	if d := diffSnapshots(before, c.snapshot("/boot")); len(d) > 0 {
+		t.Fatalf("--pretend changed the boot setup:\n%s", strings.Join(d, "\n"))
+	}
+	s2, err := s2config.Load(c.path(s2config.DefaultPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.BootDev != c.loop || s2.ImageSHA256 != imgSum || !s2.NoFlash || s2.HomeDir != chrootHome ||
+		s2.BackupFile != "backup.tgz" || strings.Join(s2.NetworkConfigs, " ") != "resin-wifi-01" {
+		t.Fatalf("stage-2 config: %+v (want BOOT_DEV %s, sha %s)", s2, c.loop, imgSum)
+	}
+	wifi, err := os.ReadFile(c.path(chrootHome + "/resin-wifi-01"))
+	if err != nil || !bytes.Contains(wifi, []byte("ssid=fleet-net\n")) || !bytes.Contains(wifi, []byte("psk=s3cret-pass\n")) {
+		t.Fatalf("resin-wifi-01: %v\n%s", err, wifi)
+	}
+	c.checkInitramfs(t)
+}
+
+// grubBootSetup runs the real boot setup with the chroot's grub.
+func (c *chroot) grubBootSetup(t *testing.T) {
+	out, code := c.run("")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || lines[len(lines)-1] != "migration successful, please reboot system" {
+		t.Fatalf("exit %d, last line %q", code, lines[len(lines)-1])
+	}
+	cfg, err := os.ReadFile(c.path("/boot/grub/grub.cfg"))
+	if err != nil || !bytes.Contains(cfg, []byte("menuentry 'balena-migrate' --id balena-migrate {")) {
+		t.Fatalf("grub.cfg has no balena-migrate entry: %v\n%s", err, cfg)
+	}
+	for _, want := range []string{"linux /boot/vmlinuz-" + c.rel + " ", "initrd /boot/" + initramfsName(c.rel) + "\n"} {
+		if !bytes.Contains(cfg, []byte(want)) {
+			t.Errorf("grub.cfg lacks %q", want)
 		}
-		cfg, err := os.ReadFile(c.path("/boot/grub/grub.cfg"))
-		if err != nil || !bytes.Contains(cfg, []byte("menuentry 'balena-migrate' --id balena-migrate {")) {
-			t.Fatalf("grub.cfg has no balena-migrate entry: %v\n%s", err, cfg)
-		}
-		for _, want := range []string{"linux /boot/vmlinuz-" + c.rel + " ", "initrd /boot/" + initramfsName(c.rel) + "\n"} {
-			if !bytes.Contains(cfg, []byte(want)) {
-				t.Errorf("grub.cfg lacks %q", want)
-			}
-		}
-		if out, err := exec.Command("chroot", c.dir, "grub-script-check", "/boot/grub/grub.cfg").CombinedOutput(); err != nil {
-			t.Errorf("grub-script-check: %v\n%s", err, out)
-		}
-		env := sh(t, "chroot", c.dir, "grub-editenv", "/boot/grub/grubenv", "list")
-		if !strings.Contains(env, "next_entry=balena-migrate") {
-			t.Errorf("grubenv: %q", env)
-		}
-		installed, err := os.ReadFile(c.path("/boot/" + initramfsName(c.rel)))
-		built, _ := os.ReadFile(c.path(chrootHome + "/" + initramfsName(c.rel)))
-		if err != nil || !bytes.Equal(installed, built) {
-			t.Errorf("the installed initramfs is not the built one: %v", err)
-		}
-	})
+	}
+	if out, err := exec.Command("chroot", c.dir, "grub-script-check", "/boot/grub/grub.cfg").CombinedOutput(); err != nil {
+		t.Errorf("grub-script-check: %v\n%s", err, out)
+	}
+	env := sh(t, "chroot", c.dir, "grub-editenv", "/boot/grub/grubenv", "list")
+	if !strings.Contains(env, "next_entry=balena-migrate") {
+		t.Errorf("grubenv: %q", env)
+	}
+	installed, err := os.ReadFile(c.path("/boot/" + initramfsName(c.rel)))
+	built, _ := os.ReadFile(c.path(chrootHome + "/" + initramfsName(c.rel)))
+	if err != nil || !bytes.Equal(installed, built) {
+		t.Errorf("the installed initramfs is not the built one: %v", err)
+	}
 }
 
 // checkInitramfs lists the built initramfs with the chroot's lsinitramfs.

@@ -22,9 +22,9 @@ func buildStatic(t *testing.T) string {
 	return p
 }
 
-func TestFixturesBootSetup(t *testing.T) {
-	static := buildStatic(t)
-	checks := map[string]func(t *testing.T, d *device, s2 s2config.Config){
+// bootChecks are what the boot setup must have done on each fixture.
+func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
+	return map[string]func(t *testing.T, d *device, s2 s2config.Config){
 		"pi3-raspbian9": func(t *testing.T, d *device, s2 s2config.Config) {
 			cfg := d.read(t, "/boot/config.txt")
 			if !strings.HasSuffix(cfg, "\n[all]\ninitramfs balena-migrate-initramfs-4.19.66-v7+ followkernel\n") {
@@ -106,6 +106,11 @@ func TestFixturesBootSetup(t *testing.T) {
 			}
 		},
 	}
+}
+
+func TestFixturesBootSetup(t *testing.T) {
+	static := buildStatic(t)
+	checks := bootChecks()
 	for _, f := range fixtures {
 		t.Run(f.name, func(t *testing.T) {
 			d := newDevice(t, f, static)
@@ -182,18 +187,19 @@ func TestPretendLeavesBootAlone(t *testing.T) {
 	}
 }
 
-// Every refusal leaves the device exactly as it was.
-func TestRefusalsChangeNothing(t *testing.T) {
-	static := buildStatic(t)
+type refusal struct {
+	name   string
+	fix    fixture
+	setup  func(d *device)
+	target error
+	words  string
+}
+
+// refusals are the ways stage 1 must say no; each case breaks one thing.
+func refusals() []refusal {
 	pc, pi := fixtures[2], fixtures[0]
 	self, _ := os.Executable()
-	cases := []struct {
-		name   string
-		fix    fixture
-		setup  func(d *device)
-		target error
-		words  string
-	}{
+	return []refusal{
 		{"not root", pc, func(d *device) { d.host.uid = 1000 }, ErrNotRoot, "must run as root"},
 		{"old OS", pc, func(d *device) {
 			d.write("/etc/os-release", []byte("ID=ubuntu\nVERSION_ID=\"12.04\"\n"))
@@ -276,7 +282,12 @@ func TestRefusalsChangeNothing(t *testing.T) {
 		{"no cmdline.txt", pi, func(d *device) { os.Remove(d.path("/boot/cmdline.txt")) }, ErrBootSetup, "cmdline.txt is missing"},
 		{"initrd missing on BeagleBone", fixtures[4], func(d *device) { os.Remove(d.path("/boot/initrd.img-4.14.71-ti-r80")) }, ErrBootSetup, "initrd.img-4.14.71-ti-r80 is missing"},
 	}
-	for _, tc := range cases {
+}
+
+// Every refusal leaves the device exactly as it was.
+func TestRefusalsChangeNothing(t *testing.T) {
+	static := buildStatic(t)
+	for _, tc := range refusals() {
 		t.Run(tc.name, func(t *testing.T) {
 			d := newDevice(t, tc.fix, static)
 			d.host.t = t
