@@ -165,19 +165,7 @@ func TestVMStage2FlashesAndPlacesFiles(t *testing.T) {
 	got, err = testimg.MReadFile(fx.disk, boot.Start, "os-release")
 	checkFile("resin-boot/os-release from the image", got, err, []byte("ID=balena-os\n"))
 
-	part := filepath.Join(fx.dir, "resin-data.img")
-	os.WriteFile(part, disk[data.Start:data.End()], 0o644)
-	got, err = testimg.DebugfsCat(part, "/backup.tgz")
-	checkFile("resin-data/backup.tgz", got, err, fx.backup)
-	got, err = testimg.DebugfsCat(part, "/resin-data/readme")
-	checkFile("resin-data/resin-data/readme from the image", got, err, []byte("data partition\n"))
-	log, err := testimg.DebugfsCat(part, "/balena-migrate.log")
-	if err != nil || !bytes.Contains(log, []byte("balenaOS installed")) || !bytes.Contains(log, []byte("] INFO: ")) {
-		t.Errorf("resin-data/balena-migrate.log: %v\n%s", err, log)
-	}
-	if out, err := exec.Command("e2fsck", "-fn", part).CombinedOutput(); err != nil {
-		t.Errorf("e2fsck resin-data: %v\n%s", err, out)
-	}
+	fx.checkResinData(t, disk[data.Start:data.End()])
 	if fs, _ := blkdev.Probe(bytes.NewReader(disk), boot.Start); fs.Label != "resin-boot" {
 		t.Errorf("resin-boot label now %+v", fs)
 	}
@@ -237,6 +225,25 @@ func TestVMStage2NoFlashLeavesDiskUntouched(t *testing.T) {
 	}
 	if h, _ := testimg.SHA256File(fx.disk, -1); h != fx.diskHash {
 		t.Error("disk changed with NO_FLASH=TRUE")
+	}
+}
+
+// checkResinData checks backup, log and the image's own files on resin-data.
+func (fx *vmFixture) checkResinData(t *testing.T, data []byte) {
+	t.Helper()
+	part := filepath.Join(fx.dir, "resin-data.img")
+	os.WriteFile(part, data, 0o644)
+	for name, want := range map[string][]byte{"/backup.tgz": fx.backup, "/resin-data/readme": []byte("data partition\n")} {
+		if got, err := testimg.DebugfsCat(part, name); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("resin-data%s: got %q (err %v), want %q", name, trim(got), err, trim(want))
+		}
+	}
+	log, err := testimg.DebugfsCat(part, "/balena-migrate.log")
+	if err != nil || !bytes.Contains(log, []byte("balenaOS installed")) || !bytes.Contains(log, []byte("] INFO: ")) {
+		t.Errorf("resin-data/balena-migrate.log: %v\n%s", err, log)
+	}
+	if out, err := exec.Command("e2fsck", "-fn", part).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck resin-data: %v\n%s", err, out)
 	}
 }
 

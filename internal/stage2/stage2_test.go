@@ -1,0 +1,140 @@
+package stage2_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/fleetmig/balena-migrate/internal/s2config"
+	"github.com/fleetmig/balena-migrate/internal/stage2"
+	"github.com/fleetmig/balena-migrate/internal/testimg"
+)
+
+// hostFixture runs stage 2 on the host against plain files: ROOT_MNT is a
+// directory, BOOT_DEV a regular file. Everything up to the point of no
+// return behaves as on a device.
+type hostFixture struct {
+	cfg      s2config.Config
+	raw      []byte // uncompressed image
+	bootDev  string
+	bootHash string
+}
+
+func newHostFixture(t *testing.T) *hostFixture {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	img, err := testimg.BalenaOS(filepath.Join(dir, "balena.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(root, "m"), 0o755)
+	sha, err := testimg.Gzip(img.Path, filepath.Join(root, "m", "os.img.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "m", "config.json"), []byte(`{"uuid":"x"}`), 0o600)
+	os.WriteFile(filepath.Join(root, "m", "backup.tgz"), []byte("backup"), 0o600)
+	fx := &hostFixture{bootDev: filepath.Join(dir, "disk")}
+	fx.raw, _ = os.ReadFile(img.Path)
+	os.WriteFile(fx.bootDev, bytes.Repeat([]byte{0x5A}, int(img.Size)+testimg.MiB), 0o644)
+	fx.bootHash, _ = testimg.SHA256File(fx.bootDev, -1)
+	c := s2config.Default()
+	c.BootDev, c.RootMnt, c.HomeDir, c.ImageFile, c.ImageSHA256 = fx.bootDev, root, "/m", "os.img.gz", sha
+	c.BackupFile, c.BalenaConfig = "backup.tgz", "config.json"
+	c.MigrateTmp, c.MemMinFree = filepath.Join(dir, "tmp"), 0
+	fx.cfg = c
+	return fx
+}
+
+func (fx *hostFixture) run(t *testing.T) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := stage2.Run(context.Background(), fx.cfg, stage2.Options{NoReboot: true, Console: &out})
+	return code, out.String()
+}
+
+func (fx *hostFixture) untouched(t *testing.T) {
+	t.Helper()
+	if h, _ := testimg.SHA256File(fx.bootDev, -1); h != fx.bootHash {
+		t.Error("BOOT_DEV changed before the point of no return")
+	}
+}
+
+var lineRe = regexp.MustCompile(`^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ balena-migrate\] (INFO|WARN|ERROR): \S`)
+
+func TestNoFlashStopsAfterVerifying(t *testing.T) {
+	fx := newHostFixture(t)
+	code, out := fx.run(t)
+	if code != 0 || !strings.Contains(out, "image verified") || !strings.Contains(out, "NO_FLASH=TRUE") {
+		t.Fatalf("code %d\n%s", code, out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if !lineRe.MatchString(l) {
+			t.Errorf("log line %q does not match the format", l)
+		}
+	}
+	for _, f := range []string{"os.img.gz", "config.json", "backup.tgz"} {
+		if _, err := os.Stat(filepath.Join(fx.cfg.MigrateTmp, f)); err != nil {
+			t.Errorf("%s not staged in MIGRATE_TMP: %v", f, err)
+		}
+	}
+	fx.untouched(t)
+}
+
+func TestTermExitCodeForDeliberateStop(t *testing.T) {
+	fx := newHostFixture(t)
+	fx.cfg.TermExit = s2config.TermExit{Code: 3}
+	if code, out := fx.run(t); code != 3 {
+		t.Fatalf("code %d, want TERM_EXIT's 3\n%s", code, out)
+	}
+}
+
+func TestFailuresBeforeFlashingLeaveDiskUntouched(t *testing.T) {
+	for name, tc := range map[string]struct {
+		change func(*hostFixture)
+		want   string
+	}{
+		"corrupt image": {func(fx *hostFixture) { fx.cfg.ImageSHA256 = strings.Repeat("ab", 32) }, "SHA-256 mismatch"},
+		"no memory":     {func(fx *hostFixture) { fx.cfg.MemMinFree = 1 << 50 }, "not enough memory"},
+		"no backup":     {func(fx *hostFixture) { fx.cfg.BackupFile = "missing.tgz" }, "BACKUP_FILE"},
+		"small disk": {func(fx *hostFixture) {
+			os.Truncate(fx.bootDev, testimg.MiB)
+			fx.bootHash, _ = testimg.SHA256File(fx.bootDev, -1)
+		}, "the image needs"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fx := newHostFixture(t)
+			fx.cfg.NoFlash = false
+			tc.change(fx)
+			code, out := fx.run(t)
+			if code != 1 || !strings.Contains(out, tc.want) || !strings.Contains(out, "the disk is untouched") {
+				t.Errorf("code %d, want 1 and %q\n%s", code, tc.want, out)
+			}
+			fx.untouched(t)
+		})
+	}
+}
+
+// Past the point of no return a failure (here: a regular file has no
+// partitions for the kernel to show) ends in a reboot, or with --no-reboot
+// in exit code 1 — never in handing back to the old system.
+func TestFailureAfterFlashingRebootsOrExits1(t *testing.T) {
+	fx := newHostFixture(t)
+	fx.cfg.NoFlash = false
+	code, out := fx.run(t)
+	if code != 1 || !strings.Contains(out, "point of no return passed") || !strings.Contains(out, "failed after flashing started; rebooting") {
+		t.Fatalf("code %d\n%s", code, out)
+	}
+	if strings.Contains(out, "handing back") {
+		t.Error("handed back to the old system after flashing")
+	}
+	disk, _ := os.ReadFile(fx.bootDev)
+	if !bytes.Equal(disk[:len(fx.raw)], fx.raw) {
+		t.Error("image not flashed before the failure")
+	}
+}
