@@ -67,7 +67,8 @@ func TestExtractRawFlasher(t *testing.T) {
 	os.WriteFile(conf, []byte("DEBUG=TRUE\nIMAGE_NAME=old.img.gz\n"), 0o600)
 	opts := extract.Options{Flasher: fx.flasher, Image: filepath.Join(out, "balena.img.gz"),
 		GrubCfg: filepath.Join(out, "grub.cfg"), GrubBoot: filepath.Join(out, "boot.img"), GrubCore: filepath.Join(out, "core.img"),
-		BalenaCfg: "/etc/balena/config.json", Config: conf}
+		BalenaCfg: filepath.Join(fx.dir, "config.json"), Config: conf}
+	os.WriteFile(opts.BalenaCfg, []byte("{}"), 0o600)
 	res, err := extract.Run(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +99,7 @@ func TestExtractRawFlasher(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{"DEBUG": "TRUE", "IMAGE_NAME": "balena.img.gz", "GRUB_CFG": "grub.cfg",
-		"GRUB_BOOT_IMG": "boot.img", "GRUB_CORE_IMG": "core.img", "BALENA_CONFIG": "/etc/balena/config.json"}
+		"GRUB_BOOT_IMG": "boot.img", "GRUB_CORE_IMG": "core.img", "BALENA_CONFIG": opts.BalenaCfg}
 	for k, v := range want {
 		if got := f.Value(k); got != v {
 			t.Errorf("config %s = %q, want %q", k, got, v)
@@ -159,6 +160,9 @@ func TestExtractRefusesImageWithoutBalenaOS(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Error("output written for a bad flasher")
+	}
+	if _, err := extract.Run(context.Background(), extract.Options{Flasher: img.Path, Image: out, BalenaCfg: filepath.Join(dir, "nope.json")}); err == nil || !strings.Contains(err.Error(), "--balena-cfg") {
+		t.Errorf("missing --balena-cfg file: err = %v", err)
 	}
 	// No boot code in the MBR and none in the image: boot.img cannot be made.
 	inner := filepath.Join(dir, "inner.img")

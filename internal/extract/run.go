@@ -24,6 +24,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	if opts.Image == "" {
 		return Result{}, errors.New("extract: --img is required")
 	}
+	if opts.BalenaCfg != "" {
+		if _, err := os.Stat(opts.BalenaCfg); err != nil {
+			return Result{}, fmt.Errorf("extract: --balena-cfg: %w", err)
+		}
+	}
 	if opts.TmpDir == "" {
 		opts.TmpDir = filepath.Dir(opts.Image)
 	}
