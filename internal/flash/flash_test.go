@@ -145,3 +145,29 @@ func TestWriteStopsOnCancel(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
+
+// An image that ends inside a sector still reads back through O_DIRECT.
+func TestImageWithOddSize(t *testing.T) {
+	dir := t.TempDir()
+	raw := make([]byte, 5*testimg.MiB+1000)
+	for i := range raw {
+		raw[i] = byte(i*7 + i>>12)
+	}
+	p := filepath.Join(dir, "odd.img")
+	os.WriteFile(p, raw, 0o644)
+	sha, err := testimg.Gzip(p, p+".gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, backing := target(t, 8*testimg.MiB)
+	in, _ := os.Open(p + ".gz")
+	defer in.Close()
+	res, err := flash.Image(context.Background(), dev, in, sha, flash.Options{BlockSize: 1 << 20})
+	if err != nil || res.Size != int64(len(raw)) {
+		t.Fatalf("Image = %+v, %v", res, err)
+	}
+	disk, _ := os.ReadFile(backing)
+	if !bytes.Equal(disk[:len(raw)], raw) || disk[len(raw)] != 0xA5 {
+		t.Fatal("device content wrong around the image end")
+	}
+}

@@ -127,8 +127,9 @@ func readRange(ctx context.Context, f *os.File, size int64, pool chan []byte, ou
 			return ctx.Err()
 		}
 		want := min(int64(len(buf)), size-off)
-		// O_DIRECT needs whole sectors: read rounded up, keep what was asked.
-		n, err := f.ReadAt(buf[:(want+511)&^511], off)
+		// O_DIRECT needs whole blocks (4096 covers 4Kn disks): read rounded
+		// up, keep what was asked. A short read at the device's end is fine.
+		n, err := f.ReadAt(buf[:(want+4095)&^4095], off)
 		if int64(n) < want {
 			if err == nil || errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
