@@ -116,7 +116,7 @@ func (f files) checkPrograms(progs []string) (map[string]string, error) {
 		found[p] = path
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("%w: %s not found in /usr/sbin, /usr/bin, /sbin or /bin: install it (e.g. apt-get install initramfs-tools grub2-common) and try again",
+		return nil, fmt.Errorf("%w: %s not found in /usr/sbin, /usr/bin, /sbin or /bin: install the packages that provide them (initramfs-tools; grub2-common on PCs) and try again",
 			ErrMissingProg, strings.Join(missing, ", "))
 	}
 	return found, nil

@@ -115,13 +115,17 @@ func findConfig(name, home, cwd string) (string, error) {
 		}
 		return name, nil
 	}
-	for _, dir := range []string{home, cwd} {
+	dirs := []string{home}
+	if cwd != home {
+		dirs = append(dirs, cwd)
+	}
+	for _, dir := range dirs {
 		p := filepath.Join(dir, name)
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%w: config file %s not found in %s or %s: create it (IMAGE_NAME=... at least) or pass -c FILE", ErrUsage, name, home, cwd)
+	return "", fmt.Errorf("%w: config file %s not found in %s: create it (IMAGE_NAME=... at least) or pass -c FILE", ErrUsage, name, strings.Join(dirs, " or "))
 }
 
 func absIn(dir, p string) string {
