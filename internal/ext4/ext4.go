@@ -26,6 +26,7 @@ var ErrNotExt4 = errors.New("not an ext4 filesystem")
 const (
 	rootInode      = 2
 	incompat64Bit  = 0x80
+	incompatMetaBG = 0x10
 	flagExtents    = 0x80000
 	flagInlineData = 0x10000000
 	extentMagic    = 0xF30A
@@ -58,6 +59,9 @@ func Open(r io.ReaderAt) (*FS, error) {
 		inodeSize: 128, descSize: 32}
 	if le.Uint32(sb[0x4C:]) >= 1 {
 		f.inodeSize = int64(le.Uint16(sb[0x58:]))
+	}
+	if le.Uint32(sb[0x60:])&incompatMetaBG != 0 {
+		return nil, fmt.Errorf("meta_bg group descriptors: %w", ErrUnsupported)
 	}
 	if le.Uint32(sb[0x60:])&incompat64Bit != 0 {
 		f.descSize = int64(le.Uint16(sb[0xFE:]))

@@ -98,3 +98,12 @@ func TestNotExt4(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestMetaBGRefused(t *testing.T) {
+	img, _ := build(t, "-O", "meta_bg,^resize_inode")
+	f, _ := os.Open(img)
+	defer f.Close()
+	if _, err := ext4.Open(f); !errors.Is(err, ext4.ErrUnsupported) {
+		t.Fatalf("err = %v, want ErrUnsupported", err)
+	}
+}
