@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/balena"
@@ -132,23 +133,34 @@ func (j *job) run(ctx context.Context) worker.Outcome {
 	if err := j.claim.Update(j.u); err != nil {
 		return worker.HandBack("cannot save the unit: " + err.Error())
 	}
+	t0 := time.Now()
 	dev, o, ok := j.connect(ctx)
 	if !ok {
 		return o
 	}
 	defer dev.Close()
-	for _, stage := range []func(context.Context, Device) (worker.Outcome, bool){
-		j.transfer, j.register, j.sendConfig, j.execute,
-	} {
-		if o, ok := stage(ctx, dev); !ok {
+	took := []string{"connect " + since(t0)}
+	stages := []struct {
+		name string
+		run  func(context.Context, Device) (worker.Outcome, bool)
+	}{{"transfer", j.transfer}, {"register", j.register}, {"config", j.sendConfig}, {"run", j.execute}}
+	for _, st := range stages {
+		t := time.Now()
+		if o, ok := st.run(ctx, dev); !ok {
 			if stopped(ctx) {
 				return worker.HandBack("worker stopping; the unit will be picked up again")
 			}
 			return o
 		}
+		took = append(took, st.name+" "+since(t))
 	}
-	return j.migrated(ctx, dev)
+	o = j.migrated(ctx, dev)
+	o.Msg += " (" + strings.Join(took, ", ") + ")"
+	return o
 }
+
+// since formats the time since t for step timings.
+func since(t time.Time) string { return time.Since(t).Round(time.Millisecond).String() }
 
 // missingSetting names the first required setting that is not set.
 func missingSetting(s *config.Settings) string {
