@@ -69,6 +69,10 @@ func (f files) findDisk(mounts []Mount, p string) (Disk, error) {
 		return Disk{}, fmt.Errorf("%w: no mount holds %s in /proc/self/mountinfo", ErrBootLayout, p)
 	}
 	dir, err := f.realpath("/sys/dev/block/" + m.MajMin)
+	if err != nil && strings.HasPrefix(m.Source, "/dev/") {
+		// btrfs reports an anonymous device number; its source names the partition
+		dir, err = f.realpath("/sys/class/block/" + path.Base(m.Source))
+	}
 	if err != nil {
 		return Disk{}, fmt.Errorf("%w: %s is mounted from %s (%s), which is not a block device: balena-migrate needs the system on a local disk", ErrBootLayout, m.Point, m.Source, m.MajMin)
 	}

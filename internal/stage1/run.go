@@ -130,8 +130,8 @@ func (r *run) checkEnvironment(ctx context.Context) error {
 	if err := r.checkChecksums(ctx, r.cfg.HomeDir, r.log); err != nil {
 		return err
 	}
-	if r.cfg.MinWriteSpeed > 0 {
-		r.log.Warn("MIN_WRITE_SPEED=%d KiB/s: the write speed is not measured by this version", r.cfg.MinWriteSpeed)
+	if err := r.checkWriteSpeed(ctx); err != nil {
+		return err
 	}
 	return checkConnectivity(ctx, r.host, r.cfg, r.log)
 }

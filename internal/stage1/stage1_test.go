@@ -115,6 +115,7 @@ func TestFixturesBootSetup(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			d := newDevice(t, f, static)
 			d.cfg.NoSetup, d.cfg.Debug, d.cfg.Reboot = false, true, 10
+			d.cfg.MinWriteSpeed = 1 // measured, and any disk passes
 			res, err := d.run()
 			if err != nil {
 				t.Fatalf("%v\n%s", err, d.log.String())
@@ -228,6 +229,7 @@ func refusals() []refusal {
 			d.write(filepath.Join(d.home, "balena-migrate"), mustRead(d.t(), self))
 		}, ErrInitramfs, "dynamically linked"},
 		{"no space", pc, func(d *device) { d.host.free = 10 << 20 }, errNoSpace, "not enough space"},
+		{"slow disk", pc, func(d *device) { d.cfg.MinWriteSpeed = 1 << 40 }, ErrSlowDisk, "below MIN_WRITE_SPEED"},
 		{"checksum", pc, func(d *device) {
 			d.write(filepath.Join(d.home, "checksums.md5"), []byte("00000000000000000000000000000000  "+d.image+"\n"))
 		}, ErrChecksum, "damaged in transfer"},
