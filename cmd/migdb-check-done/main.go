@@ -31,23 +31,15 @@ func main() {
 }
 
 func run(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return cliapp.Usagef("unexpected argument %q (see --help)", c.Args().First())
-	}
-	s, err := config.FromCLI(c, config.CheckDone)
+	w, err := cliapp.StartWorker(c, config.CheckDone)
 	if err != nil {
 		return err
 	}
+	defer w.Close()
+	s, log, graceful := w.Settings, w.Log, w.Graceful
 	if c.Bool("stats") {
 		return printStats(s, c.String("output"))
 	}
-	log, closer, err := cliapp.Logger(s, config.CheckDone)
-	if err != nil {
-		return err
-	}
-	defer closer.Close()
-	graceful, hard, stop := cliapp.Signals(c.Context)
-	defer stop()
 	cloud, err := cliapp.Cloud(graceful, s, log)
 	if err != nil {
 		return err
@@ -62,7 +54,7 @@ func run(c *cli.Context) error {
 		Jobs: s.Int(config.Jobs), Once: c.Bool("once"), Log: log, Handle: k.Handle,
 	}
 	log.Info().Str("db", db.Root()).Int("jobs", loop.Jobs).Msg("checking migrated units")
-	return loop.Run(graceful, hard)
+	return loop.Run(graceful, w.Hard)
 }
 
 func printStats(s *config.Settings, out string) error {

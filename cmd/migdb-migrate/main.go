@@ -28,20 +28,12 @@ func main() {
 }
 
 func run(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return cliapp.Usagef("unexpected argument %q (see --help)", c.Args().First())
-	}
-	s, err := config.FromCLI(c, config.Migrate)
+	w, err := cliapp.StartWorker(c, config.Migrate)
 	if err != nil {
 		return err
 	}
-	log, closer, err := cliapp.Logger(s, config.Migrate)
-	if err != nil {
-		return err
-	}
-	defer closer.Close()
-	graceful, hard, stop := cliapp.Signals(c.Context)
-	defer stop()
+	defer w.Close()
+	s, log, graceful := w.Settings, w.Log, w.Graceful
 	if c.Bool("stop") {
 		db, err := spool.Open(s.Path(config.DBDir))
 		if err != nil {
@@ -66,5 +58,5 @@ func run(c *cli.Context) error {
 		Jobs: s.Int(config.Jobs), Once: c.Bool("once"), Log: log, Handle: m.Handle,
 	}
 	log.Info().Str("db", db.Root()).Int("jobs", loop.Jobs).Msg("migrating units")
-	return loop.Run(graceful, hard)
+	return loop.Run(graceful, w.Hard)
 }

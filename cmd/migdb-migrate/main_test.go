@@ -106,15 +106,8 @@ func (f *fleet) census() map[string][]spool.Dir {
 	for _, d := range spool.StateDirs {
 		entries, _ := os.ReadDir(f.db.Path(d))
 		for _, e := range entries {
-			name := e.Name()
-			if d == spool.Tmp {
-				_, after, ok := strings.Cut(name, "~")
-				if !ok {
-					continue
-				}
-				name = after
-			}
-			if id, _, ok := spool.ParseName(name); ok {
+			if name, ok := spool.UnitName(d, e.Name()); ok {
+				id, _, _ := spool.ParseName(name)
 				m[id] = append(m[id], d)
 			}
 		}

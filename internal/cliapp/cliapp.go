@@ -110,3 +110,41 @@ func Signals(parent context.Context) (graceful, hard context.Context, stop func(
 		cancelHard()
 	}
 }
+
+// Worker is what both worker programs set up before their loop: settings,
+// the process log and signal handling.
+type Worker struct {
+	Settings *config.Settings
+	Log      zerolog.Logger
+	// Graceful ends at the first SIGINT/SIGTERM, Hard at the second.
+	Graceful, Hard context.Context
+	closers        []func()
+}
+
+// StartWorker resolves bin's settings, opens its log and installs the
+// signal handlers. It refuses positional arguments.
+func StartWorker(c *cli.Context, bin config.Binary) (*Worker, error) {
+	if c.NArg() > 0 {
+		return nil, Usagef("unexpected argument %q (see --help)", c.Args().First())
+	}
+	s, err := config.FromCLI(c, bin)
+	if err != nil {
+		return nil, err
+	}
+	log, closer, err := Logger(s, bin)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{Settings: s, Log: log}
+	var stop func()
+	w.Graceful, w.Hard, stop = Signals(c.Context)
+	w.closers = []func(){stop, func() { closer.Close() }}
+	return w, nil
+}
+
+// Close stops signal handling and closes the log.
+func (w *Worker) Close() {
+	for _, f := range w.closers {
+		f()
+	}
+}

@@ -205,7 +205,7 @@ func (f *Fleet) Counts() map[spool.Dir]int {
 	for _, d := range spool.StateDirs {
 		entries, _ := os.ReadDir(f.db.Path(d))
 		for _, e := range entries {
-			if strings.HasPrefix(e.Name(), "unit-") || strings.HasPrefix(e.Name(), "fail-") || strings.Contains(e.Name(), "~unit-") {
+			if _, ok := spool.UnitName(d, e.Name()); ok {
 				m[d]++
 			}
 		}

@@ -146,6 +146,17 @@ func parseClaimName(n string) (from Dir, name string, ok bool) {
 	return "", "", false
 }
 
+// UnitName returns the unit file name behind a name in tmp/ (a claim),
+// or the name itself elsewhere; ok is false for files that are not units.
+func UnitName(d Dir, name string) (string, bool) {
+	if d == Tmp {
+		_, n, ok := parseClaimName(name)
+		return n, ok
+	}
+	_, _, ok := ParseName(name)
+	return name, ok
+}
+
 // StopRequested reports whether the stop file exists.
 func (db *DB) StopRequested() bool {
 	_, err := os.Stat(db.Path(Tmp, StopFile))

@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -35,18 +34,11 @@ func Collect(db *spool.DB) ([]Row, error) {
 			return nil, err
 		}
 		for _, e := range entries {
-			name := e.Name()
-			if d == spool.Tmp {
-				_, after, ok := strings.Cut(name, "~")
-				if !ok {
-					continue
-				}
-				name = after
-			}
-			id, _, ok := spool.ParseName(name)
+			name, ok := spool.UnitName(d, e.Name())
 			if !ok {
 				continue
 			}
+			id, _, _ := spool.ParseName(name)
 			rows = append(rows, row(db.Path(d, e.Name()), id, string(d)))
 		}
 	}
