@@ -84,11 +84,27 @@ func (r *run) setupLogDrive() {
 		r.log.Warnf("log drive: %v; logging to RAM", err)
 		return
 	}
+	r.logDrive = true
 	if err := r.log.MirrorTo(filepath.Join(logMnt, "migrate.log")); err != nil {
 		r.log.Warnf("log drive: %v; logging to RAM", err)
+		r.closeLogDrive()
 		return
 	}
 	r.log.Infof("logging to %s (migrate.log)", r.cfg.LogDrive)
+}
+
+// closeLogDrive syncs the log file on LOG_DRIVE and unmounts it.
+func (r *run) closeLogDrive() {
+	if err := r.log.StopMirror(); err != nil {
+		r.log.Warnf("log drive: %v", err)
+	}
+	if !r.logDrive {
+		return
+	}
+	if err := unmount(logMnt); err != nil {
+		r.log.Warnf("log drive: %v", err)
+	}
+	r.logDrive = false
 }
 
 // stageFiles copies image, backup, config.json, network and grub files from

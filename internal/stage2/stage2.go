@@ -44,6 +44,8 @@ type run struct {
 	files staged // what was copied into MIGRATE_TMP
 	// mounted is set while resin-boot and resin-data are mounted.
 	mounted bool
+	// logDrive is set while LOG_DRIVE is mounted.
+	logDrive bool
 }
 
 // Run executes stage 2 and returns the exit code. Unless opts.NoReboot, it
@@ -114,22 +116,23 @@ func (r *run) termExit(err error) int {
 		r.log.Errorf("stage 2 stopped before flashing; the disk is untouched")
 		code = ExitFailed
 	}
-	r.log.StopMirror()
 	if r.cfg.TermExit.Reboot {
 		return r.finish(code)
 	}
 	r.log.Infof("TERM_EXIT=%q: handing back to the old system", r.cfg.TermExit)
+	r.closeLogDrive()
 	return code
 }
 
 // finish reboots (unless NoReboot) and otherwise returns code.
 func (r *run) finish(code int) int {
-	r.log.StopMirror()
 	if r.opts.NoReboot {
 		r.log.Infof("--no-reboot: exiting with code %d instead of rebooting", code)
+		r.closeLogDrive()
 		return code
 	}
 	r.log.Infof("rebooting")
+	r.closeLogDrive()
 	if err := reboot(); err != nil {
 		r.log.Errorf("reboot: %v", err)
 	}

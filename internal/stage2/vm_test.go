@@ -217,7 +217,7 @@ func TestVMStage2NoFlashLeavesDiskUntouched(t *testing.T) {
 		t.Errorf("config.txt not restored: %q, %v", got, err)
 	}
 	if log, err := testimg.DebugfsCat(logDisk, "/migrate.log"); err != nil || !bytes.Contains(log, []byte("image verified")) ||
-		!bytes.Contains(log, []byte("NO_FLASH=TRUE")) {
+		!bytes.Contains(log, []byte("NO_FLASH=TRUE")) || !bytes.Contains(log, []byte("handing back")) {
 		t.Errorf("log drive migrate.log: %v\n%s", err, log)
 	}
 	if !strings.Contains(res.Console, "image verified") || !strings.Contains(res.Console, "NO_FLASH=TRUE") {
