@@ -17,6 +17,37 @@ import (
 var ErrUsage = errors.New("bad settings")
 
 // Config is balena-migrate.conf after defaults and flags. Paths are absolute.
+//
+// The file is KEY=VALUE in shell syntax; relative paths are taken in
+// HOME_DIR; booleans are TRUE or anything else. Keys and defaults:
+//
+//	IMAGE_NAME              the balenaOS image, .img.gz or .zip (required)
+//	HOME_DIR                migration directory (current dir; --home)
+//	BACKUP_SCRIPT           run with the archive path to write backup.tgz
+//	BACKUP_DIRECTORIES      "/etc"; tarred into backup.tgz when no script
+//	BALENA_CONFIG           config.json for resin-boot (--balena-cfg)
+//	BALENA_WIFI             TRUE: the config.json wifiSsid/wifiKey becomes a wifi file
+//	DEBUG                   TRUE: "debug" on the stage-2 kernel command line
+//	DO_REBOOT               seconds to wait before rebooting after success (-r)
+//	GRUB_INSTALL            TRUE: stage 2 installs grub (needs GRUB_CFG)
+//	GRUB_BOOT_DEV           "hd0" (accepted; the menu entry finds /boot by UUID)
+//	GRUB_CFG, GRUB_BOOT_IMG, GRUB_CORE_IMG  grub files from `balena-migrate extract`
+//	HAS_WIFI_CFG            TRUE: the image has resin-wifi-01; ours start at 02
+//	MIGRATE_ALL_WIFIS       TRUE: migrate every wifi of wpa_supplicant, NetworkManager, connman
+//	MIGRATE_WIFI_CFG        file with one SSID per line: migrate only those
+//	COPY_NMGR_FILES         NetworkManager files installed as they are
+//	REQUIRE_NMGR_FILE       TRUE: refuse when no network file would be installed
+//	LOG_DRIVE, LOG_FS_TYPE  separate drive for the stage-2 log
+//	NO_FLASH                TRUE (default): stage 2 stops before flashing
+//	NO_SETUP                TRUE: leave the boot configuration alone (--pretend)
+//	TERM_EXIT               "exit 0": what stage 2 does on failure ("reboot -f")
+//	MEM_MIN_FREE_S1/S2      64M / 32M of RAM that must stay free in stage 2
+//	MIN_ROOT_AVAIL          64M that must stay free in HOME_DIR
+//	MAX_BADBLOCKS           N or N% bad blocks stage 2 tolerates (--bad-blocks)
+//	MIN_WRITE_SPEED         KiB/s the disk must write (--write-speed)
+//	BALENA_API_HOST/PORT    api.balena-cloud.com:443, must be reachable (empty host: no check)
+//	BALENA_VPN_HOST/PORT    vpn.balena-cloud.com:443, likewise
+//	BALENA_CONNECT_TIMEOUT  20 seconds per connection check
 type Config struct {
 	HomeDir      string
 	ImageName    string

@@ -33,6 +33,9 @@ type Host interface {
 	Now() time.Time
 }
 
+// systemPath is the PATH programs stage 1 runs get.
+const systemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 // OSHost is the real machine.
 type OSHost struct{}
 
@@ -56,7 +59,9 @@ func (OSHost) Uname() (string, string, error) {
 // Run executes name with args.
 func (OSHost) Run(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
+	// Over SSH or sudo the PATH may lack the sbin directories that
+	// update-grub and mkinitramfs call into; the last PATH wins.
+	cmd.Env = append(append(os.Environ(), "PATH="+systemPath), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, lastLines(out, 5))
