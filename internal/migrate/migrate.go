@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/balena"
@@ -42,6 +43,37 @@ type Migrator struct {
 	Now      func() time.Time
 	// Dial connects to a device; nil means remote.Dial.
 	Dial func(context.Context, remote.Options) (Device, error)
+
+	mu sync.Mutex
+	// sources keeps one Source per migration environment, so each file is
+	// hashed once however many devices it is sent to.
+	sources map[string]*remote.Source
+}
+
+// source returns the migration environment at path.
+func (m *Migrator) source(path string) (*remote.Source, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if src, ok := m.sources[path]; ok {
+		return src, nil
+	}
+	src, err := remote.NewSource(path)
+	if err != nil {
+		return nil, err
+	}
+	if m.sources == nil {
+		m.sources = map[string]*remote.Source{}
+	}
+	m.sources[path] = src
+	return src, nil
+}
+
+// envPath is the unit's migration environment: a directory or an archive.
+func envPath(s *config.Settings) string {
+	if p := s.Path(config.CfgDir); p != "" {
+		return p
+	}
+	return s.Path(config.CfgArchive)
 }
 
 // Device is what the pipeline needs from an SSH connection.

@@ -123,11 +123,8 @@ func backoff(base time.Duration, tries int) time.Duration {
 
 // transfer copies the migration environment into RemoteDir.
 func (j *job) transfer(ctx context.Context, dev Device) (worker.Outcome, bool) {
-	path := j.s.Path(config.CfgDir)
-	if path == "" {
-		path = j.s.Path(config.CfgArchive)
-	}
-	src, err := remote.NewSource(path)
+	path := envPath(j.s)
+	src, err := j.source(path)
 	if err != nil {
 		return j.fail(unit.FailConfigError, fmt.Sprintf("migration environment %s: %v", path, err)), false
 	}

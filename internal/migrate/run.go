@@ -135,11 +135,8 @@ func (j *job) execute(ctx context.Context, dev Device) (worker.Outcome, bool) {
 
 // topFiles lists the top-level file names of the migration environment.
 func (j *job) topFiles(ctx context.Context) (map[string]bool, error) {
-	p := j.s.Path(config.CfgDir)
-	if p == "" {
-		p = j.s.Path(config.CfgArchive)
-	}
-	src, err := remote.NewSource(p)
+	p := envPath(j.s)
+	src, err := j.source(p)
 	if err != nil {
 		return nil, err
 	}

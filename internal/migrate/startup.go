@@ -15,10 +15,10 @@ import (
 // CheckEnvironment refuses to start (exit 2) without a readable migration
 // environment that holds a balena-migrate binary.
 func CheckEnvironment(ctx context.Context, s *config.Settings) error {
-	p := s.Path(config.CfgDir)
+	p := envPath(s)
 	name := "MIG_CFG_DIR (--cfg-dir)"
-	if p == "" {
-		p, name = s.Path(config.CfgArchive), "MIG_CFG_ARCHIVE (--cfg-tgz)"
+	if !s.IsSet(config.CfgDir) {
+		name = "MIG_CFG_ARCHIVE (--cfg-tgz)"
 	}
 	if p == "" {
 		return cliapp.Usagef("no migration environment: give --cfg-dir DIR or --cfg-tgz FILE.tgz (MIG_CFG_DIR / MIG_CFG_ARCHIVE)")
