@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -203,5 +204,26 @@ func TestBackoff(t *testing.T) {
 		if got := backoff(600*time.Second, tries); got != want {
 			t.Errorf("backoff(%d) = %v, want %v", tries, got, want)
 		}
+	}
+}
+
+func TestArchiveEnvironmentFromUnit(t *testing.T) {
+	e := newEnv(t, sshtest.Config{NoSFTP: true})
+	tgz := filepath.Join(t.TempDir(), "env.tgz")
+	if out, err := exec.Command("tar", "czf", tgz, "-C", e.cfg, ".").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	dev := e.device(sshtest.UserConfig{})
+	fields := e.unitFor(dev)
+	fields[config.CfgArchive] = tgz // the unit's archive beats the worker's directory
+	e.addUnit("tgz", fields)
+	e.runOnce(e.settings(nil), 1)
+	if dir, u := e.find("tgz"); dir != spool.Process {
+		t.Fatalf("in %s: %s", dir, u.Get(unit.FieldFailMsg))
+	}
+	want, _ := os.ReadFile(filepath.Join(e.cfg, "resin-genericx86-64.img.gz"))
+	got, err := os.ReadFile(dev.Path("migrate/resin-genericx86-64.img.gz"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("image differs on the device (%v)", err)
 	}
 }
