@@ -69,7 +69,13 @@ func newChroot(t *testing.T) *chroot {
 		t.Skipf("%s is missing: run scripts/test-setup.d/20-stage1-chroot (scripts/test does)", tarball)
 	}
 	start := time.Now()
-	tmp := t.TempDir()
+	// Not t.TempDir: its cleanup would delete through a mount that failed
+	// to come off (the chroot's /dev is the host's).
+	tmp, err := os.MkdirTemp("", "stage1-chroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeUnmounted(t, tmp) })
 	disk := filepath.Join(tmp, "disk.img")
 	f, err := os.Create(disk)
 	if err != nil {
@@ -97,7 +103,11 @@ func newChroot(t *testing.T) *chroot {
 		t.Fatal(err)
 	}
 	sh(t, "mount", c.loop+"p1", c.dir)
-	t.Cleanup(func() { exec.Command("umount", "-R", "-l", c.dir).Run() })
+	t.Cleanup(func() {
+		if exec.Command("umount", "-R", c.dir).Run() != nil {
+			exec.Command("umount", "-R", "-l", c.dir).Run()
+		}
+	})
 	sh(t, "tar", "-C", c.dir, "--numeric-owner", "--xattrs", "-I", "zstd", "-xf", tarball)
 	for _, m := range []string{"proc", "sys", "dev"} {
 		sh(t, "mount", "--rbind", "/"+m, filepath.Join(c.dir, m))
@@ -107,6 +117,22 @@ func newChroot(t *testing.T) *chroot {
 	c.adoptKernel()
 	t.Logf("chroot on %sp1 ready in %v", c.loop, time.Since(start).Round(time.Millisecond))
 	return c
+}
+
+// removeUnmounted deletes dir unless something is still mounted below it.
+func removeUnmounted(t *testing.T, dir string) {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Errorf("cannot check mounts, leaving %s: %v", dir, err)
+		return
+	}
+	for _, m := range parseMountinfo(string(info)) {
+		if m.Point == dir || strings.HasPrefix(m.Point, dir+"/") {
+			t.Errorf("%s is still mounted, leaving %s for manual cleanup", m.Point, dir)
+			return
+		}
+	}
+	os.RemoveAll(dir)
 }
 
 // adoptKernel makes the chroot's installed kernel answer to this machine's
