@@ -33,6 +33,7 @@ type vmFixture struct {
 	bootImg  []byte
 	coreImg  []byte
 	extra    []string // more disks: vdb, vdc, …
+	reboot   bool     // run stage 2 without --no-reboot
 }
 
 func newVMFixture(t *testing.T, corrupt bool) *vmFixture {
@@ -101,7 +102,7 @@ func (fx *vmFixture) boot(t *testing.T) vmtest.Result {
 		t.Fatal(err)
 	}
 	initrd := filepath.Join(fx.dir, "initrd.gz")
-	if err := (vmtest.Stage2Initramfs{Kernel: k, Binary: bin, Config: conf, RootDev: "/dev/vda1"}).Write(initrd); err != nil {
+	if err := (vmtest.Stage2Initramfs{Kernel: k, Binary: bin, Config: conf, RootDev: "/dev/vda1", Reboot: fx.reboot}).Write(initrd); err != nil {
 		t.Fatal(err)
 	}
 	res, err := vmtest.Boot(context.Background(), vmtest.VM{Kernel: k, Initrd: initrd, Disks: append([]string{fx.disk}, fx.extra...)})
@@ -244,6 +245,22 @@ func (fx *vmFixture) checkResinData(t *testing.T, data []byte) {
 	}
 	if out, err := exec.Command("e2fsck", "-fn", part).CombinedOutput(); err != nil {
 		t.Errorf("e2fsck resin-data: %v\n%s", err, out)
+	}
+}
+
+// Without --no-reboot, TERM_EXIT="reboot -f" reboots after a bad image —
+// with the disk untouched, so the old system comes back.
+func TestVMStage2TermExitRebootAfterBadImage(t *testing.T) {
+	t.Parallel()
+	fx := newVMFixture(t, true)
+	fx.cfg.TermExit = s2config.TermExit{Reboot: true}
+	fx.reboot = true
+	res := fx.boot(t)
+	if !res.Rebooted || !strings.Contains(res.Console, "SHA-256 mismatch") || !strings.Contains(res.Console, "INFO: rebooting") {
+		t.Errorf("rebooted=%v exit=%d\nconsole:\n%s", res.Rebooted, res.ExitCode, res.Console)
+	}
+	if h, _ := testimg.SHA256File(fx.disk, -1); h != fx.diskHash {
+		t.Error("disk changed although the image was corrupt")
 	}
 }
 

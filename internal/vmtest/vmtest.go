@@ -3,8 +3,10 @@
 // here carrying the static balena-migrate, the stage-2 config and the kernel
 // modules stage 2 needs, and qemu-system-x86_64 with TCG and virtio disks.
 // The initramfs init mounts the "old root" read-only at /root, runs
-// `balena-migrate stage2 --no-reboot`, prints the exit code on the console
-// and powers off; Boot returns that exit code and the console output.
+// `balena-migrate stage2 --no-reboot` (or without --no-reboot, to see it
+// reboot), prints the exit code on the console and powers off; qemu runs
+// with -no-reboot, so a reboot ends the VM too. Boot returns the exit code
+// (or that stage 2 rebooted) and the console output.
 package vmtest
 
 import (
@@ -78,6 +80,9 @@ type Stage2Initramfs struct {
 	Config  []byte // stage-2 config, installed as /etc/balena-migrate-stage2.conf
 	RootDev string // the old root partition in the VM, e.g. /dev/vda1
 	Busybox string // static busybox; /bin/busybox when empty
+	// Reboot runs stage 2 without --no-reboot, as on a device: it may
+	// reboot the VM itself (Result.Rebooted).
+	Reboot bool
 }
 
 // initScript is /init: mount the basics, load modules, mount the old root
@@ -92,7 +97,7 @@ for m in $(cat /etc/modules.load); do insmod /lib/modules/$m || echo "vmtest: in
 i=0; while [ ! -b "$ROOT_DEV" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 mkdir -p /root
 if mount -t ext4 -o ro "$ROOT_DEV" /root; then
-	/bin/balena-migrate stage2 --no-reboot --config /etc/balena-migrate-stage2.conf
+	/bin/balena-migrate stage2 $STAGE2_FLAGS --config /etc/balena-migrate-stage2.conf
 	echo "VMTEST-EXIT=$?"
 else
 	echo "vmtest: cannot mount $ROOT_DEV"
@@ -126,7 +131,11 @@ func (s Stage2Initramfs) Write(path string) error {
 	}
 	a.AddFile("init", []byte(initScript), 0o755)
 	a.AddFile("etc/modules.load", []byte(strings.Join(mods, "\n")+"\n"), 0o644)
-	a.AddFile("etc/vmtest.env", []byte("ROOT_DEV="+s.RootDev+"\n"), 0o644)
+	flags := "--no-reboot"
+	if s.Reboot {
+		flags = ""
+	}
+	a.AddFile("etc/vmtest.env", []byte("ROOT_DEV="+s.RootDev+"\nSTAGE2_FLAGS="+flags+"\n"), 0o644)
 	a.AddFile("etc/balena-migrate-stage2.conf", s.Config, 0o600)
 	a["dev/console"] = Entry{Mode: ModeChar | 0o600, Major: 5, Minor: 1}
 	for _, d := range []string{"proc", "sys", "dev", "tmp", "root"} {
@@ -150,7 +159,8 @@ type VM struct {
 
 // Result is what a boot reported.
 type Result struct {
-	ExitCode int    // the exit code the init script printed
+	ExitCode int    // the exit code the init script printed; -1 when stage 2 rebooted
+	Rebooted bool   // stage 2 rebooted the VM (reboot(2) with RESTART)
 	Console  string // everything on the serial console
 	Duration time.Duration
 }
@@ -187,6 +197,10 @@ func Boot(ctx context.Context, vm VM) (Result, error) {
 	}
 	m := exitRe.FindAllStringSubmatch(res.Console, -1)
 	if len(m) == 0 {
+		if strings.Contains(res.Console, "reboot: Restarting system") {
+			res.Rebooted = true
+			return res, nil
+		}
 		return res, errors.New("VM powered off without reporting an exit code")
 	}
 	res.ExitCode, _ = strconv.Atoi(m[len(m)-1][1])
