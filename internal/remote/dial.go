@@ -116,7 +116,7 @@ func handshake(ctx context.Context, addr string, cfg *ssh.ClientConfig, timeout 
 		tcp.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { tcp.SetDeadline(time.Unix(1, 0)) })
-	cc, chans, reqs, err := ssh.NewClientConn(tcp, addr, cfg)
+	cc, chans, reqs, err := ssh.NewClientConn(quickAck(tcp), addr, cfg)
 	stop()
 	if err != nil {
 		tcp.Close()

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -33,6 +34,18 @@ func TestDialWithKeyRunsCommands(t *testing.T) {
 	code, err := c.Run(context.Background(), "echo out; echo err >&2; exit 7", nil, nil)
 	if err != nil || code != 7 {
 		t.Errorf("exit 7: code %d, err %v", code, err)
+	}
+	// One writer for both streams, as a unit log is: nothing may be lost.
+	for range 10 {
+		var log bytes.Buffer
+		if _, err := c.Run(context.Background(), "echo out; echo err >&2; echo out2", &log, &log); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"out\n", "err\n", "out2\n"} {
+			if !strings.Contains(log.String(), want) {
+				t.Fatalf("shared writer got %q, missing %q", log.String(), want)
+			}
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
@@ -15,7 +16,7 @@ import (
 
 // Run runs cmd (a shell command line, run by the login shell in the login
 // directory) and streams its output to stdout and stderr as it arrives (nil
-// discards). It returns the exit status; err is nil when the command ran to
+// discards; both may be the same writer: writes are serialised). It returns the exit status; err is nil when the command ran to
 // an exit, whatever its status. When ctx ends first the command is killed
 // and err has class timeout; a lost connection is an error too.
 func (c *Client) Run(ctx context.Context, cmd string, stdout, stderr io.Writer) (int, error) {
@@ -28,7 +29,8 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 		return -1, classifyNet(fmt.Errorf("ssh session: %w", err), nil)
 	}
 	defer sess.Close()
-	sess.Stdin, sess.Stdout, sess.Stderr = stdin, stdout, stderr
+	sess.Stdin = stdin
+	sess.Stdout, sess.Stderr = serialised(stdout, stderr)
 	if err := sess.Start(cmd); err != nil {
 		return -1, classifyNet(fmt.Errorf("start remote command: %w", err), nil)
 	}
@@ -197,4 +199,30 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 		l.b.Write(p[:min(room, len(p))])
 	}
 	return len(p), nil
+}
+
+// serialised wraps the two output writers so that x/crypto's two copying
+// goroutines never write at the same time, and hides io.ReaderFrom, which a
+// bytes.Buffer given as both would otherwise run twice at once and lose
+// data.
+func serialised(stdout, stderr io.Writer) (io.Writer, io.Writer) {
+	mu := &sync.Mutex{}
+	wrap := func(w io.Writer) io.Writer {
+		if w == nil {
+			return nil
+		}
+		return &lockedWriter{mu: mu, w: w}
+	}
+	return wrap(stdout), wrap(stderr)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -137,8 +137,12 @@ func TestUploadSFTPSkipsWhatIsThere(t *testing.T) {
 		t.Errorf("directory mode %v, want 0700", m.Mode().Perm())
 	}
 
+	manifest, _ := os.Stat(d.user.Path("migrate/" + manifestName))
 	if st := uploadT(t, c, env, UploadOptions{}); st.Skipped != len(envFiles) || st.Bytes != 0 || st.Method != "" {
 		t.Errorf("unchanged rerun: %+v", st)
+	}
+	if again, err := os.Stat(d.user.Path("migrate/" + manifestName)); err != nil || !again.ModTime().Equal(manifest.ModTime()) {
+		t.Errorf("unchanged rerun rewrote the manifest (%v)", err)
 	}
 
 	// Same size, new content locally: only that file goes.

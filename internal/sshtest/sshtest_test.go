@@ -29,12 +29,13 @@ func output(t *testing.T, c *ssh.Client, cmd string) string {
 		t.Fatal(err)
 	}
 	defer sess.Close()
-	var out bytes.Buffer
-	sess.Stdout, sess.Stderr = &out, &out
+	// Separate buffers: two goroutines copy stdout and stderr.
+	var out, errOut bytes.Buffer
+	sess.Stdout, sess.Stderr = &out, &errOut
 	if err := sess.Run(cmd); err != nil {
-		t.Fatalf("%s: %v: %s", cmd, err, out.String())
+		t.Fatalf("%s: %v: %s", cmd, err, errOut.String())
 	}
-	return strings.TrimSpace(out.String())
+	return strings.TrimSpace(out.String() + errOut.String())
 }
 
 func TestServerKeyLoginSudoAndCleanup(t *testing.T) {
@@ -89,21 +90,6 @@ func TestServerPasswordAndKeyboardInteractive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := dial(t, s, u.Name, ssh.Password(u.Password))
-	if err != nil {
-		t.Fatalf("password login: %v\n%s", err, s.Log())
-	}
-	if got := output(t, c, "echo "+u.Password+" | sudo -S -p '' id -u"); got != "0" {
-		t.Errorf("sudo -S id -u = %q, want 0", got)
-	}
-	if got := output(t, c, "sudo -n id -u 2>/dev/null || echo needs-password"); got != "needs-password" {
-		t.Errorf("sudo -n without password = %q", got)
-	}
-	sftpSess, _ := c.NewSession()
-	if err := sftpSess.RequestSubsystem("sftp"); err == nil {
-		t.Error("sftp subsystem offered although NoSFTP")
-	}
-	c.Close()
 	kbd := ssh.KeyboardInteractive(func(_, _ string, qs []string, _ []bool) ([]string, error) {
 		ans := make([]string, len(qs))
 		for i := range ans {
@@ -111,9 +97,24 @@ func TestServerPasswordAndKeyboardInteractive(t *testing.T) {
 		}
 		return ans, nil
 	})
-	c, err = dial(t, s, u.Name, kbd)
+	c, err := dial(t, s, u.Name, kbd)
 	if err != nil {
-		t.Fatalf("keyboard-interactive login: %v", err)
+		t.Fatalf("keyboard-interactive login: %v\n%s", err, s.Log())
+	}
+	if got := output(t, c, "echo "+u.Password+" | sudo -S -p '' id -u"); got != "0" {
+		t.Errorf("sudo -S id -u = %q, want 0", got)
+	}
+	if got := output(t, c, "sudo -n id -u 2>&1; echo rc=$?"); !strings.HasSuffix(got, "rc=1") {
+		t.Errorf("sudo -n without password = %q", got)
+	}
+	sftpSess, _ := c.NewSession()
+	if err := sftpSess.RequestSubsystem("sftp"); err == nil {
+		t.Error("sftp subsystem offered although NoSFTP")
+	}
+	c.Close()
+	c, err = dial(t, s, u.Name, ssh.Password(u.Password))
+	if err != nil {
+		t.Fatalf("password login: %v", err)
 	}
 	c.Close()
 	if _, err := dial(t, s, u.Name, ssh.Password("wrong")); err == nil {
