@@ -47,18 +47,26 @@ func (r *run) prepareImage(ctx context.Context) (Image, error) {
 		return Image{}, fmt.Errorf("%w: IMAGE_NAME %s is not a regular file", ErrImage, src)
 	}
 	names := []string{filepath.Base(src)}
-	gz := src
-	if isZip(r.p(src)) {
-		var inner string
-		gz, inner, err = r.repackZip(ctx, src)
-		if err != nil {
+	zipped := isZip(r.p(src))
+	_, tagged := devicetype.SlugFromName(names[0])
+	slug := ""
+	if tagged || !zipped {
+		// refuse a wrong image before spending minutes repacking it
+		if slug, err = r.imageSlug(names); err != nil {
 			return Image{}, err
 		}
-		names = append(names, inner)
 	}
-	slug, err := r.imageSlug(names)
-	if err != nil {
-		return Image{}, err
+	gz := src
+	if zipped {
+		var inner string
+		if gz, inner, err = r.repackZip(ctx, src); err != nil {
+			return Image{}, err
+		}
+		if slug == "" {
+			if slug, err = r.imageSlug(append(names, inner)); err != nil {
+				return Image{}, err
+			}
+		}
 	}
 	img, err := r.verifyGzip(ctx, gz)
 	if err != nil {

@@ -415,3 +415,14 @@ func TestWifiMigration(t *testing.T) {
 		})
 	}
 }
+
+func TestWrongZipIsRefusedBeforeRepacking(t *testing.T) {
+	d := newDevice(t, fixtures[0], buildStatic(t))
+	raw := gunzip(t, mustRead(t, d.path(d.cfg.ImageName)))
+	d.cfg.ImageName = filepath.Join(d.home, "balena-cloud-x-raspberrypi5-6.0.img.zip")
+	d.write(d.cfg.ImageName, zipImage(t, raw, "balena-cloud-x-raspberrypi5-6.0.img"))
+	_, err := d.run()
+	if !errors.Is(err, ErrWrongDevice) || strings.Contains(d.log.String(), "repacking") {
+		t.Fatalf("want ErrWrongDevice before repacking, got %v\n%s", err, d.log.String())
+	}
+}
