@@ -65,6 +65,14 @@ func stage1Action(c *cli.Context) error {
 }
 
 func finish(ctx context.Context, log *stage1.Log, cfg stage1.Config, bin string) error {
+	if os.Getuid() == 0 {
+		release, err := stage1.Lock("/run/balena-migrate.lock")
+		if err != nil {
+			log.Error("%v", err)
+			return cli.Exit(err.Error(), 1)
+		}
+		defer release()
+	}
 	res, err := stage1.Run(ctx, stage1.Options{Config: cfg, Host: stage1.OSHost{}, Log: log, Binary: bin})
 	if err != nil {
 		log.Error("%v", err)

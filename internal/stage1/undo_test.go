@@ -82,3 +82,20 @@ func TestJournalCommitAndRefusals(t *testing.T) {
 		t.Fatal("Change accepted a directory it cannot back up")
 	}
 }
+
+func TestLockIsExclusive(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lock")
+	release, err := Lock(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(p); err == nil || !strings.Contains(err.Error(), "another balena-migrate is running") {
+		t.Fatalf("second lock: %v", err)
+	}
+	release()
+	again, err := Lock(p)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	again()
+}
