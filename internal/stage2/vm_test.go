@@ -36,7 +36,9 @@ type vmFixture struct {
 	reboot   bool     // run stage 2 without --no-reboot
 }
 
-func newVMFixture(t *testing.T, corrupt bool) *vmFixture {
+// newVMFixture builds the fixture; setup funcs may change the files that go
+// into the migration directory before the disk is built.
+func newVMFixture(t *testing.T, corrupt bool, setup ...func(*vmFixture)) *vmFixture {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("VM test skipped in -short mode")
@@ -48,6 +50,9 @@ func newVMFixture(t *testing.T, corrupt bool) *vmFixture {
 	fx.grubCfg = []byte("set default=0\nmenuentry balenaOS {}\n")
 	fx.bootImg = bytes.Repeat([]byte{0xB0}, 512)
 	fx.coreImg = bytes.Repeat([]byte("core.img"), 4000) // 32000 bytes, before resin-boot at 1 MiB
+	for _, f := range setup {
+		f(fx)
+	}
 	var err error
 	if fx.image, err = testimg.BalenaOS(filepath.Join(fx.dir, "balena.img")); err != nil {
 		t.Fatal(err)

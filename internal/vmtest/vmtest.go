@@ -148,7 +148,8 @@ func (s Stage2Initramfs) Write(path string) error {
 	return os.WriteFile(path, buf.Bytes(), 0o644)
 }
 
-// VM is one qemu boot.
+// VM is one qemu boot: of Kernel and Initrd when set, otherwise from the
+// first disk through the PC BIOS (SeaBIOS), as the device would.
 type VM struct {
 	Kernel  Kernel
 	Initrd  string
@@ -177,9 +178,11 @@ func Boot(ctx context.Context, vm VM) (Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, vm.Timeout)
 	defer cancel()
-	args := []string{"-accel", "tcg", "-nographic", "-no-reboot", "-m", strconv.Itoa(vm.Memory),
-		"-kernel", vm.Kernel.Vmlinuz, "-initrd", vm.Initrd,
-		"-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init"}
+	args := []string{"-accel", "tcg", "-nographic", "-no-reboot", "-m", strconv.Itoa(vm.Memory)}
+	if vm.Kernel.Vmlinuz != "" {
+		args = append(args, "-kernel", vm.Kernel.Vmlinuz, "-initrd", vm.Initrd,
+			"-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init")
+	}
 	for _, d := range vm.Disks {
 		args = append(args, "-drive", "file="+d+",format=raw,if=virtio")
 	}
@@ -194,6 +197,9 @@ func Boot(ctx context.Context, vm VM) (Result, error) {
 	}
 	if err != nil {
 		return res, fmt.Errorf("qemu: %w", err)
+	}
+	if vm.Kernel.Vmlinuz == "" {
+		return res, nil // a firmware boot reports through the console only
 	}
 	m := exitRe.FindAllStringSubmatch(res.Console, -1)
 	if len(m) == 0 {
