@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/user"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -20,6 +21,7 @@ type Client struct {
 	conn *ssh.Client
 	auth string
 	stop chan struct{} // closed by Close; ends the keepalive loop
+	lost atomic.Bool   // set when keepalives went unanswered
 
 	mu        sync.Mutex
 	closed    bool
@@ -160,10 +162,20 @@ func (c *Client) keepAlive(interval time.Duration) {
 		}
 		if missed >= 3 {
 			c.opts.Log.Warn().Str("host", c.opts.Host).Msg("ssh keepalive: no answer, closing connection")
+			c.lost.Store(true)
 			c.conn.Close()
 			return
 		}
 	}
+}
+
+// lostErr turns the error of an operation the keepalive loop cut short into
+// a timeout: the device stopped answering.
+func (c *Client) lostErr(err error) error {
+	if err != nil && c.lost.Load() && Class(err) == "other" {
+		return withClass(ErrTimeout, fmt.Errorf("device stopped answering keepalives: %w", err))
+	}
+	return err
 }
 
 // AuthMethod is the login method that worked: "publickey", "password" or

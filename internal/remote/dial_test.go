@@ -238,3 +238,72 @@ func TestRunTimeoutKillsCommand(t *testing.T) {
 		t.Errorf("after timeout: %q", got)
 	}
 }
+
+// TestKeepAliveDetectsFrozenLink runs the connection through an in-process
+// TCP relay that stops relaying, like a device that vanished without a
+// reset: the keepalives go unanswered and the running command fails with a
+// timeout instead of hanging.
+func TestKeepAliveDetectsFrozenLink(t *testing.T) {
+	d := newDevice(t, sshtest.Config{}, sshtest.UserConfig{})
+	relay, freeze := freezableRelay(t, d.srv.Addr())
+	o := d.opts()
+	o.Host, o.Port = "127.0.0.1", relay
+	o.KnownHosts = filepath.Join(t.TempDir(), "kh")
+	o.HostKeyPolicy, o.KeepAlive = AcceptNew, 200*time.Millisecond
+	c := dialT(t, o)
+	if got := runOut(t, c, "echo alive"); got != "alive" {
+		t.Fatalf("before the freeze: %q", got)
+	}
+	freeze()
+	start := time.Now()
+	_, err := c.Run(context.Background(), "sleep 30", nil, nil)
+	if Class(err) != "timeout" || time.Since(start) > 5*time.Second {
+		t.Fatalf("frozen link: want timeout within 5s, got %v after %v", err, time.Since(start))
+	}
+}
+
+// freezableRelay forwards a local port to addr until freeze is called;
+// after that it holds the connections open and forwards nothing.
+func freezableRelay(t *testing.T, addr string) (port int, freeze func()) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	frozen := make(chan struct{})
+	var once sync.Once
+	pipe := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			select {
+			case <-frozen:
+				<-time.After(time.Minute)
+				return
+			default:
+			}
+			if err != nil {
+				dst.Close()
+				return
+			}
+			dst.Write(buf[:n])
+		}
+	}
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			t.Cleanup(func() { in.Close(); out.Close() })
+			go pipe(in, out)
+			go pipe(out, in)
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port, func() { once.Do(func() { close(frozen) }) }
+}

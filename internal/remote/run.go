@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"strings"
 	"sync"
@@ -26,13 +27,15 @@ func (c *Client) Run(ctx context.Context, cmd string, stdout, stderr io.Writer) 
 func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	sess, err := c.conn.NewSession()
 	if err != nil {
-		return -1, classifyNet(fmt.Errorf("ssh session: %w", err), nil)
+		return -1, c.lostErr(classifyNet(fmt.Errorf("ssh session: %w", err), nil))
 	}
 	defer sess.Close()
 	sess.Stdin = stdin
-	sess.Stdout, sess.Stderr = serialised(stdout, stderr)
+	var stopOutput func()
+	sess.Stdout, sess.Stderr, stopOutput = serialised(stdout, stderr)
+	defer stopOutput()
 	if err := sess.Start(cmd); err != nil {
-		return -1, classifyNet(fmt.Errorf("start remote command: %w", err), nil)
+		return -1, c.lostErr(classifyNet(fmt.Errorf("start remote command: %w", err), nil))
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Wait() }()
@@ -52,7 +55,7 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	case errors.As(err, &exit):
 		return -1, fmt.Errorf("remote command killed by signal %s", exit.Signal())
 	}
-	return -1, classifyNet(fmt.Errorf("remote command: %w", err), nil)
+	return -1, c.lostErr(classifyNet(fmt.Errorf("remote command: %w", err), nil))
 }
 
 // Output runs cmd and returns its standard output; a non-zero exit is an
@@ -156,9 +159,9 @@ func dropped(err error) bool {
 
 // WriteFile writes data to path (relative to the login directory) with
 // mode, atomically: a temporary file renamed into place.
-func (c *Client) WriteFile(ctx context.Context, path string, data []byte, mode uint32) error {
+func (c *Client) WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode) error {
 	cmd := fmt.Sprintf("umask 077 && cat > %[1]s && chmod %[2]o %[1]s && mv -f %[1]s %[3]s",
-		shellQuote(path+".bm-tmp"), mode&0o7777, shellQuote(path))
+		shellQuote(path+".bm-tmp"), uint32(mode.Perm()), shellQuote(path))
 	if _, err := c.output(ctx, cmd, bytes.NewReader(data)); err != nil {
 		return withClass(ErrTransfer, fmt.Errorf("write %s: %w", path, err))
 	}
@@ -204,25 +207,40 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 // serialised wraps the two output writers so that x/crypto's two copying
 // goroutines never write at the same time, and hides io.ReaderFrom, which a
 // bytes.Buffer given as both would otherwise run twice at once and lose
-// data.
-func serialised(stdout, stderr io.Writer) (io.Writer, io.Writer) {
-	mu := &sync.Mutex{}
+// data. After stop, late output (of a command abandoned at a timeout) is
+// dropped, so nothing writes to the caller's writers once Run returned.
+func serialised(stdout, stderr io.Writer) (io.Writer, io.Writer, func()) {
+	g := &writeGate{}
 	wrap := func(w io.Writer) io.Writer {
 		if w == nil {
 			return nil
 		}
-		return &lockedWriter{mu: mu, w: w}
+		return &gatedWriter{g: g, w: w}
 	}
-	return wrap(stdout), wrap(stderr)
+	return wrap(stdout), wrap(stderr), g.stop
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
+type writeGate struct {
+	mu      sync.Mutex
+	stopped bool
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (g *writeGate) stop() {
+	g.mu.Lock()
+	g.stopped = true
+	g.mu.Unlock()
+}
+
+type gatedWriter struct {
+	g *writeGate
+	w io.Writer
+}
+
+func (l *gatedWriter) Write(p []byte) (int, error) {
+	l.g.mu.Lock()
+	defer l.g.mu.Unlock()
+	if l.g.stopped {
+		return len(p), nil
+	}
 	return l.w.Write(p)
 }

@@ -150,15 +150,11 @@ func (s *Source) archiveEntries(ctx context.Context) ([]Entry, error) {
 // reader of a regular file's content. Directories the archive implies but
 // does not list are reported before their first child.
 func (s *Source) readArchive(ctx context.Context, fn func(Entry, io.Reader) error) error {
-	f, err := os.Open(s.path)
+	f, st, err := openStat(s.path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	var r io.Reader = f
 	if !strings.HasSuffix(s.path, ".tar") {
 		gz, err := gzip.NewReader(f)
@@ -253,19 +249,28 @@ func (s *Source) eachFile(ctx context.Context, want map[string]bool, fn func(Ent
 }
 
 func (s *Source) withFile(e Entry, fn func(Entry, io.Reader) error) error {
-	f, err := os.Open(filepath.Join(s.path, filepath.FromSlash(e.Path)))
+	f, st, err := openStat(filepath.Join(s.path, filepath.FromSlash(e.Path)))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	if statID(st) != e.id {
 		return fmt.Errorf("%s changed while uploading", e.Path)
 	}
 	return fn(e, io.LimitReader(f, e.Size))
+}
+
+func openStat(p string) (*os.File, fs.FileInfo, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, st, nil
 }
 
 // fileSums are the SHA-256 of a whole file and of its first prefixLen bytes.

@@ -70,7 +70,7 @@ func (c *Client) Upload(ctx context.Context, src *Source, dir string, opt Upload
 		if ctx.Err() != nil && Class(err) == "other" {
 			err = fmt.Errorf("%w (%w)", err, ctx.Err())
 		}
-		return st, classifyNet(fmt.Errorf("upload %s to %s: %w", src, dir, err), ErrTransfer)
+		return st, classifyNet(c.lostErr(fmt.Errorf("upload %s to %s: %w", src, dir, err)), ErrTransfer)
 	}
 	return st, nil
 }
