@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -306,4 +307,52 @@ func freezableRelay(t *testing.T, addr string) (port int, freeze func()) {
 		}
 	}()
 	return l.Addr().(*net.TCPAddr).Port, func() { once.Do(func() { close(frozen) }) }
+}
+
+func TestDefaultKeyFilesAndAgent(t *testing.T) {
+	d := newDevice(t, sshtest.Config{}, sshtest.UserConfig{})
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	key, err := os.ReadFile(d.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := d.opts()
+	o.KeyFiles = nil
+
+	// Nothing in ~/.ssh and no agent: no way to log in.
+	if _, err := Dial(context.Background(), o); Class(err) != "auth" {
+		t.Errorf("no keys: %v", err)
+	}
+	// ~/.ssh/id_ecdsa is one of the defaults (the content type does not matter).
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	writeFile(t, filepath.Join(home, ".ssh", "id_ecdsa"), string(key))
+	if c := dialT(t, o); c.AuthMethod() != AuthPublicKey {
+		t.Errorf("default key: method %q", c.AuthMethod())
+	}
+	os.Remove(filepath.Join(home, ".ssh", "id_ecdsa"))
+
+	// The key held by a real ssh-agent, found through SSH_AUTH_SOCK.
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agentCmd := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agentCmd.Start(); err != nil {
+		t.Fatalf("ssh-agent (openssh-client) missing: %v", err)
+	}
+	t.Cleanup(func() { agentCmd.Process.Kill(); agentCmd.Wait() })
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	add := exec.Command("ssh-add", d.key)
+	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v: %s", err, out)
+	}
+	t.Setenv("SSH_AUTH_SOCK", sock)
+	o.NoAgent = false
+	if c := dialT(t, o); c.AuthMethod() != AuthPublicKey {
+		t.Errorf("agent: method %q", c.AuthMethod())
+	}
 }
