@@ -100,7 +100,8 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 			if !strings.Contains(d.read(t, "/boot/uEnv.txt"), "cmdline=coherent_pool=1M net.ifnames=0 quiet debug\n") {
 				t.Errorf("uEnv.txt: %s", d.read(t, "/boot/uEnv.txt"))
 			}
-			wantRestore(t, s2, "boot/uEnv.txt.20261125T120000Z:boot/uEnv.txt boot/initrd.img-4.14.71-ti-r80.20261125T120000Z:boot/initrd.img-4.14.71-ti-r80", "/dev/mmcblk1p1", "ext4")
+			// /boot is on the root filesystem: restored under ROOT_MNT, not mounted again
+			wantRestoreMount(t, s2, "boot/uEnv.txt.20261125T120000Z:boot/uEnv.txt boot/initrd.img-4.14.71-ti-r80.20261125T120000Z:boot/initrd.img-4.14.71-ti-r80", "/dev/mmcblk1p1", "ext4", false)
 			if !strings.Contains(d.read(t, "/home/debian/migrate/resin-wifi-01"), "psk=lab-pass-123\n") {
 				t.Error("connman wifi not migrated")
 			}
@@ -138,12 +139,16 @@ func TestFixturesBootSetup(t *testing.T) {
 }
 
 func wantRestore(t *testing.T, s2 s2config.Config, pairs, part, fstype string) {
+	wantRestoreMount(t, s2, pairs, part, fstype, true)
+}
+
+func wantRestoreMount(t *testing.T, s2 s2config.Config, pairs, part, fstype string, mount bool) {
 	t.Helper()
 	var got []string
 	for _, p := range s2.RestoreBootFiles {
 		got = append(got, p.Backup+":"+p.Original)
 	}
-	if strings.Join(got, " ") != pairs || s2.OrigBootPart != part || s2.OrigBootFSType != fstype || !s2.MountBoot {
+	if strings.Join(got, " ") != pairs || s2.OrigBootPart != part || s2.OrigBootFSType != fstype || s2.MountBoot != mount {
 		t.Errorf("restore %q on %s (%s, mount %t), want %q on %s (%s)", got, s2.OrigBootPart, s2.OrigBootFSType, s2.MountBoot, pairs, part, fstype)
 	}
 }
