@@ -2,6 +2,7 @@ package blkdev_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -87,7 +88,13 @@ func TestNoTable(t *testing.T) {
 // On a loop device the host kernel does not scan the table by itself:
 // MakeNodes must get the partitions in with BLKRRPART/BLKPG, and the nodes
 // must show the filesystems at the right offsets.
-func TestMakeNodesOnLoopDevice(t *testing.T) {
+func TestMakeNodesOnLoopDevice(t *testing.T) { testMakeNodes(t, false) }
+
+// Where BLKRRPART cannot replace the old table, a partition the kernel
+// still has with the old offsets must be replaced, not used.
+func TestMakeNodesReplacesStalePartition(t *testing.T) { testMakeNodes(t, true) }
+
+func testMakeNodes(t *testing.T, stale bool) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for loop devices")
 	}
@@ -100,10 +107,29 @@ func TestMakeNodesOnLoopDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer detach()
+	if stale {
+		// The kernel still knows partition 1 from an old table, elsewhere,
+		// and an open partition 9 makes BLKRRPART fail with EBUSY.
+		f, _ := os.Open(dev)
+		err1 := blkdev.AddPartition(f, blkdev.Partition{Number: 1, Start: img.Parts[5].Start, Length: testimg.MiB})
+		err2 := blkdev.AddPartition(f, blkdev.Partition{Number: 9, Start: img.Size - testimg.MiB, Length: testimg.MiB}) // after resin-data
+		f.Close()
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		busy, err := os.Open(dev + "p9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+	}
 	var logs []string
-	nodes, err := blkdev.MakeNodes(context.Background(), dev, img.Parts, func(f string, a ...any) { logs = append(logs, f) })
+	nodes, err := blkdev.MakeNodes(context.Background(), dev, img.Parts, func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) })
 	if err != nil {
 		t.Fatalf("MakeNodes: %v (log %q)", err, logs)
+	}
+	if stale && !strings.Contains(strings.Join(logs, "\n"), "still the old partition") {
+		t.Errorf("stale partition not reported: %q", logs)
 	}
 	for num, label := range map[int]string{1: "resin-boot", 6: "resin-data"} {
 		f, err := os.Open(nodes[num])

@@ -49,11 +49,20 @@ func RereadPartitions(f *os.File) error {
 
 // AddPartition tells the kernel about partition p of the disk open as f (BLKPG).
 func AddPartition(f *os.File, p Partition) error {
+	return blkpg(f, unix.BLKPG_ADD_PARTITION, p)
+}
+
+// DeletePartition makes the kernel forget partition p.Number of the disk (BLKPG).
+func DeletePartition(f *os.File, p Partition) error {
+	return blkpg(f, unix.BLKPG_DEL_PARTITION, Partition{Number: p.Number})
+}
+
+func blkpg(f *os.File, op int32, p Partition) error {
 	part := unix.BlkpgPartition{Start: p.Start, Length: p.Length, Pno: int32(p.Number)}
-	arg := unix.BlkpgIoctlArg{Op: unix.BLKPG_ADD_PARTITION, Datalen: int32(unsafe.Sizeof(part)),
-		Data: (*byte)(unsafe.Pointer(&part))}
+	arg := unix.BlkpgIoctlArg{Op: op, Datalen: int32(unsafe.Sizeof(part)), Data: (*byte)(unsafe.Pointer(&part))}
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.BLKPG, uintptr(unsafe.Pointer(&arg))); e != 0 {
-		return fmt.Errorf("BLKPG add partition %d of %s: %w", p.Number, f.Name(), e)
+		what := map[int32]string{unix.BLKPG_ADD_PARTITION: "add", unix.BLKPG_DEL_PARTITION: "delete"}[op]
+		return fmt.Errorf("BLKPG %s partition %d of %s: %w", what, p.Number, f.Name(), e)
 	}
 	return nil
 }
@@ -71,48 +80,88 @@ func PartitionNode(disk string, n int) string {
 type Logf func(format string, args ...any)
 
 // MakeNodes makes sure every partition in parts (extended containers aside)
-// has a device node: it re-reads the table with BLKRRPART, waits briefly for
-// the kernel, adds partitions it did not create with BLKPG, and creates
-// missing /dev nodes from sysfs. It returns the node of each partition number.
+// has a device node with the geometry of parts: it re-reads the table with
+// BLKRRPART; where that fails (a busy disk, a kernel that does not scan this
+// device) it adds missing partitions with BLKPG and replaces ones the kernel
+// still knows from the old table with other offsets; it creates missing /dev
+// nodes from sysfs. It returns the node of each partition number.
 func MakeNodes(ctx context.Context, disk string, parts []Partition, log Logf) (map[int]string, error) {
 	f, err := os.Open(disk)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	scanned := true
 	if err := RereadPartitions(f); err != nil {
-		log("%v; adding partitions with BLKPG", err)
+		scanned = false
+		log("%v; setting partitions up with BLKPG", err)
+	}
+	// BLKRRPART is synchronous; give sysfs one moment for all partitions.
+	deadline := time.Now()
+	if scanned {
+		deadline = deadline.Add(time.Second)
 	}
 	nodes := make(map[int]string)
-	kernelDeadline := time.Now().Add(2 * time.Second) // one wait for all partitions
 	for _, p := range parts {
 		if p.Extended {
 			continue
 		}
 		node := PartitionNode(disk, p.Number)
-		if err := ensureNode(ctx, f, node, p, kernelDeadline, log); err != nil {
+		if err := ensurePartition(ctx, f, node, p, deadline, log); err != nil {
 			return nil, err
+		}
+		if !waitFor(ctx, node, 500*time.Millisecond) {
+			if err := mknodFromSys(sysPath(node), node); err != nil {
+				return nil, err
+			}
 		}
 		nodes[p.Number] = node
 	}
 	return nodes, nil
 }
 
-func ensureNode(ctx context.Context, disk *os.File, node string, p Partition, kernelDeadline time.Time, log Logf) error {
-	sys := filepath.Join("/sys/class/block", filepath.Base(node))
-	if !waitFor(ctx, sys, time.Until(kernelDeadline)) {
-		log("kernel did not create %s; adding it with BLKPG (start %d, %d bytes)", filepath.Base(node), p.Start, p.Length)
-		if err := AddPartition(disk, p); err != nil && !errors.Is(err, unix.EBUSY) {
+func sysPath(node string) string { return filepath.Join("/sys/class/block", filepath.Base(node)) }
+
+// ensurePartition makes the kernel's partition p.Number match p.
+func ensurePartition(ctx context.Context, disk *os.File, node string, p Partition, deadline time.Time, log Logf) error {
+	sys := sysPath(node)
+	if waitFor(ctx, sys, time.Until(deadline)) {
+		start, length, err := sysGeometry(sys)
+		if err != nil {
 			return err
 		}
-		if !waitFor(ctx, sys, 2*time.Second) {
-			return fmt.Errorf("partition %s did not appear in /sys/class/block", filepath.Base(node))
+		if start == p.Start && length == p.Length {
+			return nil
+		}
+		log("%s is still the old partition (start %d, %d bytes); replacing it with BLKPG", filepath.Base(node), start, length)
+		if err := DeletePartition(disk, p); err != nil {
+			return err
+		}
+	} else {
+		log("kernel has no %s; adding it with BLKPG (start %d, %d bytes)", filepath.Base(node), p.Start, p.Length)
+	}
+	if err := AddPartition(disk, p); err != nil {
+		return err
+	}
+	if !waitFor(ctx, sys, 2*time.Second) {
+		return fmt.Errorf("partition %s did not appear in /sys/class/block", filepath.Base(node))
+	}
+	return nil
+}
+
+// sysGeometry reads a partition's start and length in bytes from sysfs.
+func sysGeometry(sys string) (start, length int64, err error) {
+	var v [2]int64
+	for i, name := range []string{"start", "size"} {
+		b, err := os.ReadFile(filepath.Join(sys, name))
+		if err != nil {
+			return 0, 0, fmt.Errorf("partition geometry: %w", err)
+		}
+		if v[i], err = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("partition geometry %s/%s: %w", sys, name, err)
 		}
 	}
-	if waitFor(ctx, node, 500*time.Millisecond) {
-		return nil
-	}
-	return mknodFromSys(sys, node)
+	return v[0] * 512, v[1] * 512, nil
 }
 
 // mknodFromSys creates node as a block device with the numbers sysfs reports.
