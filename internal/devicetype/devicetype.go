@@ -10,7 +10,6 @@ package devicetype
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -262,28 +261,4 @@ func SlugFromName(name string) (slug string, ok bool) {
 		return "", false
 	}
 	return known[best], true
-}
-
-// KnownSlug reports whether slug is a device type this tool migrates to.
-func KnownSlug(slug string) bool {
-	for _, s := range tags() {
-		if s == slug {
-			return true
-		}
-	}
-	return false
-}
-
-// Slugs lists every known slug, sorted.
-func Slugs() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range tags() {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	sort.Strings(out)
-	return out
 }
