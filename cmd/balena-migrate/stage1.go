@@ -83,7 +83,7 @@ func finish(ctx context.Context, log *stage1.Log, cfg stage1.Config, bin string)
 		return cli.Exit("migration failed: "+err.Error(), code)
 	}
 	if res.RebootIn >= 0 {
-		if err := stage1.ScheduleReboot(res.RebootIn); err != nil {
+		if err := stage1.ScheduleReboot(res.RebootIn, "reboot"); err != nil {
 			log.Warn("%v", err)
 		} else {
 			fmt.Printf("migration successful, rebooting system in %d seconds\n", res.RebootIn)

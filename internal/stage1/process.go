@@ -10,10 +10,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ScheduleReboot starts a detached `sleep N; reboot` that outlives this
-// process and the SSH session that started it.
-func ScheduleReboot(seconds int) error {
-	cmd := exec.Command("/bin/sh", "-c", "PATH="+systemPath+"; sleep "+strconv.Itoa(seconds)+"; reboot")
+// ScheduleReboot starts a detached `sleep N; reboot` (command is "reboot"
+// on a device) in its own session, so that it outlives this process and the
+// SSH session that started it.
+func ScheduleReboot(seconds int, command string) error {
+	cmd := exec.Command("/bin/sh", "-c", "PATH="+systemPath+"; sleep "+strconv.Itoa(seconds)+"; "+command)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("could not schedule the reboot (%w): reboot the system yourself", err)
