@@ -1,6 +1,7 @@
 package stage2_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/s2config"
+	"github.com/fleetmig/balena-migrate/internal/testimg"
 	"github.com/fleetmig/balena-migrate/internal/vmtest"
 )
 
@@ -43,4 +45,26 @@ func TestVMStage2GrubFlashBootsGrub(t *testing.T) {
 		t.Fatalf("grub did not run resin-boot's grub.cfg (err %v)\nconsole:\n%s", err, res.Console)
 	}
 	t.Logf("BIOS boot into grub took %s", res.Duration.Round(time.Millisecond))
+}
+
+// GRUB_INSTALL=FLASH on UEFI places grub.cfg where the EFI grub on
+// resin-boot reads it and leaves the MBR and the gap as the image has them.
+func TestVMStage2GrubFlashUEFIPlacesConfigOnly(t *testing.T) {
+	t.Parallel()
+	fx := newVMFixture(t, false)
+	fx.cfg.GrubInstall, fx.cfg.GrubBootType = s2config.GrubFlash, s2config.BootUEFI
+	fx.cfg.GrubCfg, fx.cfg.GrubBootImg, fx.cfg.GrubCoreImg = "grub.cfg", "boot.img", "core.img"
+	if res := fx.boot(t); res.ExitCode != 0 {
+		t.Fatalf("stage 2 exit code %d\nconsole:\n%s", res.ExitCode, res.Console)
+	}
+	boot := fx.image.Parts[0]
+	got, err := testimg.MReadFile(fx.disk, boot.Start, "EFI/BOOT/grub.cfg")
+	if err != nil || !bytes.Equal(got, fx.grubCfg) {
+		t.Errorf("resin-boot/EFI/BOOT/grub.cfg = %q, %v", got, err)
+	}
+	disk, _ := os.ReadFile(fx.disk)
+	img, _ := os.ReadFile(fx.image.Path)
+	if !bytes.Equal(disk[:boot.Start], img[:boot.Start]) {
+		t.Error("MBR or the gap before resin-boot changed on UEFI")
+	}
 }
