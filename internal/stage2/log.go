@@ -23,8 +23,11 @@ type Logger struct {
 	now     func() time.Time
 }
 
-// NewLogger logs to console (and RAM).
+// NewLogger logs to console (os.Stdout when nil) and RAM.
 func NewLogger(console io.Writer) *Logger {
+	if console == nil {
+		console = os.Stdout
+	}
 	return &Logger{console: console, now: time.Now}
 }
 
