@@ -12,6 +12,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/cpu"
 )
 
 // Client is a logged-in SSH connection to one device. Its methods may be
@@ -30,11 +31,16 @@ type Client struct {
 	sftpKnown bool // whether sftp was tried (sftp nil: the device has none)
 }
 
-// ciphers puts the AEAD ciphers first: chacha20-poly1305 is fast on devices
-// without AES instructions (most Raspberry Pis), AES-GCM where they exist.
-var ciphers = []string{
-	"chacha20-poly1305@openssh.com", ssh.CipherAES128GCM, "aes256-gcm@openssh.com",
-	"aes128-ctr", "aes192-ctr", "aes256-ctr",
+// preferredCiphers puts the AEAD ciphers first: AES-GCM first when this
+// machine has AES instructions (several times faster than chacha20 here,
+// and devices' links are rarely faster than AES-GCM on their CPUs), else
+// chacha20-poly1305, which is fast everywhere.
+func preferredCiphers() []string {
+	aead := []string{ssh.CipherAES128GCM, "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com"}
+	if !(cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ) && !(cpu.ARM64.HasAES && cpu.ARM64.HasPMULL) {
+		aead = []string{"chacha20-poly1305@openssh.com", ssh.CipherAES128GCM, "aes256-gcm@openssh.com"}
+	}
+	return append(aead, "aes128-ctr", "aes192-ctr", "aes256-ctr")
 }
 
 // Dial connects to the device, checks its host key and logs in, all within
@@ -100,7 +106,7 @@ func (o Options) clientConfig(addr string) (*ssh.ClientConfig, *authState, error
 		Timeout:           o.connectTimeout(),
 		ClientVersion:     "SSH-2.0-balena-migrate",
 	}
-	cfg.Ciphers = ciphers
+	cfg.Ciphers = preferredCiphers()
 	return cfg, st, nil
 }
 
@@ -229,11 +235,15 @@ func (c *Client) sftpClient() (*sftp.Client, error) {
 	}
 	cl, err := sftp.NewClientPipe(r, w,
 		sftp.UseConcurrentWrites(true),
-		sftp.MaxConcurrentRequestsPerFile(64),
+		sftp.MaxConcurrentRequestsPerFile(sftpSmallConcurrency),
 		sftp.UseFstat(true))
 	if err != nil {
 		sess.Close()
 		return nil, classifyNet(fmt.Errorf("sftp: %w", err), ErrTransfer)
+	}
+	if err := useLargeWrites(cl); err != nil {
+		sess.Close()
+		return nil, withClass(ErrTransfer, err)
 	}
 	c.sftp, c.sftpKnown = cl, true
 	c.cleanup = append(c.cleanup, sess.Close)

@@ -10,9 +10,31 @@ import (
 	"github.com/pkg/sftp"
 )
 
-// sftpConcurrency is how many write requests are in flight per file: enough
-// to cover the round trip of a slow link, 2 MiB of buffers in all.
-const sftpConcurrency = 64
+// SFTP write sizes and how many writes are in flight per file: with the
+// protocol's 32 KiB, 64 writes (2 MiB); with OpenSSH's 255 KiB writes, 16
+// (4 MiB). Either covers the round trip of a slow link; memory stays flat.
+const (
+	sftpSmallConcurrency = 64
+	sftpLargePacket      = 255 << 10 // OpenSSH's max-write-length
+	sftpLargeConcurrency = 16
+)
+
+// useLargeWrites raises the write size to OpenSSH's limit when the server
+// is an OpenSSH sftp-server that announces its limits (limits@openssh.com,
+// OpenSSH 8.7 and later); fewer, larger writes cost it far fewer syscalls.
+func useLargeWrites(cl *sftp.Client) error {
+	if _, ok := cl.HasExtension("limits@openssh.com"); !ok {
+		return nil
+	}
+	return sftp.MaxPacketUnchecked(sftpLargePacket)(cl)
+}
+
+func writeConcurrency(cl *sftp.Client) int {
+	if _, ok := cl.HasExtension("limits@openssh.com"); ok {
+		return sftpLargeConcurrency
+	}
+	return sftpSmallConcurrency
+}
 
 // sftpSender writes files with pipelined SFTP writes.
 type sftpSender struct {
@@ -42,7 +64,7 @@ func (s *sftpSender) write(_ context.Context, e Entry, offset int64, r io.Reader
 		f.Close()
 		return fmt.Errorf("sftp seek %s: %w", name, err)
 	}
-	if _, err := f.ReadFromWithConcurrency(r, sftpConcurrency); err != nil {
+	if _, err := f.ReadFromWithConcurrency(r, writeConcurrency(s.cl)); err != nil {
 		f.Close()
 		return fmt.Errorf("sftp write %s: %w", name, err)
 	}

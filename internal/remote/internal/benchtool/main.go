@@ -106,6 +106,7 @@ func upload(dir, src, remoteDir string) error {
 	if err != nil {
 		return err
 	}
+	dialled := time.Since(start)
 	defer c.Close()
 	s, err := remote.NewSource(src)
 	if err != nil {
@@ -115,6 +116,6 @@ func upload(dir, src, remoteDir string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "benchtool: %s in %.3fs: %+v\n", remoteDir, time.Since(start).Seconds(), st)
+	fmt.Fprintf(os.Stderr, "benchtool: %s in %.3fs (login %.3fs): %+v\n", remoteDir, time.Since(start).Seconds(), dialled.Seconds(), st)
 	return nil
 }
