@@ -22,7 +22,10 @@ var (
 	ErrTransfer    = errors.New("transfer")
 )
 
-var classes = []error{ErrHostKey, ErrAuth, ErrTimeout, ErrDNS, ErrRefused, ErrUnreachable, ErrTransfer}
+// classes lists the classes in the order Class tests them.
+func classes() []error {
+	return []error{ErrHostKey, ErrAuth, ErrTimeout, ErrDNS, ErrRefused, ErrUnreachable, ErrTransfer}
+}
 
 // Class names the class of err: "dns", "refused", "unreachable", "auth",
 // "host_key", "timeout" or "transfer"; "other" for an error of none of them
@@ -31,7 +34,7 @@ func Class(err error) string {
 	if err == nil {
 		return ""
 	}
-	for _, c := range classes {
+	for _, c := range classes() {
 		if errors.Is(err, c) {
 			return c.Error()
 		}

@@ -11,6 +11,19 @@
 //
 // Creating users and running sshd needs root; Start reports a clear error when
 // a required program (sshd, useradd, sudo) is missing.
+//
+// In a test:
+//
+//	srv := sshtest.New(t, sshtest.Config{NoSFTP: false, Password: true})
+//	key, err := sshtest.GenerateKey(filepath.Join(t.TempDir(), "id_ed25519"))
+//	dev, err := srv.AddUser(sshtest.UserConfig{
+//		Keys: []ssh.PublicKey{key.PublicKey()}, Password: "secret", Sudo: []string{"id"}})
+//	// log in to srv.Host:srv.Port as dev.Name, trusting srv.KnownHostsLine();
+//	// dev.Path("migrate") is where an upload to "migrate" lands;
+//	// dev.RebootCalls() counts `sudo reboot`s; srv.KillSessions() drops every
+//	// connection; srv.ChangeHostKey() makes the device look reinstalled.
+//
+// Outside tests (a demo), Start and Close do the same without testing.TB.
 package sshtest
 
 import (
@@ -64,9 +77,11 @@ type Server struct {
 	users   []*User
 }
 
-// Required lists the programs Start and AddUser need; the test setup must
+// required lists the programs Start and AddUser need; the test setup must
 // install them (openssh-server, sudo, passwd).
-var required = []string{"sshd", "useradd", "userdel", "usermod", "chpasswd", "visudo"}
+func required() []string {
+	return []string{"sshd", "useradd", "userdel", "usermod", "chpasswd", "visudo"}
+}
 
 // Start generates a host key, writes an sshd_config and starts sshd on a free
 // loopback port. It needs root.
@@ -74,7 +89,7 @@ func Start(cfg Config) (*Server, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("sshtest: must run as root (creates users, runs sshd)")
 	}
-	for _, p := range required {
+	for _, p := range required() {
 		if _, err := lookPath(p); err != nil {
 			return nil, fmt.Errorf("sshtest: %s not found: install openssh-server, sudo and passwd (scripts/test does)", p)
 		}
