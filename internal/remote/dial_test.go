@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"errors"
 	"net"
@@ -63,6 +64,9 @@ func TestDialWithPassword(t *testing.T) {
 	}
 	if s := o.String(); strings.Contains(s, o.Password) {
 		t.Errorf("Options.String shows the password: %s", s)
+	}
+	if j, _ := json.Marshal(o); strings.Contains(string(j), o.Password) {
+		t.Errorf("Options JSON shows the password: %s", j)
 	}
 }
 

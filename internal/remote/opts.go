@@ -37,8 +37,8 @@ type Options struct {
 	Port int // 0: 22
 	User string
 	// Password is used for password and keyboard-interactive logins and for
-	// sudo -S. It never appears in errors, logs or String.
-	Password string
+	// sudo -S. It never appears in errors, logs, String or JSON.
+	Password string `json:"-"`
 	// KeyFiles are private key files tried in order. Empty: ~/.ssh/id_ed25519,
 	// ~/.ssh/id_ecdsa and ~/.ssh/id_rsa, those that exist. A listed file
 	// that cannot be read is an error; an encrypted one is skipped with a
