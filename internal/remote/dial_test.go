@@ -2,8 +2,8 @@ package remote
 
 import (
 	"bytes"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
