@@ -32,6 +32,7 @@ const chrootHome = "/home/migrate"
 
 type chroot struct {
 	t    *testing.T
+	disk string // the disk image file behind the loop device
 	dir  string // mount point of the chroot's root
 	loop string // the loop disk, /dev/loopN
 	rel  string // this machine's kernel release
@@ -90,24 +91,19 @@ func newChroot(t *testing.T) *chroot {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sfdisk: %v: %s", err, out)
 	}
-	c := &chroot{t: t, dir: filepath.Join(tmp, "root")}
+	c := &chroot{t: t, dir: filepath.Join(tmp, "root"), disk: disk}
 	c.loop = sh(t, "losetup", "--find", "--show", disk)
-	t.Cleanup(func() { exec.Command("losetup", "-d", c.loop).Run() })
+	t.Cleanup(c.release)
 	exec.Command("partx", "-u", c.loop).Run()
 	if _, err := os.Stat(c.loop + "p1"); err != nil {
 		sh(t, "partx", "-a", c.loop)
 	}
-	t.Cleanup(func() { exec.Command("partx", "-d", c.loop).Run() })
 	sh(t, "mkfs.ext4", "-q", "-F", c.loop+"p1")
 	if err := os.Mkdir(c.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	sh(t, "mount", c.loop+"p1", c.dir)
-	t.Cleanup(func() {
-		if exec.Command("umount", "-R", c.dir).Run() != nil {
-			exec.Command("umount", "-R", "-l", c.dir).Run()
-		}
-	})
+	t.Cleanup(c.unmount)
 	sh(t, "tar", "-C", c.dir, "--numeric-owner", "--xattrs", "-I", "zstd", "-xf", tarball)
 	for _, m := range []string{"proc", "sys", "dev"} {
 		sh(t, "mount", "--rbind", "/"+m, filepath.Join(c.dir, m))
@@ -117,6 +113,24 @@ func newChroot(t *testing.T) *chroot {
 	c.adoptKernel()
 	t.Logf("chroot on %sp1 ready in %v", c.loop, time.Since(start).Round(time.Millisecond))
 	return c
+}
+
+// unmount takes the chroot and its bind mounts off (idempotent).
+func (c *chroot) unmount() {
+	if exec.Command("umount", "-R", c.dir).Run() != nil {
+		exec.Command("umount", "-R", "-l", c.dir).Run()
+	}
+}
+
+// release unmounts and detaches the loop disk so that a VM can use the
+// image file (idempotent).
+func (c *chroot) release() {
+	c.unmount()
+	if c.loop != "" {
+		exec.Command("partx", "-d", c.loop).Run()
+		exec.Command("losetup", "-d", c.loop).Run()
+		c.loop = ""
+	}
 }
 
 // removeUnmounted deletes dir unless something is still mounted below it.
