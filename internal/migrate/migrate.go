@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"sync"
 	"time"
@@ -79,7 +80,7 @@ func envPath(s *config.Settings) string {
 // Device is what the pipeline needs from an SSH connection.
 type Device interface {
 	Upload(ctx context.Context, src *remote.Source, dir string, opt remote.UploadOptions) (remote.UploadStats, error)
-	WriteFile(ctx context.Context, path string, data []byte, mode uint32) error
+	WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode) error
 	RunAsRoot(ctx context.Context, dir string, argv []string, stdout, stderr io.Writer) (int, error)
 	StartDetachedAsRoot(ctx context.Context, argv []string) error
 	Arch(ctx context.Context) (string, error)

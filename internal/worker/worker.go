@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -128,6 +129,20 @@ func (r *run) loop(graceful context.Context, w *fsnotify.Watcher) error {
 			return nil
 		}
 		resetTimer(timer, next)
+		if err := r.wait(graceful, w, timer, rescan); err != nil {
+			return err
+		}
+	}
+}
+
+// wait blocks until something may have changed: a unit arrived in the
+// input directory, the stop file appeared, a job ended, the due timer or
+// the safety rescan fired. Other traffic in tmp/ (claims being written by
+// any worker) is not a reason to rescan.
+func (r *run) wait(graceful context.Context, w *fsnotify.Watcher, timer *time.Timer, rescan *time.Ticker) error {
+	stopFile := r.DB.Path(spool.Tmp, spool.StopFile)
+	tmp := r.DB.Path(spool.Tmp)
+	for {
 		select {
 		case <-graceful.Done():
 		case <-r.done:
@@ -138,11 +153,14 @@ func (r *run) loop(graceful context.Context, w *fsnotify.Watcher) error {
 			if !ok {
 				return errors.New("fsnotify watcher closed")
 			}
-			_ = ev
+			if filepath.Dir(ev.Name) == tmp && ev.Name != stopFile {
+				continue
+			}
 		case err := <-w.Errors:
 			// An overflow loses events, never units: rescan at once.
 			r.Log.Warn().Err(err).Msg("file watch trouble; rescanning")
 		}
+		return nil
 	}
 }
 
