@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // UserConfig describes a device user.
@@ -48,7 +49,7 @@ type User struct {
 func (s *Server) AddUser(cfg UserConfig) (*User, error) {
 	u := &User{Name: UserPrefix + randomHex(4), Password: cfg.Password}
 	u.Home = filepath.Join("/home", u.Name)
-	if err := run("useradd", "-m", "-d", u.Home, "-s", "/bin/bash", u.Name); err != nil {
+	if err := accounts(func() error { return run("useradd", "-m", "-d", u.Home, "-s", "/bin/bash", u.Name) }); err != nil {
 		return nil, fmt.Errorf("sshtest: %w", err)
 	}
 	s.mu.Lock()
@@ -63,13 +64,14 @@ func (s *Server) AddUser(cfg UserConfig) (*User, error) {
 func (u *User) setup(cfg UserConfig) error {
 	// useradd leaves the account locked ("!"), which sshd refuses even for
 	// key logins: "*" unlocks it without allowing any password.
-	if err := run("usermod", "-p", "*", u.Name); err != nil {
-		return err
-	}
-	if cfg.Password != "" {
-		if err := chpasswd(u.Name, cfg.Password); err != nil {
+	err := accounts(func() error {
+		if err := run("usermod", "-p", "*", u.Name); err != nil || cfg.Password == "" {
 			return err
 		}
+		return chpasswd(u.Name, cfg.Password)
+	})
+	if err != nil {
+		return err
 	}
 	if err := u.writeFiles(cfg.Keys); err != nil {
 		return err
@@ -196,7 +198,7 @@ func (u *User) remove() error {
 	}
 	// Processes left by a killed session would make userdel refuse.
 	killUserProcesses(u.Name)
-	if err := run("userdel", "-r", "-f", u.Name); err != nil && first == nil {
+	if err := accounts(func() error { return run("userdel", "-r", "-f", u.Name) }); err != nil && first == nil {
 		first = fmt.Errorf("sshtest: %w", err)
 	}
 	return first
@@ -244,4 +246,19 @@ func killUserProcesses(name string) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+// accounts runs f, which changes /etc/passwd or /etc/shadow, holding a
+// machine-wide lock: test binaries of several packages run at once, and
+// useradd gives up when another one holds the password file.
+func accounts(f func() error) error {
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "sshtest-accounts.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return err
+	}
+	return f()
 }
