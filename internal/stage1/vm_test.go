@@ -62,6 +62,9 @@ func tail(b []byte, n int) string {
 }
 
 func TestVMStage1ThenStage2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two VM boots under TCG take about two minutes")
+	}
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Skip("qemu-system-x86_64 is missing (scripts/test-packages installs it)")
 	}
