@@ -1,6 +1,7 @@
 package stage1
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,6 +67,29 @@ func (r *run) planBoot() (bootPlan, error) {
 		p.restore = append(p.restore, s2config.RestorePair{Backup: relTo(p.bootMount, bak), Original: relTo(p.bootMount, orig)})
 	}
 	return p, nil
+}
+
+// checkNotSetUp refuses a boot configuration an earlier run already pointed
+// at our initramfs: its backups would restore our change, not the original.
+func (r *run) checkNotSetUp() error {
+	dir := r.layout.BootDir
+	switch r.device.Family {
+	case devicetype.FamilyRaspberryPi:
+		data, _ := r.read(filepath.Join(dir, "config.txt"))
+		for _, l := range strings.Split(string(data), "\n") {
+			if t := strings.TrimSpace(l); strings.HasPrefix(t, "initramfs ") && strings.Contains(t, "balena-migrate-initramfs") {
+				return fmt.Errorf("%w: %s/config.txt already boots %s from an earlier run: put back config.txt and cmdline.txt from their timestamped backups in %s, then try again",
+					ErrBootSetup, dir, strings.Fields(t)[1], dir)
+			}
+		}
+	case devicetype.FamilyBeagleBone:
+		installed, err := r.read(filepath.Join(dir, "initrd.img-"+r.release))
+		ours, err2 := r.read(filepath.Join(r.cfg.HomeDir, initramfsName(r.release)))
+		if err == nil && err2 == nil && bytes.Equal(installed, ours) {
+			return fmt.Errorf("%w: %s/initrd.img-%s is the balena-migrate initramfs of an earlier run: put back the original from its timestamped backup, then try again", ErrBootSetup, dir, r.release)
+		}
+	}
+	return nil
 }
 
 func relTo(mount, p string) string {

@@ -106,6 +106,9 @@ func (r *run) check(ctx context.Context) error {
 	if r.progs, err = r.checkPrograms(requiredPrograms(r.cfg, r.device.Family)); err != nil {
 		return err
 	}
+	if err := r.checkNotSetUp(); err != nil {
+		return err
+	}
 	return r.checkEnvironment(ctx)
 }
 

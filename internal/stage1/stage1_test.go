@@ -134,6 +134,12 @@ func TestFixturesBootSetup(t *testing.T) {
 					t.Errorf("log line %q", line)
 				}
 			}
+			// A second run: PCs set grub up again; boards whose backups would
+			// now hold our change refuse.
+			_, err = d.run()
+			if again := strings.HasPrefix(f.name, "ubuntu"); again != (err == nil) || !again && !errors.Is(err, ErrBootSetup) {
+				t.Errorf("second run: %v", err)
+			}
 		})
 	}
 }
@@ -286,6 +292,14 @@ func refusals() []refusal {
 		{"not enough memory", pc, func(d *device) { d.cfg.MemMinFreeS1 = 4 << 30 }, errNoSpace, "not enough memory"},
 		{"update-grub fails", pc, func(d *device) { d.host.fail = map[string]error{"update-grub": errors.New("exit status 1")} }, ErrBootSetup, "update-grub"},
 		{"grub-reboot fails", fixtures[3], func(d *device) { d.host.fail = map[string]error{"grub-reboot": errors.New("exit status 1")} }, ErrBootSetup, "grub-reboot"},
+		{"Pi set up by an earlier run", pi, func(d *device) {
+			cfg := mustRead(d.t(), d.path("/boot/config.txt"))
+			d.write("/boot/config.txt", append(cfg, "[all]\ninitramfs balena-migrate-initramfs-4.19.66-v7+ followkernel\n"...))
+		}, ErrBootSetup, "already boots balena-migrate-initramfs-4.19.66-v7+"},
+		{"BeagleBone set up by an earlier run", fixtures[4], func(d *device) {
+			d.write("/boot/initrd.img-4.14.71-ti-r80", []byte("ours"))
+			d.write(filepath.Join(d.home, "balena-migrate-initramfs-4.14.71-ti-r80"), []byte("ours"))
+		}, ErrBootSetup, "initramfs of an earlier run"},
 		{"no cmdline.txt", pi, func(d *device) { os.Remove(d.path("/boot/cmdline.txt")) }, ErrBootSetup, "cmdline.txt is missing"},
 		{"initrd missing on BeagleBone", fixtures[4], func(d *device) { os.Remove(d.path("/boot/initrd.img-4.14.71-ti-r80")) }, ErrBootSetup, "initrd.img-4.14.71-ti-r80 is missing"},
 	}
