@@ -54,6 +54,9 @@ type run struct {
 // Run performs stage 1. On error every change made is undone.
 func Run(ctx context.Context, o Options) (Result, error) {
 	cfg := o.Config
+	if o.Log == nil {
+		o.Log = &Log{W: os.Stdout}
+	}
 	r := &run{files: files{o.Host.Root()}, cfg: &cfg, host: o.Host, log: o.Log, binary: o.Binary, s2path: o.Stage2Conf}
 	if r.s2path == "" {
 		r.s2path = s2config.DefaultPath
