@@ -49,6 +49,7 @@ type run struct {
 	imageGz  string
 	backup   string
 	networks []string
+	plan     bootPlan
 }
 
 // Run performs stage 1. On error every change made is undone.
@@ -110,6 +111,9 @@ func (r *run) check(ctx context.Context) error {
 		return err
 	}
 	if err := r.checkNotSetUp(); err != nil {
+		return err
+	}
+	if r.plan, err = r.planBoot(); err != nil {
 		return err
 	}
 	return r.checkEnvironment(ctx)
@@ -185,10 +189,7 @@ func (r *run) change(ctx context.Context) (bool, error) {
 	if r.networks, err = r.networkConfigs(); err != nil {
 		return false, err
 	}
-	plan, err := r.planBoot()
-	if err != nil {
-		return false, err
-	}
+	plan := r.plan
 	if err := r.writeStage2Config(img, plan); err != nil {
 		return false, err
 	}
