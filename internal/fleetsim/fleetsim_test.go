@@ -1,0 +1,68 @@
+package fleetsim
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/spool"
+)
+
+// TestSimulatedFleetEndToEnd is the demo in miniature: real sshd devices,
+// the fake API as a process, real worker binaries; every unit must end in
+// done/ and nothing may be left behind.
+func TestSimulatedFleetEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates device users")
+	}
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin, "../../cmd/migdb-add-unit", "../../cmd/migdb-migrate",
+		"../../cmd/migdb-check-done", "../../cmd/fake-balena-api")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var progress bytes.Buffer
+	f, err := Start(Options{Bin: bin, Repo: "../..", Units: 3, MigrateProcs: 2, CheckProcs: 1, Jobs: 2,
+		OnlineDelay: time.Second, Duration: time.Second, Interval: time.Second, Out: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := f.Work
+	closed := false
+	defer func() {
+		if !closed {
+			f.Close()
+		}
+	}()
+	if err := f.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.StartWorkers(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := f.Wait(ctx, 200*time.Millisecond); err != nil {
+		logs, _ := exec.Command("sh", "-c", "tail -n 20 "+filepath.Join(work, "logs")+"/*").CombinedOutput()
+		t.Fatalf("%v\n%s\n%s", err, progress.String(), logs)
+	}
+	if c := f.Counts(); c[spool.Done] != 3 || c[spool.Fail]+c[spool.Process]+c[spool.Units]+c[spool.Tmp] != 0 {
+		t.Fatalf("counts %v", c)
+	}
+	if !strings.Contains(progress.String(), "migdb-add-unit") {
+		t.Errorf("progress does not show the commands:\n%s", progress.String())
+	}
+	f.Close()
+	closed = true
+	if _, err := os.Stat(work); !os.IsNotExist(err) {
+		t.Errorf("work directory %s left behind", work)
+	}
+	if out, _ := exec.Command("pgrep", "-f", bin).Output(); len(out) > 0 {
+		t.Errorf("processes left running: %s", out)
+	}
+}
