@@ -40,18 +40,18 @@ func run(c *cli.Context) error {
 	if c.Bool("stats") {
 		return printStats(s, c.String("output"))
 	}
-	cloud, err := cliapp.Cloud(graceful, s, log)
+	db, reg, err := w.Register(config.CheckDone)
 	if err != nil {
 		return err
 	}
-	db, err := spool.Open(s.Path(config.DBDir))
+	cloud, err := cliapp.Cloud(graceful, s, log)
 	if err != nil {
 		return err
 	}
 	k := &checkdone.Checker{DB: db, Cloud: cloud, Settings: s, Log: log, Now: time.Now}
 	loop := &worker.Loop{
 		DB: db, Input: spool.Process, Name: string(config.CheckDone),
-		Jobs: s.Int(config.Jobs), Once: c.Bool("once"), Log: log, Handle: k.Handle,
+		Jobs: s.Int(config.Jobs), Once: c.Bool("once"), Log: log, Handle: k.Handle, Reg: reg,
 	}
 	log.Info().Str("db", db.Root()).Int("jobs", loop.Jobs).Msg("checking migrated units")
 	return loop.Run(graceful, w.Hard)

@@ -41,6 +41,10 @@ func run(c *cli.Context) error {
 		}
 		return migrate.Stop(graceful, db, log)
 	}
+	db, reg, err := w.Register(config.Migrate)
+	if err != nil {
+		return err
+	}
 	if err := migrate.CheckEnvironment(graceful, s); err != nil {
 		return err
 	}
@@ -48,14 +52,10 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	db, err := spool.Open(s.Path(config.DBDir))
-	if err != nil {
-		return err
-	}
 	m := &migrate.Migrator{DB: db, Cloud: cloud, Settings: s, Log: log, Now: time.Now}
 	loop := &worker.Loop{
 		DB: db, Input: spool.Units, Name: string(config.Migrate), DueOf: m.DueOf,
-		Jobs: s.Int(config.Jobs), Once: c.Bool("once"), Log: log, Handle: m.Handle,
+		Jobs: s.Int(config.Jobs), Once: c.Bool("once"), Log: log, Handle: m.Handle, Reg: reg,
 	}
 	log.Info().Str("db", db.Root()).Int("jobs", loop.Jobs).Msg("migrating units")
 	return loop.Run(graceful, w.Hard)

@@ -283,3 +283,29 @@ func TestWakeUpOnNewUnit(t *testing.T) {
 		t.Errorf("claimed after %v; fsnotify should wake the worker at once", lat)
 	}
 }
+
+// TestStopCatchesStartingWorker: --stop issued while a worker is still in
+// its start-up checks must still stop that worker.
+func TestStopCatchesStartingWorker(t *testing.T) {
+	f := newFleet(t, 1, "")
+	f.fake.SetFaults(0, 0, 700*time.Millisecond) // slow credential check
+	w := f.start()
+	stop := exec.Command(bin, "--base", f.base, "--stop", "--color", "OFF")
+	if out, err := stop.CombinedOutput(); err != nil {
+		t.Fatalf("--stop: %v\n%s", err, out)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("worker exit: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		w.Process.Kill()
+		t.Fatal("a worker that was starting during --stop kept running")
+	}
+	if f.db.StopRequested() {
+		t.Error("stop file left behind")
+	}
+}

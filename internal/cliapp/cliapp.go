@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/logging"
+	"github.com/fleetmig/balena-migrate/internal/spool"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
@@ -140,6 +141,21 @@ func StartWorker(c *cli.Context, bin config.Binary) (*Worker, error) {
 	w.Graceful, w.Hard, stop = Signals(c.Context)
 	w.closers = []func(){stop, func() { closer.Close() }}
 	return w, nil
+}
+
+// Register opens the database and records this worker in it before
+// anything slow happens, so `migdb-migrate --stop` waits for it too.
+func (w *Worker) Register(bin config.Binary) (*spool.DB, *spool.Registration, error) {
+	db, err := spool.Open(w.Settings.Path(config.DBDir))
+	if err != nil {
+		return nil, nil, err
+	}
+	reg, err := db.Register(string(bin))
+	if err != nil {
+		return nil, nil, fmt.Errorf("register worker in %s: %w", db.Root(), err)
+	}
+	w.closers = append([]func(){func() { reg.Close() }}, w.closers...)
+	return db, reg, nil
 }
 
 // Close stops signal handling and closes the log.

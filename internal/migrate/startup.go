@@ -50,14 +50,21 @@ func Stop(ctx context.Context, db *spool.DB, log zerolog.Logger) error {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	last := time.Now()
+	quiet := 0
 	for {
 		n, err := db.LiveWorkers()
 		if err != nil {
 			return err
 		}
 		if n == 0 {
-			log.Info().Msg("every worker has stopped")
-			return nil
+			// A worker registers first thing when it starts; one more look
+			// a moment later catches a worker that was just starting.
+			if quiet++; quiet >= 3 {
+				log.Info().Msg("every worker has stopped")
+				return nil
+			}
+		} else {
+			quiet = 0
 		}
 		if time.Since(last) > 10*time.Second {
 			log.Info().Int("workers", n).Msg("still waiting for workers")

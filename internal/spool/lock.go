@@ -46,7 +46,9 @@ func sameFile(f *os.File, path string) bool {
 // taken before the file becomes visible under a claim name, so no other
 // worker can ever see an unlocked claim of a live owner.
 func writeLocked(dir string, data []byte, perm os.FileMode) (*os.File, error) {
-	f, err := os.CreateTemp(dir, writePrefix+"*")
+	// The writer's pid in the name lets others clean up after a dead
+	// writer at once instead of waiting for the file to age.
+	f, err := os.CreateTemp(dir, fmt.Sprintf("%s%d-*", writePrefix, os.Getpid()))
 	if err != nil {
 		return nil, err
 	}

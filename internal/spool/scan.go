@@ -4,11 +4,13 @@ import (
 	"errors"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/unit"
+	"golang.org/x/sys/unix"
 )
 
 var timeZero time.Time
@@ -130,7 +132,7 @@ func (db *DB) RecoverOrphans() ([]string, error) {
 		p := db.Path(Tmp, n)
 		switch {
 		case strings.HasPrefix(n, writePrefix):
-			removeIfUnlocked(p, time.Minute)
+			removeIfUnlocked(p, writerGrace(n))
 		case strings.HasPrefix(n, workerPrefix):
 			removeIfUnlocked(p, 0)
 		default:
@@ -167,6 +169,18 @@ func (db *DB) returnOrphan(p string, from Dir, name string) (string, bool, error
 	}
 	id, _, _ := ParseName(name)
 	return id, true, nil
+}
+
+// writerGrace is how old an unlocked temporary file must be before it is
+// removed: at once when its writer is dead, else a minute (a live writer
+// creates the file a moment before it locks it).
+func writerGrace(name string) time.Duration {
+	pidPart, _, _ := strings.Cut(strings.TrimPrefix(name, writePrefix), "-")
+	pid, err := strconv.Atoi(pidPart)
+	if err == nil && pid > 0 && unix.Kill(pid, 0) == unix.ESRCH {
+		return 0
+	}
+	return time.Minute
 }
 
 // removeIfUnlocked deletes p when nobody holds its lock and it is older

@@ -373,3 +373,23 @@ func BenchmarkClaim(b *testing.B) {
 		})
 	}
 }
+
+func TestDeadWritersTempFilesRemovedAtOnce(t *testing.T) {
+	db := newDB(t)
+	dead := exec.Command("true")
+	dead.Run()
+	stale := db.Path(Tmp, fmt.Sprintf("%s%d-abc", writePrefix, dead.Process.Pid))
+	live := db.Path(Tmp, fmt.Sprintf("%s%d-abc", writePrefix, os.Getpid()))
+	for _, p := range []string{stale, live} {
+		os.WriteFile(p, []byte("UNIT_ID=x\n"), 0o600)
+	}
+	if _, err := db.RecoverOrphans(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Error("a dead writer's temp file was kept")
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Error("a live writer's fresh temp file was removed")
+	}
+}

@@ -54,6 +54,10 @@ type Loop struct {
 	Rescan time.Duration // safety rescan; default 30 s
 	Log    zerolog.Logger
 	Handle Handler
+	// Reg is the worker's registration, taken by the program as early as
+	// possible so `--stop` sees a worker that is still starting; nil makes
+	// Run register itself.
+	Reg *spool.Registration
 }
 
 // Run works until the stop file appears, graceful is cancelled, or (with
@@ -70,11 +74,13 @@ func (l *Loop) Run(graceful, hard context.Context) error {
 		l.Log.Info().Msg("stop file present; not starting")
 		return nil
 	}
-	reg, err := l.DB.Register(l.Name)
-	if err != nil {
-		return fmt.Errorf("register worker: %w", err)
+	if l.Reg == nil {
+		reg, err := l.DB.Register(l.Name)
+		if err != nil {
+			return fmt.Errorf("register worker: %w", err)
+		}
+		defer reg.Close()
 	}
-	defer reg.Close()
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("fsnotify: %w", err)
