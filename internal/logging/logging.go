@@ -46,12 +46,13 @@ func Open(o Options) (zerolog.Logger, io.Closer, error) {
 	return New(out, o.Binary, o.Format, colorWanted(o.Color, tty)), closer, nil
 }
 
-// New builds a logger writing to w.
+// New builds a logger writing to w. It logs INFO and above: per-request
+// debug lines of the balena client would drown a fleet run.
 func New(w io.Writer, binary, format string, color bool) zerolog.Logger {
 	if format == "json" {
-		return zerolog.New(w).With().Timestamp().Str("bin", binary).Int("pid", os.Getpid()).Logger()
+		return zerolog.New(w).Level(zerolog.InfoLevel).With().Timestamp().Str("bin", binary).Int("pid", os.Getpid()).Logger()
 	}
-	return zerolog.New(Console(w, fmt.Sprintf("%s %d", binary, os.Getpid()), color)).With().Timestamp().Logger()
+	return zerolog.New(Console(w, fmt.Sprintf("%s %d", binary, os.Getpid()), color)).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 }
 
 // Console renders zerolog events as `[ts prefix LEVEL]: message key=value`.

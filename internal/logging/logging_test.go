@@ -56,3 +56,13 @@ func TestRedact(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestDebugIsQuiet(t *testing.T) {
+	var b bytes.Buffer
+	l := New(&b, "x", "console", false)
+	l.Debug().Msg("noise")
+	l.Info().Msg("signal")
+	if strings.Contains(b.String(), "noise") || !strings.Contains(b.String(), "signal") {
+		t.Fatalf("%q", b.String())
+	}
+}
