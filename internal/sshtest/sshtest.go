@@ -94,11 +94,16 @@ func Start(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("sshtest: %s not found: install openssh-server, sudo and passwd (scripts/test does)", p)
 		}
 	}
+	reapDead()
 	dir, err := os.MkdirTemp("", "sshtest-")
 	if err != nil {
 		return nil, fmt.Errorf("sshtest: %w", err)
 	}
 	s := &Server{Host: "127.0.0.1", Dir: dir, cfg: cfg}
+	if err := s.recordOwner(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("sshtest: %w", err)
+	}
 	if err := s.setup(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -49,12 +49,17 @@ type User struct {
 func (s *Server) AddUser(cfg UserConfig) (*User, error) {
 	u := &User{Name: UserPrefix + randomHex(4), Password: cfg.Password}
 	u.Home = filepath.Join("/home", u.Name)
+	// Recorded first, so even a kill right after useradd leaves nothing.
+	if err := s.recordUser(u.Name); err != nil {
+		return nil, fmt.Errorf("sshtest: %w", err)
+	}
 	if err := accounts(func() error { return run("useradd", "-m", "-d", u.Home, "-s", "/bin/bash", u.Name) }); err != nil {
 		return nil, fmt.Errorf("sshtest: %w", err)
 	}
 	s.mu.Lock()
 	s.users = append(s.users, u)
 	s.mu.Unlock()
+
 	if err := u.setup(cfg); err != nil {
 		return nil, fmt.Errorf("sshtest: user %s: %w", u.Name, err)
 	}
