@@ -59,7 +59,10 @@ func stage1Action(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("cannot find the balena-migrate binary: %v", err), 1)
 	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP and SIGPIPE mean the SSH session that started us is gone: stop
+	// and undo like for SIGTERM, rather than die half-way (Go would exit on
+	// a write to a broken stdout) or carry on unobserved.
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
 	return finish(ctx, log, cfg, bin)
 }

@@ -211,6 +211,11 @@ func (r *run) change(ctx context.Context) (bool, error) {
 		r.log.Info("NO_SETUP/--pretend: the boot configuration is left as it is")
 		return false, nil
 	}
+	// A stop (signal, or the SSH session that started us gone) must not
+	// be followed by a change to how the device boots.
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("stopped before the boot setup: %w", err)
+	}
 	if err := r.applyBoot(ctx, plan, initrd); err != nil {
 		return false, err
 	}

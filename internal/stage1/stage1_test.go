@@ -2,6 +2,8 @@ package stage1
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"compress/gzip"
 	"debug/elf"
 	"errors"
@@ -443,5 +445,42 @@ func TestWrongZipIsRefusedBeforeRepacking(t *testing.T) {
 	_, err := d.run()
 	if !errors.Is(err, ErrWrongDevice) || strings.Contains(d.log.String(), "repacking") {
 		t.Fatalf("want ErrWrongDevice before repacking, got %v\n%s", err, d.log.String())
+	}
+}
+
+// cancelOn cancels when a log line containing words is written.
+type cancelOn struct {
+	w      io.Writer
+	words  string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.words) {
+		c.cancel()
+	}
+	return c.w.Write(p)
+}
+
+// A stop that arrives once everything is prepared, just before the boot
+// setup, undoes every change and leaves the boot setup alone.
+func TestStopBeforeBootSetupUndoesEverything(t *testing.T) {
+	static := buildStatic(t)
+	d := newDevice(t, fixtures[0], static)
+	d.host.t = t
+	d.cfg.NoSetup = false
+	d.cfg.MigrateAllWifis = true
+	before := d.tree(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := Run(ctx, Options{
+		Config: d.cfg, Host: d.host, Binary: filepath.Join(d.home, "balena-migrate"),
+		Log: &Log{W: &cancelOn{w: &d.log, words: "memory:", cancel: cancel}, Now: d.host.Now},
+	})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "before the boot setup") {
+		t.Fatalf("err = %v\n%s", err, d.log.String())
+	}
+	if diff := diffSnapshots(before, d.tree(t)); len(diff) > 0 {
+		t.Fatalf("a stopped run changed the device:\n%s\n%s", strings.Join(diff, "\n"), d.log.String())
 	}
 }
