@@ -2,11 +2,11 @@ package stage1
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"compress/gzip"
+	"context"
 	"debug/elf"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
