@@ -31,7 +31,11 @@ func (a *Adder) Add(id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return a.write([]*unit.Unit{u}, func(p []string) string { return p[0] })
+	paths, err := a.write([]*unit.Unit{u})
+	if err != nil {
+		return "", err
+	}
+	return paths[0], nil
 }
 
 // AddCSV submits every row of a CSV file. The header names the columns:
@@ -49,28 +53,22 @@ func (a *Adder) AddCSV(path string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, err := a.write(units, nil); err != nil {
+	if _, err := a.write(units); err != nil {
 		return 0, err
 	}
 	return len(units), nil
 }
 
-func (a *Adder) write(units []*unit.Unit, pick func([]string) string) (string, error) {
+func (a *Adder) write(units []*unit.Unit) ([]string, error) {
 	db, err := spool.Open(a.Base)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	paths, err := db.AddMany(units)
 	if errors.Is(err, spool.ErrExists) {
-		return "", fmt.Errorf("%w; nothing was written (use --retry for a failed unit, or pick another id)", err)
+		return nil, fmt.Errorf("%w; nothing was written (use --retry for a failed unit, or pick another id)", err)
 	}
-	if err != nil {
-		return "", err
-	}
-	if pick != nil {
-		return pick(paths), nil
-	}
-	return "", nil
+	return paths, err
 }
 
 func (a *Adder) build(id string, s *config.Settings) (*unit.Unit, error) {

@@ -35,11 +35,7 @@ func (k *Checker) Handle(ctx context.Context, c *spool.Claim) worker.Outcome {
 	}
 	defer ulog.Close()
 	o := k.check(ctx, u)
-	ev := ulog.Log.Info()
-	if o.To == spool.Fail {
-		ev = ulog.Log.Error()
-	}
-	ev.Msg(o.Msg)
+	o.Event(&ulog.Log).Msg(o.Msg)
 	return o
 }
 

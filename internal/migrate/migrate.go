@@ -123,11 +123,7 @@ func (m *Migrator) Handle(ctx context.Context, c *spool.Claim) worker.Outcome {
 	defer ulog.Close()
 	j.ulog = ulog
 	o := j.run(ctx)
-	if o.Unit != nil && o.Unit.Get(unit.FieldFailClass) != "" && o.To == spool.Fail {
-		ulog.Log.Error().Msg(o.Msg)
-	} else {
-		ulog.Log.Info().Msg(o.Msg)
-	}
+	o.Event(&ulog.Log).Msg(o.Msg)
 	return o
 }
 

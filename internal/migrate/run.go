@@ -59,13 +59,7 @@ var archNames = map[string]string{
 // binary picks the balena-migrate to run: balena-migrate-<arch> for the
 // device's architecture when the environment has such files.
 func (j *job) binary(ctx context.Context, dev Device, files map[string]bool) (string, error) {
-	perArch := false
-	for name := range files {
-		if strings.HasPrefix(name, "balena-migrate-") && archSuffix(name) {
-			perArch = true
-		}
-	}
-	if !perArch {
+	if !hasPerArch(files) {
 		if !files["balena-migrate"] {
 			return "", errors.New("the migration environment has no balena-migrate")
 		}
@@ -86,18 +80,38 @@ func (j *job) binary(ctx context.Context, dev Device, files map[string]bool) (st
 	return "", fmt.Errorf("no balena-migrate binary for device architecture %s in the migration environment", m)
 }
 
-func archSuffix(name string) bool {
+// hasPerArch reports whether files hold balena-migrate-<arch> binaries.
+func hasPerArch(files map[string]bool) bool {
 	for _, a := range archNames {
-		if name == "balena-migrate-"+a {
+		if files["balena-migrate-"+a] {
 			return true
 		}
 	}
 	return false
 }
 
+// topFiles lists the top-level file names of a migration environment.
+func topFiles(ctx context.Context, src *remote.Source) (map[string]bool, error) {
+	entries, err := src.Entries(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migration environment %s: %w", src, err)
+	}
+	files := map[string]bool{}
+	for _, e := range entries {
+		if e.Mode.IsRegular() && !strings.Contains(e.Path, "/") {
+			files[e.Path] = true
+		}
+	}
+	return files, nil
+}
+
 // execute runs balena-migrate on the device and reads its verdict.
 func (j *job) execute(ctx context.Context, dev Device) (worker.Outcome, bool) {
-	files, err := j.topFiles(ctx)
+	src, err := j.source(envPath(j.s))
+	if err != nil {
+		return j.fail(unit.FailConfigError, err.Error()), false
+	}
+	files, err := topFiles(ctx, src)
 	if err != nil {
 		return j.fail(unit.FailConfigError, err.Error()), false
 	}
@@ -131,26 +145,6 @@ func (j *job) execute(ctx context.Context, dev Device) (worker.Outcome, bool) {
 		return j.fail(out.class(), fmt.Sprintf("balena-migrate exited %d: %s", code, out.last())), false
 	}
 	return j.fail(out.class(), "balena-migrate ended without saying \"migration successful\": "+out.last()), false
-}
-
-// topFiles lists the top-level file names of the migration environment.
-func (j *job) topFiles(ctx context.Context) (map[string]bool, error) {
-	p := envPath(j.s)
-	src, err := j.source(p)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := src.Entries(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("migration environment %s: %w", p, err)
-	}
-	files := map[string]bool{}
-	for _, e := range entries {
-		if e.Mode.IsRegular() && !strings.Contains(e.Path, "/") {
-			files[e.Path] = true
-		}
-	}
-	return files, nil
 }
 
 // migrated ends a successful run: reboot when asked, then process/.

@@ -27,14 +27,12 @@ func CheckEnvironment(ctx context.Context, s *config.Settings) error {
 	if err != nil {
 		return cliapp.Usagef("%s from %s: %v", name, s.Source(config.CfgDir)+s.Source(config.CfgArchive), err)
 	}
-	entries, err := src.Entries(ctx)
+	files, err := topFiles(ctx, src)
 	if err != nil {
 		return cliapp.Usagef("%s %s cannot be read: %v", name, p, err)
 	}
-	for _, e := range entries {
-		if e.Mode.IsRegular() && (e.Path == "balena-migrate" || len(e.Path) > 15 && e.Path[:15] == "balena-migrate-") {
-			return nil
-		}
+	if files["balena-migrate"] || hasPerArch(files) {
+		return nil
 	}
 	return cliapp.Usagef("%s %s holds no balena-migrate binary at its top level", name, p)
 }

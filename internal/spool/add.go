@@ -16,11 +16,21 @@ type Where struct {
 	Path string
 }
 
-// Find looks for every file of unit id in the state directories. Each
-// directory is listed twice, because a unit renamed backwards (tmp/ to
-// units/) between two listings could otherwise slip past one pass.
+// Find looks for every file of unit id in the state directories.
 func (db *DB) Find(id string) ([]Where, error) {
-	seen := map[string]Where{}
+	idx, err := db.index()
+	if err != nil {
+		return nil, err
+	}
+	return idx[id], nil
+}
+
+// index maps every unit id to where its files are. Each directory is listed
+// twice, because a unit renamed backwards (tmp/ to units/) between two
+// listings could otherwise slip past one pass.
+func (db *DB) index() (map[string][]Where, error) {
+	idx := map[string][]Where{}
+	seen := map[string]bool{}
 	for pass := 0; pass < 2; pass++ {
 		for _, d := range StateDirs {
 			names, err := readNames(db.Path(d))
@@ -28,27 +38,18 @@ func (db *DB) Find(id string) ([]Where, error) {
 				return nil, err
 			}
 			for _, n := range names {
-				if d == Tmp {
-					_, n2, ok := parseClaimName(n)
-					if !ok {
-						continue
-					}
-					if fid, _, _ := ParseName(n2); fid == id {
-						seen[n] = Where{Tmp, db.Path(Tmp, n)}
-					}
+				un, ok := UnitName(d, n)
+				p := db.Path(d, n)
+				if !ok || seen[p] {
 					continue
 				}
-				if fid, _, ok := ParseName(n); ok && fid == id {
-					seen[string(d)+"/"+n] = Where{d, db.Path(d, n)}
-				}
+				seen[p] = true
+				id, _, _ := ParseName(un)
+				idx[id] = append(idx[id], Where{d, p})
 			}
 		}
 	}
-	out := make([]Where, 0, len(seen))
-	for _, w := range seen {
-		out = append(out, w)
-	}
-	return out, nil
+	return idx, nil
 }
 
 // lockDB serialises writers that must check-then-create (add-unit). It is
@@ -74,12 +75,12 @@ func (db *DB) AddMany(units []*unit.Unit) ([]string, error) {
 		return nil, err
 	}
 	defer unlock()
+	idx, err := db.index()
+	if err != nil {
+		return nil, err
+	}
 	for _, u := range units {
-		found, err := db.Find(u.ID())
-		if err != nil {
-			return nil, err
-		}
-		if len(found) > 0 {
+		if found := idx[u.ID()]; len(found) > 0 {
 			return nil, fmt.Errorf("%w: unit %s is already in %s (%s)", ErrExists, u.ID(), found[0].Dir, found[0].Path)
 		}
 	}

@@ -67,7 +67,7 @@ func row(path, id, state string) Row {
 		r.Created = unit.ISO(created)
 	}
 	last, lok, _ := u.StatusTime()
-	if f, fok, _ := epoch(u.Get(unit.FieldFailTS)); fok && (!lok || f.After(last)) {
+	if f, fok, _ := u.FailTime(); fok && (!lok || f.After(last)) {
 		last, lok = f, true
 	}
 	if lok {
@@ -77,14 +77,6 @@ func row(path, id, state string) Row {
 		}
 	}
 	return r
-}
-
-func epoch(v string) (time.Time, bool, error) {
-	if v == "" {
-		return time.Time{}, false, nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	return time.Unix(n, 0), err == nil, err
 }
 
 // WriteCSV writes the rows with a header.

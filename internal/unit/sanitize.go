@@ -1,6 +1,10 @@
 package unit
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/envfile"
+)
 
 // Sanitize makes a message storable in a unit file: one line, no trailing
 // backslash, bounded length.
@@ -10,8 +14,8 @@ func Sanitize(msg string) string {
 		msg = msg[:400] + "…"
 	}
 	msg = strings.TrimRight(msg, `\`)
-	if strings.HasSuffix(msg, `"`) && strings.Contains(msg, "'") {
-		msg += "."
+	if envfile.CheckValue(msg) != nil {
+		msg += "." // whatever else envfile cannot store ends differently now
 	}
 	return msg
 }

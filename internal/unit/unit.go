@@ -190,6 +190,9 @@ func (u *Unit) SetDue(t time.Time) { u.mustSet(FieldDueTS, strconv.FormatInt(t.U
 // StatusTime returns STATUS_TS.
 func (u *Unit) StatusTime() (time.Time, bool, error) { return u.epoch(FieldStatusTS) }
 
+// FailTime returns FAIL_TS.
+func (u *Unit) FailTime() (time.Time, bool, error) { return u.epoch(FieldFailTS) }
+
 // CreateTime returns CREATE_TS.
 func (u *Unit) CreateTime() (time.Time, bool, error) { return u.epoch(FieldCreateTS) }
 

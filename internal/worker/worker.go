@@ -40,6 +40,14 @@ type Outcome struct {
 	Msg string
 }
 
+// Event starts a log line for the outcome: ERROR for a failure, else INFO.
+func (o Outcome) Event(l *zerolog.Logger) *zerolog.Event {
+	if o.To == spool.Fail {
+		return l.Error()
+	}
+	return l.Info()
+}
+
 // HandBack returns the unit, as last saved, to where it came from.
 func HandBack(msg string) Outcome { return Outcome{Msg: msg} }
 
@@ -91,14 +99,14 @@ func (l *Loop) Run(graceful, hard context.Context) error {
 			return fmt.Errorf("watch %s: %w", l.DB.Path(d), err)
 		}
 	}
-	l.recover()
+	l.handBackOrphans()
 	r := &run{Loop: l, hard: hard, slots: make(chan struct{}, l.Jobs), done: make(chan struct{}, l.Jobs)}
 	err = r.loop(graceful, w)
 	r.wg.Wait()
 	return err
 }
 
-func (l *Loop) recover() {
+func (l *Loop) handBackOrphans() {
 	back, err := l.DB.RecoverOrphans()
 	if err != nil {
 		l.Log.Error().Err(err).Msg("handing back units of dead workers failed")
@@ -154,7 +162,7 @@ func (r *run) wait(graceful context.Context, w *fsnotify.Watcher, timer *time.Ti
 		case <-r.done:
 		case <-timer.C:
 		case <-rescan.C:
-			r.recover()
+			r.handBackOrphans()
 		case ev, ok := <-w.Events:
 			if !ok {
 				return errors.New("fsnotify watcher closed")
@@ -237,10 +245,7 @@ func (r *run) handle(c *spool.Claim) {
 
 // apply moves the unit as the outcome says and logs the move.
 func (r *run) apply(c *spool.Claim, o Outcome) {
-	ev := r.Log.Info()
-	if o.To == spool.Fail {
-		ev = r.Log.Error()
-	}
+	ev := o.Event(&r.Log)
 	if o.To == "" || o.Unit == nil {
 		if err := c.Release(); err != nil {
 			r.Log.Error().Err(err).Str("unit", c.ID()).Msg("handing back failed")
