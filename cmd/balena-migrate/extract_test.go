@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fleetmig/balena-migrate/internal/envfile"
-	"github.com/fleetmig/balena-migrate/internal/testimg"
+	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
 
 func runExtract(args ...string) error {

@@ -15,7 +15,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/balena"
 	"github.com/fleetmig/balena-migrate/internal/balena/fake"
 	"github.com/fleetmig/balena-migrate/internal/spool"
-	"github.com/fleetmig/balena-migrate/internal/sshtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 	"github.com/fleetmig/balena-migrate/internal/unit"
 	"golang.org/x/crypto/ssh"
 )
@@ -61,7 +61,7 @@ func newFleet(t *testing.T, devices int, slow string) *fleet {
 	}
 	f.envDir = filepath.Join(f.base, "env")
 	os.MkdirAll(f.envDir, 0o755)
-	standin, err := os.ReadFile("../../scripts/fleet-sim/balena-migrate-standin")
+	standin, err := os.ReadFile("../../internal/testenv/fleetsim/balena-migrate-standin")
 	if err != nil {
 		t.Fatal(err)
 	}

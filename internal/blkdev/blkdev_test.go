@@ -10,7 +10,8 @@ import (
 	"testing"
 
 	"github.com/fleetmig/balena-migrate/internal/blkdev"
-	"github.com/fleetmig/balena-migrate/internal/testimg"
+	"github.com/fleetmig/balena-migrate/internal/testenv"
+	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
 
 func TestTableAndLabelsOfBalenaImage(t *testing.T) {
@@ -95,9 +96,7 @@ func TestMakeNodesOnLoopDevice(t *testing.T) { testMakeNodes(t, false) }
 func TestMakeNodesReplacesStalePartition(t *testing.T) { testMakeNodes(t, true) }
 
 func testMakeNodes(t *testing.T, stale bool) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for loop devices")
-	}
+	testenv.NeedRoot(t, "loop devices")
 	img, err := testimg.BalenaOS(filepath.Join(t.TempDir(), "balena.img"))
 	if err != nil {
 		t.Fatal(err)

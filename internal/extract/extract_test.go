@@ -14,7 +14,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/envfile"
 	"github.com/fleetmig/balena-migrate/internal/extract"
-	"github.com/fleetmig/balena-migrate/internal/testimg"
+	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
 
 type fixture struct {

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/fleetmig/balena-migrate/internal/fat"
-	"github.com/fleetmig/balena-migrate/internal/testimg"
+	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
 
 func TestReadFile(t *testing.T) {

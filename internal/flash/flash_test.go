@@ -10,7 +10,8 @@ import (
 	"testing"
 
 	"github.com/fleetmig/balena-migrate/internal/flash"
-	"github.com/fleetmig/balena-migrate/internal/testimg"
+	"github.com/fleetmig/balena-migrate/internal/testenv"
+	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
 
 type fixture struct {
@@ -119,9 +120,7 @@ func TestImageReportsWrongStreamHash(t *testing.T) {
 func TestWriteRefusesSmallDevice(t *testing.T) {
 	fx := newFixture(t)
 	dev, backing := target(t, fx.size/2)
-	if dev == backing {
-		t.Skip("size check needs a block device")
-	}
+	testenv.Need(t, dev != backing, "a loop block device (root) for the size check")
 	in, _ := os.Open(fx.gz)
 	defer in.Close()
 	_, err := flash.Write(context.Background(), dev, in, flash.Options{Size: fx.size})

@@ -16,7 +16,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/balena/fake"
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/spool"
-	"github.com/fleetmig/balena-migrate/internal/sshtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 	"github.com/fleetmig/balena-migrate/internal/unit"
 	"github.com/fleetmig/balena-migrate/internal/worker"
 	"github.com/rs/zerolog"
@@ -27,7 +27,7 @@ const token = "fleet-token"
 
 // standIn is the stage-1 stand-in the demo uses too.
 var standIn = func() string {
-	data, err := os.ReadFile("../../scripts/fleet-sim/balena-migrate-standin")
+	data, err := os.ReadFile("../testenv/fleetsim/balena-migrate-standin")
 	if err != nil {
 		panic(err)
 	}

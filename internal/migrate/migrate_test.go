@@ -13,7 +13,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/balena"
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/spool"
-	"github.com/fleetmig/balena-migrate/internal/sshtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 	"github.com/fleetmig/balena-migrate/internal/unit"
 	"golang.org/x/crypto/ssh"
 )

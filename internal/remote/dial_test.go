@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/sshtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 )
 
 func TestDialWithKeyRunsCommands(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/sshtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 )
 
 // device is one sshtest user on a server, with a client key and a

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/sshtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 	"golang.org/x/crypto/ssh"
 )
 

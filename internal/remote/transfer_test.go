@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/sshtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 )
 
 // envFiles is a small migration environment: rel path → mode; the image

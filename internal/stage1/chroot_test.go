@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/s2config"
+	"github.com/fleetmig/balena-migrate/internal/testenv"
 )
 
 const chrootHome = "/home/migrate"
@@ -62,13 +63,9 @@ func sh(t *testing.T, name string, args ...string) string {
 
 // newChroot puts the cached tree on a fresh ext4 partition of a loop disk.
 func newChroot(t *testing.T) *chroot {
-	if os.Getuid() != 0 {
-		t.Skip("the chroot test needs root")
-	}
+	testenv.NeedRoot(t, "the chroot test mounts loop devices")
 	tarball := chrootTarball(t)
-	if _, err := os.Stat(tarball); err != nil {
-		t.Skipf("%s is missing: run scripts/test-setup.d/20-stage1-chroot (scripts/test does)", tarball)
-	}
+	testenv.NeedFile(t, tarball, "run scripts/test-setup.d/20-stage1-chroot; scripts/test does")
 	start := time.Now()
 	// Not t.TempDir: its cleanup would delete through a mount that failed
 	// to come off (the chroot's /dev is the host's).

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/testenv"
 )
 
 // vmInit is the VM's init (init= on the kernel command line, which our
@@ -65,9 +67,7 @@ func TestVMStage1ThenStage2(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two VM boots under TCG take about two minutes")
 	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 is missing (scripts/test-packages installs it)")
-	}
+	testenv.NeedProgram(t, "qemu-system-x86_64")
 	c := newChroot(t)
 	img, imgSum := diskImage(t)
 	staticBinary(t, c.path(chrootHome+"/balena-migrate"))

@@ -11,7 +11,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/s2config"
 	"github.com/fleetmig/balena-migrate/internal/stage2"
-	"github.com/fleetmig/balena-migrate/internal/testimg"
+	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
 
 // hostFixture runs stage 2 on the host against plain files: ROOT_MNT is a

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/s2config"
-	"github.com/fleetmig/balena-migrate/internal/testimg"
-	"github.com/fleetmig/balena-migrate/internal/vmtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
+	"github.com/fleetmig/balena-migrate/internal/testenv/vmtest"
 )
 
 // GRUB_INSTALL=FLASH with grub's real boot.img and a core.img made by

@@ -12,8 +12,8 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/blkdev"
 	"github.com/fleetmig/balena-migrate/internal/s2config"
-	"github.com/fleetmig/balena-migrate/internal/testimg"
-	"github.com/fleetmig/balena-migrate/internal/vmtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
+	"github.com/fleetmig/balena-migrate/internal/testenv/vmtest"
 )
 
 const home = "/home/pi/migrate"

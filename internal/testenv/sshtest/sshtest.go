@@ -43,8 +43,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/testenv"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -90,7 +91,7 @@ func Start(cfg Config) (*Server, error) {
 		return nil, errors.New("sshtest: must run as root (creates users, runs sshd)")
 	}
 	for _, p := range required() {
-		if _, err := lookPath(p); err != nil {
+		if _, err := testenv.LookPath(p); err != nil {
 			return nil, fmt.Errorf("sshtest: %s not found: install openssh-server, sudo and passwd (scripts/test does)", p)
 		}
 	}
@@ -117,11 +118,9 @@ func Start(cfg Config) (*Server, error) {
 
 // New is Start for tests: it fails t when the server cannot start (but skips
 // when not running as root) and closes the server when the test ends.
-func New(t testing.TB, cfg Config) *Server {
+func New(t TB, cfg Config) *Server {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("sshtest: needs root to create users and run sshd")
-	}
+	testenv.NeedRoot(t, "sshtest creates users and runs sshd")
 	s, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -134,17 +133,11 @@ func New(t testing.TB, cfg Config) *Server {
 	return s
 }
 
-func lookPath(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	for _, d := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
-		p := filepath.Join(d, name)
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: not found", name)
+// TB is what New needs of a test.
+type TB interface {
+	testenv.TB
+	Errorf(format string, args ...any)
+	Cleanup(func())
 }
 
 func (s *Server) setup() error {
@@ -212,7 +205,7 @@ func freePort() (int, error) {
 // start runs sshd in the foreground (-D) and waits until it accepts
 // connections.
 func (s *Server) start() error {
-	sshd, err := lookPath("sshd")
+	sshd, err := testenv.LookPath("sshd")
 	if err != nil {
 		return fmt.Errorf("sshtest: %w", err)
 	}
@@ -369,7 +362,7 @@ func randomHex(n int) string {
 
 // run runs a program and returns its combined output in the error.
 func run(name string, args ...string) error {
-	p, err := lookPath(name)
+	p, err := testenv.LookPath(name)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/fleetmig/balena-migrate/internal/testenv"
+
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
@@ -88,7 +90,7 @@ func (u *User) setup(cfg UserConfig) error {
 }
 
 func chpasswd(name, password string) error {
-	p, err := lookPath("chpasswd")
+	p, err := testenv.LookPath("chpasswd")
 	if err != nil {
 		return err
 	}

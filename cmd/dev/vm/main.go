@@ -5,7 +5,7 @@
 // images as virtio disks (vda, vdb, …). The init script mounts -root
 // read-only at /root, runs `balena-migrate stage2 --no-reboot` and powers off.
 //
-//	go run ./scripts/vm -config stage2.conf -root /dev/vda1 disk.img [more.img …]
+//	go run ./cmd/dev/vm -config stage2.conf -root /dev/vda1 disk.img [more.img …]
 //
 // It prints the console and exits with the exit code stage 2 reported.
 package main
@@ -18,7 +18,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/vmtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/vmtest"
 )
 
 func main() {
@@ -28,7 +28,7 @@ func main() {
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after `DURATION`")
 	flag.Parse()
 	if *config == "" || flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./scripts/vm -config stage2.conf [-root /dev/vda1] disk.img [more.img …]")
+		fmt.Fprintln(os.Stderr, "usage: go run ./cmd/dev/vm -config stage2.conf [-root /dev/vda1] disk.img [more.img …]")
 		os.Exit(2)
 	}
 	code, err := run(*config, *root, *memory, *timeout, flag.Args())

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/spool"
-	"github.com/fleetmig/balena-migrate/internal/sshtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -131,7 +131,7 @@ func (f *Fleet) makeEnvironment() error {
 	if err := os.MkdirAll(f.env, 0o755); err != nil {
 		return err
 	}
-	standin, err := os.ReadFile(filepath.Join(f.o.Repo, "scripts", "fleet-sim", "balena-migrate-standin"))
+	standin, err := os.ReadFile(filepath.Join(f.o.Repo, "internal", "testenv", "fleetsim", "balena-migrate-standin"))
 	if err != nil {
 		return err
 	}

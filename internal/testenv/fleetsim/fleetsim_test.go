@@ -11,23 +11,22 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/testenv"
 )
 
 // TestSimulatedFleetEndToEnd is the demo in miniature: real sshd devices,
 // the fake API as a process, real worker binaries; every unit must end in
 // done/ and nothing may be left behind.
 func TestSimulatedFleetEndToEnd(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates device users")
-	}
+	testenv.NeedRoot(t, "creates device users")
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/migdb-add-unit", "../../cmd/migdb-migrate",
-		"../../cmd/migdb-check-done", "../../cmd/fake-balena-api")
+	build := exec.Command("go", "build", "-o", bin, "../../../cmd/migdb-add-unit", "../../../cmd/migdb-migrate",
+		"../../../cmd/migdb-check-done", "../../../cmd/dev/fake-balena-api")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	var progress bytes.Buffer
-	f, err := Start(Options{Bin: bin, Repo: "../..", Units: 3, MigrateProcs: 2, CheckProcs: 1, Jobs: 2,
+	f, err := Start(Options{Bin: bin, Repo: "../../..", Units: 3, MigrateProcs: 2, CheckProcs: 1, Jobs: 2,
 		OnlineDelay: time.Second, Duration: time.Second, Interval: time.Second, Out: &progress})
 	if err != nil {
 		t.Fatal(err)

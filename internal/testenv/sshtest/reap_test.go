@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -31,9 +33,7 @@ func TestMain(m *testing.M) {
 // TestStartReapsWhatAKilledTestLeft kills a process that owns a server and
 // a user, then checks the next Start removes the sshd, user and files.
 func TestStartReapsWhatAKilledTestLeft(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testenv.NeedRoot(t, "creates users and runs sshd")
 	child := exec.Command(os.Args[0], "-test.run=^$")
 	child.Env = append(os.Environ(), "SSHTEST_ORPHAN=1")
 	out, _ := child.StdoutPipe()

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/fleetsim"
+	"github.com/fleetmig/balena-migrate/internal/testenv/fleetsim"
 )
 
 func main() {

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/remote"
-	"github.com/fleetmig/balena-migrate/internal/sshtest"
+	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 	"golang.org/x/crypto/ssh"
 )
 
