@@ -34,7 +34,7 @@ var side = map[string]string{
 	"cmd/migdb-add-unit":    "fleet",
 	"cmd/migdb-migrate":     "fleet",
 	"cmd/migdb-check-done":  "fleet",
-	"internal/cliapp":       "fleet",
+	"cmd/internal/cliapp":   "fleet",
 	"internal/addunit":      "fleet",
 	"internal/balena":       "fleet",
 	"internal/balena/api":   "fleet",
@@ -54,6 +54,7 @@ var side = map[string]string{
 	// Both sides may use these; they import neither side.
 	"internal/envfile": "shared",
 	"internal/fsutil":  "shared",
+	"internal/usage":   "shared",
 
 	// Development and test helpers: not shipped, may use either side.
 	"cmd/dev/benchtool":         "dev",

@@ -4,9 +4,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
+	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -30,7 +32,11 @@ func main() {
 
 // exitCode maps an error to SPEC §12: 2 for bad usage, 1 otherwise.
 func exitCode(err error) int {
-	if ec, ok := err.(cli.ExitCoder); ok {
+	var ec cli.ExitCoder
+	switch {
+	case usage.Is(err):
+		return 2
+	case errors.As(err, &ec):
 		return ec.ExitCode()
 	}
 	return 1

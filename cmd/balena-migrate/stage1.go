@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 
+	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/urfave/cli/v2"
 
 	"github.com/fleetmig/balena-migrate/internal/stage1"
@@ -80,7 +80,7 @@ func finish(ctx context.Context, log *stage1.Log, cfg stage1.Config, bin string)
 	if err != nil {
 		log.Error("%v", err)
 		code := 1
-		if errors.Is(err, stage1.ErrUsage) {
+		if usage.Is(err) {
 			code = 2
 		}
 		return cli.Exit("migration failed: "+err.Error(), code)

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/internal/addunit"
-	"github.com/fleetmig/balena-migrate/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/internal/config"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/urfave/cli/v2"
 )
 
@@ -42,7 +43,7 @@ func run(c *cli.Context) error {
 		}
 	}
 	if modes != 1 || c.NArg() > 1 {
-		return cliapp.Usagef("give exactly one of: a unit id, --from-csv FILE, --retry ID (see --help)")
+		return usage.Errorf("give exactly one of: a unit id, --from-csv FILE, --retry ID (see --help)")
 	}
 	a := &addunit.Adder{Base: s.Path(config.DBDir), Settings: s, Now: time.Now}
 	switch {

@@ -7,11 +7,12 @@ import (
 	"os"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/internal/checkdone"
-	"github.com/fleetmig/balena-migrate/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/spool"
 	"github.com/fleetmig/balena-migrate/internal/stats"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/fleetmig/balena-migrate/internal/worker"
 	"github.com/urfave/cli/v2"
 )
@@ -69,7 +70,7 @@ func printStats(s *config.Settings, out string) error {
 	if out != "" {
 		f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {
-			return cliapp.Usagef("--output %s: %v", out, err)
+			return usage.Errorf("--output %s: %v", out, err)
 		}
 		if err := stats.WriteCSV(f, rows); err != nil {
 			f.Close()

@@ -6,7 +6,7 @@ package main
 import (
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/cliapp"
+	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/migrate"
 	"github.com/fleetmig/balena-migrate/internal/spool"

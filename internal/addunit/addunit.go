@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/spool"
 	"github.com/fleetmig/balena-migrate/internal/unit"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 // Adder writes new units into a database.
@@ -46,7 +46,7 @@ func (a *Adder) Add(id string) (string, error) {
 func (a *Adder) AddCSV(path string) (int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, cliapp.Usagef("CSV file %s: %v", path, err)
+		return 0, usage.Errorf("CSV file %s: %v", path, err)
 	}
 	defer f.Close()
 	units, err := a.parseCSV(f, path)
@@ -73,11 +73,11 @@ func (a *Adder) write(units []*unit.Unit) ([]string, error) {
 
 func (a *Adder) build(id string, s *config.Settings) (*unit.Unit, error) {
 	if err := unit.CheckID(id); err != nil {
-		return nil, &cliapp.UsageError{Err: err}
+		return nil, usage.Wrap(err)
 	}
 	u, err := unit.New(id, a.Now())
 	if err != nil {
-		return nil, &cliapp.UsageError{Err: err}
+		return nil, usage.Wrap(err)
 	}
 	vals := s.UnitValues()
 	keys := make([]string, 0, len(vals))
@@ -87,7 +87,7 @@ func (a *Adder) build(id string, s *config.Settings) (*unit.Unit, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if err := u.Set(k, vals[k]); err != nil {
-			return nil, cliapp.Usagef("unit %s: %v", id, err)
+			return nil, usage.Errorf("unit %s: %v", id, err)
 		}
 	}
 	return u, nil
@@ -98,10 +98,10 @@ func (a *Adder) parseCSV(r io.Reader, path string) ([]*unit.Unit, error) {
 	cr.TrimLeadingSpace = true
 	rows, err := cr.ReadAll()
 	if err != nil {
-		return nil, cliapp.Usagef("CSV file %s: %v", path, err)
+		return nil, usage.Errorf("CSV file %s: %v", path, err)
 	}
 	if len(rows) < 2 {
-		return nil, cliapp.Usagef("CSV file %s: needs a header row and at least one unit", path)
+		return nil, usage.Errorf("CSV file %s: needs a header row and at least one unit", path)
 	}
 	cols, err := columns(rows[0], path)
 	if err != nil {
@@ -122,16 +122,16 @@ func (a *Adder) parseCSV(r io.Reader, path string) ([]*unit.Unit, error) {
 			}
 		}
 		if prev, dup := seen[id]; dup {
-			return nil, cliapp.Usagef("CSV file %s line %d: unit %s already appears on line %d; nothing was written", path, line, id, prev)
+			return nil, usage.Errorf("CSV file %s line %d: unit %s already appears on line %d; nothing was written", path, line, id, prev)
 		}
 		seen[id] = line
 		s, err := a.Settings.ForUnit(vals, fmt.Sprintf("CSV %s line %d", path, line))
 		if err != nil {
-			return nil, &cliapp.UsageError{Err: fmt.Errorf("%w; nothing was written", err)}
+			return nil, usage.Wrap(fmt.Errorf("%w; nothing was written", err))
 		}
 		u, err := a.build(id, s)
 		if err != nil {
-			return nil, cliapp.Usagef("CSV file %s line %d: %v; nothing was written", path, line, err)
+			return nil, usage.Errorf("CSV file %s line %d: %v; nothing was written", path, line, err)
 		}
 		units = append(units, u)
 	}
@@ -161,12 +161,12 @@ func columns(header []string, path string) ([]string, error) {
 		}
 		name, ok := byName[h]
 		if !ok || len(h) == 1 {
-			return nil, cliapp.Usagef("CSV file %s: column %q is not a unit setting (use unit_id, host, user, port, passwd, ssh_opts, app, balena_ver, cfg_dir, cfg_tgz, identity)", path, header[i])
+			return nil, usage.Errorf("CSV file %s: column %q is not a unit setting (use unit_id, host, user, port, passwd, ssh_opts, app, balena_ver, cfg_dir, cfg_tgz, identity)", path, header[i])
 		}
 		cols[i] = name
 	}
 	if !hasID {
-		return nil, cliapp.Usagef("CSV file %s: the header has no unit_id column", path)
+		return nil, usage.Errorf("CSV file %s: the header has no unit_id column", path)
 	}
 	return cols, nil
 }
@@ -174,7 +174,7 @@ func columns(header []string, path string) ([]string, error) {
 // Retry moves a failed unit back to units/.
 func Retry(base, id string) (string, error) {
 	if err := unit.CheckID(id); err != nil {
-		return "", &cliapp.UsageError{Err: err}
+		return "", usage.Wrap(err)
 	}
 	db, err := spool.Open(base)
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 func TestPrecedence(t *testing.T) {
@@ -62,7 +64,7 @@ func TestInvalidValuesNameSettingAndSource(t *testing.T) {
 	for _, c := range cases {
 		_, err := Resolve(c.bin, Layer{Source: "flag --x", Values: map[string]string{c.name: c.value}})
 		var ie *InvalidError
-		if !errors.As(err, &ie) || !errors.Is(err, ErrInvalid) {
+		if !errors.As(err, &ie) || !errors.Is(err, usage.Err) {
 			t.Errorf("%s=%q: err = %v, want InvalidError", c.name, c.value, err)
 			continue
 		}
@@ -86,7 +88,7 @@ func TestCfgDirAndArchiveExcludeEachOther(t *testing.T) {
 		t.Fatalf("unit's cfg dir did not replace the worker's archive: %q %q", u.String(CfgDir), u.String(CfgArchive))
 	}
 	_, err = Resolve(Migrate, Layer{Source: "command line", Values: map[string]string{CfgArchive: "/x.tgz", CfgDir: "/d"}})
-	if !errors.Is(err, ErrInvalid) {
+	if !errors.Is(err, usage.Err) {
 		t.Fatalf("both given: err = %v", err)
 	}
 }
@@ -103,11 +105,11 @@ func TestSettingsFile(t *testing.T) {
 		t.Fatalf("values %v warns %v", l.Values, warns)
 	}
 	_, _, err = ReadFileLayer(Migrate, filepath.Join(dir, "missing"))
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "missing") {
+	if !errors.Is(err, usage.Err) || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("missing file: %v", err)
 	}
 	os.WriteFile(p, []byte("MIG_SSH_USER=\"unterminated\n"), 0o600)
-	if _, _, err = ReadFileLayer(Migrate, p); !errors.Is(err, ErrInvalid) {
+	if _, _, err = ReadFileLayer(Migrate, p); !errors.Is(err, usage.Err) {
 		t.Fatalf("bad file: %v", err)
 	}
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,10 +10,8 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/envfile"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
-
-// ErrInvalid marks a setting whose value does not parse; binaries exit 2.
-var ErrInvalid = errors.New("invalid setting")
 
 // InvalidError names the setting, its value source and what is wrong.
 type InvalidError struct {
@@ -25,8 +22,8 @@ func (e *InvalidError) Error() string {
 	return fmt.Sprintf("setting %s (from %s): %s", e.Setting, e.Source, e.Problem)
 }
 
-// Unwrap lets callers test errors.Is(err, ErrInvalid).
-func (e *InvalidError) Unwrap() error { return ErrInvalid }
+// Unwrap makes it a usage error: the binaries exit 2.
+func (e *InvalidError) Unwrap() error { return usage.Err }
 
 type value struct {
 	raw    string

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/remote"
 	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/rs/zerolog"
 )
 
@@ -21,20 +21,20 @@ func CheckEnvironment(ctx context.Context, s *config.Settings) error {
 		name = "MIG_CFG_ARCHIVE (--cfg-tgz)"
 	}
 	if p == "" {
-		return cliapp.Usagef("no migration environment: give --cfg-dir DIR or --cfg-tgz FILE.tgz (MIG_CFG_DIR / MIG_CFG_ARCHIVE)")
+		return usage.Errorf("no migration environment: give --cfg-dir DIR or --cfg-tgz FILE.tgz (MIG_CFG_DIR / MIG_CFG_ARCHIVE)")
 	}
 	src, err := remote.NewSource(p)
 	if err != nil {
-		return cliapp.Usagef("%s from %s: %v", name, s.Source(config.CfgDir)+s.Source(config.CfgArchive), err)
+		return usage.Errorf("%s from %s: %v", name, s.Source(config.CfgDir)+s.Source(config.CfgArchive), err)
 	}
 	files, err := topFiles(ctx, src)
 	if err != nil {
-		return cliapp.Usagef("%s %s cannot be read: %v", name, p, err)
+		return usage.Errorf("%s %s cannot be read: %v", name, p, err)
 	}
 	if files["balena-migrate"] || hasPerArch(files) {
 		return nil
 	}
-	return cliapp.Usagef("%s %s holds no balena-migrate binary at its top level", name, p)
+	return usage.Errorf("%s %s holds no balena-migrate binary at its top level", name, p)
 }
 
 // Stop asks every worker of the database to stop, waits until all have

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/envfile"
 	"github.com/fleetmig/balena-migrate/internal/fsutil"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 // key binds one config key to its field: get renders it, set parses it.
@@ -103,7 +104,7 @@ func Load(path string) (Config, error) {
 func Parse(data []byte) (Config, error) {
 	f, err := envfile.Parse(data)
 	if err != nil {
-		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return Config{}, usage.Errorf("invalid stage-2 config: %w", err)
 	}
 	c := Default()
 	for _, k := range keys() {
@@ -112,7 +113,7 @@ func Parse(data []byte) (Config, error) {
 			continue
 		}
 		if err := k.set(&c, v); err != nil {
-			return Config{}, fmt.Errorf("%w: %s: %w", ErrInvalid, k.name, err)
+			return Config{}, usage.Errorf("invalid stage-2 config: %s: %w", k.name, err)
 		}
 	}
 	return c, c.Validate()
@@ -124,7 +125,7 @@ func (c Config) Marshal() ([]byte, error) {
 	f := envfile.New()
 	for _, k := range keys() {
 		if err := f.Set(k.name, k.get(&c)); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+			return nil, usage.Errorf("invalid stage-2 config: %w", err)
 		}
 	}
 	return f.Marshal()

@@ -15,6 +15,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 // Grub install modes (GRUB_INSTALL).
@@ -32,9 +34,6 @@ const (
 
 // DefaultPath is where stage 1 writes the config and the initramfs carries it.
 const DefaultPath = "/etc/balena-migrate-stage2.conf"
-
-// ErrInvalid marks a config value that fails validation; the message names the key.
-var ErrInvalid = errors.New("invalid stage-2 config")
 
 // RestorePair is one RESTORE_BOOT_FILES entry: copy Backup over Original on
 // the original boot partition.
@@ -143,7 +142,7 @@ func (c Config) HomeFile(name string) string {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, a...)))
+		errs = append(errs, usage.Errorf("invalid stage-2 config: %s: %s", key, fmt.Sprintf(format, a...)))
 	}
 	for _, k := range []struct{ key, val string }{
 		{"BOOT_DEV", c.BootDev}, {"ROOT_MNT", c.RootMnt}, {"MIGRATE_TMP", c.MigrateTmp},

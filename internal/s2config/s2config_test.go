@@ -1,13 +1,14 @@
 package s2config
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 const sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -103,8 +104,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"MOUNT_BOOT=TRUE", "ORIG_BOOT_PART"},
 	} {
 		_, err := Parse([]byte(base + tc.line + "\n"))
-		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.key) {
-			t.Errorf("%s: err = %v, want ErrInvalid naming %s", tc.line, err, tc.key)
+		if err == nil || !usage.Is(err) || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s: err = %v, want a usage error naming %s", tc.line, err, tc.key)
 		}
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing")); err == nil {

@@ -11,10 +11,8 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/envfile"
 	"github.com/fleetmig/balena-migrate/internal/s2config"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
-
-// ErrUsage marks bad flags or a bad config file (exit code 2).
-var ErrUsage = errors.New("bad settings")
 
 // Config is balena-migrate.conf after defaults and flags. Paths are absolute.
 //
@@ -118,7 +116,7 @@ func LoadConfig(fl Flags, cwd string) (Config, error) {
 	}
 	f, err := envfile.Read(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("%w: config file %s: %w", ErrUsage, path, err)
+		return Config{}, usage.Errorf("config file %s: %w", path, err)
 	}
 	if fl.Home == "" {
 		if h, ok := f.Get("HOME_DIR"); ok && h != "" {
@@ -128,13 +126,13 @@ func LoadConfig(fl Flags, cwd string) (Config, error) {
 	c := defaults()
 	c.HomeDir = filepath.Clean(home)
 	if err := c.apply(f); err != nil {
-		return Config{}, fmt.Errorf("%w: %s: %w", ErrUsage, path, err)
+		return Config{}, usage.Errorf("%s: %w", path, err)
 	}
 	if err := c.applyFlags(fl); err != nil {
-		return Config{}, fmt.Errorf("%w: %w", ErrUsage, err)
+		return Config{}, usage.Errorf("%w", err)
 	}
 	if c.ImageName == "" {
-		return Config{}, fmt.Errorf("%w: IMAGE_NAME is not set: name the balenaOS image (.img.gz or .zip in %s) in %s", ErrUsage, c.HomeDir, path)
+		return Config{}, usage.Errorf("IMAGE_NAME is not set: name the balenaOS image (.img.gz or .zip in %s) in %s", c.HomeDir, path)
 	}
 	return c, nil
 }
@@ -142,7 +140,7 @@ func LoadConfig(fl Flags, cwd string) (Config, error) {
 func findConfig(name, home, cwd string) (string, error) {
 	if filepath.IsAbs(name) {
 		if _, err := os.Stat(name); err != nil {
-			return "", fmt.Errorf("%w: config file %s: %w", ErrUsage, name, err)
+			return "", usage.Errorf("config file %s: %w", name, err)
 		}
 		return name, nil
 	}
@@ -156,7 +154,7 @@ func findConfig(name, home, cwd string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%w: config file %s not found in %s: create it (IMAGE_NAME=... at least) or pass -c FILE", ErrUsage, name, strings.Join(dirs, " or "))
+	return "", usage.Errorf("config file %s not found in %s: create it (IMAGE_NAME=... at least) or pass -c FILE", name, strings.Join(dirs, " or "))
 }
 
 func absIn(dir, p string) string {

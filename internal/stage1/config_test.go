@@ -1,13 +1,14 @@
 package stage1
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 func writeConf(t *testing.T, dir, name, body string) string {
@@ -101,20 +102,20 @@ func TestLoadConfigErrors(t *testing.T) {
 			dir := t.TempDir()
 			writeConf(t, dir, "balena-migrate.conf", tc.body)
 			_, err := LoadConfig(Flags{}, dir)
-			if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tc.words) {
+			if !usage.Is(err) || !strings.Contains(err.Error(), tc.words) {
 				t.Fatalf("want ErrUsage naming %s, got %v", tc.words, err)
 			}
 		})
 	}
 	_, err := LoadConfig(Flags{}, t.TempDir())
-	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "not found") {
+	if !usage.Is(err) || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("missing config: %v", err)
 	}
 	neg := -1
 	writeConf(t, t.TempDir(), "x", "")
 	dir := t.TempDir()
 	writeConf(t, dir, "balena-migrate.conf", "IMAGE_NAME=x\n")
-	if _, err := LoadConfig(Flags{Reboot: &neg}, dir); !errors.Is(err, ErrUsage) {
+	if _, err := LoadConfig(Flags{Reboot: &neg}, dir); !usage.Is(err) {
 		t.Fatalf("--reboot -1: %v", err)
 	}
 }

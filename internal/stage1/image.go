@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 // Image failures.
@@ -242,14 +243,14 @@ func (r *run) readBalenaConfig() (balenaConfig, bool, error) {
 	}
 	data, err := r.read(r.cfg.BalenaConfig)
 	if errors.Is(err, fs.ErrNotExist) {
-		return balenaConfig{}, false, fmt.Errorf("%w: BALENA_CONFIG %s does not exist: copy config.json into the home dir or unset it", ErrUsage, r.cfg.BalenaConfig)
+		return balenaConfig{}, false, usage.Errorf("BALENA_CONFIG %s does not exist: copy config.json into the home dir or unset it", r.cfg.BalenaConfig)
 	}
 	if err != nil {
 		return balenaConfig{}, false, err
 	}
 	var bc balenaConfig
 	if err := json.Unmarshal(data, &bc); err != nil {
-		return balenaConfig{}, false, fmt.Errorf("%w: BALENA_CONFIG %s is not valid JSON: %w", ErrUsage, r.cfg.BalenaConfig, err)
+		return balenaConfig{}, false, usage.Errorf("BALENA_CONFIG %s is not valid JSON: %w", r.cfg.BalenaConfig, err)
 	}
 	return bc, true, nil
 }

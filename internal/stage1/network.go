@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/fleetmig/balena-migrate/internal/wifi"
 )
 
@@ -56,7 +57,7 @@ func (r *run) wifiFilter() (map[string]bool, error) {
 	}
 	data, err := r.read(r.cfg.MigrateWifiCfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: MIGRATE_WIFI_CFG %s: %w: list one SSID per line in it or unset it", ErrUsage, r.cfg.MigrateWifiCfg, err)
+		return nil, usage.Errorf("MIGRATE_WIFI_CFG %s: %w: list one SSID per line in it or unset it", r.cfg.MigrateWifiCfg, err)
 	}
 	keep := map[string]bool{}
 	for _, l := range strings.Split(string(data), "\n") {
@@ -125,7 +126,7 @@ func (r *run) copyNmgrFiles() ([]string, error) {
 	for _, p := range r.cfg.CopyNmgrFiles {
 		data, err := r.read(p)
 		if err != nil {
-			return nil, fmt.Errorf("%w: COPY_NMGR_FILES: %w: put the NetworkManager file into %s or fix the list", ErrUsage, err, r.cfg.HomeDir)
+			return nil, usage.Errorf("COPY_NMGR_FILES: %w: put the NetworkManager file into %s or fix the list", err, r.cfg.HomeDir)
 		}
 		name := filepath.Base(p)
 		if filepath.Dir(p) != r.cfg.HomeDir {

@@ -7,7 +7,6 @@ package stage1
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
 	"github.com/fleetmig/balena-migrate/internal/s2config"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 // Options are the inputs of one stage-1 run.
@@ -125,7 +125,7 @@ func (r *run) checkEnvironment(ctx context.Context) error {
 	}
 	if r.cfg.BackupScript != "" {
 		if st, err := r.stat(r.cfg.BackupScript); err != nil || st.Mode()&0o111 == 0 {
-			return fmt.Errorf("%w: BACKUP_SCRIPT %s is missing or not executable", ErrUsage, r.cfg.BackupScript)
+			return usage.Errorf("BACKUP_SCRIPT %s is missing or not executable", r.cfg.BackupScript)
 		}
 	}
 	if err := r.checkStaticBinary(r.binary); err != nil {
@@ -151,10 +151,10 @@ func (r *run) checkOptionalFiles() error {
 	if d := r.cfg.LogDrive; d != "" {
 		st, err := r.stat(d)
 		if err != nil || st.Mode()&os.ModeDevice == 0 {
-			return fmt.Errorf("%w: LOG_DRIVE %s is not a block device: plug in the log drive or unset LOG_DRIVE", ErrUsage, d)
+			return usage.Errorf("LOG_DRIVE %s is not a block device: plug in the log drive or unset LOG_DRIVE", d)
 		}
 		if strings.HasPrefix(d, r.layout.Root.Disk) {
-			return fmt.Errorf("%w: LOG_DRIVE %s is on %s, the disk that gets flashed: use a separate drive (USB stick) or unset LOG_DRIVE", ErrUsage, d, r.layout.Root.Disk)
+			return usage.Errorf("LOG_DRIVE %s is on %s, the disk that gets flashed: use a separate drive (USB stick) or unset LOG_DRIVE", d, r.layout.Root.Disk)
 		}
 	}
 	if !r.cfg.GrubInstall {
@@ -169,7 +169,7 @@ func (r *run) checkOptionalFiles() error {
 			continue
 		}
 		if _, err := r.stat(f.path); err != nil {
-			return fmt.Errorf("%w: %s %s: %w: extract it with `balena-migrate extract` into %s", ErrUsage, f.key, f.path, err, r.cfg.HomeDir)
+			return usage.Errorf("%s %s: %w: extract it with `balena-migrate extract` into %s", f.key, f.path, err, r.cfg.HomeDir)
 		}
 	}
 	return nil
@@ -288,6 +288,3 @@ func relOrAbs(home, p string) string {
 	}
 	return p
 }
-
-// IsUsage reports whether err is a settings error (exit code 2).
-func IsUsage(err error) bool { return errors.Is(err, ErrUsage) }

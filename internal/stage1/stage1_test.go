@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetmig/balena-migrate/internal/usage"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/fleetmig/balena-migrate/internal/s2config"
@@ -252,11 +254,11 @@ func refusals() []refusal {
 			if err := unixMknodBlock(d.path("/dev/sda2")); err != nil {
 				d.t().Skip(err)
 			}
-		}, ErrUsage, "the disk that gets flashed"},
-		{"log drive missing", pc, func(d *device) { d.cfg.LogDrive = "/dev/sdb1" }, ErrUsage, "not a block device"},
+		}, usage.Err, "the disk that gets flashed"},
+		{"log drive missing", pc, func(d *device) { d.cfg.LogDrive = "/dev/sdb1" }, usage.Err, "not a block device"},
 		{"grub.cfg missing", pc, func(d *device) {
 			d.cfg.GrubInstall, d.cfg.GrubCfg = true, filepath.Join(d.home, "grub.cfg")
-		}, ErrUsage, "GRUB_CFG"},
+		}, usage.Err, "GRUB_CFG"},
 		{"missing image", pc, func(d *device) { os.Remove(d.path(d.cfg.ImageName)) }, ErrImage, "no such file"},
 		{"wrong device", pi, func(d *device) {
 			d.cfg.ImageName = filepath.Join(d.home, "resin-raspberrypi4-64-2.80.img.gz")

@@ -12,8 +12,9 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/internal/balena/fake"
-	"github.com/fleetmig/balena-migrate/internal/cliapp"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
@@ -42,13 +43,13 @@ func main() {
 
 func run(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return cliapp.Usagef("unexpected argument %q", c.Args().First())
+		return usage.Errorf("unexpected argument %q", c.Args().First())
 	}
 	if r := c.Float64("fault-rate"); r < 0 || r > 1 {
-		return cliapp.Usagef("--fault-rate %v: want a fraction between 0 and 1", r)
+		return usage.Errorf("--fault-rate %v: want a fraction between 0 and 1", r)
 	}
 	if s := c.Int("fault-status"); s < 400 || s > 599 {
-		return cliapp.Usagef("--fault-status %d: want an HTTP error status (400-599)", s)
+		return usage.Errorf("--fault-status %d: want an HTTP error status (400-599)", s)
 	}
 	cfg := fake.Config{
 		OnlineDelay: c.Duration("online-delay"), RequireBoot: c.Bool("require-boot"),
@@ -59,19 +60,19 @@ func run(c *cli.Context) error {
 	}
 	api := fake.New(cfg)
 	if c.String("token") == "" {
-		return cliapp.Usagef("--token must not be empty")
+		return usage.Errorf("--token must not be empty")
 	}
 	api.AddUser(c.String("user"), c.String("token"))
 	for _, spec := range c.StringSlice("app") {
 		slug, dt, err := fake.ParseAppSpec(spec)
 		if err != nil {
-			return cliapp.Usagef("--app: %w", err)
+			return usage.Errorf("--app: %w", err)
 		}
 		api.AddApp(slug, dt)
 	}
 	l, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
-		return cliapp.Usagef("--listen %s: %w", c.String("listen"), err)
+		return usage.Errorf("--listen %s: %w", c.String("listen"), err)
 	}
 	url := "http://" + l.Addr().String()
 	if err := announce(url, api.Apps(), c.String("url-file")); err != nil {

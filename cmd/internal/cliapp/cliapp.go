@@ -14,6 +14,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/logging"
 	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
@@ -25,25 +26,13 @@ const (
 	ExitUsage  = 2 // bad usage or bad settings
 )
 
-// UsageError marks bad usage or bad input: exit code 2.
-type UsageError struct{ Err error }
-
-func (e *UsageError) Error() string { return e.Err.Error() }
-func (e *UsageError) Unwrap() error { return e.Err }
-
-// Usagef builds a UsageError.
-func Usagef(format string, a ...any) error {
-	return &UsageError{Err: fmt.Errorf(format, a...)}
-}
-
 // Code maps an error to the process exit code.
 func Code(err error) int {
-	var ue *UsageError
 	var ec cli.ExitCoder
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &ue), errors.Is(err, config.ErrInvalid):
+	case usage.Is(err):
 		return ExitUsage
 	case errors.As(err, &ec):
 		return ec.ExitCode()
@@ -55,7 +44,7 @@ func Code(err error) int {
 // line naming the program, never as a stack trace.
 func Main(app *cli.App) {
 	app.ExitErrHandler = func(*cli.Context, error) {}
-	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return &UsageError{Err: err} }
+	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usage.Wrap(err) }
 	err := app.Run(os.Args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
@@ -72,7 +61,7 @@ func Logger(s *config.Settings, bin config.Binary) (zerolog.Logger, io.Closer, e
 		Color:  s.Lower(config.Color),
 	})
 	if err != nil {
-		return l, c, &UsageError{Err: err}
+		return l, c, usage.Wrap(err)
 	}
 	for _, w := range s.Warnings {
 		l.Warn().Msg(w)
@@ -126,7 +115,7 @@ type Worker struct {
 // signal handlers. It refuses positional arguments.
 func StartWorker(c *cli.Context, bin config.Binary) (*Worker, error) {
 	if c.NArg() > 0 {
-		return nil, Usagef("unexpected argument %q (see --help)", c.Args().First())
+		return nil, usage.Errorf("unexpected argument %q (see --help)", c.Args().First())
 	}
 	s, err := config.FromCLI(c, bin)
 	if err != nil {
