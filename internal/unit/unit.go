@@ -65,6 +65,15 @@ const (
 	FailNoSpace     FailClass = "no_space"
 	FailReadOnly    FailClass = "read_only"
 	FailBackup      FailClass = "backup"
+	// The device cannot be migrated as it is: an OS or board balena-migrate
+	// does not support, or a device already running balenaOS.
+	FailOS            FailClass = "os"
+	FailDeviceType    FailClass = "device_type"
+	FailAlreadyBalena FailClass = "already_balena"
+	// Stage 2 refused to flash and the old system came back.
+	FailStage2 FailClass = "stage2"
+	// A rehearsal (NO_FLASH) found a problem.
+	FailRehearsal   FailClass = "rehearsal"
 	FailLost        FailClass = "lost"
 	FailAPI         FailClass = "api"
 	FailConfigError FailClass = "config_error"
@@ -74,7 +83,8 @@ const (
 // FailClasses lists every class, for summaries and validation.
 var FailClasses = []FailClass{
 	FailDNS, FailRefused, FailUnreachable, FailAuth, FailHostKey, FailTimeout, FailTransfer,
-	FailRegister, FailConfig, FailStage1, FailNoSpace, FailReadOnly, FailBackup, FailLost,
+	FailRegister, FailConfig, FailStage1, FailNoSpace, FailReadOnly, FailBackup,
+	FailOS, FailDeviceType, FailAlreadyBalena, FailStage2, FailRehearsal, FailLost,
 	FailAPI, FailConfigError, FailOther,
 }
 
