@@ -52,9 +52,10 @@ var side = map[string]string{
 	"internal/worker":       "fleet",
 
 	// Both sides may use these; they import neither side.
-	"internal/envfile": "shared",
-	"internal/fsutil":  "shared",
-	"internal/usage":   "shared",
+	"internal/buildinfo": "shared",
+	"internal/envfile":   "shared",
+	"internal/fsutil":    "shared",
+	"internal/usage":     "shared",
 
 	// Development and test helpers: not shipped, may use either side.
 	"cmd/dev/benchtool":         "dev",

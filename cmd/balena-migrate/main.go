@@ -8,22 +8,20 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/fleetmig/balena-migrate/internal/buildinfo"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/urfave/cli/v2"
 )
 
-// version is set at link time by scripts/build-balena-migrate.
-var version = "dev"
-
 func main() {
 	app := &cli.App{
 		Name:     "balena-migrate",
-		Version:  version,
 		Usage:    "migrate this device to balenaOS",
 		Commands: []*cli.Command{stage2Command(), extractCommand()},
 		Action:   stage1Action,
 		Flags:    stage1Flags(),
 	}
+	buildinfo.Setup(app)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "balena-migrate:", err)
 		os.Exit(exitCode(err))

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/fleetmig/balena-migrate/internal/buildinfo"
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/logging"
 	"github.com/fleetmig/balena-migrate/internal/spool"
@@ -45,6 +46,7 @@ func Code(err error) int {
 func Main(app *cli.App) {
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usage.Wrap(err) }
+	buildinfo.Setup(app)
 	err := app.Run(os.Args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
