@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 }
 
 func setup(t *testing.T) (*fake.Server, string, *spool.DB) {
-	srv := fake.Start(fake.Config{OnlineDelay: -1})
+	srv := fake.Start(fake.Config{})
 	t.Cleanup(srv.Close)
 	srv.AddUser("op", "tok")
 	srv.AddApp("org/fleet", "raspberrypi3")

@@ -46,7 +46,7 @@ type fleet struct {
 
 func newFleet(t *testing.T, devices int, slow string) *fleet {
 	f := &fleet{t: t, base: t.TempDir(), ssh: sshtest.New(t, sshtest.Config{})}
-	f.fake = fake.Start(fake.Config{OnlineDelay: -1})
+	f.fake = fake.Start(fake.Config{})
 	t.Cleanup(f.fake.Close)
 	f.fake.AddUser("op", "tok")
 	f.fake.AddApp("org/fleet", "genericx86-64")

@@ -32,7 +32,7 @@ type env struct {
 
 func newEnv(t *testing.T, settings map[string]string) *env {
 	t.Helper()
-	srv := fake.Start(fake.Config{OnlineDelay: -1})
+	srv := fake.Start(fake.Config{})
 	t.Cleanup(srv.Close)
 	srv.AddUser("op", token)
 	srv.AddApp("org/fleet", "raspberrypi3")

@@ -67,7 +67,7 @@ func (s *syncBuffer) String() string {
 func newEnv(t *testing.T, sshCfg sshtest.Config) *env {
 	t.Helper()
 	e := &env{t: t, ssh: sshtest.New(t, sshCfg), logs: &syncBuffer{}}
-	e.fake = fake.Start(fake.Config{OnlineDelay: -1})
+	e.fake = fake.Start(fake.Config{})
 	t.Cleanup(e.fake.Close)
 	e.fake.AddUser("op", token)
 	e.fake.AddApp("org/fleet", "genericx86-64")

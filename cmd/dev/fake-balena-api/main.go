@@ -1,12 +1,15 @@
 // Command fake-balena-api runs the in-memory balena API of package fake on
 // a local address, for the demo, benchmarks and manual tries. Its first line
-// on stdout is the API's URL; then one line per application.
+// on stdout is the API's URL; then one line per application. A device comes
+// online when it reports itself (PATCH /device/v3/state with the
+// deviceApiKey of its config.json).
 package main
 
 import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -28,8 +31,7 @@ func main() {
 			&cli.StringFlag{Name: "token", Value: "fake-balena-token", EnvVars: []string{"MIG_BALENA_TOKEN"}, Usage: "API token the seeded user authenticates with"},
 			&cli.StringFlag{Name: "user", Value: "fleet-operator", Usage: "user name of the seeded user"},
 			&cli.StringSliceFlag{Name: "app", Usage: "application to create, org/name:device-type (repeatable)"},
-			&cli.DurationFlag{Name: "online-delay", Value: fake.DefaultOnlineDelay, Usage: "a device comes online this long after it registered (or booted); negative: never"},
-			&cli.BoolFlag{Name: "require-boot", Usage: "devices stay offline until POST /_fake/devices/<uuid>/boot; the delay counts from then"},
+			&cli.StringFlag{Name: "api-endpoint", Usage: "apiEndpoint written into config.json, where booted devices report (default: the URL the config was fetched from)"},
 			&cli.Float64Flag{Name: "fault-rate", Usage: "fraction 0..1 of API requests answered with --fault-status"},
 			&cli.IntFlag{Name: "fault-status", Value: 503, Usage: "HTTP status of injected faults (429 carries Retry-After: 1)"},
 			&cli.DurationFlag{Name: "latency", Usage: "delay added to every API request"},
@@ -51,9 +53,14 @@ func run(c *cli.Context) error {
 	if s := c.Int("fault-status"); s < 400 || s > 599 {
 		return usage.Errorf("--fault-status %d: want an HTTP error status (400-599)", s)
 	}
+	if e := c.String("api-endpoint"); e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usage.Errorf("--api-endpoint %q: want an http(s) URL such as http://10.0.2.2:8080", e)
+		}
+	}
 	cfg := fake.Config{
-		OnlineDelay: c.Duration("online-delay"), RequireBoot: c.Bool("require-boot"),
-		FaultRate: c.Float64("fault-rate"), FaultStatus: c.Int("fault-status"), Latency: c.Duration("latency"),
+		APIEndpoint: c.String("api-endpoint"),
+		FaultRate:   c.Float64("fault-rate"), FaultStatus: c.Int("fault-status"), Latency: c.Duration("latency"),
 	}
 	if c.Bool("log-requests") {
 		cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true}).With().Timestamp().Logger()
@@ -74,8 +81,8 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return usage.Errorf("--listen %s: %w", c.String("listen"), err)
 	}
-	url := "http://" + l.Addr().String()
-	if err := announce(url, api.Apps(), c.String("url-file")); err != nil {
+	base := "http://" + l.Addr().String()
+	if err := announce(base, api.Apps(), c.String("url-file")); err != nil {
 		l.Close()
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/balena"
 	"github.com/fleetmig/balena-migrate/internal/balena/api"
+	"github.com/fleetmig/balena-migrate/internal/balena/fake"
 )
 
 func build(t *testing.T) string {
@@ -34,7 +36,7 @@ func TestRunner(t *testing.T) {
 	bin := build(t)
 	urlFile := filepath.Join(t.TempDir(), "url")
 	cmd := exec.Command(bin, "--app", "ops/fleet-one:raspberrypi3", "--token", runnerToken,
-		"--online-delay", "100ms", "--url-file", urlFile, "--log-requests")
+		"--url-file", urlFile, "--log-requests")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -65,12 +67,22 @@ func TestRunner(t *testing.T) {
 	if _, err := c.Register(ctx, "ops/fleet-one", uuid); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.DeviceConfig(ctx, "ops/fleet-one", uuid, "2.26.0"); err != nil {
+	data, err := c.DeviceConfig(ctx, "ops/fleet-one", uuid, "2.26.0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(150 * time.Millisecond)
+	var cfg struct{ APIEndpoint, DeviceAPIKey string }
+	if err := json.Unmarshal(data, &cfg); err != nil || cfg.APIEndpoint != url {
+		t.Fatalf("config.json apiEndpoint %q (%v), want %s", cfg.APIEndpoint, err, url)
+	}
+	if on, err := c.IsOnline(ctx, uuid); on || err != nil {
+		t.Fatalf("IsOnline = %v, %v before the device reported", on, err)
+	}
+	if err := fake.ReportState(ctx, cfg.APIEndpoint, uuid, cfg.DeviceAPIKey); err != nil {
+		t.Fatal(err)
+	}
 	if on, err := c.IsOnline(ctx, uuid); !on || err != nil {
-		t.Fatalf("IsOnline = %v, %v after the online delay", on, err)
+		t.Fatalf("IsOnline = %v, %v after the device reported", on, err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -98,6 +110,7 @@ func TestRunnerBadFlags(t *testing.T) {
 		{"--app", "ops/x"},
 		{"--fault-rate", "2"},
 		{"--fault-status", "200"},
+		{"--api-endpoint", "10.0.2.2:8080"},
 		{"--listen", "256.0.0.1:0"},
 		{"--no-such-flag"},
 	}

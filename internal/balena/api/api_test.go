@@ -222,7 +222,7 @@ func TestDeviceConfig(t *testing.T) {
 }
 
 func TestIsOnline(t *testing.T) {
-	e := newEnv(t, fake.Config{OnlineDelay: 150 * time.Millisecond}, fastRetry)
+	e := newEnv(t, fake.Config{}, fastRetry)
 	ctx := context.Background()
 	uuid := balena.NewUUID()
 	if on, err := e.c.IsOnline(ctx, uuid); on || err != nil {
@@ -231,12 +231,22 @@ func TestIsOnline(t *testing.T) {
 	if _, err := e.c.Register(ctx, "ops/fleet-one", uuid); err != nil {
 		t.Fatal(err)
 	}
-	if on, err := e.c.IsOnline(ctx, uuid); on || err != nil {
-		t.Fatalf("just registered: %v, %v; want false, nil", on, err)
+	data, err := e.c.DeviceConfig(ctx, "ops/fleet-one", uuid, "2.26.0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	if on, err := e.c.IsOnline(ctx, uuid); on || err != nil {
+		t.Fatalf("registered, not reported: %v, %v; want false, nil", on, err)
+	}
+	var cfg struct{ APIEndpoint, DeviceAPIKey string }
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.ReportState(ctx, cfg.APIEndpoint, uuid, cfg.DeviceAPIKey); err != nil {
+		t.Fatal(err)
+	}
 	if on, err := e.c.IsOnline(ctx, uuid); !on || err != nil {
-		t.Fatalf("after the delay: %v, %v; want true, nil", on, err)
+		t.Fatalf("after its own report: %v, %v; want true, nil", on, err)
 	}
 	if _, err := e.c.IsOnline(ctx, "not-a-uuid"); !errors.Is(err, balena.ErrInvalid) {
 		t.Fatalf("bad UUID: %v", err)

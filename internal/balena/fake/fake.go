@@ -2,9 +2,11 @@
 // real API's paths, shapes, status codes and rules (bearer tokens, 401 on a
 // bad one, provisioning keys valid only for /device/register and only until
 // they expire, 201 on register, 409 on a duplicate UUID, {"d":[…]}
-// envelopes). Devices come online a set time after they registered, or after
-// something "booted" them. Faults (429, 5xx, latency) can be injected by rate
-// or as a scripted sequence. Tests, the demo and benchmarks use it, served
+// envelopes). A device is online only once it has reported its state itself
+// (PATCH /device/v3/state with its own device API key, as the supervisor of
+// a booted balenaOS does), so "online" proves the device runs with the
+// config.json it was given. Faults (429, 5xx, latency) can be injected by
+// rate or as a scripted sequence. Tests, the demo and benchmarks use it, served
 // by httptest (Start) or on any listener (API.Handler).
 package fake
 
@@ -17,17 +19,13 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// DefaultOnlineDelay is the standalone runner's default --online-delay.
-const DefaultOnlineDelay = 5 * time.Second
-
-// Config shapes the fake's behaviour. The zero value: devices come online
-// the moment they register, no faults, no latency.
+// Config shapes the fake's behaviour. The zero value: no faults, no
+// latency, config.json pointing devices at the URL they were fetched from.
 type Config struct {
-	// OnlineDelay is how long after registering (or after Boot, when
-	// RequireBoot is set) a device comes online. Negative: never by itself.
-	OnlineDelay time.Duration
-	// RequireBoot keeps devices offline until Boot is called for them.
-	RequireBoot bool
+	// APIEndpoint is the apiEndpoint written into config.json: the URL a
+	// booted device reports to. Empty: the URL of the /download-config
+	// request (right when devices reach the fake as the workers do).
+	APIEndpoint string
 	// FaultRate is the fraction (0..1) of API requests answered with
 	// FaultStatus instead of being served.
 	FaultRate float64
@@ -69,7 +67,9 @@ type Device struct {
 	UserID       int64
 	DeviceType   string
 	RegisteredAt time.Time
-	BootedAt     time.Time // zero until Boot
+	ReportedAt   time.Time // last accepted state report; zero: never reported
+	LastState    string    // the JSON the device last reported for itself
+	Reports      int       // accepted state reports
 	ForcedOnline *bool     // set by SetOnline
 	DeviceKeys   int       // device API keys issued for it
 }
@@ -86,6 +86,7 @@ const (
 	RouteDownloadConfig Route = "POST /download-config"
 	RouteDeviceKey      Route = "POST /api-key/device/<id>/device-key"
 	RouteDevice         Route = "GET /v7/device"
+	RouteStateReport    Route = "PATCH /device/v3/state"
 )
 
 type provKey struct {

@@ -33,7 +33,7 @@ func (a *API) routes() *http.ServeMux {
 	m.HandleFunc("POST /device/register", a.admit(RouteRegister, a.register))
 	m.HandleFunc("POST /download-config", a.admit(RouteDownloadConfig, a.downloadConfig))
 	m.HandleFunc("POST /api-key/device/{id}/device-key", a.admit(RouteDeviceKey, a.deviceKey))
-	m.HandleFunc("POST /_fake/devices/{uuid}/boot", a.bootHook)
+	m.HandleFunc("PATCH /device/v3/state", a.admit(RouteStateReport, a.stateReport))
 	m.HandleFunc("GET /_fake/devices", a.listHook)
 	return m
 }

@@ -164,7 +164,7 @@ func (a *API) downloadConfig(w http.ResponseWriter, r *http.Request) {
 	cfg := map[string]any{
 		"applicationId": app.ID, "deviceType": app.DeviceType, "userId": u.ID, "username": u.Username,
 		"appUpdatePollInterval": poll * 60 * 1000, "listenPort": 48484, "vpnPort": 443,
-		"apiEndpoint": "https://api.balena-cloud.com", "vpnEndpoint": "vpn.balena-cloud.com",
+		"apiEndpoint": a.endpoint(r), "vpnEndpoint": "vpn.balena-cloud.com",
 		"registryEndpoint": "registry2.balena-cloud.com", "deltaEndpoint": "https://delta.balena-cloud.com",
 		"apiKey": a.provisioningKeyLocked(app.ID, time.Time{}),
 	}
@@ -196,28 +196,19 @@ func (a *API) deviceKey(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, k)
 }
 
-// bootHook serves POST /_fake/devices/<uuid>/boot (no auth, no faults):
-// the demo's stand-in for a device rebooting into balenaOS.
-func (a *API) bootHook(w http.ResponseWriter, r *http.Request) {
-	if err := a.Boot(r.PathValue("uuid")); err != nil {
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
 // listHook serves GET /_fake/devices (no auth, no faults): every device
 // with its online state, for scripts.
 func (a *API) listHook(w http.ResponseWriter, _ *http.Request) {
 	type row struct {
-		ID     int64  `json:"id"`
-		UUID   string `json:"uuid"`
-		AppID  int64  `json:"app_id"`
-		Online bool   `json:"is_online"`
+		ID      int64  `json:"id"`
+		UUID    string `json:"uuid"`
+		AppID   int64  `json:"app_id"`
+		Online  bool   `json:"is_online"`
+		Reports int    `json:"reports"`
 	}
 	rows := []row{}
 	for _, d := range a.Devices() {
-		rows = append(rows, row{ID: d.ID, UUID: d.UUID, AppID: d.AppID, Online: a.Online(d.UUID)})
+		rows = append(rows, row{ID: d.ID, UUID: d.UUID, AppID: d.AppID, Online: a.Online(d.UUID), Reports: d.Reports})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(rows)

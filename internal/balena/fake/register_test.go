@@ -107,6 +107,9 @@ func TestDownloadConfigAndDeviceKey(t *testing.T) {
 		cfg["applicationId"] != float64(a.ID) || cfg["appUpdatePollInterval"] != float64(600000) {
 		t.Errorf("config %v", cfg)
 	}
+	if cfg["apiEndpoint"] != s.URL() {
+		t.Errorf("apiEndpoint %v, want the URL the config came from, %s", cfg["apiEndpoint"], s.URL())
+	}
 	tests := []struct {
 		name, path, token, body string
 		status                  int
@@ -165,54 +168,86 @@ func onlineOverHTTP(t *testing.T, s *Server, uuid string) (found, online bool) {
 	return true, d.IsOnline
 }
 
-func TestOnlineAfterDelay(t *testing.T) {
+// report sends a supervisor state report for uuid with key.
+func report(t *testing.T, s *Server, key, body string) reply {
+	t.Helper()
+	return call(t, "PATCH", s.URL()+"/device/v3/state", key, body)
+}
+
+func state(uuid string) string {
+	return `{"` + uuid + `":{"status":"Idle","os_version":"balenaOS 2.113.0","api_port":48484}}`
+}
+
+func TestOnlineOnlyByOwnReport(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	s, a, _ := seeded(t, Config{Now: clk.now})
+	uuid, other := strings.Repeat("9f", 16), strings.Repeat("8e", 16)
+	if found, _ := onlineOverHTTP(t, s, uuid); found {
+		t.Fatal("device found before it registered")
+	}
+	key := registeredWithKey(t, s, a, uuid)
+	otherKey := registeredWithKey(t, s, a, other)
+	clk.add(24 * time.Hour) // no timer brings a device online
+	if _, online := onlineOverHTTP(t, s, uuid); online {
+		t.Fatal("online a day after registering without a report")
+	}
 	tests := []struct {
-		name string
-		cfg  Config
-		boot bool
-		// online at: just registered, delay-1s later, delay+1s later
-		want [3]bool
+		name, key, body string
+		status          int
 	}{
-		{"delay from registration", Config{OnlineDelay: 5 * time.Second}, false, [3]bool{false, false, true}},
-		{"no delay", Config{}, false, [3]bool{true, true, true}},
-		{"never", Config{OnlineDelay: -1}, false, [3]bool{false, false, false}},
-		{"needs boot, not booted", Config{OnlineDelay: 5 * time.Second, RequireBoot: true}, false, [3]bool{false, false, false}},
-		{"needs boot, booted", Config{OnlineDelay: 5 * time.Second, RequireBoot: true}, true, [3]bool{false, false, true}},
+		{"no key", "", state(uuid), 401},
+		{"user token", userToken, state(uuid), 401},
+		{"unknown key", strings.Repeat("0", 32), state(uuid), 401},
+		{"another device's key", otherKey, state(uuid), 401},
+		{"own key, other UUID too", key, state(uuid)[:len(state(uuid))-1] + `,"` + other + `":{}}`, 401},
+		{"unknown UUID", key, state(strings.Repeat("77", 16)), 401},
+		{"empty body", key, `{}`, 400},
+		{"state not an object", key, `{"` + uuid + `":"up"}`, 400},
+		{"not JSON", key, `{"` + uuid, 400},
+		{"sent as text/plain", key, "text:" + state(uuid), 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-			tt.cfg.Now = clk.now
-			s, a, _ := seeded(t, tt.cfg)
-			uuid := strings.Repeat("9f", 16)
-			if found, _ := onlineOverHTTP(t, s, uuid); found {
-				t.Fatal("device found before it registered")
+			if r := report(t, s, tt.key, tt.body); r.status != tt.status {
+				t.Fatalf("status %d, want %d (%s)", r.status, tt.status, r.body)
 			}
-			registered(t, s, a, uuid)
-			if tt.boot {
-				clk.add(time.Hour) // the delay counts from the boot, not the registration
-				if r := call(t, "POST", s.URL()+"/_fake/devices/"+uuid+"/boot", "", ""); r.status != 204 {
-					t.Fatalf("boot hook: %d %s", r.status, r.body)
-				}
-			}
-			steps := []time.Duration{0, tt.cfg.OnlineDelay - time.Second, 2 * time.Second}
-			for i, step := range steps {
-				if step > 0 {
-					clk.add(step)
-				}
-				if _, online := onlineOverHTTP(t, s, uuid); online != tt.want[i] {
-					t.Fatalf("step %d: online %v, want %v", i, online, tt.want[i])
-				}
+			if _, online := onlineOverHTTP(t, s, uuid); online {
+				t.Fatal("online after a refused report")
 			}
 		})
 	}
+	if r := report(t, s, key, state(uuid)); r.status != 200 {
+		t.Fatalf("own report: %d %s", r.status, r.body)
+	}
+	if _, online := onlineOverHTTP(t, s, uuid); !online {
+		t.Fatal("not online after its own report")
+	}
+	if _, online := onlineOverHTTP(t, s, other); online {
+		t.Fatal("the other device came online too")
+	}
+	d, _ := s.Device(uuid)
+	if d.Reports != 1 || !strings.Contains(d.LastState, "balenaOS 2.113.0") || !d.ReportedAt.Equal(clk.now()) {
+		t.Errorf("device after report: %+v", d)
+	}
+	if s.Calls(RouteStateReport) != len(tests)+1 {
+		t.Errorf("%d state reports counted, want %d", s.Calls(RouteStateReport), len(tests)+1)
+	}
 }
 
-func TestBootHookUnknownDevice(t *testing.T) {
-	s, _, _ := seeded(t, Config{})
-	if r := call(t, "POST", s.URL()+"/_fake/devices/"+strings.Repeat("0", 32)+"/boot", "", ""); r.status != 404 {
-		t.Fatalf("status %d, want 404", r.status)
+// registeredWithKey registers uuid in app over HTTP with a device API key
+// of its own, as the SDK does, and returns the key.
+func registeredWithKey(t *testing.T, s *Server, app App, uuid string) string {
+	t.Helper()
+	key := strings.Repeat("k", 8) + uuid[:24]
+	r := call(t, "POST", s.URL()+"/device/register", provisioningKey(t, s, app.ID),
+		`{"application":`+jsonOf(t, app.ID)+`,"uuid":"`+uuid+`","device_type":"`+app.DeviceType+`","api_key":"`+key+`"}`)
+	var got struct {
+		APIKey string `json:"api_key"`
 	}
+	if r.status != 201 || json.Unmarshal([]byte(r.body), &got) != nil || got.APIKey != key {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	return key
 }
 
 func TestFaultInjection(t *testing.T) {
@@ -246,12 +281,18 @@ func TestFaultInjection(t *testing.T) {
 func TestAddDevice(t *testing.T) {
 	s, a, _ := seeded(t, Config{})
 	uuid := strings.Repeat("5e", 16)
-	d, err := s.AddDevice("OPS/fleet-one", uuid)
-	if err != nil || d.AppID != a.ID || d.UUID != uuid {
-		t.Fatalf("AddDevice = %+v, %v", d, err)
+	d, key, err := s.AddDevice("OPS/fleet-one", uuid)
+	if err != nil || d.AppID != a.ID || d.UUID != uuid || key == "" {
+		t.Fatalf("AddDevice = %+v, %q, %v", d, key, err)
 	}
-	if found, online := onlineOverHTTP(t, s, uuid); !found || !online {
-		t.Fatalf("added device: found %v online %v", found, online)
+	if found, online := onlineOverHTTP(t, s, uuid); !found || online {
+		t.Fatalf("added device: found %v online %v; want found, offline", found, online)
+	}
+	if r := report(t, s, key, state(uuid)); r.status != 200 {
+		t.Fatalf("report with the added device's key: %d %s", r.status, r.body)
+	}
+	if _, online := onlineOverHTTP(t, s, uuid); !online {
+		t.Fatal("added device not online after its report")
 	}
 	tests := []struct{ name, app, uuid string }{
 		{"duplicate", "ops/fleet-one", uuid},
@@ -259,7 +300,7 @@ func TestAddDevice(t *testing.T) {
 		{"bad uuid", "ops/fleet-one", "XYZ"},
 	}
 	for _, tt := range tests {
-		if _, err := s.AddDevice(tt.app, tt.uuid); err == nil {
+		if _, _, err := s.AddDevice(tt.app, tt.uuid); err == nil {
 			t.Errorf("%s: no error", tt.name)
 		}
 	}
@@ -286,5 +327,18 @@ func TestParseAppSpec(t *testing.T) {
 		if (err == nil) != tt.ok || slug != tt.slug || dt != tt.dt {
 			t.Errorf("ParseAppSpec(%q) = %q, %q, %v", tt.in, slug, dt, err)
 		}
+	}
+}
+
+func TestConfiguredAPIEndpoint(t *testing.T) {
+	// A VM reaches the host at another address than the worker does.
+	s, a, _ := seeded(t, Config{APIEndpoint: "http://10.0.2.2:8080"})
+	r := call(t, "POST", s.URL()+"/download-config", userToken,
+		`{"appId":`+jsonOf(t, a.ID)+`,"version":"2.26.0","network":"ethernet"}`)
+	var cfg struct {
+		APIEndpoint string `json:"apiEndpoint"`
+	}
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &cfg) != nil || cfg.APIEndpoint != "http://10.0.2.2:8080" {
+		t.Fatalf("download-config: %d %s", r.status, r.body)
 	}
 }

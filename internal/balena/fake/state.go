@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// ErrUnknownDevice is returned by Boot and SetOnline for a UUID the fake
-// has not registered.
+// ErrUnknownDevice is returned by SetOnline for a UUID the fake has not
+// registered.
 var ErrUnknownDevice = errors.New("fake balena: no such device")
 
 // AddUser creates an account authenticated by token and returns it.
@@ -88,20 +88,8 @@ func (a *API) Online(uuid string) bool {
 	return ok && a.onlineLocked(d)
 }
 
-// Boot records that the device rebooted (into balenaOS): with RequireBoot
-// it comes online OnlineDelay later.
-func (a *API) Boot(uuid string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	d, ok := a.devices[uuid]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrUnknownDevice, uuid)
-	}
-	d.BootedAt = a.cfg.Now()
-	return nil
-}
-
-// SetOnline forces the device online or offline, whatever the delay says.
+// SetOnline forces the device online or offline, whatever it reported: for
+// tests of the workers that need no device behind the UUID.
 func (a *API) SetOnline(uuid string, online bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -154,21 +142,12 @@ func (a *API) Faults() int {
 	return a.faults
 }
 
+// onlineLocked: a device is online once it has reported its state itself.
 func (a *API) onlineLocked(d *Device) bool {
 	if d.ForcedOnline != nil {
 		return *d.ForcedOnline
 	}
-	if a.cfg.OnlineDelay < 0 {
-		return false
-	}
-	from := d.RegisteredAt
-	if a.cfg.RequireBoot {
-		if d.BootedAt.IsZero() {
-			return false
-		}
-		from = d.BootedAt
-	}
-	return !a.cfg.Now().Before(from.Add(a.cfg.OnlineDelay))
+	return !d.ReportedAt.IsZero()
 }
 
 // find returns the first item that matches, or nil.
@@ -217,21 +196,25 @@ func (a *API) provisioningKeyLocked(appID int64, expires time.Time) string {
 var ErrUnknownApp = errors.New("fake balena: no such application")
 
 // AddDevice registers a device directly (no HTTP, no faults), as if it had
-// registered now: for tests that start with devices in place. A UUID that
-// is already registered is an error.
-func (a *API) AddDevice(appSlug, uuid string) (Device, error) {
+// registered now, and returns it with a device API key it can report with:
+// for tests that start with devices in place. A UUID that is already
+// registered is an error.
+func (a *API) AddDevice(appSlug, uuid string) (Device, string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	app := find(a.apps, func(app *App) bool { return app.Slug == strings.ToLower(appSlug) })
 	switch {
 	case app == nil:
-		return Device{}, fmt.Errorf("%w: %s", ErrUnknownApp, appSlug)
+		return Device{}, "", fmt.Errorf("%w: %s", ErrUnknownApp, appSlug)
 	case !uuidRE.MatchString(uuid):
-		return Device{}, fmt.Errorf("fake balena: %q is not a device UUID", uuid)
+		return Device{}, "", fmt.Errorf("fake balena: %q is not a device UUID", uuid)
 	case a.devices[uuid] != nil:
-		return Device{}, fmt.Errorf("fake balena: device %s already registered", uuid)
+		return Device{}, "", fmt.Errorf("fake balena: device %s already registered", uuid)
 	}
-	d := &Device{ID: a.id(), UUID: uuid, AppID: app.ID, DeviceType: app.DeviceType, RegisteredAt: a.cfg.Now()}
+	d := &Device{ID: a.id(), UUID: uuid, AppID: app.ID, DeviceType: app.DeviceType, RegisteredAt: a.cfg.Now(),
+		DeviceKeys: 1}
 	a.devices[uuid] = d
-	return *d, nil
+	key := a.newKey()
+	a.deviceKeys[key] = d.ID
+	return *d, key, nil
 }

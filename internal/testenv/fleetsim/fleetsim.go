@@ -32,7 +32,7 @@ type Options struct {
 	MigrateProcs int
 	CheckProcs   int
 	Jobs         int
-	OnlineDelay  time.Duration // after the stand-in "reboots"
+	OnlineDelay  time.Duration // from the stand-in's "reboot" to its state report
 	Duration     time.Duration // MIG_DURATION
 	Interval     time.Duration // MIG_CHECK_INTERVAL
 	Out          io.Writer     // progress
@@ -102,7 +102,7 @@ func (f *Fleet) say(format string, a ...any) {
 func (f *Fleet) startFake() error {
 	urlFile := filepath.Join(f.Work, "fake-api.url")
 	f.fake = exec.Command(filepath.Join(f.o.Bin, "fake-balena-api"), "--listen", "127.0.0.1:0",
-		"--app", "demo/fleet:genericx86-64", "--require-boot", "--online-delay", f.o.OnlineDelay.String(), "--url-file", urlFile)
+		"--app", "demo/fleet:genericx86-64", "--url-file", urlFile)
 	f.fake.Env = append(os.Environ(), "MIG_BALENA_TOKEN="+f.token)
 	f.fake.Stdout = io.Discard
 	f.fake.Stderr = os.Stderr
@@ -119,13 +119,13 @@ func (f *Fleet) startFake() error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	f.say("fake balena API at %s (devices come online %v after their reboot)", f.URL, f.o.OnlineDelay)
+	f.say("fake balena API at %s (a device comes online when it reports itself, %v after its reboot)", f.URL, f.o.OnlineDelay)
 	return nil
 }
 
 // makeEnvironment builds the migration environment: the stand-in as
-// balena-migrate, an image-sized file, and the fake API's URL for the
-// stand-in's simulated reboot.
+// balena-migrate, an image-sized file, and how long the stand-in's
+// simulated reboot takes before the device reports itself.
 func (f *Fleet) makeEnvironment() error {
 	f.env = filepath.Join(f.Work, "migratecfg")
 	if err := os.MkdirAll(f.env, 0o755); err != nil {
@@ -137,7 +137,7 @@ func (f *Fleet) makeEnvironment() error {
 	}
 	files := map[string]string{
 		"balena-migrate":      string(standin),
-		"BOOT_URL":            f.URL + "\n",
+		"REPORT_DELAY":        fmt.Sprintf("%.3f\n", f.o.OnlineDelay.Seconds()),
 		"balena-migrate.conf": "IMAGE_NAME=resin-genericx86-64-demo.img.gz\n",
 	}
 	for name, data := range files {

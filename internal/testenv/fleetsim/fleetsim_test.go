@@ -3,6 +3,8 @@ package fleetsim
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,6 +54,25 @@ func TestSimulatedFleetEndToEnd(t *testing.T) {
 	}
 	if c := f.Counts(); c[spool.Done] != 3 || c[spool.Fail]+c[spool.Process]+c[spool.Units]+c[spool.Tmp] != 0 {
 		t.Fatalf("counts %v", c)
+	}
+	// Online only by their own report: the fake has no other way.
+	resp, err := http.Get(f.URL + "/_fake/devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var devices []struct {
+		Online  bool `json:"is_online"`
+		Reports int  `json:"reports"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&devices)
+	resp.Body.Close()
+	if err != nil || len(devices) != 3 {
+		t.Fatalf("fake's devices: %+v (%v)", devices, err)
+	}
+	for i, d := range devices {
+		if !d.Online || d.Reports < 1 {
+			t.Errorf("device %d: online %v after %d reports of its own", i, d.Online, d.Reports)
+		}
 	}
 	if !strings.Contains(progress.String(), "migdb-add-unit") {
 		t.Errorf("progress does not show the commands:\n%s", progress.String())
