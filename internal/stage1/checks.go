@@ -85,9 +85,12 @@ func (f files) checkOS() (OSRelease, error) {
 func (f files) detectDevice(machine string) (devicetype.Device, error) {
 	cpuinfo, _ := f.read("/proc/cpuinfo")
 	model, _ := f.read("/proc/device-tree/model")
-	d, err := devicetype.Detect(devicetype.Inputs{Machine: machine, CPUInfo: string(cpuinfo), DTModel: string(model)})
+	d, err := devicetype.Detect(devicetype.Inputs{Machine: machine, CPUInfo: string(cpuinfo), DTModel: string(model), EFI: f.exists("/sys/firmware/efi")})
 	if err != nil {
 		return d, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	if d.Family == devicetype.FamilyExtlinux {
+		return d, fmt.Errorf("%w: %s (%s) boots through u-boot's extlinux.conf, for which balena-migrate has no one-shot boot setup yet: flash it by hand", ErrUnsupported, d.Name, d.Slugs[0])
 	}
 	return d, nil
 }
