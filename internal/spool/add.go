@@ -1,13 +1,13 @@
 package spool
 
 import (
+	"errors"
 	"crypto/rand"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/unit"
-	"golang.org/x/sys/unix"
 )
 
 // Where tells in which directory a unit file was found.
@@ -52,37 +52,118 @@ func (db *DB) index() (map[string][]Where, error) {
 	return idx, nil
 }
 
-// lockDB serialises writers that must check-then-create (add-unit). It is
-// released by calling the returned function.
-func (db *DB) lockDB() (func(), error) {
-	f, err := os.Open(db.root)
+// Unit ids ever added are kept in .ids/, one empty file per id named by
+// it, so "is this id anywhere?" costs one exclusive create instead of a
+// listing of every directory. Ids never start with '.', so the index's
+// own files cannot clash with them.
+const (
+	idsLock     = ".lock"     // serialises adders
+	idsComplete = ".complete" // every unit of the database has its file
+)
+
+// lockIDs serialises adders (on every host: the lock is a byte-range lock
+// on a file opened for writing), creating .ids/ on first use. Call the
+// returned function to unlock.
+func (db *DB) lockIDs() (func(), error) {
+	if err := os.Mkdir(db.Path(IDs), 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, err
+	}
+	p := db.Path(IDs, idsLock)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if err := lockFD(f, true); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", db.root, err)
+		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// indexIDs fills .ids/ from a listing of the whole database, once: for
+// databases written before .ids/ existed. The caller holds lockIDs.
+func (db *DB) indexIDs() error {
+	if _, err := os.Stat(db.Path(IDs, idsComplete)); err == nil {
+		return nil
+	}
+	idx, err := db.index()
+	if err != nil {
+		return err
+	}
+	for id := range idx {
+		f, err := os.OpenFile(db.Path(IDs, id), os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("index unit ids: %w", err)
+		}
+		f.Close()
+	}
+	if err := db.syncDir(db.Path(IDs)); err != nil {
+		return fmt.Errorf("index unit ids: %w", err)
+	}
+	if err := os.WriteFile(db.Path(IDs, idsComplete), nil, 0o600); err != nil {
+		return fmt.Errorf("index unit ids: %w", err)
+	}
+	return db.syncDir(db.Path(IDs))
+}
+
+// reserve creates the id files of units, all or none. An id file whose
+// unit is nowhere in the database (removed by hand, or its adder died
+// before writing it) is taken over; that check lists the database, but
+// only on this rare path. The caller holds lockIDs.
+func (db *DB) reserve(units []*unit.Unit) error {
+	var made []string
+	undo := func() {
+		for _, p := range made {
+			os.Remove(p)
+		}
+	}
+	var idx map[string][]Where
+	for _, u := range units {
+		p := db.Path(IDs, u.ID())
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			f.Close()
+			made = append(made, p)
+			continue
+		}
+		if !errors.Is(err, os.ErrExist) {
+			undo()
+			return err
+		}
+		if idx == nil {
+			if idx, err = db.index(); err != nil {
+				undo()
+				return err
+			}
+		}
+		if found := idx[u.ID()]; len(found) > 0 {
+			undo()
+			return fmt.Errorf("%w: unit %s is already in %s (%s)", ErrExists, u.ID(), found[0].Dir, found[0].Path)
+		}
+	}
+	// The ids must be on disk before any unit is: a unit that survived a
+	// crash without its id file could be added a second time.
+	if err := db.syncDir(db.Path(IDs)); err != nil {
+		undo()
+		return err
+	}
+	return nil
 }
 
 // AddMany writes new units to units/, all or nothing as far as existence
 // goes: if any id is already in the database, nothing is written. It returns
 // the paths written.
 func (db *DB) AddMany(units []*unit.Unit) ([]string, error) {
-	unlock, err := db.lockDB()
+	unlock, err := db.lockIDs()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	idx, err := db.index()
-	if err != nil {
+	if err := db.indexIDs(); err != nil {
 		return nil, err
 	}
-	for _, u := range units {
-		if found := idx[u.ID()]; len(found) > 0 {
-			return nil, fmt.Errorf("%w: unit %s is already in %s (%s)", ErrExists, u.ID(), found[0].Dir, found[0].Path)
-		}
+	if err := db.reserve(units); err != nil {
+		return nil, err
 	}
 	var paths []string
 	for _, u := range units {
@@ -117,7 +198,10 @@ func (db *DB) write(d Dir, u *unit.Unit, tag string) (string, error) {
 	// waiting worker can take it at once.
 	f.Close()
 	dst := db.Path(d, FileName(d, u.ID(), tag))
-	if err := renameSync(f.Name(), dst); err != nil {
+	if err := db.renameSync(f.Name(), dst); err != nil {
+		if errors.Is(err, ErrNotSynced) {
+			return dst, fmt.Errorf("unit %s written to %s, but it may not survive a crash: %w", u.ID(), dst, err)
+		}
 		os.Remove(f.Name())
 		return "", err
 	}

@@ -14,7 +14,7 @@ import (
 var ErrNotDue = errors.New("unit not due yet")
 
 // Claim is a unit owned by this process. The unit file sits in tmp/ and the
-// claim holds an flock on it until Finish, Release or the process dies.
+// claim holds a lock on it until Finish, Release or the process dies.
 type Claim struct {
 	db   *DB
 	from Dir
@@ -56,7 +56,7 @@ func (c *Claim) Path() string { return c.db.Path(Tmp, claimName(c.from, c.name))
 // and ErrNotDue returned.
 func (db *DB) Claim(from Dir, name string, due time.Time, dueOf func(*unit.Unit) time.Time) (*Claim, error) {
 	src := db.Path(from, name)
-	f, err := lockFile(src, os.O_RDONLY)
+	f, err := lockFile(src)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, ErrTaken
 	}
@@ -82,7 +82,14 @@ func (db *DB) Claim(from Dir, name string, due time.Time, dueOf func(*unit.Unit)
 		f.Close()
 		return nil, ErrNotDue
 	}
-	if err := renameSync(src, c.Path()); err != nil {
+	if err := db.renameSync(src, c.Path()); err != nil {
+		if errors.Is(err, ErrNotSynced) {
+			if back := db.renameSync(c.Path(), src); back != nil && !errors.Is(back, ErrNotSynced) {
+				// Ours, in tmp/, and locked: a claim, however durable.
+				return c, nil
+			}
+		}
+		// Back where it was (or never moved): only now unlock it.
 		f.Close()
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, ErrTaken
@@ -115,14 +122,20 @@ func (c *Claim) Update(u *unit.Unit) error {
 	if err != nil {
 		return fmt.Errorf("unit %s: %w", c.ID(), err)
 	}
-	if err := renameSync(nf.Name(), c.Path()); err != nil {
+	err = c.db.renameSync(nf.Name(), c.Path())
+	if err != nil && !errors.Is(err, ErrNotSynced) {
 		nf.Close()
 		os.Remove(nf.Name())
 		return fmt.Errorf("unit %s: %w", c.ID(), err)
 	}
+	// The new file is the claim now (even when its directory could not be
+	// synced): keep its lock, drop the old one.
 	c.f.Close()
 	c.f = nf
 	c.Unit = u
+	if err != nil {
+		return fmt.Errorf("unit %s: %w", c.ID(), err)
+	}
 	return nil
 }
 
@@ -130,7 +143,9 @@ func (c *Claim) Update(u *unit.Unit) error {
 // The unit is rewritten inside tmp/ first, then moved by one rename, so it
 // is never in two directories at once.
 func (c *Claim) Finish(to Dir, u *unit.Unit) (string, error) {
-	if err := c.Update(u); err != nil {
+	// A rewrite that is in place but not yet synced is synced by the move,
+	// which fsyncs tmp/ again.
+	if err := c.Update(u); err != nil && !errors.Is(err, ErrNotSynced) {
 		return "", err
 	}
 	return c.move(to)
@@ -155,10 +170,16 @@ func (c *Claim) move(to Dir) (string, error) {
 	}
 	id, tag, _ := ParseName(c.name)
 	dst := c.db.Path(to, FileName(to, id, tag))
-	if err := renameSync(c.Path(), dst); err != nil {
+	err := c.db.renameSync(c.Path(), dst)
+	if err != nil && !errors.Is(err, ErrNotSynced) {
 		return "", fmt.Errorf("move unit %s to %s: %w", id, to, err)
 	}
+	// Moved: the claim is over even if the move may not survive a crash
+	// (then the unit is found unlocked in tmp/ and handed back).
 	c.done = true
 	c.f.Close()
+	if err != nil {
+		return dst, fmt.Errorf("move unit %s to %s: %w", id, to, err)
+	}
 	return dst, nil
 }

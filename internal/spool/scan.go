@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -119,7 +118,7 @@ func (s *Scanner) dueTime(n string) (time.Time, bool) {
 }
 
 // RecoverOrphans hands back every claim in tmp/ whose owner is dead (its
-// flock is free) to the directory it came from, and removes temporary files
+// lock is free) to the directory it came from, and removes temporary files
 // left by dead writers. A live owner's claim is never touched. It returns
 // the ids handed back.
 func (db *DB) RecoverOrphans() ([]string, error) {
@@ -153,7 +152,7 @@ func (db *DB) RecoverOrphans() ([]string, error) {
 }
 
 func (db *DB) returnOrphan(p string, from Dir, name string) (string, bool, error) {
-	f, err := lockFile(p, os.O_RDONLY)
+	f, err := lockFile(p)
 	if errors.Is(err, ErrBusy) || errors.Is(err, os.ErrNotExist) {
 		return "", false, nil
 	}
@@ -164,7 +163,7 @@ func (db *DB) returnOrphan(p string, from Dir, name string) (string, bool, error
 	if !sameFile(f, p) {
 		return "", false, nil
 	}
-	if err := renameSync(p, db.Path(from, name)); err != nil {
+	if err := db.renameSync(p, db.Path(from, name)); err != nil && !errors.Is(err, ErrNotSynced) {
 		return "", false, err
 	}
 	id, _, _ := ParseName(name)
@@ -172,12 +171,12 @@ func (db *DB) returnOrphan(p string, from Dir, name string) (string, bool, error
 }
 
 // writerGrace is how old an unlocked temporary file must be before it is
-// removed: at once when its writer is dead, else a minute (a live writer
-// creates the file a moment before it locks it).
+// removed: at once when its writer was a process of this host that is
+// dead, else a minute (a live writer creates the file a moment before it
+// locks it).
 func writerGrace(name string) time.Duration {
-	pidPart, _, _ := strings.Cut(strings.TrimPrefix(name, writePrefix), "-")
-	pid, err := strconv.Atoi(pidPart)
-	if err == nil && pid > 0 && unix.Kill(pid, 0) == unix.ESRCH {
+	pid, host, ok := writerOf(name)
+	if me, _ := os.Hostname(); ok && host == me && unix.Kill(pid, 0) == unix.ESRCH {
 		return 0
 	}
 	return time.Minute
@@ -190,7 +189,7 @@ func removeIfUnlocked(p string, minAge time.Duration) {
 	if err != nil || time.Since(st.ModTime()) < minAge {
 		return
 	}
-	f, err := lockFile(p, os.O_RDONLY)
+	f, err := lockFile(p)
 	if err != nil {
 		return
 	}

@@ -4,15 +4,14 @@
 // A unit is a file; its directory is its state. Every change is a rename(2)
 // inside one filesystem, so at every instant a unit is in exactly one of
 // units/, tmp/, process/, done/ or fail/. A worker owns a unit while the file
-// sits in tmp/ under a claim name and the worker holds an flock on it; the
+// sits in tmp/ under a claim name and the worker holds a lock on it; the
 // lock dies with the process, which is how other workers detect a dead
 // owner and hand its unit back.
 //
-// Across hosts sharing the directory over NFS: rename is atomic on NFS, but
-// flock is only advisory per host on older clients, so orphan recovery can
-// only be trusted between workers of one host. Run the workers of one db on
-// one host, or accept that an orphan left by a dead host stays in tmp/ until
-// an operator returns it (see README).
+// Across hosts sharing the directory over NFSv4: rename is atomic there,
+// and the locks (lock.go) are byte-range locks the server keeps for each
+// client while its lease lives, so a dead host's claims become free only
+// after the server has expired its lease.
 package spool
 
 import (
@@ -37,6 +36,9 @@ const (
 	Done    Dir = "done"
 	Fail    Dir = "fail"
 	Log     Dir = "log"
+	// IDs indexes every unit id ever added (add.go); hidden, so
+	// `ls db/*/ | grep ID` still lists only the unit.
+	IDs Dir = ".ids"
 )
 
 // StateDirs are the directories a unit can be in, in the order a unit
@@ -68,6 +70,8 @@ var (
 // DB is an opened database directory (<base>/db).
 type DB struct {
 	root string
+	// dirSync replaces the directory fsync in fault-injection tests.
+	dirSync func(dir string) error
 }
 
 // Open creates <base>/db and its subdirectories (mode 0700: unit files can

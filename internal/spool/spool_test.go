@@ -378,9 +378,12 @@ func TestDeadWritersTempFilesRemovedAtOnce(t *testing.T) {
 	db := newDB(t)
 	dead := exec.Command("true")
 	dead.Run()
-	stale := db.Path(Tmp, fmt.Sprintf("%s%d-abc", writePrefix, dead.Process.Pid))
-	live := db.Path(Tmp, fmt.Sprintf("%s%d-abc", writePrefix, os.Getpid()))
-	for _, p := range []string{stale, live} {
+	host, _ := os.Hostname()
+	stale := db.Path(Tmp, fmt.Sprintf("%s%d@%s-123", writePrefix, dead.Process.Pid, host))
+	live := db.Path(Tmp, fmt.Sprintf("%s%d@%s-123", writePrefix, os.Getpid(), host))
+	// The same pid on another host of an NFS database says nothing.
+	remote := db.Path(Tmp, fmt.Sprintf("%s%d@other-%s-123", writePrefix, dead.Process.Pid, host))
+	for _, p := range []string{stale, live, remote} {
 		os.WriteFile(p, []byte("UNIT_ID=x\n"), 0o600)
 	}
 	if _, err := db.RecoverOrphans(); err != nil {
@@ -391,5 +394,8 @@ func TestDeadWritersTempFilesRemovedAtOnce(t *testing.T) {
 	}
 	if _, err := os.Stat(live); err != nil {
 		t.Error("a live writer's fresh temp file was removed")
+	}
+	if _, err := os.Stat(remote); err != nil {
+		t.Error("another host's fresh temp file was removed")
 	}
 }

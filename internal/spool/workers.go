@@ -1,38 +1,41 @@
 package spool
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 
-	"golang.org/x/sys/unix"
 )
 
 // Registration marks a running worker in tmp/ for as long as its process
-// lives (an flock on a file), so `migdb-migrate --stop` can wait for every
+// lives (a lock on a file), so `migdb-migrate --stop` can wait for every
 // worker of the database to exit.
 type Registration struct {
-	f *os.File
+	f    *os.File
+	path string
 }
 
 // Register records a running worker named name (e.g. "migdb-migrate").
 func (db *DB) Register(name string) (*Registration, error) {
-	p := db.Path(Tmp, fmt.Sprintf("%s%s-%d-%s", workerPrefix, name, os.Getpid(), newTag()))
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	// Locked before it gets its name, so no worker (of any host) can take
+	// it for a dead worker's.
+	f, err := writeLocked(db.Path(Tmp), nil, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	p := db.Path(Tmp, fmt.Sprintf("%s%s-%d-%s", workerPrefix, name, os.Getpid(), newTag()))
+	if err := db.renameSync(f.Name(), p); err != nil && !errors.Is(err, ErrNotSynced) {
 		f.Close()
-		os.Remove(p)
+		os.Remove(f.Name())
 		return nil, err
 	}
-	return &Registration{f: f}, nil
+	return &Registration{f: f, path: p}, nil
 }
 
 // Close removes the registration.
 func (r *Registration) Close() error {
-	os.Remove(r.f.Name())
+	os.Remove(r.path)
 	return r.f.Close()
 }
 
@@ -47,8 +50,8 @@ func (db *DB) LiveWorkers() (int, error) {
 		if !strings.HasPrefix(name, workerPrefix) {
 			continue
 		}
-		f, err := lockFile(db.Path(Tmp, name), os.O_RDONLY)
-		if err == ErrBusy {
+		f, err := lockFile(db.Path(Tmp, name))
+		if errors.Is(err, ErrBusy) {
 			n++
 			continue
 		}
