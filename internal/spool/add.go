@@ -1,8 +1,8 @@
 package spool
 
 import (
-	"errors"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"strings"

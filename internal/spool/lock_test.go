@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -111,4 +112,3 @@ func TestWriterName(t *testing.T) {
 		t.Errorf("writerPattern %q does not parse back: %d %q %v", pat, pid, host, ok)
 	}
 }
-

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-
 )
 
 // Registration marks a running worker in tmp/ for as long as its process
