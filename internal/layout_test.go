@@ -31,25 +31,26 @@ var side = map[string]string{
 	"internal/wifi":       "device",
 	"scripts/initramfs":   "device",
 
-	"cmd/migdb-add-unit":    "fleet",
-	"cmd/migdb-migrate":     "fleet",
-	"cmd/migdb-check-done":  "fleet",
-	"cmd/internal/cliapp":   "fleet",
-	"internal/addunit":      "fleet",
-	"internal/balena":       "fleet",
-	"internal/balena/api":   "fleet",
-	"internal/balena/cli":   "fleet",
-	"internal/balena/cloud": "fleet",
-	"internal/balena/fake":  "fleet",
-	"internal/checkdone":    "fleet",
-	"internal/config":       "fleet",
-	"internal/logging":      "fleet",
-	"internal/migrate":      "fleet",
-	"internal/remote":       "fleet",
-	"internal/spool":        "fleet",
-	"internal/stats":        "fleet",
-	"internal/unit":         "fleet",
-	"internal/worker":       "fleet",
+	"cmd/migdb-add-unit":     "fleet",
+	"cmd/migdb-migrate":      "fleet",
+	"cmd/migdb-check-done":   "fleet",
+	"cmd/internal/cliapp":    "fleet",
+	"cmd/internal/workercmd": "fleet",
+	"internal/addunit":       "fleet",
+	"internal/balena":        "fleet",
+	"internal/balena/api":    "fleet",
+	"internal/balena/cli":    "fleet",
+	"internal/balena/cloud":  "fleet",
+	"internal/balena/fake":   "fleet",
+	"internal/checkdone":     "fleet",
+	"internal/config":        "fleet",
+	"internal/logging":       "fleet",
+	"internal/migrate":       "fleet",
+	"internal/remote":        "fleet",
+	"internal/spool":         "fleet",
+	"internal/stats":         "fleet",
+	"internal/unit":          "fleet",
+	"internal/worker":        "fleet",
 
 	// Both sides may use these; they import neither side.
 	"internal/buildinfo": "shared",
@@ -124,6 +125,8 @@ func TestDeviceAndFleetCodeNeverImportEachOther(t *testing.T) {
 				t.Errorf("%s (shared) imports %s (%s code): shared code must stay on neither side", p.path, d, theirs)
 			case mine != "dev" && theirs == "dev":
 				t.Errorf("%s ships, but imports the development package %s", p.path, d)
+			case p.path == "cmd/migdb-add-unit" && strings.HasPrefix(d, "internal/balena"):
+				t.Errorf("migdb-add-unit never talks to balena, but links %s", d)
 			}
 		}
 	}

@@ -45,7 +45,7 @@ func run(c *cli.Context) error {
 	if modes != 1 || c.NArg() > 1 {
 		return usage.Errorf("give exactly one of: a unit id, --from-csv FILE, --retry ID (see --help)")
 	}
-	a := &addunit.Adder{Base: s.Path(config.DBDir), Settings: s, Now: time.Now}
+	a := &addunit.Adder{Base: s.Process.DBDir, Settings: s, Now: time.Now}
 	switch {
 	case c.IsSet("retry"):
 		p, err := addunit.Retry(a.Base, c.String("retry"))

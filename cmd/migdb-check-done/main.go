@@ -3,17 +3,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
+	"github.com/fleetmig/balena-migrate/cmd/internal/workercmd"
 	"github.com/fleetmig/balena-migrate/internal/checkdone"
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/spool"
 	"github.com/fleetmig/balena-migrate/internal/stats"
+	"github.com/fleetmig/balena-migrate/internal/unit"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/fleetmig/balena-migrate/internal/worker"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,39 +31,27 @@ func main() {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "with --stats: write one CSV row per unit to this file"},
 		),
 		HideHelpCommand: true,
-		Action:          run,
+		Action: func(c *cli.Context) error {
+			return workercmd.RunWorker(c, workercmd.Spec{
+				Bin:   config.CheckDone,
+				Input: spool.Process,
+				Before: func(_ context.Context, s *config.Settings, _ zerolog.Logger) (bool, error) {
+					if !c.Bool("stats") {
+						return false, nil
+					}
+					return true, printStats(s, c.String("output"))
+				},
+				Handler: func(e workercmd.Env) (worker.Handler, func(*unit.Unit) time.Time) {
+					k := &checkdone.Checker{Cloud: e.Cloud, Settings: e.Settings, Log: e.Log, Now: time.Now}
+					return k.Handle, nil
+				},
+			})
+		},
 	})
 }
 
-func run(c *cli.Context) error {
-	w, err := cliapp.StartWorker(c, config.CheckDone)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	s, log, graceful := w.Settings, w.Log, w.Graceful
-	if c.Bool("stats") {
-		return printStats(s, c.String("output"))
-	}
-	db, reg, err := w.Register(config.CheckDone)
-	if err != nil {
-		return err
-	}
-	cloud, err := cliapp.Cloud(graceful, s, log)
-	if err != nil {
-		return err
-	}
-	k := &checkdone.Checker{DB: db, Cloud: cloud, Settings: s, Log: log, Now: time.Now}
-	loop := &worker.Loop{
-		DB: db, Input: spool.Process, Name: string(config.CheckDone),
-		Jobs: s.Int(config.Jobs), Once: c.Bool("once"), Log: log, Handle: k.Handle, Reg: reg,
-	}
-	log.Info().Str("db", db.Root()).Int("jobs", loop.Jobs).Msg("checking migrated units")
-	return loop.Run(graceful, w.Hard)
-}
-
 func printStats(s *config.Settings, out string) error {
-	db, err := spool.Open(s.Path(config.DBDir))
+	db, err := spool.Open(s.Process.DBDir)
 	if err != nil {
 		return err
 	}

@@ -4,13 +4,17 @@
 package main
 
 import (
+	"context"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
+	"github.com/fleetmig/balena-migrate/cmd/internal/workercmd"
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/migrate"
 	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/unit"
 	"github.com/fleetmig/balena-migrate/internal/worker"
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -23,40 +27,26 @@ func main() {
 			&cli.BoolFlag{Name: "stop", Usage: "ask every worker on this db to stop, wait until they have, and exit"},
 		),
 		HideHelpCommand: true,
-		Action:          run,
+		Action: func(c *cli.Context) error {
+			return workercmd.RunWorker(c, workercmd.Spec{
+				Bin:   config.Migrate,
+				Input: spool.Units,
+				Before: func(ctx context.Context, s *config.Settings, log zerolog.Logger) (bool, error) {
+					if !c.Bool("stop") {
+						return false, nil
+					}
+					db, err := spool.Open(s.Process.DBDir)
+					if err != nil {
+						return true, err
+					}
+					return true, migrate.Stop(ctx, db, log)
+				},
+				Check: migrate.CheckEnvironment,
+				Handler: func(e workercmd.Env) (worker.Handler, func(*unit.Unit) time.Time) {
+					m := &migrate.Migrator{Cloud: e.Cloud, Settings: e.Settings, Log: e.Log, Now: time.Now}
+					return m.Handle, m.DueOf
+				},
+			})
+		},
 	})
-}
-
-func run(c *cli.Context) error {
-	w, err := cliapp.StartWorker(c, config.Migrate)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	s, log, graceful := w.Settings, w.Log, w.Graceful
-	if c.Bool("stop") {
-		db, err := spool.Open(s.Path(config.DBDir))
-		if err != nil {
-			return err
-		}
-		return migrate.Stop(graceful, db, log)
-	}
-	db, reg, err := w.Register(config.Migrate)
-	if err != nil {
-		return err
-	}
-	if err := migrate.CheckEnvironment(graceful, s); err != nil {
-		return err
-	}
-	cloud, err := cliapp.Cloud(graceful, s, log)
-	if err != nil {
-		return err
-	}
-	m := &migrate.Migrator{DB: db, Cloud: cloud, Settings: s, Log: log, Now: time.Now}
-	loop := &worker.Loop{
-		DB: db, Input: spool.Units, Name: string(config.Migrate), DueOf: m.DueOf,
-		Jobs: s.Int(config.Jobs), Once: c.Bool("once"), Log: log, Handle: m.Handle, Reg: reg,
-	}
-	log.Info().Str("db", db.Root()).Int("jobs", loop.Jobs).Msg("migrating units")
-	return loop.Run(graceful, w.Hard)
 }

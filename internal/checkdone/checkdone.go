@@ -18,7 +18,6 @@ import (
 
 // Checker checks one unit at a time.
 type Checker struct {
-	DB       *spool.DB
 	Cloud    balena.Cloud
 	Settings *config.Settings
 	Log      zerolog.Logger
@@ -26,17 +25,8 @@ type Checker struct {
 }
 
 // Handle is the worker.Handler of migdb-check-done.
-func (k *Checker) Handle(ctx context.Context, c *spool.Claim) worker.Outcome {
-	u := c.Unit.Clone()
-	ulog, err := worker.OpenUnitLog(k.DB, c, u, string(config.CheckDone))
-	if err != nil {
-		k.Log.Error().Err(err).Str("unit", u.ID()).Msg("cannot open the unit log")
-		return worker.HandBack("unit log unavailable")
-	}
-	defer ulog.Close()
-	o := k.check(ctx, u)
-	o.Event(&ulog.Log).Msg(o.Msg)
-	return o
+func (k *Checker) Handle(ctx context.Context, j *worker.Job) worker.Outcome {
+	return k.check(ctx, j.Unit)
 }
 
 // check decides the outcome for u (a copy the caller owns).
@@ -67,17 +57,17 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 			return worker.HandBack("stopping")
 		}
 		// Whatever balena's trouble, it is not the unit's fault: ask again.
-		u.SetDue(now.Add(s.Duration(config.CheckInterval)))
-		return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("balena could not be asked (%v); asking again in %v", err, s.Duration(config.CheckInterval))}
+		u.SetDue(now.Add(s.Check.CheckInterval))
+		return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("balena could not be asked (%v); asking again in %v", err, s.Check.CheckInterval)}
 	}
 	if online {
 		u.SetStatus(unit.StatusDone, now)
 		u.Delete(unit.FieldDueTS)
 		return worker.Outcome{To: spool.Done, Unit: u, Msg: fmt.Sprintf("device %s is online after %v: done", uuid, now.Sub(since).Round(time.Second))}
 	}
-	if maxAge := s.Duration(config.MaxStatusAge); now.Sub(since) > maxAge {
+	if maxAge := s.Check.MaxStatusAge; now.Sub(since) > maxAge {
 		return fail(unit.FailLost, fmt.Sprintf("device %s not online %v after migration (limit %v); check the device's console or network", uuid, now.Sub(since).Round(time.Second), maxAge))
 	}
-	u.SetDue(now.Add(s.Duration(config.CheckInterval)))
-	return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("device %s not online yet (%v since migration); asking again in %v", uuid, now.Sub(since).Round(time.Second), s.Duration(config.CheckInterval))}
+	u.SetDue(now.Add(s.Check.CheckInterval))
+	return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("device %s not online yet (%v since migration); asking again in %v", uuid, now.Sub(since).Round(time.Second), s.Check.CheckInterval)}
 }

@@ -50,7 +50,7 @@ func newEnv(t *testing.T, settings map[string]string) *env {
 		t.Fatal(err)
 	}
 	return &env{db: db, fake: srv, cloud: cl,
-		k: &Checker{DB: db, Cloud: cl, Settings: s, Log: zerolog.New(zerolog.NewTestWriter(t)), Now: time.Now}}
+		k: &Checker{Cloud: cl, Settings: s, Log: zerolog.New(zerolog.NewTestWriter(t)), Now: time.Now}}
 }
 
 // migrated puts a MIGRATED unit whose status changed age ago into process/,

@@ -27,21 +27,21 @@ func TestPrecedence(t *testing.T) {
 		{ExecTimeout, "5", "environment"},
 	}
 	for _, c := range cases {
-		if s.String(c.name) != c.want || s.Source(c.name) != c.src {
-			t.Errorf("%s = %q from %q, want %q from %q", c.name, s.String(c.name), s.Source(c.name), c.want, c.src)
+		if s.Raw(c.name) != c.want || s.Source(c.name) != c.src {
+			t.Errorf("%s = %q from %q, want %q from %q", c.name, s.Raw(c.name), s.Source(c.name), c.want, c.src)
 		}
 	}
-	if s.Duration(ExecTimeout) != 5*time.Second || s.Int(SSHPort) != 2202 {
+	if s.Migrate.ExecTimeout != 5*time.Second || s.Unit.SSHPort != 2202 {
 		t.Error("typed accessors disagree")
 	}
 	u, err := s.ForUnit(map[string]string{SSHPort: "2203", "MIG_CONN_RETRIES": "2", ExecTimeout: "7m"}, "unit-x-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Int(SSHPort) != 2203 || u.Source(SSHPort) != "unit file unit-x-1" || u.Duration(ExecTimeout) != 7*time.Minute {
-		t.Errorf("unit layer not applied: %v %v", u.String(SSHPort), u.String(ExecTimeout))
+	if u.Unit.SSHPort != 2203 || u.Source(SSHPort) != "unit file unit-x-1" || u.Migrate.ExecTimeout != 7*time.Minute {
+		t.Errorf("unit layer not applied: %v %v", u.Raw(SSHPort), u.Raw(ExecTimeout))
 	}
-	if s.Int(SSHPort) != 2202 {
+	if s.Unit.SSHPort != 2202 {
 		t.Error("ForUnit changed the worker's settings")
 	}
 }
@@ -84,8 +84,8 @@ func TestCfgDirAndArchiveExcludeEachOther(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.IsSet(CfgArchive) || u.String(CfgDir) != "/unit/dir" {
-		t.Fatalf("unit's cfg dir did not replace the worker's archive: %q %q", u.String(CfgDir), u.String(CfgArchive))
+	if u.Unit.CfgArchive != "" || u.Raw(CfgDir) != "/unit/dir" {
+		t.Fatalf("unit's cfg dir did not replace the worker's archive: %q %q", u.Raw(CfgDir), u.Raw(CfgArchive))
 	}
 	_, err = Resolve(Migrate, Layer{Source: "command line", Values: map[string]string{CfgArchive: "/x.tgz", CfgDir: "/d"}})
 	if !errors.Is(err, usage.Err) {

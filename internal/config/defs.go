@@ -76,6 +76,8 @@ type Def struct {
 	Secret  bool // never printed
 	Unit    bool // stored in unit files by add-unit; a unit may override it
 	NoEnv   bool // flag only
+	Path    bool // a leading ~/ is the user's home
+	field   field
 }
 
 var all = []Binary{AddUnit, Migrate, CheckDone}
@@ -84,37 +86,37 @@ var submitters = []Binary{AddUnit, Migrate}
 
 // defs is the settings table (SPEC §4). It is read-only.
 var defs = []Def{
-	{Name: DBDir, Flags: []string{"base"}, Usage: "directory holding db/", Default: ".", Bins: all},
-	{Name: CfgFile, Flags: []string{"cfg", "c"}, Usage: "settings file (KEY=VALUE); beats flags and environment", Bins: all},
-	{Name: App, Flags: []string{"app"}, Usage: "balena fleet to register devices in (org/name, id or name)", Bins: submitters, Unit: true},
-	{Name: BalenaVer, Flags: []string{"balena-ver"}, Usage: "balenaOS version for config.json", Bins: submitters, Unit: true},
-	{Name: CfgDir, Flags: []string{"cfg-dir", "mig-cfg-dir"}, Usage: "migration environment directory", Bins: submitters, Unit: true},
-	{Name: CfgArchive, Flags: []string{"cfg-tgz"}, Usage: "migration environment as a .tgz", Bins: submitters, Unit: true},
-	{Name: SSHHost, Flags: []string{"host"}, Usage: "device host name or address", Bins: submitters, Unit: true},
-	{Name: SSHUser, Flags: []string{"user", "u"}, Usage: "SSH user on the device", Bins: submitters, Unit: true},
-	{Name: SSHPort, Flags: []string{"port", "p"}, Usage: "SSH port", Default: "22", Kind: Port, Bins: submitters, Unit: true},
-	{Name: SSHPasswd, Flags: []string{"passwd"}, Usage: "SSH password (stored 0600, never logged; prefer keys)", Bins: submitters, Unit: true, Secret: true},
-	{Name: SSHOpts, Flags: []string{"ssh-opts"}, Usage: "OpenSSH options for this unit, appended to the worker's", Bins: []Binary{AddUnit}, Unit: true},
-	{Name: DefSSHOpts, Flags: []string{"ssh-opts"}, Usage: "default OpenSSH options (-o Key=Value, -i, -p, -l)", Bins: []Binary{Migrate}},
-	{Name: SSHKey, Flags: []string{"identity", "i"}, Usage: "private key file (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa, then ssh-agent)", Bins: submitters, Unit: true},
-	{Name: KnownHosts, Flags: []string{"known-hosts"}, Usage: "known_hosts file", Default: "~/.ssh/known_hosts", Bins: []Binary{Migrate}},
-	{Name: HostKeyPolicy, Flags: []string{"host-key-policy"}, Usage: "strict, accept-new or off", Default: "accept-new", Kind: Enum, Enum: []string{"strict", "accept-new", "off"}, Bins: []Binary{Migrate}},
-	{Name: MinAge, Flags: []string{"min-age"}, Usage: "seconds a unit must be old before it is migrated", Default: "0", Kind: Seconds, Bins: []Binary{Migrate}},
-	{Name: Duration, Flags: []string{"dur", "mig-dur"}, Usage: "seconds to wait after migrating before checking", Default: "180", Kind: Seconds, Bins: []Binary{Migrate}},
-	{Name: ConnAttempts, Flags: []string{"conn-attempts"}, Usage: "connection attempts before a unit fails", Default: "3", Kind: Count, Bins: []Binary{Migrate}},
-	{Name: ReconnTime, Flags: []string{"reconn-time"}, Usage: "seconds before the first reconnect (doubled each retry, capped at a day)", Default: "600", Kind: Seconds, Bins: []Binary{Migrate}},
-	{Name: ConnTimeout, Flags: []string{"conn-timeout"}, Usage: "seconds to establish SSH", Default: "30", Kind: Seconds, Bins: []Binary{Migrate}},
-	{Name: TxTimeout, Flags: []string{"tx-timeout"}, Usage: "seconds for copying the migration environment", Default: "1200", Kind: Seconds, Bins: []Binary{Migrate}},
-	{Name: ExecTimeout, Flags: []string{"exec-timeout"}, Usage: "seconds for balena-migrate on the device", Default: "600", Kind: Seconds, Bins: []Binary{Migrate}},
-	{Name: MaxStatusAge, Flags: []string{"max-age"}, Usage: "seconds after migration before an offline device counts as lost", Default: "900", Kind: Seconds, Bins: []Binary{CheckDone}},
-	{Name: CheckInterval, Flags: []string{"check-interval"}, Usage: "seconds between checks of one unit", Default: "60", Kind: Seconds, Bins: []Binary{CheckDone}},
-	{Name: BalenaAPI, Flags: []string{"balena-api"}, Usage: "balena API URL", Default: defaultAPIHost, Bins: workers},
-	{Name: BalenaToken, Flags: []string{"balena-token"}, Usage: "balena API token (default: ~/.balena/token)", Bins: workers, Secret: true},
-	{Name: Cloud, Flags: []string{"cloud"}, Usage: "api (native HTTPS) or cli (balena CLI on PATH)", Default: "api", Kind: Enum, Enum: []string{"api", "cli"}, Bins: workers},
-	{Name: LogTo, Flags: []string{"log-to"}, Usage: "log file, or a directory for <dir>/<binary>-<pid>.log", Bins: all},
-	{Name: LogFormat, Flags: []string{"log-format"}, Usage: "console or json", Default: "console", Kind: Enum, Enum: []string{"console", "json"}, Bins: all},
-	{Name: Color, Flags: []string{"color"}, Usage: "ON or OFF (default: ON on a terminal, NO_COLOR honoured)", Kind: Enum, Enum: []string{"on", "off"}, Bins: all, NoEnv: true},
-	{Name: Jobs, Flags: []string{"jobs", "j"}, Usage: "units handled at once by this process", Default: "1", Kind: Count, Bins: workers},
+	{Name: DBDir, Flags: []string{"base"}, Usage: "directory holding db/", Default: ".", Bins: all, Path: true, field: func(s *Settings) any { return &s.Process.DBDir }},
+	{Name: CfgFile, Flags: []string{"cfg", "c"}, Usage: "settings file (KEY=VALUE); beats flags and environment", Bins: all, Path: true, field: func(s *Settings) any { return &s.Process.CfgFile }},
+	{Name: App, Flags: []string{"app"}, Usage: "balena fleet to register devices in (org/name, id or name)", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.App }},
+	{Name: BalenaVer, Flags: []string{"balena-ver"}, Usage: "balenaOS version for config.json", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.BalenaVer }},
+	{Name: CfgDir, Flags: []string{"cfg-dir", "mig-cfg-dir"}, Usage: "migration environment directory", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.CfgDir }},
+	{Name: CfgArchive, Flags: []string{"cfg-tgz"}, Usage: "migration environment as a .tgz", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.CfgArchive }},
+	{Name: SSHHost, Flags: []string{"host"}, Usage: "device host name or address", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHHost }},
+	{Name: SSHUser, Flags: []string{"user", "u"}, Usage: "SSH user on the device", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHUser }},
+	{Name: SSHPort, Flags: []string{"port", "p"}, Usage: "SSH port", Default: "22", Kind: Port, Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHPort }},
+	{Name: SSHPasswd, Flags: []string{"passwd"}, Usage: "SSH password (stored 0600, never logged; prefer keys)", Bins: submitters, Unit: true, Secret: true, field: func(s *Settings) any { return &s.Unit.SSHPasswd }},
+	{Name: SSHOpts, Flags: []string{"ssh-opts"}, Usage: "OpenSSH options for this unit, appended to the worker's", Bins: []Binary{AddUnit}, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHOpts }},
+	{Name: DefSSHOpts, Flags: []string{"ssh-opts"}, Usage: "default OpenSSH options (-o Key=Value, -i, -p, -l)", Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.DefSSHOpts }},
+	{Name: SSHKey, Flags: []string{"identity", "i"}, Usage: "private key file (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa, then ssh-agent)", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.SSHKey }},
+	{Name: KnownHosts, Flags: []string{"known-hosts"}, Usage: "known_hosts file", Default: "~/.ssh/known_hosts", Bins: []Binary{Migrate}, Path: true, field: func(s *Settings) any { return &s.Migrate.KnownHosts }},
+	{Name: HostKeyPolicy, Flags: []string{"host-key-policy"}, Usage: "strict, accept-new or off", Default: "accept-new", Kind: Enum, Enum: []string{"strict", "accept-new", "off"}, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.HostKeyPolicy }},
+	{Name: MinAge, Flags: []string{"min-age"}, Usage: "seconds a unit must be old before it is migrated", Default: "0", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.MinAge }},
+	{Name: Duration, Flags: []string{"dur", "mig-dur"}, Usage: "seconds to wait after migrating before checking", Default: "180", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.Duration }},
+	{Name: ConnAttempts, Flags: []string{"conn-attempts"}, Usage: "connection attempts before a unit fails", Default: "3", Kind: Count, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.ConnAttempts }},
+	{Name: ReconnTime, Flags: []string{"reconn-time"}, Usage: "seconds before the first reconnect (doubled each retry, capped at a day)", Default: "600", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.ReconnTime }},
+	{Name: ConnTimeout, Flags: []string{"conn-timeout"}, Usage: "seconds to establish SSH", Default: "30", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.ConnTimeout }},
+	{Name: TxTimeout, Flags: []string{"tx-timeout"}, Usage: "seconds for copying the migration environment", Default: "1200", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.TxTimeout }},
+	{Name: ExecTimeout, Flags: []string{"exec-timeout"}, Usage: "seconds for balena-migrate on the device", Default: "600", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.ExecTimeout }},
+	{Name: MaxStatusAge, Flags: []string{"max-age"}, Usage: "seconds after migration before an offline device counts as lost", Default: "900", Kind: Seconds, Bins: []Binary{CheckDone}, field: func(s *Settings) any { return &s.Check.MaxStatusAge }},
+	{Name: CheckInterval, Flags: []string{"check-interval"}, Usage: "seconds between checks of one unit", Default: "60", Kind: Seconds, Bins: []Binary{CheckDone}, field: func(s *Settings) any { return &s.Check.CheckInterval }},
+	{Name: BalenaAPI, Flags: []string{"balena-api"}, Usage: "balena API URL", Default: defaultAPIHost, Bins: workers, field: func(s *Settings) any { return &s.Balena.API }},
+	{Name: BalenaToken, Flags: []string{"balena-token"}, Usage: "balena API token (default: ~/.balena/token)", Bins: workers, Secret: true, field: func(s *Settings) any { return &s.Balena.Token }},
+	{Name: Cloud, Flags: []string{"cloud"}, Usage: "api (native HTTPS) or cli (balena CLI on PATH)", Default: "api", Kind: Enum, Enum: []string{"api", "cli"}, Bins: workers, field: func(s *Settings) any { return &s.Balena.Client }},
+	{Name: LogTo, Flags: []string{"log-to"}, Usage: "log file, or a directory for <dir>/<binary>-<pid>.log", Bins: all, Path: true, field: func(s *Settings) any { return &s.Process.LogTo }},
+	{Name: LogFormat, Flags: []string{"log-format"}, Usage: "console or json", Default: "console", Kind: Enum, Enum: []string{"console", "json"}, Bins: all, field: func(s *Settings) any { return &s.Process.LogFormat }},
+	{Name: Color, Flags: []string{"color"}, Usage: "ON or OFF (default: ON on a terminal, NO_COLOR honoured)", Kind: Enum, Enum: []string{"on", "off"}, Bins: all, NoEnv: true, field: func(s *Settings) any { return &s.Process.Color }},
+	{Name: Jobs, Flags: []string{"jobs", "j"}, Usage: "units handled at once by this process", Default: "1", Kind: Count, Bins: workers, field: func(s *Settings) any { return &s.Process.Jobs }},
 }
 
 // Defs returns the settings that apply to bin.

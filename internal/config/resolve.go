@@ -30,12 +30,19 @@ type value struct {
 	source string
 }
 
-// Settings are resolved values for one binary (and optionally one unit).
+// Settings are resolved values for one binary (and optionally one unit),
+// typed in the groups of typed.go.
 type Settings struct {
-	bin  Binary
-	vals map[string]value
+	Process Process
+	Balena  Balena
+	Migrate MigrateTuning
+	Check   CheckTuning
+	Unit    Unit
 	// Warnings are things worth telling the operator (unknown keys...).
 	Warnings []string
+
+	bin  Binary
+	vals map[string]value // raw values and their sources, by setting name
 }
 
 // Layer is one source of values, applied over the layers before it.
@@ -60,6 +67,7 @@ func Resolve(bin Binary, layers ...Layer) (*Settings, error) {
 			return nil, err
 		}
 	}
+	s.fill()
 	return s, nil
 }
 
@@ -163,7 +171,7 @@ var processWide = map[string]bool{
 
 // ForUnit returns the settings with a unit file's MIG_* values on top.
 func (s *Settings) ForUnit(unitValues map[string]string, unitName string) (*Settings, error) {
-	c := &Settings{bin: s.bin, vals: make(map[string]value, len(s.vals))}
+	c := &Settings{bin: s.bin, vals: make(map[string]value, len(s.vals)), Warnings: s.Warnings}
 	for k, v := range s.vals {
 		c.vals[k] = v
 	}
@@ -176,35 +184,16 @@ func (s *Settings) ForUnit(unitValues map[string]string, unitName string) (*Sett
 	if err := c.apply(Layer{Source: "unit file " + unitName, Values: vals}, true); err != nil {
 		return nil, err
 	}
+	c.fill()
 	return c, nil
 }
 
-// String returns a setting's raw value ("" when unset).
-func (s *Settings) String(name string) string { return s.vals[name].raw }
+// Raw returns a setting's value as given ("" when unset), for messages
+// and tests; programs read the typed fields.
+func (s *Settings) Raw(name string) string { return s.vals[name].raw }
 
 // Source tells where a setting's value came from ("" when unset).
 func (s *Settings) Source(name string) string { return s.vals[name].source }
-
-// IsSet reports whether a setting has a value.
-func (s *Settings) IsSet(name string) bool { return s.vals[name].raw != "" }
-
-// Int returns a validated integer setting.
-func (s *Settings) Int(name string) int {
-	n, _ := strconv.Atoi(s.vals[name].raw)
-	return n
-}
-
-// Duration returns a validated seconds setting.
-func (s *Settings) Duration(name string) time.Duration {
-	d, _ := parseSeconds(s.vals[name].raw)
-	return d
-}
-
-// Lower returns an enum setting in lower case.
-func (s *Settings) Lower(name string) string { return strings.ToLower(s.vals[name].raw) }
-
-// Path returns a path setting with a leading ~ expanded.
-func (s *Settings) Path(name string) string { return ExpandHome(s.vals[name].raw) }
 
 // UnitValues returns the unit-specific settings that are set, for add-unit.
 func (s *Settings) UnitValues() map[string]string {

@@ -169,7 +169,7 @@ func (e *env) unitFor(dev *sshtest.User) map[string]string {
 func (e *env) runOnce(s *config.Settings, jobs int) {
 	e.t.Helper()
 	log := zerolog.New(e.logs)
-	m := &Migrator{DB: e.db, Cloud: e.cloud, Settings: s, Log: log, Now: time.Now}
+	m := &Migrator{Cloud: e.cloud, Settings: s, Log: log, Now: time.Now}
 	l := &worker.Loop{DB: e.db, Input: spool.Units, Name: "test", Jobs: jobs, Once: true, DueOf: m.DueOf, Log: log, Handle: m.Handle}
 	ctx := context.Background()
 	if err := l.Run(ctx, ctx); err != nil {

@@ -36,9 +36,9 @@ func measureWake(b *testing.B, kind string, workers, n int) []time.Duration {
 		b.Fatal(err)
 	}
 	claimed := make(chan time.Time, n)
-	handle := func(_ context.Context, c *spool.Claim) Outcome {
+	handle := func(_ context.Context, j *Job) Outcome {
 		claimed <- time.Now()
-		return Outcome{To: spool.Process, Unit: c.Unit, Msg: "bench"}
+		return Outcome{To: spool.Process, Unit: j.Unit, Msg: "bench"}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -81,7 +81,7 @@ func pollLoop(ctx context.Context, db *spool.DB, handle Handler) {
 			if errors.Is(err, spool.ErrTaken) || errors.Is(err, spool.ErrBusy) || err != nil {
 				continue
 			}
-			o := handle(ctx, c)
+			o := handle(ctx, &Job{Unit: c.Unit.Clone(), Name: c.Name(), Save: c.Update})
 			c.Finish(o.To, o.Unit)
 		}
 		select {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/logging"
 	"github.com/fleetmig/balena-migrate/internal/spool"
 	"github.com/fleetmig/balena-migrate/internal/unit"
 	"github.com/fsnotify/fsnotify"
@@ -23,11 +24,23 @@ import (
 )
 
 // Handler runs a pipeline over one claimed unit and says where it goes
-// next. It may save the unit mid-way with c.Update (e.g. a device UUID
-// before registering it) but never moves the file: the loop alone does.
-// ctx is cancelled when the worker must abandon the work in hand; the
-// handler then returns a hand-back outcome.
-type Handler func(ctx context.Context, c *spool.Claim) Outcome
+// next. It gets a copy of the unit and may record it mid-way with j.Save
+// (e.g. a device UUID before registering it); it cannot move the file:
+// the loop alone does, from the Outcome. ctx is cancelled when the worker
+// must abandon the work in hand; the handler then returns a hand-back.
+type Handler func(ctx context.Context, j *Job) Outcome
+
+// Job is one claimed unit as a handler sees it.
+type Job struct {
+	// Unit is the handler's own copy; Save records it in the claim.
+	Unit *unit.Unit
+	// Name is the unit file's name, for messages.
+	Name string
+	// Log is the unit's own log in db/log (UNIT_OUTPUT_LOG).
+	Log *logging.UnitLog
+	// Save records u as the unit's content without moving it.
+	Save func(u *unit.Unit) error
+}
 
 // Outcome is where a unit goes after a pipeline.
 type Outcome struct {
@@ -240,7 +253,25 @@ func (r *run) handle(c *spool.Claim) {
 		r.rejectUnreadable(c)
 		return
 	}
-	r.apply(c, r.Handle(r.hard, c))
+	r.apply(c, r.runHandler(c))
+}
+
+// runHandler opens the unit's log, records its path in the unit, and runs the
+// handler over a copy of the unit.
+func (r *run) runHandler(c *spool.Claim) Outcome {
+	u := c.Unit.Clone()
+	ulog, err := openUnitLog(r.DB, c, u, r.Name)
+	if err != nil {
+		r.Log.Error().Err(err).Str("unit", c.ID()).Msg("cannot open the unit log")
+		return HandBack("unit log unavailable")
+	}
+	defer ulog.Close()
+	if err := c.Update(u); err != nil {
+		return HandBack("cannot save the unit: " + err.Error())
+	}
+	o := r.Handle(r.hard, &Job{Unit: u, Name: c.Name(), Log: ulog, Save: c.Update})
+	o.Event(&ulog.Log).Msg(o.Msg)
+	return o
 }
 
 // apply moves the unit as the outcome says and logs the move.

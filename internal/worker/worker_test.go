@@ -25,12 +25,12 @@ func newRecorder() *recorder {
 }
 
 // handle moves each unit to process/, recording when it was claimed.
-func (r *recorder) handle(_ context.Context, c *spool.Claim) Outcome {
+func (r *recorder) handle(_ context.Context, j *Job) Outcome {
 	r.mu.Lock()
-	r.claimed[c.ID()] = time.Now()
+	r.claimed[j.Unit.ID()] = time.Now()
 	r.mu.Unlock()
-	r.ch <- c.ID()
-	return Outcome{To: spool.Process, Unit: c.Unit, Msg: "recorded"}
+	r.ch <- j.Unit.ID()
+	return Outcome{To: spool.Process, Unit: j.Unit, Msg: "recorded"}
 }
 
 func start(t *testing.T, l *Loop) (stop func() error) {
@@ -177,7 +177,7 @@ func TestUnreadableUnitGoesToFailUnchanged(t *testing.T) {
 
 func TestPanickingHandlerHandsUnitBack(t *testing.T) {
 	l := newLoop(t, newRecorder())
-	l.Handle = func(context.Context, *spool.Claim) Outcome {
+	l.Handle = func(context.Context, *Job) Outcome {
 		l.DB.RequestStop() // so the loop ends instead of re-claiming
 		panic("boom")
 	}

@@ -1,5 +1,7 @@
-// Package cliapp holds what the four command-line programs share: exit codes
-// (SPEC §12), process logging from settings, and signal handling.
+// Package cliapp holds what the migdb programs share on the command line:
+// exit codes (SPEC §12) — decided here and nowhere else — process logging
+// from settings, and signal handling. Libraries return errors; this
+// package turns them into exit codes.
 package cliapp
 
 import (
@@ -14,7 +16,6 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/buildinfo"
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/logging"
-	"github.com/fleetmig/balena-migrate/internal/spool"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -58,9 +59,9 @@ func Main(app *cli.App) {
 func Logger(s *config.Settings, bin config.Binary) (zerolog.Logger, io.Closer, error) {
 	l, c, err := logging.Open(logging.Options{
 		Binary: string(bin),
-		To:     s.Path(config.LogTo),
-		Format: s.Lower(config.LogFormat),
-		Color:  s.Lower(config.Color),
+		To:     s.Process.LogTo,
+		Format: s.Process.LogFormat,
+		Color:  s.Process.Color,
 	})
 	if err != nil {
 		return l, c, usage.Wrap(err)
@@ -100,58 +101,5 @@ func Signals(parent context.Context) (graceful, hard context.Context, stop func(
 		close(done)
 		cancelGraceful()
 		cancelHard()
-	}
-}
-
-// Worker is what both worker programs set up before their loop: settings,
-// the process log and signal handling.
-type Worker struct {
-	Settings *config.Settings
-	Log      zerolog.Logger
-	// Graceful ends at the first SIGINT/SIGTERM, Hard at the second.
-	Graceful, Hard context.Context
-	closers        []func()
-}
-
-// StartWorker resolves bin's settings, opens its log and installs the
-// signal handlers. It refuses positional arguments.
-func StartWorker(c *cli.Context, bin config.Binary) (*Worker, error) {
-	if c.NArg() > 0 {
-		return nil, usage.Errorf("unexpected argument %q (see --help)", c.Args().First())
-	}
-	s, err := config.FromCLI(c, bin)
-	if err != nil {
-		return nil, err
-	}
-	log, closer, err := Logger(s, bin)
-	if err != nil {
-		return nil, err
-	}
-	w := &Worker{Settings: s, Log: log}
-	var stop func()
-	w.Graceful, w.Hard, stop = Signals(c.Context)
-	w.closers = []func(){stop, func() { closer.Close() }}
-	return w, nil
-}
-
-// Register opens the database and records this worker in it before
-// anything slow happens, so `migdb-migrate --stop` waits for it too.
-func (w *Worker) Register(bin config.Binary) (*spool.DB, *spool.Registration, error) {
-	db, err := spool.Open(w.Settings.Path(config.DBDir))
-	if err != nil {
-		return nil, nil, err
-	}
-	reg, err := db.Register(string(bin))
-	if err != nil {
-		return nil, nil, fmt.Errorf("register worker in %s: %w", db.Root(), err)
-	}
-	w.closers = append([]func(){func() { reg.Close() }}, w.closers...)
-	return db, reg, nil
-}
-
-// Close stops signal handling and closes the log.
-func (w *Worker) Close() {
-	for _, f := range w.closers {
-		f()
 	}
 }

@@ -1,0 +1,115 @@
+// Package workercmd is what migdb-migrate and migdb-check-done share as
+// programs: settings, log and signals, the worker registration, the balena
+// credentials check, and the loop. Each program says only what differs.
+package workercmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
+	"github.com/fleetmig/balena-migrate/internal/balena"
+	"github.com/fleetmig/balena-migrate/internal/balena/cloud"
+	"github.com/fleetmig/balena-migrate/internal/config"
+	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/unit"
+	"github.com/fleetmig/balena-migrate/internal/usage"
+	"github.com/fleetmig/balena-migrate/internal/worker"
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+)
+
+// Env is what a worker program has once it is set up.
+type Env struct {
+	Settings *config.Settings
+	Log      zerolog.Logger
+	DB       *spool.DB
+	Cloud    balena.Cloud
+}
+
+// Spec says what a worker program does differently.
+type Spec struct {
+	Bin   config.Binary
+	Input spool.Dir
+	// Before runs once settings and the log are up and before the worker
+	// registers; done ends the program there (--stop, --stats).
+	Before func(ctx context.Context, s *config.Settings, log zerolog.Logger) (done bool, err error)
+	// Check runs after the registration, before the balena credentials are
+	// tried: a refusal here is cheaper.
+	Check func(ctx context.Context, s *config.Settings) error
+	// Handler builds the pipeline; dueOf may be nil (DUE_TS alone).
+	Handler func(e Env) (h worker.Handler, dueOf func(*unit.Unit) time.Time)
+}
+
+// RunWorker runs a worker program: settings, log, signals, registration,
+// checks, the balena client, then the loop until stopped.
+func RunWorker(c *cli.Context, spec Spec) error {
+	if c.NArg() > 0 {
+		return usage.Errorf("unexpected argument %q (see --help)", c.Args().First())
+	}
+	s, err := config.FromCLI(c, spec.Bin)
+	if err != nil {
+		return err
+	}
+	log, closer, err := cliapp.Logger(s, spec.Bin)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	graceful, hard, stop := cliapp.Signals(c.Context)
+	defer stop()
+	if spec.Before != nil {
+		if done, err := spec.Before(graceful, s, log); done || err != nil {
+			return err
+		}
+	}
+	// Register before anything slow, so `migdb-migrate --stop` waits for
+	// a worker that is still starting.
+	db, err := spool.Open(s.Process.DBDir)
+	if err != nil {
+		return err
+	}
+	reg, err := db.Register(string(spec.Bin))
+	if err != nil {
+		return fmt.Errorf("register worker in %s: %w", db.Root(), err)
+	}
+	defer reg.Close()
+	if spec.Check != nil {
+		if err := spec.Check(graceful, s); err != nil {
+			return err
+		}
+	}
+	cl, err := Cloud(graceful, s, log)
+	if err != nil {
+		return err
+	}
+	handle, dueOf := spec.Handler(Env{Settings: s, Log: log, DB: db, Cloud: cl})
+	loop := &worker.Loop{
+		DB: db, Input: spec.Input, Name: string(spec.Bin), DueOf: dueOf,
+		Jobs: s.Process.Jobs, Once: c.Bool("once"), Log: log, Handle: handle, Reg: reg,
+	}
+	log.Info().Str("db", db.Root()).Int("jobs", loop.Jobs).Msg("worker started")
+	return loop.Run(graceful, hard)
+}
+
+// Cloud builds the balena client the settings describe and checks its
+// credentials with one cheap call. Any failure is a usage error (exit 2):
+// a worker must not touch a unit with credentials that do not work.
+func Cloud(ctx context.Context, s *config.Settings, log zerolog.Logger) (balena.Cloud, error) {
+	b := s.Balena
+	c, err := cloud.New(b.Client, balena.Options{APIURL: b.API, Token: b.Token, Log: log})
+	if err != nil {
+		return nil, usage.Errorf("balena (%s): %v", b.Client, err)
+	}
+	user, err := c.Whoami(ctx)
+	switch {
+	case errors.Is(err, balena.ErrUnauthorized):
+		return nil, usage.Errorf("balena rejected the token (--balena-token / MIG_BALENA_TOKEN / ~/.balena/token): log in again or give a valid API key: %v", err)
+	case err != nil:
+		return nil, usage.Errorf("cannot check the balena credentials at %s: %v", b.API, err)
+	}
+	log.Info().Str("user", user.Username).Int64("user_id", user.ID).Msg("balena credentials accepted")
+	return c, nil
+}
