@@ -77,7 +77,8 @@ func TestRetryDelay(t *testing.T) {
 		{3, 0, 200 * time.Millisecond, 400 * time.Millisecond},
 		{10, 0, 500 * time.Millisecond, time.Second},
 		{1, 700 * time.Millisecond, 700 * time.Millisecond, 700 * time.Millisecond},
-		{1, time.Hour, time.Second, time.Second},
+		{1, time.Hour, time.Hour, time.Hour}, // in full, beyond Max
+		{10, 300 * time.Millisecond, 500 * time.Millisecond, time.Second},
 	}
 	for _, tt := range tests {
 		for i := 0; i < 50; i++ {
@@ -103,6 +104,8 @@ func TestRetryDo(t *testing.T) {
 		{"transient throughout", []error{transient, transient, transient, transient, transient}, 4, ErrTransient},
 		{"permanent is not retried", []error{&Error{Op: "x", Class: ErrUnauthorized}}, 1, ErrUnauthorized},
 		{"plain error is not retried", []error{boom}, 1, boom},
+		{"Retry-After beyond the ceiling ends the call", []error{&Error{Op: "x", Class: ErrTransient,
+			RetryAfter: time.Hour}}, 1, ErrTransient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

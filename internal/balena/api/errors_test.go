@@ -60,8 +60,10 @@ func TestTransientFailures(t *testing.T) {
 		{"503 storm outlasting the retries", []int{503, 502, 500, 503}, fastRetry, balena.ErrTransient, 3, 0, time.Second},
 		{"429 Retry-After honoured", []int{429}, balena.RetryPolicy{Attempts: 3, Base: time.Millisecond, Max: 3 * time.Second},
 			nil, 2, 900 * time.Millisecond, 2 * time.Second},
-		{"429 Retry-After capped by Max", []int{429, 429}, balena.RetryPolicy{Attempts: 3, Base: time.Millisecond, Max: 20 * time.Millisecond},
-			nil, 3, 0, 500 * time.Millisecond},
+		{"429 Retry-After in full beyond Max", []int{429}, balena.RetryPolicy{Attempts: 3, Base: time.Millisecond, Max: 20 * time.Millisecond},
+			nil, 2, 900 * time.Millisecond, 2 * time.Second},
+		{"429 Retry-After beyond the ceiling ends the call", []int{429}, balena.RetryPolicy{Attempts: 3, Base: time.Millisecond,
+			Max: time.Millisecond, MaxRetryAfter: 500 * time.Millisecond}, balena.ErrTransient, 1, 0, 300 * time.Millisecond},
 		{"400 is not retried", []int{400}, fastRetry, balena.ErrInvalid, 1, 0, time.Second},
 	}
 	for _, tt := range tests {
