@@ -6,6 +6,8 @@
 // the stop file), on a timer for the earliest future due time it saw, and
 // on a slow safety rescan (inotify can overflow and does not see writers on
 // other NFS clients). The rescan also hands back claims of dead workers.
+// Between rescans only the files named by events are looked at, so a
+// wake-up costs the same however many units wait.
 package worker
 
 import (
@@ -135,10 +137,16 @@ type run struct {
 	slots chan struct{} // one token per unit in hand
 	done  chan struct{} // a job ended
 	wg    sync.WaitGroup
+	// scanner knows the input directory's units and due times; full asks
+	// it to list the whole directory at the next fill (start-up, safety
+	// rescan, lost events), else it looks only at names events reported.
+	scanner *spool.Scanner
+	full    bool
 }
 
 func (r *run) loop(graceful context.Context, w *fsnotify.Watcher) error {
-	scanner := r.DB.NewScanner(r.Input, r.DueOf)
+	r.scanner = r.DB.NewScanner(r.Input, r.DueOf)
+	r.full = true
 	rescan := time.NewTicker(r.Rescan)
 	defer rescan.Stop()
 	timer := time.NewTimer(time.Hour)
@@ -148,7 +156,7 @@ func (r *run) loop(graceful context.Context, w *fsnotify.Watcher) error {
 			r.Log.Info().Int("in_hand", len(r.slots)).Msg("stopping: finishing the units in hand")
 			return nil
 		}
-		next, claimed, err := r.fill(scanner)
+		next, claimed, err := r.fill()
 		if err != nil {
 			return err
 		}
@@ -165,43 +173,75 @@ func (r *run) loop(graceful context.Context, w *fsnotify.Watcher) error {
 // wait blocks until something may have changed: a unit arrived in the
 // input directory, the stop file appeared, a job ended, the due timer or
 // the safety rescan fired. Other traffic in tmp/ (claims being written by
-// any worker) is not a reason to rescan.
+// any worker) is not a reason to wake. Events already queued are taken
+// along, so a burst of them costs one fill.
 func (r *run) wait(graceful context.Context, w *fsnotify.Watcher, timer *time.Timer, rescan *time.Ticker) error {
-	stopFile := r.DB.Path(spool.Tmp, spool.StopFile)
-	tmp := r.DB.Path(spool.Tmp)
-	for {
-		select {
-		case <-graceful.Done():
-		case <-r.done:
-		case <-timer.C:
-		case <-rescan.C:
-			r.handBackOrphans()
-		case ev, ok := <-w.Events:
-			if !ok {
-				return errors.New("fsnotify watcher closed")
+	for woke := false; ; {
+		var ev fsnotify.Event
+		var ok bool
+		if woke {
+			select {
+			case ev, ok = <-w.Events:
+			default:
+				return nil
 			}
-			if filepath.Dir(ev.Name) == tmp && ev.Name != stopFile {
-				continue
+		} else {
+			select {
+			case <-graceful.Done():
+				return nil
+			case <-r.done:
+				return nil
+			case <-timer.C:
+				return nil
+			case <-rescan.C:
+				r.handBackOrphans()
+				r.full = true
+				return nil
+			case err := <-w.Errors:
+				// An overflow loses events, never units: list it all.
+				r.Log.Warn().Err(err).Msg("file watch trouble; rescanning")
+				r.full = true
+				return nil
+			case ev, ok = <-w.Events:
 			}
-		case err := <-w.Errors:
-			// An overflow loses events, never units: rescan at once.
-			r.Log.Warn().Err(err).Msg("file watch trouble; rescanning")
 		}
-		return nil
+		if !ok {
+			return errors.New("fsnotify watcher closed")
+		}
+		woke = r.event(ev) || woke
 	}
+}
+
+// event notes a file watch event and reports whether it is a reason to
+// look for work.
+func (r *run) event(ev fsnotify.Event) bool {
+	switch filepath.Dir(ev.Name) {
+	case r.DB.Path(r.Input):
+		r.scanner.Changed(filepath.Base(ev.Name))
+		return true
+	case r.DB.Path(spool.Tmp):
+		return ev.Name == r.DB.Path(spool.Tmp, spool.StopFile)
+	}
+	return false
 }
 
 // fill claims due units while there are free slots. It returns the earliest
 // future due time seen and how many units it claimed.
-func (r *run) fill(s *spool.Scanner) (time.Time, int, error) {
+func (r *run) fill() (time.Time, int, error) {
 	if len(r.slots) == cap(r.slots) {
 		return time.Time{}, 0, nil
 	}
 	now := time.Now()
-	due, next, err := s.Scan(now)
+	s := r.scanner
+	look := s.Refresh
+	if r.full {
+		look = s.Scan
+	}
+	due, next, err := look(now)
 	if err != nil {
 		return next, 0, fmt.Errorf("scan %s: %w", r.DB.Path(r.Input), err)
 	}
+	r.full = false
 	claimed := 0
 	for _, e := range due {
 		if len(r.slots) == cap(r.slots) || r.DB.StopRequested() {
@@ -217,11 +257,14 @@ func (r *run) fill(s *spool.Scanner) (time.Time, int, error) {
 			}
 			continue
 		case errors.Is(err, spool.ErrTaken), errors.Is(err, spool.ErrNotDue):
+			// Gone, or not what the scanner remembered: read it again.
+			s.Changed(e.Name)
 			continue
 		case err != nil:
 			r.Log.Error().Err(err).Str("file", e.Name).Msg("claim failed")
 			continue
 		}
+		s.Changed(e.Name)
 		claimed++
 		r.slots <- struct{}{}
 		r.wg.Add(1)

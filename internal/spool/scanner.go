@@ -1,0 +1,233 @@
+package spool
+
+import (
+	"container/heap"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/unit"
+	"golang.org/x/sys/unix"
+)
+
+// Entry is a unit file that is due.
+type Entry struct {
+	Name string
+	Due  time.Time
+}
+
+// Scanner keeps the due times of the units of one directory. Unit files
+// are never rewritten in place, so a file is read once and then known by
+// its inode and mtime. Scan lists the whole directory (at start-up, as a
+// safety net, after lost events); between scans the caller reports the
+// names its file watch saw change (Changed) and Refresh looks at those
+// alone, so an event costs the same in a directory of ten units or of a
+// hundred thousand. Future due times wait in a heap: finding what has
+// become due, and when the next unit will, does not visit every unit.
+type Scanner struct {
+	db      *DB
+	dir     Dir
+	dueOf   func(*unit.Unit) time.Time
+	files   map[string]*known
+	changed map[string]bool // names to look at again at the next Refresh
+	ready   map[string]int64
+	later   dueHeap
+	seq     uint64
+}
+
+// known is what a scanner remembers of one file.
+type known struct {
+	ino   uint64
+	mtime int64
+	due   int64  // unix nanoseconds
+	seq   uint64 // matches the heap entry that is current
+}
+
+// NewScanner watches directory d; dueOf computes a unit's due time (DUE_TS
+// when nil).
+func (db *DB) NewScanner(d Dir, dueOf func(*unit.Unit) time.Time) *Scanner {
+	return &Scanner{db: db, dir: d, dueOf: dueOf, files: map[string]*known{},
+		changed: map[string]bool{}, ready: map[string]int64{}}
+}
+
+// Changed notes that file name (a base name) may have appeared, gone or
+// been replaced; the next Refresh reads it again.
+func (s *Scanner) Changed(name string) { s.changed[name] = true }
+
+// Scan lists the directory and returns the units due at now (earliest
+// first) and the earliest due time after now (zero when none). A file
+// whose inode and mtime are unchanged is not read again.
+func (s *Scanner) Scan(now time.Time) (due []Entry, next time.Time, err error) {
+	d, err := os.Open(s.db.Path(s.dir))
+	if err != nil {
+		return nil, timeZero, err
+	}
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, timeZero, err
+	}
+	live := make(map[string]bool, len(names))
+	for _, n := range names {
+		if _, _, ok := ParseName(n); ok {
+			live[n] = true
+			s.look(int(d.Fd()), n, false, now)
+		}
+	}
+	for n := range s.files {
+		if !live[n] {
+			s.drop(n)
+		}
+	}
+	clear(s.changed)
+	due, next = s.report(now)
+	return due, next, nil
+}
+
+// Refresh looks again at the names reported by Changed, then returns what
+// Scan returns.
+func (s *Scanner) Refresh(now time.Time) (due []Entry, next time.Time, err error) {
+	if len(s.changed) > 0 {
+		d, err := os.Open(s.db.Path(s.dir))
+		if err != nil {
+			return nil, timeZero, err
+		}
+		for n := range s.changed {
+			if _, _, ok := ParseName(n); ok {
+				s.look(int(d.Fd()), n, true, now)
+			}
+		}
+		d.Close()
+		clear(s.changed)
+	}
+	due, next = s.report(now)
+	return due, next, nil
+}
+
+// look stats file n (in the directory open as dirfd) and reads it when it
+// is new or changed, or always with force. A file that cannot be parsed is
+// due at once, so a worker claims it and moves it to fail/.
+func (s *Scanner) look(dirfd int, n string, force bool, now time.Time) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		s.drop(n)
+		return
+	}
+	mtime := st.Mtim.Nano()
+	if k, ok := s.files[n]; ok && !force && k.ino == st.Ino && k.mtime == mtime {
+		return
+	}
+	data, err := os.ReadFile(s.db.Path(s.dir, n))
+	if err != nil {
+		s.drop(n)
+		return
+	}
+	var due int64
+	if u, err := unit.Parse(data); err == nil {
+		if t := dueTime(u, s.dueOf); !t.IsZero() {
+			due = t.UnixNano()
+		}
+	}
+	s.set(n, &known{ino: st.Ino, mtime: mtime, due: due}, now)
+}
+
+func (s *Scanner) set(n string, k *known, now time.Time) {
+	s.seq++
+	k.seq = s.seq
+	s.files[n] = k
+	delete(s.ready, n)
+	if k.due <= now.UnixNano() {
+		s.ready[n] = k.due
+		return
+	}
+	heap.Push(&s.later, waiting{due: k.due, name: n, seq: k.seq})
+	// Entries of files that changed or went stay in the heap until they
+	// surface; rebuild it when they outnumber the live ones.
+	if len(s.later) > 2*len(s.files)+1024 {
+		s.compact()
+	}
+}
+
+func (s *Scanner) drop(n string) {
+	delete(s.files, n)
+	delete(s.ready, n)
+}
+
+// current reports whether heap entry w still describes its file.
+func (s *Scanner) current(w waiting) bool {
+	k, ok := s.files[w.name]
+	return ok && k.seq == w.seq
+}
+
+func (s *Scanner) compact() {
+	live := s.later[:0]
+	for _, w := range s.later {
+		if s.current(w) {
+			live = append(live, w)
+		}
+	}
+	s.later = live
+	heap.Init(&s.later)
+}
+
+// report moves what has become due at now from the heap to the ready set
+// and returns the ready set, earliest first, and the next due time.
+func (s *Scanner) report(now time.Time) ([]Entry, time.Time) {
+	nowNs := now.UnixNano()
+	for len(s.later) > 0 {
+		w := s.later[0]
+		if !s.current(w) {
+			heap.Pop(&s.later)
+			continue
+		}
+		if w.due > nowNs {
+			break
+		}
+		heap.Pop(&s.later)
+		s.ready[w.name] = w.due
+	}
+	due := make([]Entry, 0, len(s.ready))
+	for n, t := range s.ready {
+		due = append(due, Entry{Name: n, Due: fromNano(t)})
+	}
+	sort.Slice(due, func(i, j int) bool {
+		if !due[i].Due.Equal(due[j].Due) {
+			return due[i].Due.Before(due[j].Due)
+		}
+		return due[i].Name < due[j].Name
+	})
+	var next time.Time
+	if len(s.later) > 0 {
+		next = fromNano(s.later[0].due)
+	}
+	return due, next
+}
+
+// fromNano turns a stored due time back into a time; 0 is "no due time".
+func fromNano(ns int64) time.Time {
+	if ns == 0 {
+		return timeZero
+	}
+	return time.Unix(0, ns)
+}
+
+// waiting is a file due in the future.
+type waiting struct {
+	due  int64
+	name string
+	seq  uint64
+}
+
+// dueHeap orders waiting files by due time (container/heap).
+type dueHeap []waiting
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].due < h[j].due }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(waiting)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return w
+}
