@@ -27,8 +27,9 @@ func Flags(bin Binary) []cli.Flag {
 	return out
 }
 
-// FromCLI resolves bin's settings from the defaults, the environment, the
-// command line and the MIG_CFG file, in that order of precedence.
+// FromCLI resolves bin's settings from the defaults, the MIG_CFG file, the
+// environment and the command line, in that order of precedence: what the
+// operator types now beats what a file says.
 func FromCLI(c *cli.Context, bin Binary) (*Settings, error) {
 	env := Layer{Source: "environment", Values: map[string]string{}, Sources: map[string]string{}}
 	flags := Layer{Source: "command line", Values: map[string]string{}, Sources: map[string]string{}}
@@ -42,7 +43,7 @@ func FromCLI(c *cli.Context, bin Binary) (*Settings, error) {
 			flags.Sources[d.Name] = "flag --" + d.Flags[0]
 		}
 	}
-	layers := []Layer{env, flags}
+	var layers []Layer
 	var warns []string
 	cfg := flags.Values[CfgFile]
 	if cfg == "" {
@@ -56,6 +57,7 @@ func FromCLI(c *cli.Context, bin Binary) (*Settings, error) {
 		layers = append(layers, fl)
 		warns = w
 	}
+	layers = append(layers, env, flags)
 	s, err := Resolve(bin, layers...)
 	if err != nil {
 		return nil, err

@@ -1,8 +1,8 @@
 // Package config owns the migdb settings: their names, defaults and
 // validation, and the one resolver every binary uses.
 //
-// Precedence, lowest first: built-in default < environment < command line <
-// MIG_CFG settings file < unit file. Each resolved value remembers where it
+// Precedence, lowest first: built-in default < MIG_CFG settings file <
+// environment < command line < the unit's own file (for that unit). Each resolved value remembers where it
 // came from, so an error can name both the setting and its source.
 package config
 
@@ -59,6 +59,7 @@ const (
 	Cloud          = "MIG_CLOUD"
 	LogTo          = "MIG_LOG_TO"
 	LogFormat      = "MIG_LOG_FORMAT"
+	LogLevel       = "MIG_LOG_LEVEL"
 	Color          = "MIG_COLOR"
 	Jobs           = "MIG_JOBS"
 	defaultAPIHost = "https://api.balena-cloud.com"
@@ -87,7 +88,7 @@ var submitters = []Binary{AddUnit, Migrate}
 // defs is the settings table (SPEC §4). It is read-only.
 var defs = []Def{
 	{Name: DBDir, Flags: []string{"base"}, Usage: "directory holding db/", Default: ".", Bins: all, Path: true, field: func(s *Settings) any { return &s.Process.DBDir }},
-	{Name: CfgFile, Flags: []string{"cfg", "c"}, Usage: "settings file (KEY=VALUE); beats flags and environment", Bins: all, Path: true, field: func(s *Settings) any { return &s.Process.CfgFile }},
+	{Name: CfgFile, Flags: []string{"cfg", "c"}, Usage: "settings file (KEY=VALUE); flags and environment beat it", Bins: all, Path: true, field: func(s *Settings) any { return &s.Process.CfgFile }},
 	{Name: App, Flags: []string{"app"}, Usage: "balena fleet to register devices in (org/name, id or name)", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.App }},
 	{Name: BalenaVer, Flags: []string{"balena-ver"}, Usage: "balenaOS version for config.json", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.BalenaVer }},
 	{Name: CfgDir, Flags: []string{"cfg-dir", "mig-cfg-dir"}, Usage: "migration environment directory", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.CfgDir }},
@@ -115,6 +116,7 @@ var defs = []Def{
 	{Name: Cloud, Flags: []string{"cloud"}, Usage: "api (native HTTPS) or cli (balena CLI on PATH)", Default: "api", Kind: Enum, Enum: []string{"api", "cli"}, Bins: workers, field: func(s *Settings) any { return &s.Balena.Client }},
 	{Name: LogTo, Flags: []string{"log-to"}, Usage: "log file, or a directory for <dir>/<binary>-<pid>.log", Bins: all, Path: true, field: func(s *Settings) any { return &s.Process.LogTo }},
 	{Name: LogFormat, Flags: []string{"log-format"}, Usage: "console or json", Default: "console", Kind: Enum, Enum: []string{"console", "json"}, Bins: all, field: func(s *Settings) any { return &s.Process.LogFormat }},
+	{Name: LogLevel, Flags: []string{"log-level"}, Usage: "debug, info, warn or error", Default: "info", Kind: Enum, Enum: []string{"debug", "info", "warn", "error"}, Bins: all, field: func(s *Settings) any { return &s.Process.LogLevel }},
 	{Name: Color, Flags: []string{"color"}, Usage: "ON or OFF (default: ON on a terminal, NO_COLOR honoured)", Kind: Enum, Enum: []string{"on", "off"}, Bins: all, NoEnv: true, field: func(s *Settings) any { return &s.Process.Color }},
 	{Name: Jobs, Flags: []string{"jobs", "j"}, Usage: "units handled at once by this process", Default: "1", Kind: Count, Bins: workers, field: func(s *Settings) any { return &s.Process.Jobs }},
 }

@@ -17,6 +17,7 @@ type Process struct {
 	CfgFile   string // the MIG_CFG settings file, if any
 	LogTo     string // log file or directory; "" for stderr
 	LogFormat string // "console" or "json"
+	LogLevel  string // "debug", "info", "warn" or "error"
 	Color     string // "on", "off" or "" (automatic)
 	Jobs      int    // units handled at once (workers)
 }

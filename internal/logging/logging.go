@@ -25,6 +25,7 @@ type Options struct {
 	To     string // "" for stdout; a directory means <dir>/<binary>-<pid>.log
 	Format string // "console" or "json"
 	Color  string // "on", "off" or "" (auto: terminal and no NO_COLOR)
+	Level  string // "debug", "info", "warn" or "error"; "" is info
 }
 
 // Open returns the process logger and a closer for its file (if any).
@@ -43,11 +44,21 @@ func Open(o Options) (zerolog.Logger, io.Closer, error) {
 		}
 		out, closer, tty = f, f, false
 	}
-	return New(out, o.Binary, o.Format, colorWanted(o.Color, tty)), closer, nil
+	l := New(out, o.Binary, o.Format, colorWanted(o.Color, tty))
+	if o.Level != "" {
+		lvl, err := zerolog.ParseLevel(o.Level)
+		if err != nil {
+			closer.Close()
+			return zerolog.Nop(), nil, fmt.Errorf("log level %q: %w", o.Level, err)
+		}
+		l = l.Level(lvl)
+	}
+	return l, closer, nil
 }
 
-// New builds a logger writing to w. It logs INFO and above: per-request
-// debug lines of the balena client would drown a fleet run.
+// New builds a logger writing to w. It logs INFO and above unless Open is
+// asked for another level: per-request debug lines of the balena client
+// would drown a fleet run.
 func New(w io.Writer, binary, format string, color bool) zerolog.Logger {
 	if format == "json" {
 		return zerolog.New(w).Level(zerolog.InfoLevel).With().Timestamp().Str("bin", binary).Int("pid", os.Getpid()).Logger()

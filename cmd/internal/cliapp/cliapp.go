@@ -42,13 +42,19 @@ func Code(err error) int {
 	return ExitFailed
 }
 
+// Precedence says in one line which value of a setting wins.
+const Precedence = "Settings: flags beat MIG_* environment variables, which beat the settings file (--cfg / MIG_CFG); a unit's own values beat all of them for that unit."
+
 // Main runs app and exits with the right code; errors are printed as one
 // line naming the program, never as a stack trace.
 func Main(app *cli.App) {
 	app.ExitErrHandler = func(*cli.Context, error) {}
+	if app.Description == "" {
+		app.Description = Precedence
+	}
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usage.Wrap(err) }
 	buildinfo.Setup(app)
-	err := app.Run(os.Args)
+	err := app.Run(flagsFirst(app.Flags, os.Args))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
 	}
@@ -62,6 +68,7 @@ func Logger(s *config.Settings, bin config.Binary) (zerolog.Logger, io.Closer, e
 		To:     s.Process.LogTo,
 		Format: s.Process.LogFormat,
 		Color:  s.Process.Color,
+		Level:  s.Process.LogLevel,
 	})
 	if err != nil {
 		return l, c, usage.Wrap(err)
