@@ -44,8 +44,14 @@ var ErrValue = errors.New("value cannot be stored")
 // ErrKey marks a key that is not a shell variable name.
 var ErrKey = errors.New("invalid key")
 
+// emptyWithComment matches `KEY= # comment`: bash reads an empty value and
+// a comment, godotenv reads the comment as the value (config files written
+// for the original tool are full of `DEBUG= # "TRUE"`).
+var emptyWithComment = regexp.MustCompile(`(?m)^([ \t]*(?:export[ \t]+)?[A-Za-z_][A-Za-z0-9_]*=)[ \t]+#.*$`)
+
 // Parse reads data with godotenv.
 func Parse(data []byte) (*File, error) {
+	data = emptyWithComment.ReplaceAll(data, []byte("$1"))
 	m, err := godotenv.UnmarshalBytes(data)
 	if err != nil {
 		return nil, err

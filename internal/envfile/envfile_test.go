@@ -168,3 +168,23 @@ func TestSetRefusesBadKey(t *testing.T) {
 		}
 	}
 }
+
+// Hand-written files with comments read as bash reads them.
+func TestParseCommentsLikeBash(t *testing.T) {
+	data := "A= # \"TRUE\"\nB=#x\nC=v # note\nD=\t#{ }\"TRUE\"\nexport E= # 10\nF=\"q\" # c\n"
+	path := filepath.Join(t.TempDir(), "conf")
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"A", "B", "C", "D", "E", "F"}
+	want := bashValues(t, path, keys)
+	f, err := Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys {
+		if got := f.Value(k); got != want[i] {
+			t.Errorf("%s: godotenv %q, bash %q", k, got, want[i])
+		}
+	}
+}

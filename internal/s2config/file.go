@@ -34,7 +34,7 @@ func boolean(name string, f func(*Config) *bool) key {
 			return "FALSE"
 		},
 		func(c *Config, v string) error {
-			b, err := parseBool(v)
+			b, err := ParseBool(v)
 			*f(c) = b
 			return err
 		}}
@@ -146,14 +146,18 @@ func (c Config) Write(path string) error {
 	return nil
 }
 
-func parseBool(v string) (bool, error) {
-	switch strings.ToUpper(v) {
+// ParseBool reads a boolean the way the original tool's config files
+// write them: TRUE/FALSE, also yes/no and 1/0 in any case; empty is FALSE
+// (the original's `KEY= # "TRUE"` lines). Anything else is an error rather
+// than false, so that NO_FLASH=on never means "flash".
+func ParseBool(v string) (bool, error) {
+	switch strings.ToUpper(strings.TrimSpace(v)) {
 	case "TRUE", "YES", "1":
 		return true, nil
 	case "", "FALSE", "NO", "0":
 		return false, nil
 	}
-	return false, fmt.Errorf("%q is neither TRUE nor FALSE", v)
+	return false, fmt.Errorf("%q is not a boolean: write TRUE or FALSE (yes/no and 1/0 work too)", v)
 }
 
 // ParseSize reads a byte count with an optional K, M or G suffix (powers of 1024).

@@ -106,7 +106,7 @@ func ParseTermExit(s string) (TermExit, error) {
 	case len(f) >= 1 && f[0] == "reboot" && (len(f) == 1 || len(f) == 2 && f[1] == "-f"):
 		return TermExit{Reboot: true}, nil
 	}
-	return TermExit{}, fmt.Errorf("%q is neither \"exit N\" nor \"reboot -f\"", s)
+	return TermExit{}, fmt.Errorf("%q is not supported: write \"exit 0\" (the old system boots on) or \"reboot -f\"", s)
 }
 
 // Default returns the defaults of SPEC §10 (and the reference where §10 is silent).

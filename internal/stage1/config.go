@@ -17,7 +17,9 @@ import (
 // Config is balena-migrate.conf after defaults and flags. Paths are absolute.
 //
 // The file is KEY=VALUE in shell syntax; relative paths are taken in
-// HOME_DIR; booleans are TRUE or anything else. Keys and defaults:
+// HOME_DIR. Values mean what they meant to the original tool: booleans are
+// TRUE/FALSE (yes/no, 1/0; empty is FALSE) and anything else is refused;
+// sizes are kB unless they end in K, M or G. Keys and defaults:
 //
 //	IMAGE_NAME              the balenaOS image, .img.gz or .zip (required)
 //	HOME_DIR                migration directory (current dir; --home)
@@ -26,21 +28,21 @@ import (
 //	BALENA_CONFIG           config.json for resin-boot (--balena-cfg)
 //	BALENA_WIFI             TRUE: the config.json wifiSsid/wifiKey becomes a wifi file
 //	DEBUG                   TRUE: "debug" on the stage-2 kernel command line
-//	DO_REBOOT               seconds to wait before rebooting after success (-r)
+//	DO_REBOOT               seconds to wait before rebooting after success (-r); TRUE: 5, FALSE: none
 //	GRUB_INSTALL            TRUE: stage 2 installs grub (needs GRUB_CFG)
 //	GRUB_BOOT_DEV           "hd0" (accepted; the menu entry finds /boot by UUID)
 //	GRUB_CFG, GRUB_BOOT_IMG, GRUB_CORE_IMG  grub files from `balena-migrate extract`
-//	HAS_WIFI_CFG            TRUE: the image has resin-wifi-01; ours start at 02
+//	HAS_WIFI_CFG            N wifi files the image has already (TRUE: 1); ours start at N+1
 //	MIGRATE_ALL_WIFIS       TRUE: migrate every wifi of wpa_supplicant, NetworkManager, connman
 //	MIGRATE_WIFI_CFG        file with one SSID per line: migrate only those
 //	COPY_NMGR_FILES         NetworkManager files installed as they are
 //	REQUIRE_NMGR_FILE       TRUE: refuse when no network file would be installed
-//	LOG_DRIVE, LOG_FS_TYPE  separate drive for the stage-2 log
+//	LOG_DRIVE, LOG_FS_TYPE  separate drive for the stage-2 log, and its type (ext4)
 //	NO_FLASH                TRUE (default): stage 2 stops before flashing
 //	NO_SETUP                TRUE: leave the boot configuration alone (--pretend)
-//	TERM_EXIT               "exit 0": what stage 2 does on failure ("reboot -f")
-//	MEM_MIN_FREE_S1/S2      64M / 32M of RAM that must stay free in stage 2
-//	MIN_ROOT_AVAIL          64M that must stay free in HOME_DIR
+//	TERM_EXIT               "exit 0": what stage 2 does on failure ("exit N", "reboot", "reboot -f")
+//	MEM_MIN_FREE_S1/S2      65536 / 32768 kB of RAM that must stay free in stage 2
+//	MIN_ROOT_AVAIL          65536 kB that must stay free in HOME_DIR
 //	MAX_BADBLOCKS           N or N% bad blocks stage 2 tolerates (--bad-blocks)
 //	MIN_WRITE_SPEED         KiB/s the disk must write (--write-speed)
 //	BALENA_API_HOST/PORT    api.balena-cloud.com:443, must be reachable (empty host: no check)
@@ -60,10 +62,11 @@ type Config struct {
 	GrubBootDev                       string
 	GrubCfg, GrubBootImg, GrubCoreImg string
 
-	HasWifiCfg, MigrateAllWifis bool
-	MigrateWifiCfg              string
-	CopyNmgrFiles               []string
-	RequireNmgrFile             bool
+	HasWifiCfg      int // wifi files the image holds already
+	MigrateAllWifis bool
+	MigrateWifiCfg  string
+	CopyNmgrFiles   []string
+	RequireNmgrFile bool
 
 	LogDrive, LogFSType string
 	NoFlash, NoSetup    bool
@@ -92,7 +95,7 @@ type Flags struct {
 func defaults() Config {
 	return Config{
 		BackupDirs: []string{"/etc"}, BalenaWifi: true, Reboot: -1, GrubBootDev: "hd0",
-		NoFlash: true, TermExit: "exit 0",
+		NoFlash: true, TermExit: "exit 0", LogFSType: "ext4",
 		MemMinFreeS1: 64 << 20, MemMinFreeS2: 32 << 20, MinRootAvail: 64 << 20,
 		APIHost: "api.balena-cloud.com", APIPort: 443, VPNHost: "vpn.balena-cloud.com", VPNPort: 443,
 		ConnectTimeout: 20 * time.Second,
@@ -199,12 +202,12 @@ func (c *Config) keys() []confKey {
 		return confKey{name, func(v string) error { *dst = c.home(v); return nil }}
 	}
 	boolean := func(name string, dst *bool) confKey {
-		return confKey{name, func(v string) error { *dst = strings.EqualFold(strings.TrimSpace(v), "TRUE"); return nil }}
+		return confKey{name, func(v string) (err error) { *dst, err = s2config.ParseBool(v); return err }}
 	}
 	size := func(name string, dst *int64) confKey {
 		return confKey{name, func(v string) (err error) {
-			if v != "" {
-				*dst, err = s2config.ParseSize(v)
+			if strings.TrimSpace(v) != "" {
+				*dst, err = parseKB(v)
 			}
 			return err
 		}}
@@ -217,10 +220,11 @@ func (c *Config) keys() []confKey {
 		path("IMAGE_NAME", &c.ImageName), path("BACKUP_SCRIPT", &c.BackupScript),
 		{"BACKUP_DIRECTORIES", func(v string) error { c.BackupDirs = strings.Fields(v); return nil }},
 		path("BALENA_CONFIG", &c.BalenaConfig), boolean("BALENA_WIFI", &c.BalenaWifi),
-		boolean("DEBUG", &c.Debug), number("DO_REBOOT", &c.Reboot, -1),
+		boolean("DEBUG", &c.Debug), {"DO_REBOOT", func(v string) (err error) { c.Reboot, err = parseReboot(v); return err }},
 		boolean("GRUB_INSTALL", &c.GrubInstall), str("GRUB_BOOT_DEV", &c.GrubBootDev),
 		path("GRUB_CFG", &c.GrubCfg), path("GRUB_BOOT_IMG", &c.GrubBootImg), path("GRUB_CORE_IMG", &c.GrubCoreImg),
-		boolean("HAS_WIFI_CFG", &c.HasWifiCfg), boolean("MIGRATE_ALL_WIFIS", &c.MigrateAllWifis),
+		{"HAS_WIFI_CFG", func(v string) (err error) { c.HasWifiCfg, err = parseWifiCount(v); return err }},
+		boolean("MIGRATE_ALL_WIFIS", &c.MigrateAllWifis),
 		path("MIGRATE_WIFI_CFG", &c.MigrateWifiCfg),
 		{"COPY_NMGR_FILES", func(v string) error {
 			c.CopyNmgrFiles = nil
@@ -230,7 +234,13 @@ func (c *Config) keys() []confKey {
 			return nil
 		}},
 		boolean("REQUIRE_NMGR_FILE", &c.RequireNmgrFile),
-		str("LOG_DRIVE", &c.LogDrive), str("LOG_FS_TYPE", &c.LogFSType),
+		str("LOG_DRIVE", &c.LogDrive),
+		{"LOG_FS_TYPE", func(v string) error {
+			if c.LogFSType = strings.TrimSpace(v); c.LogFSType == "" {
+				c.LogFSType = defaults().LogFSType
+			}
+			return nil
+		}},
 		boolean("NO_FLASH", &c.NoFlash), boolean("NO_SETUP", &c.NoSetup), str("TERM_EXIT", &c.TermExit),
 		size("MEM_MIN_FREE_S1", &c.MemMinFreeS1), size("MEM_MIN_FREE_S2", &c.MemMinFreeS2),
 		size("MIN_ROOT_AVAIL", &c.MinRootAvail), str("MAX_BADBLOCKS", &c.MaxBadblocks),
@@ -248,6 +258,52 @@ func (c *Config) keys() []confKey {
 			return err
 		}},
 	}
+}
+
+// parseKB reads a size in kB, as the original tool's MEM_MIN_FREE_S1/S2 and
+// MIN_ROOT_AVAIL were (65536 is 64 MiB); a K, M or G suffix is also taken.
+func parseKB(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	if s != "" && s[len(s)-1] >= '0' && s[len(s)-1] <= '9' {
+		s += "K"
+	}
+	n, err := s2config.ParseSize(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size in kB (like 65536) or with a unit (64M)", v)
+	}
+	return n, nil
+}
+
+// parseReboot reads DO_REBOOT: seconds, or the original's older TRUE (a
+// reboot after 5 seconds) and FALSE/empty (no reboot).
+func parseReboot(v string) (int, error) {
+	n := 0
+	if err := parseCount(v, &n, -1); err == nil {
+		return n, nil
+	}
+	if b, err := s2config.ParseBool(v); err == nil {
+		if b {
+			return 5, nil
+		}
+		return -1, nil
+	}
+	return 0, fmt.Errorf("%q is neither seconds nor TRUE/FALSE: write DO_REBOOT=10 to reboot 10 seconds after success, or leave it empty", v)
+}
+
+// parseWifiCount reads HAS_WIFI_CFG: how many resin-wifi files the image
+// has already; TRUE is one, FALSE/empty none.
+func parseWifiCount(v string) (int, error) {
+	n := 0
+	if err := parseCount(v, &n, 0); err == nil {
+		return n, nil
+	}
+	if b, err := s2config.ParseBool(v); err == nil {
+		if b {
+			return 1, nil
+		}
+		return 0, nil
+	}
+	return 0, fmt.Errorf("%q is neither a number of wifi files nor TRUE/FALSE", v)
 }
 
 // parseCount reads a whole non-negative number; empty means the default.

@@ -119,3 +119,103 @@ func TestLoadConfigErrors(t *testing.T) {
 		t.Fatalf("--reboot -1: %v", err)
 	}
 }
+
+// A config file written for the original tool keeps its meaning.
+func TestLoadConfigOriginalFile(t *testing.T) {
+	abs, err := filepath.Abs(filepath.Join("testdata", "original"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(Flags{}, abs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key       string
+		got, want any
+	}{
+		{"HOME_DIR", c.HomeDir, abs},
+		{"IMAGE_NAME", c.ImageName, filepath.Join(abs, "resin-raspberrypi3-2.15.1+rev2-dev-v7.16.6.img.gz")},
+		{"BACKUP_SCRIPT", c.BackupScript, ""},
+		{"BACKUP_DIRECTORIES", c.BackupDirs, []string{"/etc", "/home/pi/app-data"}},
+		{"BALENA_CONFIG", c.BalenaConfig, filepath.Join(abs, "config.json")},
+		{"BALENA_WIFI", c.BalenaWifi, true},
+		{"DEBUG (empty, a comment)", c.Debug, false},
+		{"DO_REBOOT", c.Reboot, 10},
+		{"GRUB_INSTALL", c.GrubInstall, false},
+		{"HAS_WIFI_CFG", c.HasWifiCfg, 1},
+		{"MIGRATE_ALL_WIFIS", c.MigrateAllWifis, false},
+		{"MIGRATE_WIFI_CFG", c.MigrateWifiCfg, filepath.Join(abs, "migrate-wifis")},
+		{"REQUIRE_NMGR_FILE", c.RequireNmgrFile, true},
+		{"LOG_DRIVE", c.LogDrive, "/dev/sdb1"},
+		{"LOG_FS_TYPE (empty: ext4)", c.LogFSType, "ext4"},
+		{"NO_FLASH=yes", c.NoFlash, true},
+		{"NO_SETUP", c.NoSetup, false},
+		{"TERM_EXIT", c.TermExit, "reboot -f"},
+		{"MEM_MIN_FREE_S2 (kB)", c.MemMinFreeS2, int64(64 << 20)},
+		{"MEM_MIN_FREE_S1 (kB)", c.MemMinFreeS1, int64(128 << 20)},
+		{"MIN_ROOT_AVAIL (kB)", c.MinRootAvail, int64(10 << 20)},
+		{"MAX_BADBLOCKS", c.MaxBadblocks, ""},
+		{"MIN_WRITE_SPEED", c.MinWriteSpeed, int64(0)},
+		{"BALENA_API_HOST", c.APIHost, "api.balena-cloud.com"},
+		{"BALENA_VPN_PORT", c.VPNPort, 443},
+		{"BALENA_CONNECT_TIMEOUT", c.ConnectTimeout, 20 * time.Second},
+	} {
+		if !reflect.DeepEqual(tc.got, tc.want) {
+			t.Errorf("%s = %v, want %v", tc.key, tc.got, tc.want)
+		}
+	}
+}
+
+// Each value style of the original tool, and what is refused instead of
+// being read as false.
+func TestConfigValueMeanings(t *testing.T) {
+	for _, tc := range []struct {
+		line  string
+		check func(c Config) bool
+	}{
+		{"NO_FLASH=yes", func(c Config) bool { return c.NoFlash }},
+		{"NO_FLASH=1", func(c Config) bool { return c.NoFlash }},
+		{"NO_FLASH=true", func(c Config) bool { return c.NoFlash }},
+		{"NO_FLASH=FALSE", func(c Config) bool { return !c.NoFlash }},
+		{"NO_FLASH=no", func(c Config) bool { return !c.NoFlash }},
+		{"NO_FLASH=0", func(c Config) bool { return !c.NoFlash }},
+		{"NO_FLASH=", func(c Config) bool { return !c.NoFlash }},
+		{"DO_REBOOT=TRUE", func(c Config) bool { return c.Reboot == 5 }},
+		{"DO_REBOOT=FALSE", func(c Config) bool { return c.Reboot == -1 }},
+		{"DO_REBOOT=", func(c Config) bool { return c.Reboot == -1 }},
+		{"DO_REBOOT=30", func(c Config) bool { return c.Reboot == 30 }},
+		{"HAS_WIFI_CFG=2", func(c Config) bool { return c.HasWifiCfg == 2 }},
+		{"HAS_WIFI_CFG=TRUE", func(c Config) bool { return c.HasWifiCfg == 1 }},
+		{"HAS_WIFI_CFG=", func(c Config) bool { return c.HasWifiCfg == 0 }},
+		{"MEM_MIN_FREE_S2=65536", func(c Config) bool { return c.MemMinFreeS2 == 64<<20 }},
+		{"MEM_MIN_FREE_S2=32M", func(c Config) bool { return c.MemMinFreeS2 == 32<<20 }},
+		{"MIN_ROOT_AVAIL=2G", func(c Config) bool { return c.MinRootAvail == 2<<30 }},
+		{"LOG_FS_TYPE=vfat", func(c Config) bool { return c.LogFSType == "vfat" }},
+		{"TERM_EXIT=reboot", func(c Config) bool { return c.TermExit == "reboot" }},
+		{"TERM_EXIT=\"exit 1\"", func(c Config) bool { return c.TermExit == "exit 1" }},
+	} {
+		dir := t.TempDir()
+		writeConf(t, dir, "balena-migrate.conf", "IMAGE_NAME=x.img.gz\n"+tc.line+"\n")
+		c, err := LoadConfig(Flags{}, dir)
+		if err != nil || !tc.check(c) {
+			t.Errorf("%s: %+v %v", tc.line, c, err)
+		}
+	}
+	for _, tc := range []struct{ line, words string }{
+		{"NO_FLASH=on", `"on" is not a boolean: write TRUE or FALSE`},
+		{"NO_FLASH=TRUE!", "NO_FLASH"},
+		{"NO_SETUP=Y", "NO_SETUP"},
+		{"DEBUG=enabled", "DEBUG"},
+		{"DO_REBOOT=later", "write DO_REBOOT=10"},
+		{"HAS_WIFI_CFG=some", "HAS_WIFI_CFG"},
+		{"MEM_MIN_FREE_S1=64MB", "kB"},
+		{"TERM_EXIT=halt", `write "exit 0"`},
+	} {
+		dir := t.TempDir()
+		writeConf(t, dir, "balena-migrate.conf", "IMAGE_NAME=x.img.gz\n"+tc.line+"\n")
+		if _, err := LoadConfig(Flags{}, dir); !usage.Is(err) || !strings.Contains(err.Error(), tc.words) {
+			t.Errorf("%s: want a usage error with %q, got %v", tc.line, tc.words, err)
+		}
+	}
+}

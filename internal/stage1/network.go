@@ -94,10 +94,7 @@ func (r *run) networkConfigs() ([]string, error) {
 			}
 		}
 	}
-	next := 1
-	if r.cfg.HasWifiCfg {
-		next = 2
-	}
+	next := 1 + r.cfg.HasWifiCfg
 	var names []string
 	for _, n := range wifi.Dedupe(ns) {
 		name := wifi.FileName(next)

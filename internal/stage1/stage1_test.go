@@ -403,7 +403,7 @@ func TestWifiMigration(t *testing.T) {
 		{"all", func(d *device) {}, map[string]string{"resin-wifi-01": "ssid=office", "resin-wifi-02": "ssid=cafe wif", "resin-wifi-03": "ssid=guest"}},
 		{"not asked for", func(d *device) { d.cfg.MigrateAllWifis = false }, map[string]string{}},
 		{"filtered, after the image's own", func(d *device) {
-			d.cfg.MigrateAllWifis, d.cfg.HasWifiCfg = false, true
+			d.cfg.MigrateAllWifis, d.cfg.HasWifiCfg = false, 1
 			d.cfg.MigrateWifiCfg = filepath.Join(d.home, "wifis")
 			d.write(d.cfg.MigrateWifiCfg, []byte("guest\n"))
 		}, map[string]string{"resin-wifi-02": "ssid=guest"}},

@@ -78,7 +78,7 @@ func (r *run) setupLogDrive() {
 	}
 	fstype := r.cfg.LogFSType
 	if fstype == "" {
-		fstype = "vfat"
+		fstype = "ext4" // the original tool's default
 	}
 	if err := mount(r.cfg.LogDrive, logMnt, fstype, 0); err != nil {
 		r.log.Warnf("log drive: %v; logging to RAM", err)
