@@ -56,6 +56,7 @@ var side = map[string]string{
 	"internal/buildinfo": "shared",
 	"internal/envfile":   "shared",
 	"internal/fsutil":    "shared",
+	"internal/iox":       "shared",
 	"internal/usage":     "shared",
 
 	// Development and test helpers: not shipped, may use either side.

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
+	"github.com/fleetmig/balena-migrate/internal/iox"
 )
 
 // Check failures the caller (and the fleet worker, through the message) can tell apart.
@@ -193,24 +194,11 @@ func (f files) md5Matches(ctx context.Context, path, want string) error {
 	}
 	defer fh.Close()
 	h := md5.New()
-	if _, err := io.Copy(h, ctxReader{ctx, fh}); err != nil {
+	if _, err := io.Copy(h, iox.ContextReader(ctx, fh)); err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, want) {
 		return fmt.Errorf("%w: %s has MD5 %s, checksums.md5 says %s: the file was damaged in transfer, copy the migration environment again", ErrChecksum, path, got, want)
 	}
 	return nil
-}
-
-// ctxReader stops a long copy when ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

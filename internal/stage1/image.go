@@ -3,7 +3,6 @@ package stage1
 import (
 	"archive/zip"
 	"bufio"
-	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -18,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
+	"github.com/fleetmig/balena-migrate/internal/iox"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
@@ -134,7 +134,7 @@ func writeGzip(ctx context.Context, dst string, in io.Reader) error {
 	}
 	bw := bufio.NewWriterSize(out, 1<<20)
 	zw, _ := gzip.NewWriterLevel(bw, gzip.BestSpeed)
-	_, err = io.Copy(zw, ctxReader{ctx, in})
+	_, err = io.Copy(zw, iox.ContextReader(ctx, in))
 	for _, step := range []func() error{zw.Close, bw.Flush, out.Sync} {
 		if err == nil {
 			err = step()
@@ -159,27 +159,15 @@ func (r *run) verifyGzip(ctx context.Context, path string) (Image, error) {
 		return Image{}, fmt.Errorf("%w: %s is neither gzip nor zip (%w): IMAGE_NAME must be an .img.gz or .zip balenaOS image", ErrImage, path, err)
 	}
 	h := sha256.New()
-	var head bytes.Buffer
-	n, err := io.Copy(io.MultiWriter(h, &limitBuffer{&head, 1024}), ctxReader{ctx, zr})
+	head := &iox.Head{Max: 1024}
+	n, err := io.Copy(io.MultiWriter(h, head), iox.ContextReader(ctx, zr))
 	if err != nil {
 		return Image{}, fmt.Errorf("%w: %s is damaged (%w): copy or download it again", ErrImage, path, err)
 	}
-	if err := checkBootSector(head.Bytes()); err != nil {
+	if err := checkBootSector(head.Buf.Bytes()); err != nil {
 		return Image{}, fmt.Errorf("%w: %s: %w", ErrImage, path, err)
 	}
 	return Image{Path: path, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
-}
-
-type limitBuffer struct {
-	b   *bytes.Buffer
-	max int
-}
-
-func (l *limitBuffer) Write(p []byte) (int, error) {
-	if room := l.max - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
 }
 
 // checkBootSector wants an MBR (0x55AA with a partition) or a protective MBR
