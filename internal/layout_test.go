@@ -47,6 +47,7 @@ var side = map[string]string{
 	"internal/logging":       "fleet",
 	"internal/migrate":       "fleet",
 	"internal/remote":        "fleet",
+	"internal/remote/upload": "fleet",
 	"internal/spool":         "fleet",
 	"internal/stats":         "fleet",
 	"internal/unit":          "fleet",

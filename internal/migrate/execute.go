@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/fleetmig/balena-migrate/internal/remote"
+	"github.com/fleetmig/balena-migrate/internal/remote/upload"
 	"github.com/fleetmig/balena-migrate/internal/spool"
 	"github.com/fleetmig/balena-migrate/internal/unit"
 	"github.com/fleetmig/balena-migrate/internal/usage"
@@ -58,7 +58,7 @@ func hasPerArch(files map[string]bool) bool {
 }
 
 // topFiles lists the top-level file names of a migration environment.
-func topFiles(ctx context.Context, src *remote.Source) (map[string]bool, error) {
+func topFiles(ctx context.Context, src *upload.Source) (map[string]bool, error) {
 	entries, err := src.Entries(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migration environment %s: %w", src, err)

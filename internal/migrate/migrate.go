@@ -12,7 +12,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/logging"
 	"github.com/fleetmig/balena-migrate/internal/remote"
+	"github.com/fleetmig/balena-migrate/internal/remote/upload"
 	"github.com/fleetmig/balena-migrate/internal/unit"
 	"github.com/fleetmig/balena-migrate/internal/worker"
 	"github.com/rs/zerolog"
@@ -45,13 +45,12 @@ type Migrator struct {
 	mu sync.Mutex
 	// sources keeps one Source per migration environment, so each file is
 	// hashed once however many devices it is sent to.
-	sources map[string]*remote.Source
+	sources map[string]*upload.Source
 }
 
 // Device is what the pipeline needs from an SSH connection.
 type Device interface {
-	Upload(ctx context.Context, src *remote.Source, dir string, opt remote.UploadOptions) (remote.UploadStats, error)
-	WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode) error
+	upload.Session // Output, WriteFile, Subsystem, Classify
 	RunAsRoot(ctx context.Context, dir string, argv []string, stdout, stderr io.Writer) (int, error)
 	StartDetachedAsRoot(ctx context.Context, argv []string) error
 	Arch(ctx context.Context) (string, error)

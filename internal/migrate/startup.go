@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/fleetmig/balena-migrate/internal/config"
-	"github.com/fleetmig/balena-migrate/internal/remote"
+	"github.com/fleetmig/balena-migrate/internal/remote/upload"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
@@ -19,7 +19,7 @@ func CheckEnvironment(ctx context.Context, s *config.Settings) error {
 	if p == "" {
 		return usage.Errorf("no migration environment: give --cfg-dir DIR or --cfg-tgz FILE.tgz (MIG_CFG_DIR / MIG_CFG_ARCHIVE)")
 	}
-	src, err := remote.NewSource(p)
+	src, err := upload.NewSource(p)
 	if err != nil {
 		return usage.Errorf("%s from %s: %v", name, s.Source(config.CfgDir)+s.Source(config.CfgArchive), err)
 	}

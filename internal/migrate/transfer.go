@@ -6,25 +6,25 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/remote"
+	"github.com/fleetmig/balena-migrate/internal/remote/upload"
 	"github.com/fleetmig/balena-migrate/internal/unit"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/fleetmig/balena-migrate/internal/worker"
 )
 
 // source returns the migration environment at path, hashed once per worker.
-func (m *Migrator) source(path string) (*remote.Source, error) {
+func (m *Migrator) source(path string) (*upload.Source, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if src, ok := m.sources[path]; ok {
 		return src, nil
 	}
-	src, err := remote.NewSource(path)
+	src, err := upload.NewSource(path)
 	if err != nil {
 		return nil, usage.Errorf("migration environment %s: %w", path, err)
 	}
 	if m.sources == nil {
-		m.sources = map[string]*remote.Source{}
+		m.sources = map[string]*upload.Source{}
 	}
 	m.sources[path] = src
 	return src, nil
@@ -41,8 +41,8 @@ func (j *job) transfer(ctx context.Context, dev Device) (worker.Outcome, bool) {
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	j.step("copying the migration environment %s to %s/ (limit %v)", path, RemoteDir, timeout)
-	st, err := dev.Upload(tctx, src, RemoteDir, remote.UploadOptions{Interval: 5 * time.Second,
-		Progress: func(p remote.Progress) {
+	st, err := upload.Run(tctx, dev, src, RemoteDir, upload.Options{Interval: 5 * time.Second,
+		Progress: func(p upload.Progress) {
 			j.log.Info().Str("file", p.File).Int64("done", p.Done).Int64("total", p.Total).
 				Str("rate", fmt.Sprintf("%.1f MB/s", p.Rate/1e6)).Msg("transfer progress")
 		}})

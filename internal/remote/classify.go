@@ -11,7 +11,7 @@ import (
 )
 
 // Error classes. Every error this package returns wraps exactly one of them;
-// test with errors.Is, or ask Class for the name.
+// test with errors.Is.
 var (
 	ErrDNS         = errors.New("dns")
 	ErrRefused     = errors.New("refused")
@@ -22,24 +22,9 @@ var (
 	ErrTransfer    = errors.New("transfer")
 )
 
-// classes lists the classes in the order Class tests them.
+// classes lists the classes.
 func classes() []error {
 	return []error{ErrHostKey, ErrAuth, ErrTimeout, ErrDNS, ErrRefused, ErrUnreachable, ErrTransfer}
-}
-
-// Class names the class of err: "dns", "refused", "unreachable", "auth",
-// "host_key", "timeout" or "transfer"; "other" for an error of none of them
-// and "" for nil. These are the FAIL_CLASS words of the unit file.
-func Class(err error) string {
-	if err == nil {
-		return ""
-	}
-	for _, c := range classes() {
-		if errors.Is(err, c) {
-			return c.Error()
-		}
-	}
-	return "other"
 }
 
 // classError is an error of one class: its text is the cause's text, and
@@ -52,9 +37,19 @@ type classError struct {
 func (e *classError) Error() string   { return e.err.Error() }
 func (e *classError) Unwrap() []error { return []error{e.class, e.err} }
 
+// hasClass reports whether err wraps one of the classes.
+func hasClass(err error) bool {
+	for _, c := range classes() {
+		if errors.Is(err, c) {
+			return true
+		}
+	}
+	return false
+}
+
 // withClass wraps err in class unless it already has a class.
 func withClass(class, err error) error {
-	if err == nil || Class(err) != "other" {
+	if err == nil || hasClass(err) {
 		return err
 	}
 	return &classError{class: class, err: err}
@@ -66,7 +61,7 @@ func withClass(class, err error) error {
 // Errors that already carry a class (host keys) keep it; anything else is
 // returned with fallback, or unchanged when fallback is nil.
 func classifyNet(err error, fallback error) error {
-	if err == nil || Class(err) != "other" {
+	if err == nil || hasClass(err) {
 		return err
 	}
 	var dnsErr *net.DNSError
@@ -91,6 +86,16 @@ func classifyNet(err error, fallback error) error {
 		return withClass(fallback, err)
 	}
 	return err
+}
+
+// classify is classifyNet for the error of work bounded by ctx: an
+// unclassified error that ended with ctx also names ctx's error, so a
+// deadline makes it a timeout.
+func classify(ctx context.Context, err, fallback error) error {
+	if err != nil && !hasClass(err) && ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
+	return classifyNet(err, fallback)
 }
 
 // HostKeyError is a host key the policy refuses. Changed is true when

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os/user"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/cpu"
 )
@@ -24,11 +24,9 @@ type Client struct {
 	stop chan struct{} // closed by Close; ends the keepalive loop
 	lost atomic.Bool   // set when keepalives went unanswered
 
-	mu        sync.Mutex
-	closed    bool
-	cleanup   []func() error
-	sftp      *sftp.Client
-	sftpKnown bool // whether sftp was tried (sftp nil: the device has none)
+	mu      sync.Mutex
+	closed  bool
+	cleanup []func() error
 }
 
 // preferredCiphers puts the AEAD ciphers first: AES-GCM first when this
@@ -128,10 +126,7 @@ func handshake(ctx context.Context, addr string, cfg *ssh.ClientConfig, timeout 
 	stop()
 	if err != nil {
 		tcp.Close()
-		if ctx.Err() != nil && Class(err) == "other" {
-			err = fmt.Errorf("%w (%w)", err, ctx.Err())
-		}
-		return nil, classifyNet(err, nil)
+		return nil, classify(ctx, err, nil)
 	}
 	tcp.SetDeadline(time.Time{})
 	return ssh.NewClient(cc, chans, reqs), nil
@@ -178,7 +173,7 @@ func (c *Client) keepAlive(interval time.Duration) {
 // lostErr turns the error of an operation the keepalive loop cut short into
 // a timeout: the device stopped answering.
 func (c *Client) lostErr(err error) error {
-	if err != nil && c.lost.Load() && Class(err) == "other" {
+	if err != nil && c.lost.Load() && !hasClass(err) {
 		return withClass(ErrTimeout, fmt.Errorf("device stopped answering keepalives: %w", err))
 	}
 	return err
@@ -200,9 +195,6 @@ func (c *Client) Close() error {
 	}
 	c.closed = true
 	close(c.stop)
-	if c.sftp != nil {
-		c.sftp.Close()
-	}
 	err := c.conn.Close()
 	for _, f := range c.cleanup {
 		f()
@@ -210,22 +202,25 @@ func (c *Client) Close() error {
 	return err
 }
 
-// sftpClient opens the SFTP session once; nil without error when the
-// device offers no sftp subsystem.
-func (c *Client) sftpClient() (*sftp.Client, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sftpKnown {
-		return c.sftp, nil
-	}
+// Classify gives err, from work done over this connection, its class the
+// way the Client's own methods do: a timeout when ctx ended or the device
+// stopped answering keepalives, a network class for a connection-level
+// failure, else fallback (nil: err stays unclassified). An error that has a
+// class keeps it.
+func (c *Client) Classify(ctx context.Context, err, fallback error) error {
+	return classify(ctx, c.lostErr(err), fallback)
+}
+
+// ErrNoSubsystem says the device refused a subsystem (no SFTP server).
+var ErrNoSubsystem = errors.New("subsystem not offered")
+
+// Subsystem opens a session running the named subsystem (e.g. "sftp") and
+// returns its byte stream; closing it ends the session. An error wrapping
+// ErrNoSubsystem means the device does not offer it.
+func (c *Client) Subsystem(name string) (io.ReadWriteCloser, error) {
 	sess, err := c.conn.NewSession()
 	if err != nil {
-		return nil, classifyNet(fmt.Errorf("ssh session: %w", err), ErrTransfer)
-	}
-	if err := sess.RequestSubsystem("sftp"); err != nil {
-		sess.Close()
-		c.sftpKnown = true
-		return nil, nil
+		return nil, c.lostErr(classifyNet(fmt.Errorf("ssh session: %w", err), ErrTransfer))
 	}
 	w, err1 := sess.StdinPipe()
 	r, err2 := sess.StdoutPipe()
@@ -233,19 +228,21 @@ func (c *Client) sftpClient() (*sftp.Client, error) {
 		sess.Close()
 		return nil, withClass(ErrTransfer, err)
 	}
-	cl, err := sftp.NewClientPipe(r, w,
-		sftp.UseConcurrentWrites(true),
-		sftp.MaxConcurrentRequestsPerFile(sftpSmallConcurrency),
-		sftp.UseFstat(true))
-	if err != nil {
+	if err := sess.RequestSubsystem(name); err != nil {
 		sess.Close()
-		return nil, classifyNet(fmt.Errorf("sftp: %w", err), ErrTransfer)
+		return nil, withClass(ErrTransfer, fmt.Errorf("%s: %w (%w)", name, ErrNoSubsystem, err))
 	}
-	if err := useLargeWrites(cl); err != nil {
-		sess.Close()
-		return nil, withClass(ErrTransfer, err)
-	}
-	c.sftp, c.sftpKnown = cl, true
-	c.cleanup = append(c.cleanup, sess.Close)
-	return cl, nil
+	return &subsystem{Reader: r, WriteCloser: w, sess: sess}, nil
+}
+
+// subsystem is a subsystem session's stdout and stdin.
+type subsystem struct {
+	io.Reader
+	io.WriteCloser
+	sess *ssh.Session
+}
+
+func (s *subsystem) Close() error {
+	s.WriteCloser.Close()
+	return s.sess.Close()
 }

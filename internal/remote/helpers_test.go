@@ -3,9 +3,9 @@ package remote
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -30,18 +30,11 @@ func newDevice(t *testing.T, cfg sshtest.Config, ucfg sshtest.UserConfig) *devic
 
 func addDevice(t *testing.T, srv *sshtest.Server, ucfg sshtest.UserConfig) *device {
 	t.Helper()
-	dir := t.TempDir()
-	d := &device{srv: srv, key: filepath.Join(dir, "id_ed25519"), knownHosts: filepath.Join(dir, "known_hosts")}
-	signer, err := sshtest.GenerateKey(d.key)
+	l, err := srv.AddLogin(t.TempDir(), ucfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ucfg.Keys = append(ucfg.Keys, signer.PublicKey())
-	if d.user, err = srv.AddUser(ucfg); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, d.knownHosts, srv.KnownHostsLine()+"\n")
-	return d
+	return &device{srv: srv, user: l.User, key: l.Key, knownHosts: l.KnownHosts}
 }
 
 // opts logs in with the key under the strict policy, never touching the
@@ -101,3 +94,13 @@ var (
 	syscallEHOSTUNREACH error = syscall.EHOSTUNREACH
 	syscallENETUNREACH  error = syscall.ENETUNREACH
 )
+
+// classOf is the one class err wraps; nil for none.
+func classOf(err error) error {
+	for _, c := range classes() {
+		if errors.Is(err, c) {
+			return c
+		}
+	}
+	return nil
+}

@@ -12,13 +12,14 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/fleetmig/balena-migrate/internal/iox"
 	"golang.org/x/crypto/ssh"
 )
 
 // Run runs cmd (a shell command line, run by the login shell in the login
 // directory) and streams its output to stdout and stderr as it arrives (nil
-// discards; both may be the same writer: writes are serialised). It returns the exit status; err is nil when the command ran to
-// an exit, whatever its status. When ctx ends first the command is killed
+// discards; both may be the same writer: writes are serialised). It
+// returns the exit status; err is nil when the command ran to an exit, whatever its status. When ctx ends first the command is killed
 // and err has class timeout; a lost connection is an error too.
 func (c *Client) Run(ctx context.Context, cmd string, stdout, stderr io.Writer) (int, error) {
 	return c.run(ctx, cmd, nil, stdout, stderr)
@@ -58,27 +59,25 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	return -1, c.lostErr(classifyNet(fmt.Errorf("remote command: %w", err), nil))
 }
 
-// Output runs cmd and returns its standard output; a non-zero exit is an
-// error quoting the command's standard error.
-func (c *Client) Output(ctx context.Context, cmd string) ([]byte, error) {
-	return c.output(ctx, cmd, nil)
-}
-
-func (c *Client) output(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
-	var out, errOut bytes.Buffer
-	code, err := c.run(ctx, cmd, stdin, &out, &limitedBuffer{b: &errOut, max: 4096})
+// Output runs cmd with stdin (nil: none) and returns its standard output;
+// a non-zero exit is an error quoting the start of the command's standard
+// error.
+func (c *Client) Output(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
+	var out bytes.Buffer
+	errOut := &iox.Head{Max: 4096}
+	code, err := c.run(ctx, cmd, stdin, &out, errOut)
 	if err != nil {
 		return nil, err
 	}
 	if code != 0 {
-		return out.Bytes(), fmt.Errorf("remote %q exited %d: %s", firstWord(cmd), code, strings.TrimSpace(errOut.String()))
+		return out.Bytes(), fmt.Errorf("remote %q exited %d: %s", firstWord(cmd), code, strings.TrimSpace(errOut.Buf.String()))
 	}
 	return out.Bytes(), nil
 }
 
 // Arch is the device's `uname -m` (x86_64, armv7l, aarch64, ...).
 func (c *Client) Arch(ctx context.Context) (string, error) {
-	out, err := c.Output(ctx, "uname -m")
+	out, err := c.Output(ctx, "uname -m", nil)
 	if err != nil {
 		return "", err
 	}
@@ -110,9 +109,9 @@ func (c *Client) rootPrefix() (string, string) {
 // echo their input.
 func (c *Client) RunAsRoot(ctx context.Context, dir string, argv []string, stdout, stderr io.Writer) (int, error) {
 	prefix, stdin := c.rootPrefix()
-	cmd := prefix + quoteArgs(argv)
+	cmd := prefix + QuoteArgs(argv)
 	if dir != "" {
-		cmd = "cd " + shellQuote(dir) + " && " + cmd
+		cmd = "cd " + Quote(dir) + " && " + cmd
 	}
 	var in io.Reader
 	if stdin != "" {
@@ -128,7 +127,7 @@ func (c *Client) RunAsRoot(ctx context.Context, dir string, argv []string, stdou
 func (c *Client) StartDetachedAsRoot(ctx context.Context, argv []string) error {
 	prefix, stdin := c.rootPrefix()
 	setsid := `s=; command -v setsid >/dev/null 2>&1 && s=setsid; `
-	launch := `$s nohup sh -c 'sleep 1; exec "$@"' sh ` + prefix + quoteArgs(argv) + ` >/dev/null 2>&1`
+	launch := `$s nohup sh -c 'sleep 1; exec "$@"' sh ` + prefix + QuoteArgs(argv) + ` >/dev/null 2>&1`
 	cmd := setsid + launch + " </dev/null &"
 	var in io.Reader
 	if stdin != "" {
@@ -145,7 +144,7 @@ func (c *Client) StartDetachedAsRoot(ctx context.Context, argv []string) error {
 		return err
 	}
 	if code != 0 {
-		return fmt.Errorf("starting detached %q exited %d", firstWord(quoteArgs(argv)), code)
+		return fmt.Errorf("starting detached %q exited %d", firstWord(QuoteArgs(argv)), code)
 	}
 	return nil
 }
@@ -161,25 +160,26 @@ func dropped(err error) bool {
 // mode, atomically: a temporary file renamed into place.
 func (c *Client) WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode) error {
 	cmd := fmt.Sprintf("umask 077 && cat > %[1]s && chmod %[2]o %[1]s && mv -f %[1]s %[3]s",
-		shellQuote(path+".bm-tmp"), uint32(mode.Perm()), shellQuote(path))
-	if _, err := c.output(ctx, cmd, bytes.NewReader(data)); err != nil {
+		Quote(path+".bm-tmp"), uint32(mode.Perm()), Quote(path))
+	if _, err := c.Output(ctx, cmd, bytes.NewReader(data)); err != nil {
 		return withClass(ErrTransfer, fmt.Errorf("write %s: %w", path, err))
 	}
 	return nil
 }
 
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
+// Quote quotes s for the device's POSIX shell.
+func Quote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@") == "" {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func quoteArgs(argv []string) string {
+// QuoteArgs quotes each word of argv and joins them with blanks.
+func QuoteArgs(argv []string) string {
 	q := make([]string, len(argv))
 	for i, a := range argv {
-		q[i] = shellQuote(a)
+		q[i] = Quote(a)
 	}
 	return strings.Join(q, " ")
 }
@@ -189,19 +189,6 @@ func firstWord(s string) string {
 		return f[0]
 	}
 	return s
-}
-
-// limitedBuffer keeps the first max bytes written to it.
-type limitedBuffer struct {
-	b   *bytes.Buffer
-	max int
-}
-
-func (l *limitedBuffer) Write(p []byte) (int, error) {
-	if room := l.max - l.b.Len(); room > 0 {
-		l.b.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
 }
 
 // serialised wraps the two output writers so that x/crypto's two copying

@@ -3,7 +3,9 @@ package remote
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -155,4 +157,25 @@ func atoiT(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func TestWriteFile(t *testing.T) {
+	d := newDevice(t, sshtest.Config{NoSFTP: true}, sshtest.UserConfig{})
+	c := dialT(t, d.opts())
+	runOut(t, c, "mkdir migrate")
+	data := `{"uuid":"0123456789abcdef0123456789abcdef"}`
+	for range 2 {
+		if err := c.WriteFile(context.Background(), "migrate/balena-migrate-config.json", []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := d.user.Path("migrate/balena-migrate-config.json")
+	got, _ := os.ReadFile(p)
+	st, _ := os.Stat(p)
+	if string(got) != data || st.Mode().Perm() != 0o600 {
+		t.Errorf("config.json %q mode %v", got, st.Mode().Perm())
+	}
+	if err := c.WriteFile(context.Background(), "no-such-dir/x", nil, 0o644); !errors.Is(err, ErrTransfer) {
+		t.Errorf("write into a missing directory: %v", err)
+	}
 }

@@ -1,6 +1,6 @@
 // Command benchtool is the Go half of scripts/bench-transfer: "serve" runs a
 // loopback sshd with a device user until its stdin closes, "upload" times
-// one remote.Upload against it.
+// one upload.Run against it.
 package main
 
 import (
@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/remote"
+	"github.com/fleetmig/balena-migrate/internal/remote/upload"
 	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
-	"golang.org/x/crypto/ssh"
 )
 
 func main() {
@@ -34,7 +34,7 @@ func main() {
 			err = fmt.Errorf("upload needs DIR SRC REMOTE_DIR")
 			break
 		}
-		err = upload(os.Args[2], os.Args[3], os.Args[4])
+		err = timedUpload(os.Args[2], os.Args[3], os.Args[4])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -53,18 +53,12 @@ func serve(dir string) error {
 		return err
 	}
 	defer srv.Close()
-	key := filepath.Join(dir, "id_ed25519")
-	signer, err := sshtest.GenerateKey(key)
+	l, err := srv.AddLogin(dir, sshtest.UserConfig{})
 	if err != nil {
 		return err
 	}
-	u, err := srv.AddUser(sshtest.UserConfig{Keys: []ssh.PublicKey{signer.PublicKey()}})
-	if err != nil {
-		return err
-	}
-	kh := filepath.Join(dir, "known_hosts")
+	u, key, kh := l.User, l.Key, l.KnownHosts
 	files := map[string]string{
-		kh: srv.KnownHostsLine() + "\n",
 		filepath.Join(dir, "ssh_config"): fmt.Sprintf("Host device\n HostName %s\n Port %d\n User %s\n IdentityFile %s\n IdentitiesOnly yes\n UserKnownHostsFile %s\n StrictHostKeyChecking yes\n BatchMode yes\n",
 			srv.Host, srv.Port, u.Name, key, kh),
 		filepath.Join(dir, "bench.env"): fmt.Sprintf("%s\n%d\n%s\n%s\n%s\n%s\n", srv.Host, srv.Port, u.Name, key, kh, u.Home),
@@ -89,9 +83,9 @@ func serve(dir string) error {
 	return srv.Close()
 }
 
-// upload logs in with the serve settings, uploads SRC to REMOTE_DIR and
+// timedUpload logs in with the serve settings, uploads SRC to REMOTE_DIR and
 // prints the stats; the timing includes the login.
-func upload(dir, src, remoteDir string) error {
+func timedUpload(dir, src, remoteDir string) error {
 	env, err := os.ReadFile(filepath.Join(dir, "bench.env"))
 	if err != nil {
 		return err
@@ -108,11 +102,11 @@ func upload(dir, src, remoteDir string) error {
 	}
 	dialled := time.Since(start)
 	defer c.Close()
-	s, err := remote.NewSource(src)
+	s, err := upload.NewSource(src)
 	if err != nil {
 		return err
 	}
-	st, err := c.Upload(ctx, s, remoteDir, remote.UploadOptions{})
+	st, err := upload.Run(ctx, c, s, remoteDir, upload.Options{})
 	if err != nil {
 		return err
 	}

@@ -269,3 +269,29 @@ func accounts(f func() error) error {
 	}
 	return f()
 }
+
+// Login is what a client needs to log in to a server as one user: a key
+// file the user authorises and a known_hosts file that knows the server.
+type Login struct {
+	User       *User
+	Key        string // private key file; its public half is Key+".pub"
+	KnownHosts string
+}
+
+// AddLogin creates a user as AddUser does, authorising a new key written
+// to dir/id_ed25519, and writes dir/known_hosts trusting the server.
+func (s *Server) AddLogin(dir string, cfg UserConfig) (*Login, error) {
+	l := &Login{Key: filepath.Join(dir, "id_ed25519"), KnownHosts: filepath.Join(dir, "known_hosts")}
+	signer, err := GenerateKey(l.Key)
+	if err != nil {
+		return nil, fmt.Errorf("sshtest: %w", err)
+	}
+	cfg.Keys = append(cfg.Keys, signer.PublicKey())
+	if l.User, err = s.AddUser(cfg); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(l.KnownHosts, []byte(s.KnownHostsLine()+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("sshtest: %w", err)
+	}
+	return l, nil
+}

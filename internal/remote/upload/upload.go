@@ -1,4 +1,4 @@
-package remote
+package upload
 
 import (
 	"context"
@@ -7,16 +7,38 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"path"
 	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/iox"
+	"github.com/fleetmig/balena-migrate/internal/remote"
+	"github.com/rs/zerolog"
 )
 
-// UploadOptions tune Upload; the zero value is ready to use.
-type UploadOptions struct {
+// Session is what an upload needs of an SSH connection to the device;
+// *remote.Client has it.
+type Session interface {
+	// Output runs a shell command with stdin (nil: none) and returns its
+	// standard output; a non-zero exit is an error.
+	Output(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error)
+	// WriteFile replaces a file atomically.
+	WriteFile(ctx context.Context, path string, data []byte, mode fs.FileMode) error
+	// Subsystem opens a subsystem's byte stream; remote.ErrNoSubsystem
+	// when the device has none of that name.
+	Subsystem(name string) (io.ReadWriteCloser, error)
+	// Classify gives an error of work over the connection its class.
+	Classify(ctx context.Context, err, fallback error) error
+}
+
+// Options tune Run; the zero value is ready to use.
+type Options struct {
 	// Progress, when set, is called every Interval while bytes are sent,
-	// and once at the end. Progress is also logged to Options.Log.
+	// and once at the end.
 	Progress func(Progress)
 	Interval time.Duration // 0: 2 s
+	// Log receives the same progress as lines; the zero value logs nothing.
+	Log zerolog.Logger
 	// NoSFTP uses the tar stream even when the device offers SFTP.
 	NoSFTP bool
 }
@@ -30,8 +52,8 @@ type Progress struct {
 	Elapsed time.Duration
 }
 
-// UploadStats summarise a finished upload.
-type UploadStats struct {
+// Stats summarise a finished upload.
+type Stats struct {
 	Method   string // "sftp", "tar", or "" when nothing had to be sent
 	Files    int    // regular files in the source
 	Skipped  int    // already on the device with the same size and SHA-256
@@ -48,7 +70,7 @@ type action struct {
 	sum    string // known SHA-256 of the whole file ("" until sent)
 }
 
-// Upload copies src into dir on the device (relative to the login
+// Run copies src into dir on the device (relative to the login
 // directory), creating it. Modes are kept. A file whose size and SHA-256
 // already match on the device is not sent; a file an earlier upload left
 // half-sent (dir/name.bm-part) is completed from where it stopped if the
@@ -57,41 +79,42 @@ type action struct {
 // a tar stream into `tar xpf -`; nothing is compressed. ctx bounds the whole
 // upload. Memory use does not depend on file sizes.
 //
-// Upload keeps a manifest (dir/.balena-migrate.sums) of the SHA-256 of the
+// Run keeps a manifest (dir/.balena-migrate.sums) of the SHA-256 of the
 // files it wrote, with the device file's size, times and inode and the
 // source file's size and time: while neither copy changed, the recorded sum
 // is trusted instead of hashing the file again, so re-sending an environment
 // already on a device costs one round trip.
-func (c *Client) Upload(ctx context.Context, src *Source, dir string, opt UploadOptions) (UploadStats, error) {
+//
+// Every error it returns has one of remote's classes: timeout when ctx
+// ended or the device stopped answering, a network class when the
+// connection failed, else transfer.
+func Run(ctx context.Context, s Session, src *Source, dir string, opt Options) (Stats, error) {
 	start := time.Now()
-	st, err := c.upload(ctx, src, dir, opt)
+	st, err := run(ctx, s, src, dir, opt)
 	st.Duration = time.Since(start)
 	if err != nil {
-		if ctx.Err() != nil && Class(err) == "other" {
-			err = fmt.Errorf("%w (%w)", err, ctx.Err())
-		}
-		return st, classifyNet(c.lostErr(fmt.Errorf("upload %s to %s: %w", src, dir, err)), ErrTransfer)
+		return st, s.Classify(ctx, fmt.Errorf("upload %s to %s: %w", src, dir, err), remote.ErrTransfer)
 	}
 	return st, nil
 }
 
-// upload is one Upload in progress.
+// upload is one Run in progress.
 type upload struct {
-	c     *Client
+	s     Session
 	src   *Source
 	dir   string
-	opt   UploadOptions
+	opt   Options
 	dirs  []Entry
 	files []Entry
 	rs    *remoteState
 	// todo are the files to send; manifest the records of files skipped.
 	todo     []action
 	manifest map[string]record
-	stats    UploadStats
+	stats    Stats
 }
 
-func (c *Client) upload(ctx context.Context, src *Source, dir string, opt UploadOptions) (UploadStats, error) {
-	u := &upload{c: c, src: src, dir: dir, opt: opt}
+func run(ctx context.Context, s Session, src *Source, dir string, opt Options) (Stats, error) {
+	u := &upload{s: s, src: src, dir: dir, opt: opt}
 	entries, err := src.Entries(ctx)
 	if err != nil {
 		return u.stats, err
@@ -104,7 +127,7 @@ func (c *Client) upload(ctx context.Context, src *Source, dir string, opt Upload
 		}
 	}
 	u.stats.Files = len(u.files)
-	if u.rs, err = c.queryRemote(ctx, dir, u.dirs, u.files); err != nil {
+	if u.rs, err = queryRemote(ctx, s, dir, u.dirs, u.files); err != nil {
 		return u.stats, err
 	}
 	if err := u.plan(ctx); err != nil {
@@ -146,7 +169,7 @@ func (u *upload) plan(ctx context.Context) error {
 			localWant[e.Path], prefixes[e.Path] = true, part.size
 		}
 	}
-	remoteSums, err := u.c.remoteSums(ctx, u.dir, remoteWant)
+	remoteSums, err := deviceSums(ctx, u.s, u.dir, remoteWant)
 	if err != nil {
 		return err
 	}
@@ -180,21 +203,21 @@ func (u *upload) plan(ctx context.Context) error {
 // send transfers the planned files into name.bm-part files, then moves them
 // into place.
 func (u *upload) send(ctx context.Context) error {
-	m := newMeter(u.c.opts.Log, u.opt, u.todo)
+	m := newMeter(u.opt, u.todo)
 	defer m.stop()
 	var sender fileSender
 	if !u.opt.NoSFTP {
-		cl, err := u.c.sftpClient()
+		ss, err := newSFTPSender(u.s, u.dir)
 		if err != nil {
 			return err
 		}
-		if cl != nil {
-			sender = &sftpSender{c: u.c, cl: cl, dir: u.dir}
+		if ss != nil {
+			sender = ss
 			u.stats.Method = "sftp"
 		}
 	}
 	if sender == nil {
-		sender = &tarSender{c: u.c, dir: u.dir}
+		sender = &tarSender{s: u.s, dir: u.dir}
 		u.stats.Method = "tar"
 	}
 	byPath := map[string]*action{}
@@ -231,7 +254,7 @@ func (u *upload) sendOne(ctx context.Context, s fileSender, a *action, r io.Read
 		stats.Sent++
 	}
 	n := a.entry.Size - a.offset
-	cr := &countingReader{r: ctxReader{ctx, io.LimitReader(r, n)}, m: m}
+	cr := &countingReader{r: iox.ContextReader(ctx, io.LimitReader(r, n)), m: m}
 	if err := s.write(ctx, a.entry, a.offset, cr); err != nil {
 		return fmt.Errorf("%s: %w", a.entry.Path, err)
 	}
@@ -246,7 +269,7 @@ func (u *upload) sendOne(ctx context.Context, s fileSender, a *action, r io.Read
 	return nil
 }
 
-// saveManifest moves sent files into place and records the manifest. With
+// save moves sent files into place and records the manifest. With
 // nothing sent and nothing new to record it writes nothing.
 func (u *upload) save(ctx context.Context) error {
 	files, todo, manifest := u.files, u.todo, u.manifest
@@ -261,7 +284,7 @@ func (u *upload) save(ctx context.Context) error {
 	for i, e := range files {
 		all[i] = e.Path
 	}
-	stat, err := u.c.finish(ctx, u.dir, done, u.dirs, all)
+	stat, err := finish(ctx, u.s, u.dir, done, u.dirs, all)
 	if err != nil {
 		return err
 	}
@@ -278,7 +301,7 @@ func (u *upload) save(ctx context.Context) error {
 			manifest[p] = r
 		}
 	}
-	return u.c.WriteFile(ctx, path.Join(u.dir, manifestName), formatManifest(manifest), 0o644)
+	return u.s.WriteFile(ctx, path.Join(u.dir, manifestName), formatManifest(manifest), 0o644)
 }
 
 func sameRecords(a, b map[string]record) bool {

@@ -1,4 +1,4 @@
-package remote
+package upload
 
 import (
 	"sync"
@@ -22,8 +22,8 @@ type meter struct {
 	wg    sync.WaitGroup
 }
 
-func newMeter(log zerolog.Logger, opt UploadOptions, todo []action) *meter {
-	m := &meter{log: log, cb: opt.Progress, start: time.Now(), quit: make(chan struct{})}
+func newMeter(opt Options, todo []action) *meter {
+	m := &meter{log: opt.Log, cb: opt.Progress, start: time.Now(), quit: make(chan struct{})}
 	for _, a := range todo {
 		m.total += a.entry.Size - a.offset
 	}

@@ -1,4 +1,4 @@
-package remote
+package upload
 
 import (
 	"bufio"
@@ -8,10 +8,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/remote"
 )
 
 const (
-	// partSuffix marks a file still being uploaded; a later Upload resumes it.
+	// partSuffix marks a file still being uploaded; a later Run resumes it.
 	partSuffix = ".bm-part"
 	// manifestName is the file in the remote directory recording, per
 	// uploaded file, its SHA-256 and the identities (size, times, inode) of
@@ -44,22 +46,22 @@ type remoteState struct {
 
 // queryRemote creates dir and its subdirectories, reads the manifest and
 // stats the files (and their .bm-part) in one exec.
-func (c *Client) queryRemote(ctx context.Context, dir string, dirs, files []Entry) (*remoteState, error) {
+func queryRemote(ctx context.Context, s Session, dir string, dirs, files []Entry) (*remoteState, error) {
 	var cmd strings.Builder
-	fmt.Fprintf(&cmd, "mkdir -p %s && cd %s || exit 1", shellQuote(dir), shellQuote(dir))
+	fmt.Fprintf(&cmd, "mkdir -p %s && cd %s || exit 1", remote.Quote(dir), remote.Quote(dir))
 	if len(dirs) > 0 {
 		cmd.WriteString("; mkdir -p --")
 		for _, d := range dirs {
-			cmd.WriteString(" " + shellQuote(d.Path))
+			cmd.WriteString(" " + remote.Quote(d.Path))
 		}
 		cmd.WriteString(" || exit 1")
 	}
 	fmt.Fprintf(&cmd, "; cat %s 2>/dev/null; echo @@; stat -c '%%s %%.9Y/%%.9Z/%%i %%n' --", manifestName)
 	for _, f := range files {
-		cmd.WriteString(" " + shellQuote(f.Path) + " " + shellQuote(f.Path+partSuffix))
+		cmd.WriteString(" " + remote.Quote(f.Path) + " " + remote.Quote(f.Path+partSuffix))
 	}
 	cmd.WriteString(" 2>/dev/null; exit 0")
-	out, err := c.Output(ctx, cmd.String())
+	out, err := s.Output(ctx, cmd.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s on device: %w", dir, err)
 	}
@@ -114,14 +116,14 @@ func formatManifest(m map[string]record) []byte {
 	return b.Bytes()
 }
 
-// remoteSums runs one sha256sum over the named files (relative to dir).
-func (c *Client) remoteSums(ctx context.Context, dir string, files []string) (map[string]string, error) {
+// deviceSums runs one sha256sum over the named files (relative to dir).
+func deviceSums(ctx context.Context, s Session, dir string, files []string) (map[string]string, error) {
 	sums := map[string]string{}
 	if len(files) == 0 {
 		return sums, nil
 	}
-	cmd := "cd " + shellQuote(dir) + " && sha256sum -- " + quoteArgs(files)
-	out, err := c.Output(ctx, cmd)
+	cmd := "cd " + remote.Quote(dir) + " && sha256sum -- " + remote.QuoteArgs(files)
+	out, err := s.Output(ctx, cmd, nil)
 	if err != nil {
 		return nil, fmt.Errorf("hash files on device: %w", err)
 	}
@@ -138,11 +140,11 @@ func (c *Client) remoteSums(ctx context.Context, dir string, files []string) (ma
 // finish renames uploaded .bm-part files into place with their modes, sets
 // the directories' modes, then stats every file of the upload, in one exec,
 // and returns the stats.
-func (c *Client) finish(ctx context.Context, dir string, done map[string]uint32, dirs []Entry, all []string) (map[string]remoteFile, error) {
+func finish(ctx context.Context, s Session, dir string, done map[string]uint32, dirs []Entry, all []string) (map[string]remoteFile, error) {
 	var cmd strings.Builder
-	fmt.Fprintf(&cmd, "cd %s && {", shellQuote(dir))
+	fmt.Fprintf(&cmd, "cd %s && {", remote.Quote(dir))
 	for _, d := range dirs {
-		fmt.Fprintf(&cmd, " chmod %o %s &&", uint32(d.Mode.Perm()), shellQuote(d.Path))
+		fmt.Fprintf(&cmd, " chmod %o %s &&", uint32(d.Mode.Perm()), remote.Quote(d.Path))
 	}
 	names := make([]string, 0, len(done))
 	for p := range done {
@@ -150,11 +152,11 @@ func (c *Client) finish(ctx context.Context, dir string, done map[string]uint32,
 	}
 	sort.Strings(names)
 	for _, p := range names {
-		q := shellQuote(p)
-		fmt.Fprintf(&cmd, " chmod %o %s && mv -f %s %s &&", done[p]&0o7777, shellQuote(p+partSuffix), shellQuote(p+partSuffix), q)
+		q := remote.Quote(p)
+		fmt.Fprintf(&cmd, " chmod %o %s && mv -f %s %s &&", done[p]&0o7777, remote.Quote(p+partSuffix), remote.Quote(p+partSuffix), q)
 	}
-	cmd.WriteString(" stat -c '%s %.9Y/%.9Z/%i %n' -- " + quoteArgs(all) + "; }")
-	out, err := c.Output(ctx, cmd.String())
+	cmd.WriteString(" stat -c '%s %.9Y/%.9Z/%i %n' -- " + remote.QuoteArgs(all) + "; }")
+	out, err := s.Output(ctx, cmd.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("move uploaded files into place: %w", err)
 	}

@@ -1,4 +1,4 @@
-package remote
+package upload
 
 import (
 	"archive/tar"
@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/fleetmig/balena-migrate/internal/iox"
 )
 
 // Source is a migration environment to upload: a local directory, or a
@@ -108,7 +110,7 @@ func (s *Source) Entries(ctx context.Context) ([]Entry, error) {
 	return list, nil
 }
 
-// checkEntry refuses what Upload cannot carry.
+// checkEntry refuses what Run cannot carry.
 func checkEntry(e Entry) error {
 	if !e.Mode.IsDir() && !e.Mode.IsRegular() {
 		return fmt.Errorf("%s: only directories and regular files can be uploaded (mode %v)", e.Path, e.Mode)
@@ -316,27 +318,14 @@ func hashReader(ctx context.Context, r io.Reader, prefixLen int64) (fileSums, er
 	h := sha256.New()
 	var fs fileSums
 	if prefixLen > 0 {
-		if _, err := io.CopyN(h, ctxReader{ctx, r}, prefixLen); err != nil {
+		if _, err := io.CopyN(h, iox.ContextReader(ctx, r), prefixLen); err != nil {
 			return fs, err
 		}
 		fs.prefix = hex.EncodeToString(h.Sum(nil))
 	}
-	if _, err := io.Copy(h, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(h, iox.ContextReader(ctx, r)); err != nil {
 		return fs, err
 	}
 	fs.full = hex.EncodeToString(h.Sum(nil))
 	return fs, nil
-}
-
-// ctxReader fails reads once ctx has ended.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

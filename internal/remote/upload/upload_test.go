@@ -1,4 +1,4 @@
-package remote
+package upload
 
 import (
 	"archive/tar"
@@ -7,15 +7,18 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/remote"
 	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 )
 
@@ -104,18 +107,22 @@ func sameTree(t *testing.T, env string, d *device, remoteDir string) {
 }
 
 func fileOwner(t *testing.T, p string) string {
-	return runLocal(t, "stat", "-c", "%U", p)
+	out, err := exec.Command("stat", "-c", "%U", p).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
-func uploadT(t *testing.T, c *Client, src string, opt UploadOptions) UploadStats {
+func uploadT(t *testing.T, c *remote.Client, src string, opt Options) Stats {
 	t.Helper()
 	s, err := NewSource(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.Upload(context.Background(), s, "migrate", opt)
+	st, err := Run(context.Background(), c, s, "migrate", opt)
 	if err != nil {
-		t.Fatalf("Upload: %v", err)
+		t.Fatalf("Run: %v", err)
 	}
 	return st
 }
@@ -123,9 +130,9 @@ func uploadT(t *testing.T, c *Client, src string, opt UploadOptions) UploadStats
 func TestUploadSFTPSkipsWhatIsThere(t *testing.T) {
 	d := newDevice(t, sshtest.Config{}, sshtest.UserConfig{})
 	env := makeEnv(t, 3<<20)
-	c := dialT(t, d.opts())
+	c := d.dial(t)
 	var last atomic.Value
-	st := uploadT(t, c, env, UploadOptions{Progress: func(p Progress) { last.Store(p) }, Interval: 10 * time.Millisecond})
+	st := uploadT(t, c, env, Options{Progress: func(p Progress) { last.Store(p) }, Interval: 10 * time.Millisecond})
 	if st.Method != "sftp" || st.Sent != len(envFiles) || st.Skipped != 0 {
 		t.Errorf("first upload: %+v", st)
 	}
@@ -138,7 +145,7 @@ func TestUploadSFTPSkipsWhatIsThere(t *testing.T) {
 	}
 
 	manifest, _ := os.Stat(d.user.Path("migrate/" + manifestName))
-	if st := uploadT(t, c, env, UploadOptions{}); st.Skipped != len(envFiles) || st.Bytes != 0 || st.Method != "" {
+	if st := uploadT(t, c, env, Options{}); st.Skipped != len(envFiles) || st.Bytes != 0 || st.Method != "" {
 		t.Errorf("unchanged rerun: %+v", st)
 	}
 	if again, err := os.Stat(d.user.Path("migrate/" + manifestName)); err != nil || !again.ModTime().Equal(manifest.ModTime()) {
@@ -146,11 +153,13 @@ func TestUploadSFTPSkipsWhatIsThere(t *testing.T) {
 	}
 
 	// Same size, new content locally: only that file goes.
-	writeFile(t, filepath.Join(env, "balena-migrate.conf"), "CONTENT OF balena-migrate.conf\n")
+	if err := os.WriteFile(filepath.Join(env, "balena-migrate.conf"), []byte("CONTENT OF balena-migrate.conf\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// New time, same content: hashed, found equal, skipped.
 	later := time.Now().Add(time.Hour)
 	os.Chtimes(filepath.Join(env, "balena-migrate"), later, later)
-	st = uploadT(t, c, env, UploadOptions{})
+	st = uploadT(t, c, env, Options{})
 	if st.Sent != 1 || st.Skipped != len(envFiles)-1 {
 		t.Errorf("after a local change: %+v", st)
 	}
@@ -161,7 +170,7 @@ func TestUploadSFTPSkipsWhatIsThere(t *testing.T) {
 	f, _ := os.OpenFile(img, os.O_WRONLY, 0)
 	f.WriteAt([]byte("XXXX"), 1000)
 	f.Close()
-	st = uploadT(t, c, env, UploadOptions{})
+	st = uploadT(t, c, env, Options{})
 	if st.Sent != 1 || st.Bytes != 3<<20 {
 		t.Errorf("after a device-side change: %+v", st)
 	}
@@ -171,13 +180,13 @@ func TestUploadSFTPSkipsWhatIsThere(t *testing.T) {
 func TestUploadTarWhenNoSFTP(t *testing.T) {
 	d := newDevice(t, sshtest.Config{NoSFTP: true}, sshtest.UserConfig{})
 	env := makeEnv(t, 1<<20)
-	c := dialT(t, d.opts())
-	st := uploadT(t, c, env, UploadOptions{})
+	c := d.dial(t)
+	st := uploadT(t, c, env, Options{})
 	if st.Method != "tar" || st.Sent != len(envFiles) {
 		t.Errorf("upload: %+v", st)
 	}
 	sameTree(t, env, d, "migrate")
-	if st := uploadT(t, c, env, UploadOptions{}); st.Skipped != len(envFiles) || st.Bytes != 0 {
+	if st := uploadT(t, c, env, Options{}); st.Skipped != len(envFiles) || st.Bytes != 0 {
 		t.Errorf("rerun: %+v", st)
 	}
 }
@@ -187,15 +196,15 @@ func TestUploadArchive(t *testing.T) {
 	env := makeEnv(t, 2<<20)
 	tgz := filepath.Join(t.TempDir(), "env.tgz")
 	writeTgz(t, env, tgz)
-	c := dialT(t, d.opts())
+	c := d.dial(t)
 	for _, noSFTP := range []bool{false, true} {
 		os.RemoveAll(d.user.Path("migrate"))
-		st := uploadT(t, c, tgz, UploadOptions{NoSFTP: noSFTP})
+		st := uploadT(t, c, tgz, Options{NoSFTP: noSFTP})
 		if st.Sent != len(envFiles) {
 			t.Errorf("noSFTP=%v: %+v", noSFTP, st)
 		}
 		sameTree(t, env, d, "migrate")
-		if st := uploadT(t, c, tgz, UploadOptions{NoSFTP: noSFTP}); st.Skipped != len(envFiles) {
+		if st := uploadT(t, c, tgz, Options{NoSFTP: noSFTP}); st.Skipped != len(envFiles) {
 			t.Errorf("noSFTP=%v rerun: %+v", noSFTP, st)
 		}
 	}
@@ -236,16 +245,16 @@ func TestUploadResumesAfterConnectionKilled(t *testing.T) {
 			const size = 96 << 20
 			env := makeEnv(t, size)
 			src, _ := NewSource(env)
-			c := dialT(t, d.opts())
+			c := d.dial(t)
 			var killed atomic.Bool
 			kill := func(p Progress) {
 				if p.Done > 24<<20 && !killed.Swap(true) {
 					d.srv.KillSessions()
 				}
 			}
-			_, err := c.Upload(context.Background(), src, "migrate", UploadOptions{Progress: kill, Interval: 5 * time.Millisecond})
-			if !killed.Load() || Class(err) != "transfer" {
-				t.Fatalf("killed %v, err %v (class %q)", killed.Load(), err, Class(err))
+			_, err := Run(context.Background(), c, src, "migrate", Options{Progress: kill, Interval: 5 * time.Millisecond})
+			if !killed.Load() || !errors.Is(err, remote.ErrTransfer) {
+				t.Fatalf("killed %v, err %v", killed.Load(), err)
 			}
 			part, err := os.Stat(d.user.Path("migrate/image.img.gz" + partSuffix))
 			if err != nil || part.Size() == 0 || part.Size() >= size {
@@ -254,8 +263,8 @@ func TestUploadResumesAfterConnectionKilled(t *testing.T) {
 			if _, err := os.Stat(d.user.Path("migrate/image.img.gz")); err == nil {
 				t.Fatal("incomplete image already under its final name")
 			}
-			c = dialT(t, d.opts())
-			st, err := c.Upload(context.Background(), src, "migrate", UploadOptions{})
+			c = d.dial(t)
+			st, err := Run(context.Background(), c, src, "migrate", Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,9 +279,11 @@ func TestUploadResumesAfterConnectionKilled(t *testing.T) {
 func TestUploadRestartsAPartThatDoesNotMatch(t *testing.T) {
 	d := newDevice(t, sshtest.Config{}, sshtest.UserConfig{})
 	env := makeEnv(t, 1<<20)
-	c := dialT(t, d.opts())
-	runOut(t, c, "mkdir migrate && echo not the start of the image > migrate/image.img.gz"+partSuffix)
-	st := uploadT(t, c, env, UploadOptions{})
+	c := d.dial(t)
+	if _, err := c.Output(context.Background(), "mkdir migrate && echo not the start of the image > migrate/image.img.gz"+partSuffix, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := uploadT(t, c, env, Options{})
 	if st.Resumed != 0 || st.Sent != len(envFiles) {
 		t.Errorf("%+v", st)
 	}
@@ -283,40 +294,19 @@ func TestUploadTimeout(t *testing.T) {
 	d := newDevice(t, sshtest.Config{}, sshtest.UserConfig{})
 	env := makeEnv(t, 64<<20)
 	src, _ := NewSource(env)
-	c := dialT(t, d.opts())
+	c := d.dial(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := c.Upload(ctx, src, "migrate", UploadOptions{})
-	if Class(err) != "timeout" || time.Since(start) > 5*time.Second {
+	_, err := Run(ctx, c, src, "migrate", Options{})
+	if !errors.Is(err, remote.ErrTimeout) || time.Since(start) > 5*time.Second {
 		t.Fatalf("want timeout soon after 150ms, got %v after %v", err, time.Since(start))
 	}
 	// The client recovers: a new SFTP session finishes the job.
-	if _, err := c.Upload(context.Background(), src, "migrate", UploadOptions{}); err != nil {
+	if _, err := Run(context.Background(), c, src, "migrate", Options{}); err != nil {
 		t.Fatal(err)
 	}
 	sameTree(t, env, d, "migrate")
-}
-
-func TestWriteFile(t *testing.T) {
-	d := newDevice(t, sshtest.Config{NoSFTP: true}, sshtest.UserConfig{})
-	c := dialT(t, d.opts())
-	runOut(t, c, "mkdir migrate")
-	data := `{"uuid":"0123456789abcdef0123456789abcdef"}`
-	for range 2 {
-		if err := c.WriteFile(context.Background(), "migrate/balena-migrate-config.json", []byte(data), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p := d.user.Path("migrate/balena-migrate-config.json")
-	got, _ := os.ReadFile(p)
-	st, _ := os.Stat(p)
-	if string(got) != data || st.Mode().Perm() != 0o600 {
-		t.Errorf("config.json %q mode %v", got, st.Mode().Perm())
-	}
-	if err := c.WriteFile(context.Background(), "no-such-dir/x", nil, 0o644); Class(err) != "transfer" {
-		t.Errorf("write into a missing directory: %v", err)
-	}
 }
 
 func TestSourceRefusesOddEntries(t *testing.T) {
@@ -332,7 +322,7 @@ func TestSourceRefusesOddEntries(t *testing.T) {
 	if _, err := NewSource(filepath.Join(env, "missing")); err == nil {
 		t.Error("missing source accepted")
 	}
-	writeFile(t, filepath.Join(env, "x.zip"), "zip")
+	os.WriteFile(filepath.Join(env, "x.zip"), []byte("zip"), 0o600)
 	if _, err := NewSource(filepath.Join(env, "x.zip")); err == nil {
 		t.Error("zip accepted as source")
 	}

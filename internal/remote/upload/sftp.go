@@ -1,12 +1,14 @@
-package remote
+package upload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 
+	"github.com/fleetmig/balena-migrate/internal/remote"
 	"github.com/pkg/sftp"
 )
 
@@ -18,6 +20,39 @@ const (
 	sftpLargePacket      = 255 << 10 // OpenSSH's max-write-length
 	sftpLargeConcurrency = 16
 )
+
+// sftpSender writes files with pipelined SFTP writes over an SFTP session
+// of its own, closed when the upload ends.
+type sftpSender struct {
+	cl      *sftp.Client
+	dir     string
+	release func() bool
+}
+
+// newSFTPSender opens the device's SFTP server; nil without error when the
+// device has none.
+func newSFTPSender(s Session, dir string) (*sftpSender, error) {
+	ch, err := s.Subsystem("sftp")
+	if errors.Is(err, remote.ErrNoSubsystem) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	cl, err := sftp.NewClientPipe(ch, ch,
+		sftp.UseConcurrentWrites(true),
+		sftp.MaxConcurrentRequestsPerFile(sftpSmallConcurrency),
+		sftp.UseFstat(true))
+	if err != nil {
+		ch.Close()
+		return nil, fmt.Errorf("sftp: %w", err)
+	}
+	if err := useLargeWrites(cl); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return &sftpSender{cl: cl, dir: dir}, nil
+}
 
 // useLargeWrites raises the write size to OpenSSH's limit when the server
 // is an OpenSSH sftp-server that announces its limits (limits@openssh.com,
@@ -34,14 +69,6 @@ func writeConcurrency(cl *sftp.Client) int {
 		return sftpLargeConcurrency
 	}
 	return sftpSmallConcurrency
-}
-
-// sftpSender writes files with pipelined SFTP writes.
-type sftpSender struct {
-	c       *Client
-	cl      *sftp.Client
-	dir     string
-	release func() bool
 }
 
 func (s *sftpSender) start(ctx context.Context) error {
@@ -74,21 +101,8 @@ func (s *sftpSender) write(_ context.Context, e Entry, offset int64, r io.Reader
 	return nil
 }
 
-func (s *sftpSender) close(failed error) error {
+func (s *sftpSender) close(error) error {
 	s.release()
-	if failed != nil {
-		// The session may be dead or mid-request: start afresh next time.
-		s.c.dropSFTP(s.cl)
-	}
+	s.cl.Close()
 	return nil
-}
-
-// dropSFTP forgets an SFTP session that failed, closing it.
-func (c *Client) dropSFTP(cl *sftp.Client) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sftp == cl {
-		c.sftp, c.sftpKnown = nil, false
-	}
-	cl.Close()
 }
