@@ -37,6 +37,7 @@ var side = map[string]string{
 	"cmd/internal/cliapp":    "fleet",
 	"cmd/internal/workercmd": "fleet",
 	"internal/addunit":       "fleet",
+	"internal/backoff":       "fleet",
 	"internal/balena":        "fleet",
 	"internal/balena/api":    "fleet",
 	"internal/balena/cli":    "fleet",

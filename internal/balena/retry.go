@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/backoff"
 )
 
 // RetryPolicy says how transient failures (ErrTransient) are retried:
@@ -52,11 +54,7 @@ func (p RetryPolicy) WithDefaults() RetryPolicy {
 // exponential part is jittered between half and all of its value.
 func (p RetryPolicy) Delay(next int, retryAfter time.Duration) time.Duration {
 	p = p.WithDefaults()
-	d := p.Base
-	for i := 1; i < next && d < p.Max; i++ {
-		d *= 2
-	}
-	d = min(d, p.Max)
+	d := backoff.Doubling(p.Base, p.Max, next)
 	d = d/2 + rand.N(d/2+1)
 	return max(d, retryAfter)
 }

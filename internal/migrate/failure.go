@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/backoff"
 	"github.com/fleetmig/balena-migrate/internal/balena"
 	"github.com/fleetmig/balena-migrate/internal/remote"
 	"github.com/fleetmig/balena-migrate/internal/spool"
@@ -118,7 +119,7 @@ func (j *job) retry(what, msg string, class unit.FailClass) worker.Outcome {
 	if tries >= attempts {
 		return j.fail(class, fmt.Sprintf("%s (attempt %d of %d; no more retries)", msg, tries, attempts))
 	}
-	wait := backoff(j.s.Migrate.ReconnTime, tries)
+	wait := backoff.Doubling(j.s.Migrate.ReconnTime, maxBackoff, tries)
 	j.u.SetDue(j.now.Add(wait))
 	return worker.Outcome{To: spool.Units, Unit: j.u,
 		Msg: fmt.Sprintf("%s failed (%s, attempt %d of %d); trying again in %v", what, class, tries, attempts, wait)}
@@ -132,12 +133,3 @@ func (j *job) fail(class unit.FailClass, msg string) worker.Outcome {
 
 // maxBackoff caps the wait between connection attempts.
 const maxBackoff = 24 * time.Hour
-
-// backoff is base·2^(tries-1), capped at a day.
-func backoff(base time.Duration, tries int) time.Duration {
-	d := base
-	for i := 1; i < tries && d < maxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, maxBackoff)
-}

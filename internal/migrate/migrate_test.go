@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/backoff"
 	"github.com/fleetmig/balena-migrate/internal/balena"
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/spool"
@@ -201,7 +202,7 @@ func mustKey(t *testing.T) ssh.PublicKey {
 
 func TestBackoff(t *testing.T) {
 	for tries, want := range map[int]time.Duration{1: 600 * time.Second, 2: 1200 * time.Second, 3: 2400 * time.Second, 10: 24 * time.Hour} {
-		if got := backoff(600*time.Second, tries); got != want {
+		if got := backoff.Doubling(600*time.Second, maxBackoff, tries); got != want {
 			t.Errorf("backoff(%d) = %v, want %v", tries, got, want)
 		}
 	}
