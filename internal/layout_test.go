@@ -62,17 +62,20 @@ var side = map[string]string{
 	"internal/usage":     "shared",
 
 	// Development and test helpers: not shipped, may use either side.
-	"cmd/dev/benchtool":         "dev",
-	"cmd/dev/fake-balena-api":   "dev",
-	"cmd/dev/flashbench":        "dev",
-	"cmd/dev/fleet-sim":         "dev",
-	"cmd/dev/vm":                "dev",
-	"internal":                  "dev", // this test
-	"internal/testenv":          "dev",
-	"internal/testenv/fleetsim": "dev",
-	"internal/testenv/sshtest":  "dev",
-	"internal/testenv/testimg":  "dev",
-	"internal/testenv/vmtest":   "dev",
+	"cmd/dev/balenaos-standin":   "dev",
+	"cmd/dev/benchtool":          "dev",
+	"cmd/dev/fake-balena-api":    "dev",
+	"cmd/dev/flashbench":         "dev",
+	"cmd/dev/fleet-sim":          "dev",
+	"cmd/dev/vm":                 "dev",
+	"internal":                   "dev", // this test
+	"internal/testenv":           "dev",
+	"internal/testenv/balenaimg": "dev",
+	"internal/testenv/devvm":     "dev",
+	"internal/testenv/fleetsim":  "dev",
+	"internal/testenv/sshtest":   "dev",
+	"internal/testenv/testimg":   "dev",
+	"internal/testenv/vmtest":    "dev",
 }
 
 type pkg struct {

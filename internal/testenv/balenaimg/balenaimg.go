@@ -1,0 +1,246 @@
+// Package balenaimg builds a bootable stand-in for a balenaOS image, from
+// scratch, with the partition layout of a real device type: resin-boot (FAT)
+// holding the boot loader's configuration, resin-rootA (ext4) holding Debian's
+// cloud kernel and a small initramfs, resin-rootB, and resin-state and
+// resin-data in an extended partition. The PC BIOS boots it through grub in
+// the MBR (boot.img, with core.img in the gap before the first partition).
+//
+// The initramfs's init mounts resin-boot and resin-data, brings up the
+// network with DHCP and runs balenaos-standin (cmd/dev/balenaos-standin):
+// it reads config.json, prints what stage 2 left on resin-data and reports
+// to the balena API as the device. So a device that comes online after a
+// flash proves that the image was written whole and bootable, and that
+// config.json was put on the right partition.
+package balenaimg
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
+	"github.com/fleetmig/balena-migrate/internal/testenv/vmtest"
+)
+
+// Console markers the init prints.
+const (
+	MarkBoot   = "STANDIN balenaOS stand-in booting"
+	MarkOnline = "STANDIN-ONLINE uuid="
+	MarkExit   = "STANDIN-EXIT="
+)
+
+// Options say what goes into an image.
+type Options struct {
+	Path    string            // the raw image to write
+	Kernel  vmtest.Kernel     // Debian's cloud kernel (scripts/test-setup.d/50-vm-kernel)
+	Standin string            // static balenaos-standin binary
+	Busybox string            // static busybox; /bin/busybox when empty
+	Boot    map[string][]byte // extra files on resin-boot (config.json in tests)
+	Data    map[string][]byte // extra files on resin-data
+	// API, when set, is where the stand-in reports instead of config.json's
+	// apiEndpoint: a test's fake API, which the real endpoint is not.
+	API string
+}
+
+// Image is a built stand-in.
+type Image struct {
+	testimg.Image
+}
+
+// modules the init loads: the virtio disk and network, FAT with its code
+// pages, ext4 (built into the cloud kernel).
+func modules() []string {
+	return []string{"virtio_pci", "virtio_blk", "virtio_net", "vfat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "ext4"}
+}
+
+// BuildStandin builds the static balenaos-standin from the module at repo.
+func BuildStandin(ctx context.Context, repo, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/dev/balenaos-standin")
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build balenaos-standin: %w: %s", err, b)
+	}
+	return nil
+}
+
+// BuildMBR writes a genericx86-64-ext-shaped image booting with the PC BIOS.
+func BuildMBR(ctx context.Context, o Options) (Image, error) {
+	initrd, err := initramfs(o)
+	if err != nil {
+		return Image{}, err
+	}
+	kernel, err := os.ReadFile(o.Kernel.Vmlinuz)
+	if err != nil {
+		return Image{}, err
+	}
+	boot := map[string][]byte{"grub/grub.cfg": []byte(grubCfg)}
+	for k, v := range o.Boot {
+		boot[k] = v
+	}
+	data := map[string][]byte{}
+	for k, v := range o.Data {
+		data[k] = v
+	}
+	rootA := int64(len(kernel)+len(initrd))/testimg.MiB*testimg.MiB + 8*testimg.MiB
+	parts := []testimg.Part{
+		{Size: 16 * testimg.MiB, Type: "c", FS: "vfat", Label: testimg.LabelBoot, Files: boot},
+		{Size: rootA, Type: "83", FS: "ext4", Label: testimg.LabelRootA,
+			Files: map[string][]byte{"boot/vmlinuz": kernel, "boot/initramfs.gz": initrd,
+				"etc/os-release": []byte("ID=balena-os\nNAME=balenaOS stand-in\n")}},
+		{Size: 8 * testimg.MiB, Type: "83", FS: "ext4", Label: testimg.LabelRootB},
+		{Size: 4 * testimg.MiB, Type: "83", FS: "ext4", Label: testimg.LabelState, Logical: true},
+		{Size: 16 * testimg.MiB, Type: "83", FS: "ext4", Label: testimg.LabelData, Logical: true, Files: data},
+	}
+	var size int64 = 2 * testimg.MiB // the gap before the first partition, and slack
+	for _, p := range parts {
+		size += p.Size
+		if p.Logical {
+			size += testimg.MiB // each logical partition's EBR, aligned
+		}
+	}
+	img, err := testimg.Build(o.Path, size, parts)
+	if err != nil {
+		return Image{}, err
+	}
+	if err := installGrub(ctx, o.Path, img); err != nil {
+		return Image{}, err
+	}
+	return Image{img}, nil
+}
+
+// grubCfg boots the kernel and init from resin-rootA, found by label as
+// balenaOS's own grub configuration does.
+const grubCfg = `serial --unit=0 --speed=115200
+terminal_input serial
+terminal_output serial
+set timeout=0
+search --no-floppy --set=root --label resin-rootA
+echo "stand-in grub: booting resin-rootA"
+linux /boot/vmlinuz console=ttyS0,115200 rdinit=/init panic=-1 loglevel=4
+initrd /boot/initramfs.gz
+boot
+`
+
+// grubModules are built into core.img: it needs no module directory.
+func grubModules() []string {
+	return []string{"biosdisk", "part_msdos", "fat", "ext2", "normal", "linux", "search", "search_label",
+		"serial", "terminal", "echo", "configfile", "test"}
+}
+
+// installGrub puts grub's boot.img into the MBR's boot code area (the
+// partition table stays) and core.img right after the MBR, where boot.img
+// looks for it; core.img finds grub.cfg on resin-boot (partition 1).
+func installGrub(ctx context.Context, path string, img testimg.Image) error {
+	const grubDir = "/usr/lib/grub/i386-pc"
+	bootImg, err := os.ReadFile(filepath.Join(grubDir, "boot.img"))
+	if err != nil {
+		return fmt.Errorf("grub boot.img (grub-pc-bin): %w", err)
+	}
+	core := path + ".core.img"
+	defer os.Remove(core)
+	args := append([]string{"-O", "i386-pc", "-p", "(hd0,msdos1)/grub", "-o", core}, grubModules()...)
+	if out, err := exec.CommandContext(ctx, "grub-mkimage", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("grub-mkimage: %w: %s", err, out)
+	}
+	coreImg, err := os.ReadFile(core)
+	if err != nil {
+		return err
+	}
+	first := img.Parts[0].Start
+	if int64(512+len(coreImg)) > first {
+		return fmt.Errorf("grub core.img (%d bytes) does not fit before the first partition at %d", len(coreImg), first)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bootImg[:440], 0); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(coreImg, 512); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// initScript is the stand-in's /init.
+const initScript = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "STANDIN balenaOS stand-in booting: $(uname -r)"
+for m in $(cat /etc/modules.load); do insmod /lib/modules/$m || echo "STANDIN insmod $m failed"; done
+i=0
+while [ -z "$(findfs LABEL=resin-data 2>/dev/null)" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+mkdir -p /mnt/boot /mnt/data
+mount -t vfat -o ro "$(findfs LABEL=resin-boot)" /mnt/boot || echo "STANDIN cannot mount resin-boot"
+mount -t ext4 -o ro "$(findfs LABEL=resin-data)" /mnt/data || echo "STANDIN cannot mount resin-data"
+echo "STANDIN mounted resin-boot from $(findfs LABEL=resin-boot), resin-data from $(findfs LABEL=resin-data)"
+ip link set lo up
+ip link set eth0 up
+udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 20 -T 1 || echo "STANDIN no DHCP lease"
+/bin/balenaos-standin --boot /mnt/boot --data /mnt/data --api "$(cat /etc/standin-api)"
+echo "STANDIN-EXIT=$?"
+umount /mnt/boot /mnt/data
+sync
+poweroff -f
+`
+
+// udhcpcScript applies the lease, as NetworkManager would on balenaOS.
+const udhcpcScript = `#!/bin/sh
+case "$1" in
+bound|renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/${mask:-24}" dev "$interface"
+	for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+	echo "STANDIN network: $interface $ip/${mask:-24} router $router"
+	;;
+esac
+`
+
+func initramfs(o Options) ([]byte, error) {
+	a := vmtest.Archive{}
+	bb := o.Busybox
+	if bb == "" {
+		bb = "/bin/busybox"
+	}
+	if err := a.AddHostFile("bin/busybox", bb); err != nil {
+		return nil, fmt.Errorf("busybox: %w", err)
+	}
+	if err := a.AddHostFile("bin/balenaos-standin", o.Standin); err != nil {
+		return nil, fmt.Errorf("balenaos-standin: %w", err)
+	}
+	mods, err := vmtest.ModuleClosure(o.Kernel.ModulesDir, modules())
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range mods {
+		if err := a.AddHostFile("lib/modules/"+m, filepath.Join(o.Kernel.ModulesDir, m)); err != nil {
+			return nil, err
+		}
+	}
+	a.AddFile("init", []byte(initScript), 0o755)
+	a.AddFile("etc/udhcpc.script", []byte(udhcpcScript), 0o755)
+	a.AddFile("etc/standin-api", []byte(o.API), 0o644)
+	a.AddFile("etc/modules.load", []byte(strings.Join(mods, "\n")+"\n"), 0o644)
+	a["dev/console"] = vmtest.Entry{Mode: vmtest.ModeChar | 0o600, Major: 5, Minor: 1}
+	for _, d := range []string{"proc", "sys", "dev", "tmp", "mnt"} {
+		a[d] = vmtest.Entry{Mode: vmtest.ModeDir | 0o755}
+	}
+	var buf bytes.Buffer
+	if err := a.WriteGzip(&buf); err != nil {
+		return nil, err
+	}
+	if buf.Len() == 0 {
+		return nil, errors.New("empty initramfs")
+	}
+	return buf.Bytes(), nil
+}
