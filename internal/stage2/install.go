@@ -32,6 +32,24 @@ func (r *run) flash(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("flash failed: %w", err)
 	}
+	return r.clearTail()
+}
+
+// clearTail removes what the old system left at the end of the disk (its
+// backup GPT) before the kernel reads the new table.
+func (r *run) clearTail() error {
+	disk, err := os.OpenFile(r.cfg.BootDev, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("clear the end of %s: %w", r.cfg.BootDev, err)
+	}
+	defer disk.Close()
+	stale, err := blkdev.ClearTail(disk, r.files.imageSize)
+	if err != nil {
+		return err
+	}
+	if stale {
+		r.log.Infof("cleared the old backup GPT at the end of %s", r.cfg.BootDev)
+	}
 	return nil
 }
 

@@ -121,9 +121,12 @@ func (fx *vmFixture) boot(t *testing.T) vmtest.Result {
 	return res
 }
 
+// The old system's disk is GPT (the harder case: its backup table sits at
+// the end of the disk, past the MBR image written over it).
 func TestVMStage2FlashesAndPlacesFiles(t *testing.T) {
 	t.Parallel()
 	fx := newVMFixture(t, false)
+	toGPT(t, fx.disk)
 	fx.cfg.GrubInstall, fx.cfg.GrubBootType = s2config.GrubFlash, s2config.BootLegacy
 	fx.cfg.GrubCfg, fx.cfg.GrubBootImg, fx.cfg.GrubCoreImg = "grub.cfg", "boot.img", "core.img"
 	res := fx.boot(t)
@@ -174,6 +177,42 @@ func TestVMStage2FlashesAndPlacesFiles(t *testing.T) {
 	fx.checkResinData(t, disk[data.Start:data.End()])
 	if fs, _ := blkdev.Probe(bytes.NewReader(disk), boot.Start); fs.Label != "resin-boot" {
 		t.Errorf("resin-boot label now %+v", fs)
+	}
+	// No table of the old system is left: wipefs sees the image's MBR only.
+	out, err := exec.Command("wipefs", "--no-act", "--noheadings", "--output", "TYPE,OFFSET", fx.disk).CombinedOutput()
+	if err != nil || strings.Join(strings.Fields(string(out)), " ") != "dos 0x1fe" {
+		t.Errorf("wipefs on the flashed disk: %q (%v), want only the dos table", out, err)
+	}
+	if !strings.Contains(res.Console, "cleared the old backup GPT") {
+		t.Error("console does not report the stale backup GPT")
+	}
+}
+
+// toGPT rewrites the old disk's MBR as a GPT with the same partition, as on
+// a UEFI machine.
+func toGPT(t *testing.T, disk string) {
+	t.Helper()
+	dump, err := exec.Command("sfdisk", "--dump", disk).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var part string
+	for _, l := range strings.Split(string(dump), "\n") {
+		if strings.HasPrefix(l, disk+"1 :") {
+			part = strings.TrimPrefix(l, disk+"1 :")
+		}
+	}
+	start, size, _ := strings.Cut(part, ",")
+	size, _, _ = strings.Cut(size, ",")
+	script := "label: gpt\n" + strings.TrimSpace(start) + ", " + strings.TrimSpace(size) + ", type=L\n"
+	cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", "-q", "--wipe", "never", disk)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk %q: %v %s", script, err, out)
+	}
+	out, _ := exec.Command("wipefs", "--no-act", "--noheadings", "--output", "TYPE", disk).CombinedOutput()
+	if got := strings.Join(strings.Fields(string(out)), " "); !strings.Contains(got, "gpt") {
+		t.Fatalf("old disk is not GPT: wipefs says %q", got)
 	}
 }
 
