@@ -43,7 +43,7 @@ func setup(t *testing.T) (*fake.Server, string, *spool.DB) {
 	cl, _ := api.New(balena.Options{APIURL: srv.URL(), Token: "tok"})
 	for _, id := range []string{"a", "b"} {
 		uuid := balena.NewUUID()
-		if _, err := cl.Register(context.Background(), "org/fleet", uuid); err != nil {
+		if _, err := cl.Register(context.Background(), balena.Registration{Fleet: "org/fleet", UUID: uuid}); err != nil {
 			t.Fatal(err)
 		}
 		srv.SetOnline(uuid, id == "a")

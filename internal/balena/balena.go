@@ -21,19 +21,38 @@ type Cloud interface {
 	// Whoami checks the credentials with one cheap call and tells who they
 	// belong to. A rejected token is ErrUnauthorized.
 	Whoami(ctx context.Context) (User, error)
-	// Register creates a device with the given UUID in app (an "org/name"
-	// slug, a numeric application id or a bare application name). It is
-	// idempotent: when the UUID already exists the existing device is
-	// returned, so a retried unit never creates a second device.
-	Register(ctx context.Context, app, uuid string) (Device, error)
-	// DeviceConfig builds the config.json for an already registered device
-	// running balenaOS version: the application's configuration plus the
-	// device's own key, id, UUID and registration time. The bytes hold the
-	// device's API key: never log them.
-	DeviceConfig(ctx context.Context, app, uuid, version string) ([]byte, error)
+	// Register creates the device r describes: its UUID (one we chose), in
+	// its fleet, with its own device type, name and tags. It is idempotent:
+	// when the UUID already exists in that fleet the existing device is
+	// returned (Existing set), so a retried unit never creates a second
+	// device; in another fleet it is ErrConflict.
+	Register(ctx context.Context, r Registration) (Device, error)
+	// DeviceConfig builds the config.json of a device Register returned,
+	// for balenaOS version: the fleet's configuration for the device's
+	// type plus the device's own key, id, UUID and registration time, never
+	// the fleet's provisioning key. The bytes hold the device's API key:
+	// never log them.
+	DeviceConfig(ctx context.Context, dev Device, version string) ([]byte, error)
 	// IsOnline says whether the device with this UUID is online. A device
 	// balena does not know (yet) is reported as not online, without error.
 	IsOnline(ctx context.Context, uuid string) (bool, error)
+}
+
+// Registration is a device to register.
+type Registration struct {
+	// Fleet is an "org/name" slug, a numeric application id or a bare
+	// application name.
+	Fleet string
+	UUID  string
+	// DeviceType is the device's own type slug (compatible with the
+	// fleet's); empty means the fleet's default type.
+	DeviceType string
+	// Name becomes the device_name, e.g. the unit id; empty leaves the
+	// name balena makes up.
+	Name string
+	// Tags are set on the device (e.g. the unit id and host); none when
+	// empty.
+	Tags map[string]string
 }
 
 // User is the account behind the credentials.
@@ -45,12 +64,33 @@ type User struct {
 
 // Device is a registered device.
 type Device struct {
-	ID   int64
-	UUID string
+	ID         int64
+	UUID       string
+	Fleet      string // as given in the Registration
+	DeviceType string // the type it was registered with
 	// Existing is true when Register found the UUID already registered and
 	// returned that device instead of creating one.
 	Existing bool
+	// Key is the device API key made with the registration, for its
+	// config.json; empty when the device already existed (DeviceConfig
+	// then makes one).
+	Key Secret
 }
+
+// Secret is a credential that must not reach a log: it prints and
+// marshals as "[secret]". Reveal gives the value.
+type Secret string
+
+func (s Secret) String() string { return "[secret]" }
+
+// GoString keeps the value out of %#v.
+func (s Secret) GoString() string { return `"[secret]"` }
+
+// MarshalJSON keeps the value out of JSON logs.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"[secret]"`), nil }
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
 
 // UUIDLen is the length of the device UUIDs this project creates.
 const UUIDLen = 32

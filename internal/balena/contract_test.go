@@ -38,6 +38,8 @@ type backend struct {
 	failNext func(n int, retryAfter time.Duration)
 	// requests counts the requests (HTTP calls or CLI runs) made so far.
 	requests func() int
+	// inspect tells what balena holds for a device: type, name, tags.
+	inspect func(t *testing.T, uuid string) (deviceType, name string, tags map[string]string)
 }
 
 // contractRetry retries fast, so the suite measures behaviour, not waits.
@@ -80,13 +82,13 @@ func apiBackend(t *testing.T) *backend {
 				s.FailNext(status)
 			}
 		},
-		requests: func() int {
-			n := 0
-			for _, r := range []fake.Route{fake.RouteWhoami, fake.RouteApplication, fake.RouteProvisionKey,
-				fake.RouteRegister, fake.RouteDownloadConfig, fake.RouteDeviceKey, fake.RouteDevice} {
-				n += s.Calls(r)
+		requests: s.Requests,
+		inspect: func(t *testing.T, uuid string) (string, string, map[string]string) {
+			d, ok := s.Device(uuid)
+			if !ok {
+				t.Fatalf("the fake has no device %s", uuid)
 			}
-			return n
+			return d.DeviceType, d.Name, d.Tags
 		},
 	}
 }
@@ -143,6 +145,21 @@ func cliBackend(t *testing.T) *backend {
 			}
 			return strings.Count(string(b), "\n")
 		},
+		inspect: func(t *testing.T, uuid string) (string, string, map[string]string) {
+			dev, err := os.ReadFile(filepath.Join(dir, "devices", uuid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			name, _ := os.ReadFile(filepath.Join(dir, "names", uuid))
+			tagLines, _ := os.ReadFile(filepath.Join(dir, "tags", uuid))
+			tags := map[string]string{}
+			for _, l := range strings.Fields(string(tagLines)) {
+				k, v, _ := strings.Cut(l, "=")
+				tags[k] = v
+			}
+			f := strings.Fields(string(dev)) // id fleet type
+			return f[2], strings.TrimSpace(string(name)), tags
+		},
 	}
 }
 
@@ -159,6 +176,11 @@ func TestContract(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reg is the plain registration of uuid in fleet.
+func reg(fleet, uuid string) balena.Registration {
+	return balena.Registration{Fleet: fleet, UUID: uuid}
 }
 
 // retryAfterOnly marks a promise only adapters that see Retry-After keep.
@@ -178,11 +200,11 @@ var contract = []struct {
 	{"register creates once, then returns the same device", false, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		uuid := balena.NewUUID()
-		d, err := b.cloud.Register(ctx, b.fleet, uuid)
+		d, err := b.cloud.Register(ctx, reg(b.fleet, uuid))
 		if err != nil || d.ID == 0 || d.UUID != uuid || d.Existing {
 			t.Fatalf("Register = %+v, %v", d, err)
 		}
-		again, err := b.cloud.Register(ctx, b.fleet, uuid)
+		again, err := b.cloud.Register(ctx, reg(b.fleet, uuid))
 		if err != nil || again.ID != d.ID || !again.Existing {
 			t.Fatalf("second Register = %+v, %v; want device %d marked existing", again, err, d.ID)
 		}
@@ -190,15 +212,15 @@ var contract = []struct {
 	{"409: a UUID of another fleet is a conflict", false, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		uuid := balena.NewUUID()
-		if _, err := b.cloud.Register(ctx, b.other, uuid); err != nil {
+		if _, err := b.cloud.Register(ctx, reg(b.other, uuid)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.cloud.Register(ctx, b.fleet, uuid); !errors.Is(err, balena.ErrConflict) {
+		if _, err := b.cloud.Register(ctx, reg(b.fleet, uuid)); !errors.Is(err, balena.ErrConflict) {
 			t.Fatalf("err = %v, want ErrConflict", err)
 		}
 	}},
 	{"register in an unknown fleet is not found", false, func(t *testing.T, b *backend) {
-		_, err := b.cloud.Register(context.Background(), "ops/no-such-fleet", balena.NewUUID())
+		_, err := b.cloud.Register(context.Background(), reg("ops/no-such-fleet", balena.NewUUID()))
 		if !errors.Is(err, balena.ErrNotFound) {
 			t.Fatalf("err = %v, want ErrNotFound", err)
 		}
@@ -206,11 +228,11 @@ var contract = []struct {
 	{"config.json carries the device and its own key, not the fleet's", false, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		uuid := balena.NewUUID()
-		d, err := b.cloud.Register(ctx, b.fleet, uuid)
+		d, err := b.cloud.Register(ctx, reg(b.fleet, uuid))
 		if err != nil {
 			t.Fatal(err)
 		}
-		data, err := b.cloud.DeviceConfig(ctx, b.fleet, uuid, "2.113.0")
+		data, err := b.cloud.DeviceConfig(ctx, d, "2.113.0")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,10 +247,41 @@ var contract = []struct {
 			t.Fatal("config.json holds the fleet's provisioning key (apiKey)")
 		}
 	}},
-	{"config for an unregistered device is not found", false, func(t *testing.T, b *backend) {
-		_, err := b.cloud.DeviceConfig(context.Background(), b.fleet, balena.NewUUID(), "2.113.0")
-		if !errors.Is(err, balena.ErrNotFound) {
-			t.Fatalf("err = %v, want ErrNotFound", err)
+	{"config needs the device Register returned", false, func(t *testing.T, b *backend) {
+		before := b.requests()
+		_, err := b.cloud.DeviceConfig(context.Background(), balena.Device{Fleet: b.fleet, UUID: balena.NewUUID()}, "2.113.0")
+		if !errors.Is(err, balena.ErrInvalid) {
+			t.Fatalf("err = %v, want ErrInvalid", err)
+		}
+		if n := b.requests() - before; n != 0 {
+			t.Errorf("%d requests, want 0", n)
+		}
+	}},
+	{"register with the device's own type, its name and tags", false, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		uuid := balena.NewUUID()
+		r := balena.Registration{Fleet: b.fleet, UUID: uuid, DeviceType: "raspberrypi4-64", Name: "unit-0007",
+			Tags: map[string]string{"migrate.unit": "unit-0007", "migrate.host": "10.1.2.3"}}
+		d, err := b.cloud.Register(ctx, r)
+		if err != nil || d.DeviceType != "raspberrypi4-64" {
+			t.Fatalf("Register = %+v, %v", d, err)
+		}
+		// A retried unit registers again: same device, same name and tags.
+		if again, err := b.cloud.Register(ctx, r); err != nil || again.ID != d.ID || again.DeviceType != "raspberrypi4-64" {
+			t.Fatalf("second Register = %+v, %v", again, err)
+		}
+		typ, name, tags := b.inspect(t, uuid)
+		if typ != "raspberrypi4-64" || name != "unit-0007" || len(tags) != 2 ||
+			tags["migrate.unit"] != "unit-0007" || tags["migrate.host"] != "10.1.2.3" {
+			t.Fatalf("balena has type %q name %q tags %v", typ, name, tags)
+		}
+		data, err := b.cloud.DeviceConfig(ctx, d, "2.113.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct{ DeviceType string }
+		if err := json.Unmarshal(data, &cfg); err != nil || cfg.DeviceType != "raspberrypi4-64" {
+			t.Fatalf("config.json deviceType %q (%v), want the device's own", cfg.DeviceType, err)
 		}
 	}},
 	{"online only once the device reports", false, func(t *testing.T, b *backend) {
@@ -237,10 +290,11 @@ var contract = []struct {
 		if on, err := b.cloud.IsOnline(ctx, uuid); on || err != nil {
 			t.Fatalf("unknown device: %v, %v; want false, nil", on, err)
 		}
-		if _, err := b.cloud.Register(ctx, b.fleet, uuid); err != nil {
+		d, err := b.cloud.Register(ctx, reg(b.fleet, uuid))
+		if err != nil {
 			t.Fatal(err)
 		}
-		data, err := b.cloud.DeviceConfig(ctx, b.fleet, uuid, "2.113.0")
+		data, err := b.cloud.DeviceConfig(ctx, d, "2.113.0")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,8 +310,11 @@ var contract = []struct {
 		ctx := context.Background()
 		before := b.requests()
 		for name, call := range map[string]func(string) error{
-			"register":  func(u string) error { _, err := b.cloud.Register(ctx, b.fleet, u); return err },
-			"config":    func(u string) error { _, err := b.cloud.DeviceConfig(ctx, b.fleet, u, "2.113.0"); return err },
+			"register": func(u string) error { _, err := b.cloud.Register(ctx, reg(b.fleet, u)); return err },
+			"config": func(u string) error {
+				_, err := b.cloud.DeviceConfig(ctx, balena.Device{ID: 1, Fleet: b.fleet, UUID: u}, "2.113.0")
+				return err
+			},
 			"is online": func(u string) error { _, err := b.cloud.IsOnline(ctx, u); return err },
 		} {
 			for _, u := range []string{"", "ABCDEF", strings.Repeat("g", 32), balena.NewUUID()[:31], "../" + balena.NewUUID()} {
@@ -271,7 +328,7 @@ var contract = []struct {
 		}
 	}},
 	{"no version is refused", false, func(t *testing.T, b *backend) {
-		_, err := b.cloud.DeviceConfig(context.Background(), b.fleet, balena.NewUUID(), " ")
+		_, err := b.cloud.DeviceConfig(context.Background(), balena.Device{ID: 1, Fleet: b.fleet, UUID: balena.NewUUID()}, " ")
 		if !errors.Is(err, balena.ErrInvalid) || !strings.Contains(err.Error(), "MIG_BALENA_VER") {
 			t.Fatalf("err = %v, want ErrInvalid naming the setting", err)
 		}
@@ -279,9 +336,12 @@ var contract = []struct {
 	{"401: rejected credentials, not retried", false, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		for name, call := range map[string]func() error{
-			"whoami":    func() error { _, err := b.rejected.Whoami(ctx); return err },
-			"register":  func() error { _, err := b.rejected.Register(ctx, b.fleet, balena.NewUUID()); return err },
-			"config":    func() error { _, err := b.rejected.DeviceConfig(ctx, b.fleet, balena.NewUUID(), "2.113.0"); return err },
+			"whoami":   func() error { _, err := b.rejected.Whoami(ctx); return err },
+			"register": func() error { _, err := b.rejected.Register(ctx, reg(b.fleet, balena.NewUUID())); return err },
+			"config": func() error {
+				_, err := b.rejected.DeviceConfig(ctx, balena.Device{ID: 1, Fleet: b.fleet, UUID: balena.NewUUID()}, "2.113.0")
+				return err
+			},
 			"is online": func() error { _, err := b.rejected.IsOnline(ctx, balena.NewUUID()); return err },
 		} {
 			start := time.Now()
@@ -324,7 +384,7 @@ var contract = []struct {
 	{"a cancelled context ends the call", false, func(t *testing.T, b *backend) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := b.cloud.Register(ctx, b.fleet, balena.NewUUID()); !errors.Is(err, context.Canceled) {
+		if _, err := b.cloud.Register(ctx, reg(b.fleet, balena.NewUUID())); !errors.Is(err, context.Canceled) {
 			t.Fatalf("err = %v, want context.Canceled", err)
 		}
 	}},

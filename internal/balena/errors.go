@@ -107,6 +107,29 @@ func CheckUUID(op, uuid string) error {
 		Msg: fmt.Sprintf("%q is not a device UUID (32 lowercase hex digits)", uuid)}
 }
 
+// Check returns an ErrInvalid error for op when r lacks its fleet, has a
+// UUID NewUUID would not make, an overlong name or an empty tag key.
+func (r Registration) Check(op string) error {
+	if err := CheckUUID(op, r.UUID); err != nil {
+		return err
+	}
+	if err := CheckSetting(op, r.Fleet, SettingApp); err != nil {
+		return err
+	}
+	if len(r.Name) > maxNameLen {
+		return &Error{Op: op, Class: ErrInvalid, Msg: fmt.Sprintf("device name %q is longer than %d bytes", r.Name, maxNameLen)}
+	}
+	for k := range r.Tags {
+		if strings.TrimSpace(k) == "" {
+			return &Error{Op: op, Class: ErrInvalid, Msg: "a device tag has an empty key"}
+		}
+	}
+	return nil
+}
+
+// maxNameLen is the longest device_name balena takes.
+const maxNameLen = 255
+
 // CheckSetting returns an ErrInvalid error for op naming the setting when
 // value is blank, else nil.
 func CheckSetting(op, value, setting string) error {

@@ -59,7 +59,7 @@ func (e *env) migrated(t *testing.T, id string, age time.Duration, uuid string) 
 	t.Helper()
 	if uuid == "" {
 		uuid = balena.NewUUID()
-		if _, err := e.cloud.Register(context.Background(), "org/fleet", uuid); err != nil {
+		if _, err := e.cloud.Register(context.Background(), balena.Registration{Fleet: "org/fleet", UUID: uuid}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -81,6 +81,8 @@ type job struct {
 	now  time.Time
 	// reboot: balena-migrate asked us to reboot the device.
 	reboot bool
+	// device is what the register step got from balena, for the config.
+	device balena.Device
 }
 
 // step is one stage of the pipeline after connecting; ok false ends the

@@ -70,8 +70,8 @@ func TestMigratesDevicesEndToEnd(t *testing.T) {
 		if cfg["uuid"] != u.Get(unit.FieldDeviceID) || cfg["deviceApiKey"] == nil || cfg["apiKey"] != nil {
 			t.Errorf("%s: config.json uuid %v key %v apiKey %v", id, cfg["uuid"], cfg["deviceApiKey"] != nil, cfg["apiKey"])
 		}
-		if _, ok := e.fake.Device(u.Get(unit.FieldDeviceID)); !ok {
-			t.Errorf("%s: device not registered", id)
+		if d, ok := e.fake.Device(u.Get(unit.FieldDeviceID)); !ok || d.Name != u.ID() {
+			t.Errorf("%s: device registered %v, named %q; want named after the unit", id, ok, d.Name)
 		}
 		log, _ := os.ReadFile(u.Get(unit.FieldOutputLog))
 		if !strings.Contains(string(log), "this is a stand-in: nothing is flashed") || !strings.Contains(string(log), "migration successful") {

@@ -27,7 +27,7 @@ func (j *job) register(ctx context.Context, _ Device) (worker.Outcome, bool) {
 	}
 	app := j.s.Unit.App
 	j.step("registering device %s in balena fleet %s", uuid, app)
-	dev, err := j.Cloud.Register(ctx, app, uuid)
+	dev, err := j.Cloud.Register(ctx, balena.Registration{Fleet: app, UUID: uuid, Name: j.u.ID()})
 	if err != nil {
 		return j.cloudTrouble(ctx, unit.FailRegister, "registering the device", err), false
 	}
@@ -36,6 +36,7 @@ func (j *job) register(ctx context.Context, _ Device) (worker.Outcome, bool) {
 	} else {
 		j.step("device %s registered (id %d)", uuid, dev.ID)
 	}
+	j.device = dev
 	return worker.Outcome{}, true
 }
 
@@ -45,7 +46,7 @@ func (j *job) sendConfig(ctx context.Context, dev Device) (worker.Outcome, bool)
 	uuid := j.u.Get(unit.FieldDeviceID)
 	ver := j.s.Unit.BalenaVer
 	j.step("generating config.json for balenaOS %s", ver)
-	data, err := j.Cloud.DeviceConfig(ctx, j.s.Unit.App, uuid, ver)
+	data, err := j.Cloud.DeviceConfig(ctx, j.device, ver)
 	if err != nil {
 		return j.cloudTrouble(ctx, unit.FailConfig, "generating config.json", err), false
 	}

@@ -64,10 +64,11 @@ func TestRunner(t *testing.T) {
 	}
 	ctx := context.Background()
 	uuid := balena.NewUUID()
-	if _, err := c.Register(ctx, "ops/fleet-one", uuid); err != nil {
+	d, err := c.Register(ctx, balena.Registration{Fleet: "ops/fleet-one", UUID: uuid})
+	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := c.DeviceConfig(ctx, "ops/fleet-one", uuid, "2.26.0")
+	data, err := c.DeviceConfig(ctx, d, "2.26.0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ func main() {
 	flag.DurationVar(&o.Duration, "dur", 2*time.Second, "MIG_DURATION")
 	flag.DurationVar(&o.Interval, "interval", time.Second, "MIG_CHECK_INTERVAL")
 	flag.BoolVar(&o.Keep, "keep", false, "keep the work directory")
+	flag.DurationVar(&o.APILatency, "api-latency", 0, "the fake balena API answers after this long (150ms: an internet round trip)")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
 	quiet := flag.Bool("quiet", false, "print only the result line (benchmarks)")
 	flag.Parse()
@@ -59,6 +60,7 @@ func run(ctx context.Context, o fleetsim.Options, quiet bool) int {
 	err = f.Wait(ctx, 500*time.Millisecond)
 	took := time.Since(start)
 	f.StopWorkers()
+	use, useErr := f.APIUse()
 	if !quiet {
 		f.Stats()
 	}
@@ -66,6 +68,15 @@ func run(ctx context.Context, o fleetsim.Options, quiet bool) int {
 		fmt.Fprintln(os.Stderr, "fleet-sim:", err)
 		return 1
 	}
+	if useErr != nil {
+		fmt.Fprintln(os.Stderr, "fleet-sim:", useErr)
+		return 1
+	}
+	if !quiet {
+		fmt.Printf("fleet-sim: balena API requests by route: %v\n", use.Calls)
+	}
+	fmt.Printf("fleet-sim: %.2f balena API requests per unit from the workers (%d for %d units; %d of them GET /v7/device, mostly migdb-check-done polling)\n",
+		float64(use.WorkerRequests())/float64(o.Units), use.WorkerRequests(), o.Units, use.Calls["GET /v7/device"])
 	fmt.Printf("fleet-sim: %d units done in %.1fs (%.1f units/min)\n", o.Units, took.Seconds(), float64(o.Units)/took.Minutes())
 	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -110,16 +111,20 @@ func jsonNum(n int64) string {
 	return string(b)
 }
 
+func reg(fleet, uuid string) balena.Registration {
+	return balena.Registration{Fleet: fleet, UUID: uuid}
+}
+
 func TestRegisterIsIdempotent(t *testing.T) {
 	e := newEnv(t, fake.Config{}, fastRetry)
 	ctx := context.Background()
 	uuid := balena.NewUUID()
-	d1, err := e.c.Register(ctx, "ops/fleet-one", uuid)
-	if err != nil || d1.Existing || d1.UUID != uuid || d1.ID == 0 {
+	d1, err := e.c.Register(ctx, reg("ops/fleet-one", uuid))
+	if err != nil || d1.Existing || d1.UUID != uuid || d1.ID == 0 || d1.Key == "" || d1.DeviceType != "raspberrypi3" {
 		t.Fatalf("first register: %+v, %v", d1, err)
 	}
-	d2, err := e.c.Register(ctx, "ops/fleet-one", uuid)
-	if err != nil || !d2.Existing || d2.ID != d1.ID {
+	d2, err := e.c.Register(ctx, reg("ops/fleet-one", uuid))
+	if err != nil || !d2.Existing || d2.ID != d1.ID || d2.Key != "" {
 		t.Fatalf("second register: %+v, %v (first %+v)", d2, err, d1)
 	}
 	if n := len(e.srv.Devices()); n != 1 {
@@ -132,12 +137,32 @@ func TestRegisterIsIdempotent(t *testing.T) {
 	if dev.AppID != e.pi.ID || dev.DeviceType != "raspberrypi3" || dev.UserID == 0 {
 		t.Errorf("device registered as %+v", dev)
 	}
-	_, err = e.c.Register(ctx, "ops/it's", uuid)
+	_, err = e.c.Register(ctx, reg("ops/it's", uuid))
 	if !errors.Is(err, balena.ErrConflict) {
 		t.Errorf("same UUID in another application: err = %v, want ErrConflict", err)
 	}
-	if _, err := e.c.Register(ctx, "ops/fleet-one", "ABC"); !errors.Is(err, balena.ErrInvalid) {
+	if _, err := e.c.Register(ctx, reg("ops/fleet-one", "ABC")); !errors.Is(err, balena.ErrInvalid) {
 		t.Errorf("bad UUID: err = %v, want ErrInvalid", err)
+	}
+	r := reg("ops/fleet-one", balena.NewUUID())
+	r.DeviceType = "generic-amd64"
+	if _, err := e.c.Register(ctx, r); !errors.Is(err, balena.ErrInvalid) || !strings.Contains(err.Error(), "not compatible") {
+		t.Errorf("incompatible device type: err = %v, want ErrInvalid from balena", err)
+	}
+}
+
+func TestSecretStaysOutOfLogs(t *testing.T) {
+	e := newEnv(t, fake.Config{}, fastRetry)
+	d, err := e.c.Register(context.Background(), reg("ops/fleet-one", balena.NewUUID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := d.Key.Reveal()
+	js, _ := json.Marshal(d)
+	for _, s := range []string{fmt.Sprint(d), fmt.Sprintf("%+v", d), fmt.Sprintf("%#v", d), string(js)} {
+		if strings.Contains(s, key) || !strings.Contains(s, "[secret]") {
+			t.Errorf("device key printed: %s", s)
+		}
 	}
 }
 
@@ -162,12 +187,28 @@ func TestRegisterReplyLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	uuid := balena.NewUUID()
-	d, err := c.Register(context.Background(), "ops/fleet-one", uuid)
+	d, err := c.Register(context.Background(), balena.Registration{Fleet: "ops/fleet-one", UUID: uuid, Name: "unit-1"})
 	if err != nil || !d.Existing || d.ID == 0 {
 		t.Fatalf("register after a lost reply: %+v, %v", d, err)
 	}
 	if n := len(api.Devices()); n != 1 || api.RegisterCalls(uuid) != 2 {
 		t.Fatalf("%d devices, %d register calls; want 1 and 2", n, api.RegisterCalls(uuid))
+	}
+	if dev, _ := api.Device(uuid); dev.Name != "unit-1" {
+		t.Fatalf("device name %q after the conflict path, want unit-1", dev.Name)
+	}
+	// The key made with the lost registration is unknown here: the config
+	// gets a new one, and the device can report with it.
+	data, err := c.DeviceConfig(context.Background(), d, "2.26.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct{ DeviceAPIKey string }
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := fake.ReportState(context.Background(), hs.URL, uuid, cfg.DeviceAPIKey); err != nil {
+		t.Fatalf("report with the config's key: %v", err)
 	}
 }
 
@@ -175,12 +216,12 @@ func TestDeviceConfig(t *testing.T) {
 	e := newEnv(t, fake.Config{}, fastRetry)
 	ctx := context.Background()
 	uuid := balena.NewUUID()
-	d, err := e.c.Register(ctx, "ops/fleet-one", uuid)
+	d, err := e.c.Register(ctx, reg("ops/fleet-one", uuid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := time.Now().Unix()
-	raw, err := e.c.DeviceConfig(ctx, "ops/fleet-one", uuid, "2.26.0")
+	raw, err := e.c.DeviceConfig(ctx, d, "2.26.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,30 +232,32 @@ func TestDeviceConfig(t *testing.T) {
 	if _, ok := cfg["apiKey"]; ok {
 		t.Error("config.json still holds the provisioning apiKey")
 	}
-	key, _ := cfg["deviceApiKey"].(string)
 	at, _ := cfg["registered_at"].(float64)
-	if key == "" || cfg["deviceId"] != float64(d.ID) || cfg["uuid"] != uuid ||
+	if cfg["deviceApiKey"] != d.Key.Reveal() || cfg["deviceId"] != float64(d.ID) || cfg["uuid"] != uuid ||
 		int64(at) < before || int64(at) > time.Now().Unix() {
 		t.Errorf("device fields wrong: %v", cfg)
 	}
 	if cfg["deviceType"] != "raspberrypi3" || cfg["applicationId"] != float64(e.pi.ID) {
 		t.Errorf("application fields lost: %v", cfg)
 	}
-	if dev, _ := e.srv.Device(uuid); dev.DeviceKeys != 2 {
-		t.Errorf("device has %d keys, want 2 (registration + config)", dev.DeviceKeys)
+	if dev, _ := e.srv.Device(uuid); dev.DeviceKeys != 1 {
+		t.Errorf("device has %d keys, want 1 (made with the registration)", dev.DeviceKeys)
 	}
 	tests := []struct {
-		name, app, uuid, version string
-		want                     error
+		name    string
+		dev     balena.Device
+		version string
+		want    error
 	}{
-		{"unregistered device", "ops/fleet-one", balena.NewUUID(), "2.26.0", balena.ErrNotFound},
-		{"no version", "ops/fleet-one", uuid, " ", balena.ErrInvalid},
-		{"other application", "ops/it's", uuid, "2.26.0", balena.ErrConflict},
-		{"unknown application", "ops/none", uuid, "2.26.0", balena.ErrNotFound},
+		{"not from Register", balena.Device{Fleet: "ops/fleet-one", UUID: balena.NewUUID()}, "2.26.0", balena.ErrInvalid},
+		{"no version", d, " ", balena.ErrInvalid},
+		{"unknown application", balena.Device{ID: d.ID, Fleet: "ops/none", UUID: uuid}, "2.26.0", balena.ErrNotFound},
+		{"incompatible type", balena.Device{ID: d.ID, Fleet: "ops/fleet-one", UUID: uuid, DeviceType: "intel-nuc", Key: d.Key}, "2.26.0", balena.ErrInvalid},
+		{"deleted device", balena.Device{ID: 1, Fleet: "ops/fleet-one", UUID: uuid}, "2.26.0", balena.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := e.c.DeviceConfig(ctx, tt.app, tt.uuid, tt.version); !errors.Is(err, tt.want) {
+			if _, err := e.c.DeviceConfig(ctx, tt.dev, tt.version); !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
 		})
@@ -228,10 +271,11 @@ func TestIsOnline(t *testing.T) {
 	if on, err := e.c.IsOnline(ctx, uuid); on || err != nil {
 		t.Fatalf("unknown device: %v, %v; want false, nil", on, err)
 	}
-	if _, err := e.c.Register(ctx, "ops/fleet-one", uuid); err != nil {
+	d, err := e.c.Register(ctx, reg("ops/fleet-one", uuid))
+	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := e.c.DeviceConfig(ctx, "ops/fleet-one", uuid, "2.26.0")
+	data, err := e.c.DeviceConfig(ctx, d, "2.26.0")
 	if err != nil {
 		t.Fatal(err)
 	}

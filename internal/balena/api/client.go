@@ -24,8 +24,11 @@ import (
 // maxReply bounds how much of a reply is read.
 const maxReply = 4 << 20
 
-// Client talks to the balena API. It is safe for concurrent use; it
-// caches application lookups and the token's user for its lifetime.
+// Client talks to the balena API. It is safe for concurrent use. So that
+// a unit costs few round trips, it keeps for its lifetime the token's
+// user, each fleet it looked up and each config.json template (per fleet,
+// device type and version), and it reuses a short-lived provisioning key
+// per fleet across registrations until shortly before it expires.
 type Client struct {
 	base  string
 	token string
@@ -34,9 +37,16 @@ type Client struct {
 	log   zerolog.Logger
 	now   func() time.Time
 
-	mu   sync.Mutex
-	apps map[string]appInfo
-	user *balena.User
+	mu        sync.Mutex
+	apps      map[string]appInfo
+	user      *balena.User
+	keys      map[int64]provisioningKey // by application id
+	templates map[templateID]map[string]json.RawMessage
+
+	// keyMu and templateMu serialise making keys and fetching templates,
+	// so jobs starting together make one request, not one each.
+	keyMu      sync.Mutex
+	templateMu sync.Mutex
 }
 
 var _ balena.Cloud = (*Client)(nil)
@@ -59,7 +69,8 @@ func New(opts balena.Options) (*Client, error) {
 	}
 	return &Client{
 		base: opts.APIURL, token: token, hc: hc, retry: opts.Retry, log: opts.Log,
-		now: time.Now, apps: map[string]appInfo{},
+		now: time.Now, apps: map[string]appInfo{}, keys: map[int64]provisioningKey{},
+		templates: map[templateID]map[string]json.RawMessage{},
 	}, nil
 }
 

@@ -26,9 +26,12 @@ func TestTokenRejected(t *testing.T) {
 	ctx := context.Background()
 	calls := map[string]func() error{
 		"whoami":    func() error { _, err := c.Whoami(ctx); return err },
-		"register":  func() error { _, err := c.Register(ctx, "ops/fleet-one", balena.NewUUID()); return err },
+		"register":  func() error { _, err := c.Register(ctx, reg("ops/fleet-one", balena.NewUUID())); return err },
 		"is online": func() error { _, err := c.IsOnline(ctx, balena.NewUUID()); return err },
-		"config":    func() error { _, err := c.DeviceConfig(ctx, "ops/fleet-one", balena.NewUUID(), "2.26.0"); return err },
+		"config": func() error {
+			_, err := c.DeviceConfig(ctx, balena.Device{ID: 1, Fleet: "ops/fleet-one", UUID: balena.NewUUID()}, "2.26.0")
+			return err
+		},
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {
@@ -91,12 +94,14 @@ func TestFaultRateStillRegistersOnce(t *testing.T) {
 	ctx := context.Background()
 	for i := 0; i < 10; i++ {
 		uuid := balena.NewUUID()
+		var d balena.Device
 		for try := 0; try < 2; try++ {
-			if _, err := e.c.Register(ctx, "ops/fleet-one", uuid); err != nil {
+			var err error
+			if d, err = e.c.Register(ctx, reg("ops/fleet-one", uuid)); err != nil {
 				t.Fatalf("register %d/%d: %v", i, try, err)
 			}
 		}
-		if _, err := e.c.DeviceConfig(ctx, "ops/fleet-one", uuid, "2.26.0"); err != nil {
+		if _, err := e.c.DeviceConfig(ctx, d, "2.26.0"); err != nil {
 			t.Fatalf("config %d: %v", i, err)
 		}
 	}

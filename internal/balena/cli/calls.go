@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/balena"
@@ -54,10 +55,12 @@ func withLoginAdvice(err error) error {
 
 // deviceInfo is what this package reads from `balena device <uuid> --json`.
 type deviceInfo struct {
-	ID       int64  `json:"id"`
-	UUID     string `json:"uuid"`
-	IsOnline bool   `json:"is_online"`
-	Fleet    string `json:"fleet"`
+	ID         int64  `json:"id"`
+	UUID       string `json:"uuid"`
+	Name       string `json:"device_name"`
+	IsOnline   bool   `json:"is_online"`
+	Fleet      string `json:"fleet"`
+	DeviceType string `json:"device_type"`
 }
 
 // device runs `balena device <uuid> --json`; found is false when balena
@@ -87,44 +90,67 @@ func (c *Client) IsOnline(ctx context.Context, uuid string) (bool, error) {
 	return found && d.IsOnline, err
 }
 
-// Register runs `balena device register <app> --uuid <uuid>`, then looks
-// the device up for its id. A UUID that is already registered is looked up
-// and returned with Existing set, unless it belongs to another fleet.
-func (c *Client) Register(ctx context.Context, app, uuid string) (balena.Device, error) {
-	op := "register device " + uuid
-	if err := balena.CheckUUID(op, uuid); err != nil {
+// Register runs `balena device register <fleet> --uuid <uuid>
+// [--deviceType <type>]`, then looks the device up for its id, renames it
+// (`balena device rename <uuid> <name>`) and tags it (`balena tag set <key>
+// <value> --device <uuid>`) when asked. A UUID that is already registered
+// is looked up and returned with Existing set, unless it belongs to
+// another fleet.
+func (c *Client) Register(ctx context.Context, r balena.Registration) (balena.Device, error) {
+	op := "register device " + r.UUID
+	if err := r.Check(op); err != nil {
 		return balena.Device{}, err
 	}
-	if err := balena.CheckSetting(op, app, balena.SettingApp); err != nil {
-		return balena.Device{}, err
+	args := []string{"device", "register", r.Fleet, "--uuid", r.UUID}
+	if r.DeviceType != "" {
+		args = append(args, "--deviceType", r.DeviceType)
 	}
-	_, err := c.run(ctx, op, "device", "register", app, "--uuid", uuid)
+	_, err := c.run(ctx, op, args...)
 	existing := errors.Is(err, balena.ErrConflict)
 	if err != nil && !existing {
 		return balena.Device{}, withLoginAdvice(err)
 	}
-	d, found, lookErr := c.device(ctx, uuid)
+	d, found, lookErr := c.device(ctx, r.UUID)
 	switch {
 	case lookErr != nil:
 		return balena.Device{}, lookErr
 	case !found:
 		return balena.Device{}, &balena.Error{Op: op, Class: balena.ErrNotFound,
 			Msg: "the device is not visible after registering it"}
-	case existing && strings.Contains(app, "/") && d.Fleet != "" && !strings.EqualFold(d.Fleet, app):
+	case existing && strings.Contains(r.Fleet, "/") && d.Fleet != "" && !strings.EqualFold(d.Fleet, r.Fleet):
 		return balena.Device{}, &balena.Error{Op: op, Class: balena.ErrConflict,
 			Msg: "the UUID is already registered in fleet " + d.Fleet}
 	}
-	return balena.Device{ID: d.ID, UUID: uuid, Existing: existing}, nil
+	if r.Name != "" && d.Name != r.Name {
+		if _, err := c.run(ctx, "name device "+r.UUID, "device", "rename", r.UUID, r.Name); err != nil {
+			return balena.Device{}, withLoginAdvice(err)
+		}
+	}
+	keys := make([]string, 0, len(r.Tags))
+	for k := range r.Tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, err := c.run(ctx, "tag device "+r.UUID, "tag", "set", k, r.Tags[k], "--device", r.UUID); err != nil {
+			return balena.Device{}, withLoginAdvice(err)
+		}
+	}
+	return balena.Device{ID: d.ID, UUID: r.UUID, Fleet: r.Fleet, DeviceType: d.DeviceType, Existing: existing}, nil
 }
 
 // DeviceConfig runs `balena config generate --device <uuid> --version <v>
 // --network ethernet --appUpdatePollInterval 10 --output <file>` into a
 // private temporary file, reads it and removes it. The CLI takes the
-// application from the device, so app is not passed on.
-func (c *Client) DeviceConfig(ctx context.Context, app, uuid, version string) ([]byte, error) {
+// fleet and device type from the device and makes its key itself.
+func (c *Client) DeviceConfig(ctx context.Context, dev balena.Device, version string) ([]byte, error) {
+	uuid := dev.UUID
 	op := "generate config.json for " + uuid
 	if err := errors.Join(balena.CheckUUID(op, uuid), balena.CheckSetting(op, version, balena.SettingVersion)); err != nil {
 		return nil, err
+	}
+	if dev.ID == 0 {
+		return nil, &balena.Error{Op: op, Class: balena.ErrInvalid, Msg: "the device has no id: register it first"}
 	}
 	dir, err := os.MkdirTemp("", "balena-config-")
 	if err != nil {

@@ -70,15 +70,21 @@ func TestRegister(t *testing.T) {
 	c := newClient(t, bin)
 	ctx := context.Background()
 	uuid := balena.NewUUID()
-	d, err := c.Register(ctx, "ops/fleet-one", uuid)
-	if err != nil || d.Existing || d.ID != 101 || d.UUID != uuid {
+	r := balena.Registration{Fleet: "ops/fleet-one", UUID: uuid, DeviceType: "raspberrypi4-64", Name: "unit 7",
+		Tags: map[string]string{"migrate.unit": "unit 7", "migrate.host": "h1"}}
+	d, err := c.Register(ctx, r)
+	if err != nil || d.Existing || d.ID != 101 || d.UUID != uuid || d.DeviceType != "raspberrypi4-64" {
 		t.Fatalf("first register: %+v, %v", d, err)
 	}
-	want := []string{"device register ops/fleet-one --uuid " + uuid, "device " + uuid + " --json"}
+	// The stand-in counts arguments: a name or tag value split at its
+	// space would be refused.
+	want := []string{"device register ops/fleet-one --uuid " + uuid + " --deviceType raspberrypi4-64",
+		"device " + uuid + " --json", "device rename " + uuid + " unit 7",
+		"tag set migrate.host h1 --device " + uuid, "tag set migrate.unit unit 7 --device " + uuid}
 	if got := argv(t, bin); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("argv %q, want %q", got, want)
 	}
-	d2, err := c.Register(ctx, "ops/fleet-one", uuid)
+	d2, err := c.Register(ctx, balena.Registration{Fleet: "ops/fleet-one", UUID: uuid})
 	if err != nil || !d2.Existing || d2.ID != d.ID {
 		t.Fatalf("second register: %+v, %v", d2, err)
 	}
@@ -97,7 +103,7 @@ func TestRegister(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := c.Register(ctx, tt.app, tt.uuid); !errors.Is(err, tt.want) {
+			if _, err := c.Register(ctx, balena.Registration{Fleet: tt.app, UUID: tt.uuid}); !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
 		})
@@ -109,10 +115,11 @@ func TestDeviceConfig(t *testing.T) {
 	c := newClient(t, bin)
 	ctx := context.Background()
 	uuid := balena.NewUUID()
-	if _, err := c.Register(ctx, "ops/fleet-one", uuid); err != nil {
+	d, err := c.Register(ctx, balena.Registration{Fleet: "ops/fleet-one", UUID: uuid})
+	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := c.DeviceConfig(ctx, "ops/fleet-one", uuid, "2.26.0")
+	raw, err := c.DeviceConfig(ctx, d, "2.26.0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,10 +142,10 @@ func TestDeviceConfig(t *testing.T) {
 	if strings.TrimSpace(string(mode)) != "600" {
 		t.Errorf("output file mode %q while the CLI wrote it, want 600", mode)
 	}
-	if _, err := c.DeviceConfig(ctx, "ops/fleet-one", balena.NewUUID(), "2.26.0"); !errors.Is(err, balena.ErrNotFound) {
+	if _, err := c.DeviceConfig(ctx, balena.Device{ID: 5, UUID: balena.NewUUID()}, "2.26.0"); !errors.Is(err, balena.ErrNotFound) {
 		t.Errorf("unregistered device: %v", err)
 	}
-	if _, err := c.DeviceConfig(ctx, "ops/fleet-one", uuid, ""); !errors.Is(err, balena.ErrInvalid) {
+	if _, err := c.DeviceConfig(ctx, d, ""); !errors.Is(err, balena.ErrInvalid) {
 		t.Errorf("no version: %v", err)
 	}
 }
@@ -151,7 +158,7 @@ func TestIsOnline(t *testing.T) {
 	if on, err := c.IsOnline(ctx, uuid); on || err != nil {
 		t.Fatalf("unknown device: %v, %v", on, err)
 	}
-	if _, err := c.Register(ctx, "ops/fleet-one", uuid); err != nil {
+	if _, err := c.Register(ctx, balena.Registration{Fleet: "ops/fleet-one", UUID: uuid}); err != nil {
 		t.Fatal(err)
 	}
 	if on, err := c.IsOnline(ctx, uuid); on || err != nil {

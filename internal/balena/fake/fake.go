@@ -66,6 +66,8 @@ type Device struct {
 	AppID        int64
 	UserID       int64
 	DeviceType   string
+	Name         string            // device_name; empty until set
+	Tags         map[string]string // device tags by key
 	RegisteredAt time.Time
 	ReportedAt   time.Time // last accepted state report; zero: never reported
 	LastState    string    // the JSON the device last reported for itself
@@ -87,7 +89,13 @@ const (
 	RouteDeviceKey      Route = "POST /api-key/device/<id>/device-key"
 	RouteDevice         Route = "GET /v7/device"
 	RouteStateReport    Route = "PATCH /device/v3/state"
+	RouteDevicePatch    Route = "PATCH /v7/device(<id>)"
+	RouteDeviceTag      Route = "POST /v7/device_tag"
 )
+
+// Routes lists every endpoint, for totals.
+var Routes = []Route{RouteWhoami, RouteApplication, RouteProvisionKey, RouteRegister, RouteDownloadConfig,
+	RouteDeviceKey, RouteDevice, RouteStateReport, RouteDevicePatch, RouteDeviceTag}
 
 type provKey struct {
 	appID   int64

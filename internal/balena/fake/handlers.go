@@ -17,8 +17,9 @@ const appExpand = "is_for__device_type($select=slug)"
 
 var (
 	appFields    = []string{"id", "slug", "app_name"}
-	deviceFields = []string{"id", "uuid", "is_online", "last_connectivity_event", "belongs_to__application"}
+	deviceFields = []string{"id", "uuid", "device_name", "is_online", "last_connectivity_event", "belongs_to__application"}
 	byIDRE       = regexp.MustCompile(`^application\(([0-9]+)\)$`)
+	deviceIDRE   = regexp.MustCompile(`^device\(([0-9]+)\)$`)
 	uuidRE       = regexp.MustCompile(`^[0-9a-f]{32}([0-9a-f]{30})?$`)
 )
 
@@ -29,12 +30,16 @@ func (a *API) routes() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /actor/v1/whoami", a.admit(RouteWhoami, a.whoami))
 	m.HandleFunc("GET /v7/{resource}", a.resource)
+	m.HandleFunc("PATCH /v7/{resource}", a.admit(RouteDevicePatch, a.patchDevice))
+	m.HandleFunc("POST /v7/device_tag", a.admit(RouteDeviceTag, a.addTag))
 	m.HandleFunc("POST /api-key/v2/{$}", a.admit(RouteProvisionKey, a.provisionKey))
 	m.HandleFunc("POST /device/register", a.admit(RouteRegister, a.register))
 	m.HandleFunc("POST /download-config", a.admit(RouteDownloadConfig, a.downloadConfig))
 	m.HandleFunc("POST /api-key/device/{id}/device-key", a.admit(RouteDeviceKey, a.deviceKey))
 	m.HandleFunc("PATCH /device/v3/state", a.admit(RouteStateReport, a.stateReport))
 	m.HandleFunc("GET /_fake/devices", a.listHook)
+	m.HandleFunc("GET /_fake/provisioning-keys", a.keysHook)
+	m.HandleFunc("GET /_fake/calls", a.callsHook)
 	return m
 }
 
@@ -242,7 +247,7 @@ func (a *API) device(w http.ResponseWriter, r *http.Request) {
 			last = a.cfg.Now().UTC().Format(time.RFC3339)
 		}
 		rows = append(rows, q.row(map[string]any{
-			"id": d.ID, "uuid": d.UUID, "is_online": online, "last_connectivity_event": last,
+			"id": d.ID, "uuid": d.UUID, "device_name": d.Name, "is_online": online, "last_connectivity_event": last,
 			"belongs_to__application": map[string]any{"__id": d.AppID},
 		}))
 	}

@@ -103,8 +103,8 @@ func (a *API) checkRegisterLocked(req registerRequest, key provKey) string {
 		return "the provisioning key belongs to another application"
 	case req.DeviceType == "":
 		return "Device type must be specified"
-	case req.DeviceType != a.appByID(key.appID).DeviceType:
-		return "device type does not match the application"
+	case !compatible(a.appByID(key.appID).DeviceType, req.DeviceType):
+		return "device type " + req.DeviceType + " is not compatible with the application"
 	case req.UUID == "":
 		return "UUID must be specified"
 	case !uuidRE.MatchString(req.UUID):
@@ -129,10 +129,15 @@ type configRequest struct {
 	DeviceType            string `json:"deviceType"`
 	WifiSsid              string `json:"wifiSsid"`
 	WifiKey               string `json:"wifiKey"`
+	// The provisioning key the config carries as apiKey: its name and
+	// expiry. Without an expiry it never expires.
+	ProvisioningKeyName       string  `json:"provisioningKeyName"`
+	ProvisioningKeyExpiryDate *string `json:"provisioningKeyExpiryDate"`
 }
 
 // downloadConfig serves POST /download-config: the application's
-// config.json, holding a fresh provisioning key as apiKey.
+// config.json for a device type, holding a fresh provisioning key as apiKey
+// (valid until provisioningKeyExpiryDate, or forever without one).
 func (a *API) downloadConfig(w http.ResponseWriter, r *http.Request) {
 	data, err := readBody(w, r)
 	a.mu.Lock()
@@ -153,20 +158,33 @@ func (a *API) downloadConfig(w http.ResponseWriter, r *http.Request) {
 	case req.Network != "ethernet" && req.Network != "wifi":
 		http.Error(w, "Bad Request: network must be ethernet or wifi", http.StatusBadRequest)
 		return
-	case req.DeviceType != "" && req.DeviceType != app.DeviceType:
-		http.Error(w, "Bad Request: device type does not match the application", http.StatusBadRequest)
+	case req.DeviceType != "" && !compatible(app.DeviceType, req.DeviceType):
+		http.Error(w, "Bad Request: device type "+req.DeviceType+" is not compatible with the application", http.StatusBadRequest)
 		return
+	}
+	var expires time.Time
+	if req.ProvisioningKeyExpiryDate != nil {
+		t, err := time.Parse(time.RFC3339, *req.ProvisioningKeyExpiryDate)
+		if err != nil || !t.After(a.cfg.Now()) {
+			http.Error(w, "Bad Request: provisioningKeyExpiryDate must be a future ISO 8601 date", http.StatusBadRequest)
+			return
+		}
+		expires = t
+	}
+	deviceType := app.DeviceType
+	if req.DeviceType != "" {
+		deviceType = req.DeviceType
 	}
 	poll := 10
 	if req.AppUpdatePollInterval != nil {
 		poll = *req.AppUpdatePollInterval
 	}
 	cfg := map[string]any{
-		"applicationId": app.ID, "deviceType": app.DeviceType, "userId": u.ID, "username": u.Username,
+		"applicationId": app.ID, "deviceType": deviceType, "userId": u.ID, "username": u.Username,
 		"appUpdatePollInterval": poll * 60 * 1000, "listenPort": 48484, "vpnPort": 443,
 		"apiEndpoint": a.endpoint(r), "vpnEndpoint": "vpn.balena-cloud.com",
 		"registryEndpoint": "registry2.balena-cloud.com", "deltaEndpoint": "https://delta.balena-cloud.com",
-		"apiKey": a.provisioningKeyLocked(app.ID, time.Time{}),
+		"apiKey": a.provisioningKeyLocked(app.ID, expires),
 	}
 	if req.Network == "wifi" {
 		cfg["wifiSsid"], cfg["wifiKey"] = req.WifiSsid, req.WifiKey

@@ -37,6 +37,7 @@ type Options struct {
 	Interval     time.Duration // MIG_CHECK_INTERVAL
 	Out          io.Writer     // progress
 	Keep         bool          // keep the work directory
+	APILatency   time.Duration // the fake balena API answers after this long
 }
 
 // Fleet is a running simulation.
@@ -102,7 +103,7 @@ func (f *Fleet) say(format string, a ...any) {
 func (f *Fleet) startFake() error {
 	urlFile := filepath.Join(f.Work, "fake-api.url")
 	f.fake = exec.Command(filepath.Join(f.o.Bin, "fake-balena-api"), "--listen", "127.0.0.1:0",
-		"--app", "demo/fleet:genericx86-64", "--url-file", urlFile)
+		"--app", "demo/fleet:genericx86-64", "--url-file", urlFile, "--latency", f.o.APILatency.String())
 	f.fake.Env = append(os.Environ(), "MIG_BALENA_TOKEN="+f.token)
 	f.fake.Stdout = io.Discard
 	f.fake.Stderr = os.Stderr

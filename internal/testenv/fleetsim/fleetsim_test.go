@@ -74,6 +74,25 @@ func TestSimulatedFleetEndToEnd(t *testing.T) {
 			t.Errorf("device %d: online %v after %d reports of its own", i, d.Online, d.Reports)
 		}
 	}
+	// Round trips: a constant per worker plus two per unit on the migrate
+	// side (register, name); check-done asks GET /v7/device per poll.
+	use, err := f.APIUse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrateSide := use.WorkerRequests() - use.Calls["GET /v7/device"] - use.Calls["GET /actor/v1/whoami"]
+	if perWorker := 3; migrateSide > 2*3+perWorker*2 { // 2 migrate workers
+		t.Errorf("migrate side made %d requests for 3 units: %v", migrateSide, use.Calls)
+	}
+	// No provisioning key without expiry, none valid beyond ~10 minutes.
+	for _, k := range use.Keys {
+		if k.Expires == nil || time.Until(*k.Expires) > 11*time.Minute {
+			t.Errorf("provisioning key expiring %v: %v", k.Expires, use.Keys)
+		}
+	}
+	if len(use.Keys) == 0 || len(use.Keys) > 4 {
+		t.Errorf("%d provisioning keys for 3 units and 2 migrate workers; want 1 to 4, not one per device", len(use.Keys))
+	}
 	if !strings.Contains(progress.String(), "migdb-add-unit") {
 		t.Errorf("progress does not show the commands:\n%s", progress.String())
 	}

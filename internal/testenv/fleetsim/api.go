@@ -1,0 +1,50 @@
+package fleetsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// APIUse is what the fake balena API saw during a run.
+type APIUse struct {
+	Calls map[string]int // requests per route
+	// Keys are the provisioning keys issued: their expiry, nil for never.
+	Keys []struct {
+		Expires *time.Time `json:"expires"`
+		Valid   bool       `json:"valid"`
+	}
+}
+
+// Reports are the devices' own state reports (not made by the workers).
+const reportRoute = "PATCH /device/v3/state"
+
+// APIUse asks the fake what it served.
+func (f *Fleet) APIUse() (APIUse, error) {
+	var u APIUse
+	for path, v := range map[string]any{"/_fake/calls": &u.Calls, "/_fake/provisioning-keys": &u.Keys} {
+		resp, err := http.Get(f.URL + path)
+		if err != nil {
+			return u, err
+		}
+		err = json.NewDecoder(resp.Body).Decode(v)
+		resp.Body.Close()
+		if err != nil {
+			return u, fmt.Errorf("fake balena API %s: %w", path, err)
+		}
+	}
+	return u, nil
+}
+
+// WorkerRequests is how many requests the workers made (the devices'
+// own reports left out).
+func (u APIUse) WorkerRequests() int {
+	n := 0
+	for route, c := range u.Calls {
+		if route != reportRoute {
+			n += c
+		}
+	}
+	return n
+}
