@@ -61,7 +61,7 @@ func (j *job) connect(ctx context.Context) (Device, worker.Outcome, bool) {
 	j.step("connecting to %s@%s:%d", o.User, o.Host, o.Port)
 	dial := j.Dial
 	if dial == nil {
-		dial = func(ctx context.Context, o remote.Options) (Device, error) { return remote.Dial(ctx, o) }
+		dial = func(ctx context.Context, o remote.Options) (Device, error) { return j.dialer.Dial(ctx, o) }
 	}
 	dev, err := dial(ctx, o)
 	if err != nil {

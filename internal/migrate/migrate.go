@@ -39,8 +39,10 @@ type Migrator struct {
 	Settings *config.Settings // the worker's; each unit's own values go on top
 	Log      zerolog.Logger
 	Now      func() time.Time
-	// Dial connects to a device; nil means remote.Dial.
-	Dial func(context.Context, remote.Options) (Device, error)
+	// Dial connects to a device; nil means a remote.Dialer shared by every
+	// unit of the worker (known_hosts parsed once).
+	Dial   func(context.Context, remote.Options) (Device, error)
+	dialer remote.Dialer
 
 	mu sync.Mutex
 	// sources keeps one Source per migration environment, so each file is

@@ -41,10 +41,23 @@ func preferredCiphers() []string {
 	return append(aead, "aes128-ctr", "aes192-ctr", "aes256-ctr")
 }
 
-// Dial connects to the device, checks its host key and logs in, all within
-// the connect timeout (and ctx). Errors carry the classes dns, refused,
-// unreachable, timeout, host_key or auth.
+// Dialer connects to devices, sharing across its dials what one worker
+// process should do once: each known_hosts file is parsed once and only
+// lines appended later are read again. The zero value is ready; use one
+// per process.
+type Dialer struct {
+	known knownHosts
+}
+
+// Dial connects with a Dialer of its own, sharing nothing with other dials.
 func Dial(ctx context.Context, o Options) (*Client, error) {
+	return new(Dialer).Dial(ctx, o)
+}
+
+// Dial connects to the device, checks its host key and logs in, all within
+// the connect timeout (and ctx). Errors carry the classes ErrDNS,
+// ErrRefused, ErrUnreachable, ErrTimeout, ErrHostKey or ErrAuth.
+func (d *Dialer) Dial(ctx context.Context, o Options) (*Client, error) {
 	if o.Host == "" {
 		return nil, errors.New("ssh: no host given")
 	}
@@ -56,7 +69,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 		o.User = u.Username
 	}
 	addr := hostPort(o.Host, o.port())
-	cfg, st, err := o.clientConfig(addr)
+	cfg, st, err := d.clientConfig(o, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +94,7 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	return c, nil
 }
 
-func (o Options) clientConfig(addr string) (*ssh.ClientConfig, *authState, error) {
+func (d *Dialer) clientConfig(o Options, addr string) (*ssh.ClientConfig, *authState, error) {
 	khFile, err := o.knownHosts()
 	if err != nil {
 		return nil, nil, withClass(ErrHostKey, err)
@@ -90,7 +103,7 @@ func (o Options) clientConfig(addr string) (*ssh.ClientConfig, *authState, error
 	if _, err := ParsePolicy(string(policy)); err != nil {
 		return nil, nil, withClass(ErrHostKey, err)
 	}
-	hk := &hostKeys{file: khFile, policy: policy, host: addr, log: o.Log}
+	hk := &hostKeys{kh: d.known.file(khFile), policy: policy, host: addr, log: o.Log}
 	st := &authState{}
 	methods, err := o.authMethods(st)
 	if err != nil {

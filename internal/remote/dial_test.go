@@ -144,24 +144,7 @@ func TestAcceptNewConcurrentDialsRecordOnce(t *testing.T) {
 	o.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
 	writeFile(t, o.KnownHosts, "# operator comment without newline")
 	o.HostKeyPolicy = AcceptNew
-	var wg sync.WaitGroup
-	errs := make(chan error, 6)
-	for range 6 {
-		wg.Go(func() {
-			c, err := Dial(context.Background(), o)
-			if err == nil {
-				c.Close()
-			}
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	dialConcurrently(t, nil, o, 6)
 	data, _ := os.ReadFile(o.KnownHosts)
 	want := "# operator comment without newline\n" + d.srv.KnownHostsLine() + "\n"
 	if string(data) != want {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -103,4 +104,32 @@ func classOf(err error) error {
 		}
 	}
 	return nil
+}
+
+// dialConcurrently dials n times at once, with d (nil: each with a Dialer
+// of its own, like separate processes), and fails t on any error.
+func dialConcurrently(t *testing.T, d *Dialer, o Options, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			dial := Dial
+			if d != nil {
+				dial = d.Dial
+			}
+			c, err := dial(context.Background(), o)
+			if err == nil {
+				c.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
 }

@@ -17,89 +17,89 @@ import (
 // hostKeys checks a server's host key against a known_hosts file under a
 // policy.
 type hostKeys struct {
-	file   string
+	kh     *knownHostsFile
 	policy HostKeyPolicy
 	host   string // host:port as dialled
 	log    zerolog.Logger
 }
 
-// check loads known_hosts afresh (another worker may have recorded the key
-// meanwhile) and returns nil when the key is acceptable.
+// check returns nil when the key is acceptable, recording it first when
+// the host is new and the policy is accept-new.
 func (h *hostKeys) check(_ string, remote net.Addr, key ssh.PublicKey) error {
 	if h.policy == Off {
 		return nil
 	}
-	err := h.lookup(remote, key)
-	var ke *knownhosts.KeyError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ke) && len(ke.Want) > 0:
-		return &HostKeyError{Host: knownhosts.Normalize(h.host), KnownHosts: h.file,
-			Fingerprint: ssh.FingerprintSHA256(key), Changed: true, Line: ke.Want[0].Line}
-	case errors.As(err, &ke) && h.policy == AcceptNew:
+	res, err := h.kh.check(h.host, remote, key)
+	if err != nil {
+		return withClass(ErrHostKey, fmt.Errorf("known_hosts %s: %w", h.kh.path, err))
+	}
+	if !res.ok && !res.revoked && len(res.want) == 0 && h.policy == AcceptNew {
 		return h.record(remote, key)
-	case errors.As(err, &ke):
-		return h.refuse(key, "host not in "+h.file+" and policy is strict")
 	}
-	var re *knownhosts.RevokedError
-	if errors.As(err, &re) {
-		return h.refuse(key, "key is marked @revoked in "+h.file)
+	return h.judge(res, key)
+}
+
+// judge turns a lookup into the verdict for a host that is not to be
+// recorded.
+func (h *hostKeys) judge(res lookup, key ssh.PublicKey) error {
+	switch {
+	case res.revoked:
+		return h.refuse(key, "key is marked @revoked in "+h.kh.path)
+	case res.ok:
+		return nil
+	case len(res.want) > 0:
+		return &HostKeyError{Host: knownhosts.Normalize(h.host), KnownHosts: h.kh.path,
+			Fingerprint: ssh.FingerprintSHA256(key), Changed: true, Line: res.want[0].Line}
 	}
-	return withClass(ErrHostKey, fmt.Errorf("known_hosts %s: %w", h.file, err))
+	return h.refuse(key, "host not in "+h.kh.path+" and policy is strict")
 }
 
 func (h *hostKeys) refuse(key ssh.PublicKey, reason string) error {
-	return &HostKeyError{Host: knownhosts.Normalize(h.host), KnownHosts: h.file,
+	return &HostKeyError{Host: knownhosts.Normalize(h.host), KnownHosts: h.kh.path,
 		Fingerprint: ssh.FingerprintSHA256(key), Reason: reason}
 }
 
-// lookup checks key against the file; a missing file knows no host.
-func (h *hostKeys) lookup(remote net.Addr, key ssh.PublicKey) error {
-	if _, err := os.Stat(h.file); errors.Is(err, os.ErrNotExist) {
-		return &knownhosts.KeyError{}
-	}
-	cb, err := knownhosts.New(h.file)
-	if err != nil {
-		return err
-	}
-	return cb(h.host, remote, key)
-}
-
 // record appends the key of a first-seen host. Under an exclusive lock on
-// the file it checks again that no key was recorded meanwhile, then appends
-// the line with a single write and fsyncs, so concurrent workers never lose
-// or interleave lines and never both record different keys.
+// the file, which every worker of this machine takes before appending, it
+// reads what others appended meanwhile and judges the key against that
+// when the host turned up; else it appends the line with a single write and
+// fsyncs, so concurrent workers never lose or interleave lines and never
+// both record different keys. The lock is taken on a descriptor opened for
+// writing, which is what NFS needs to honour it across machines.
 func (h *hostKeys) record(remote net.Addr, key ssh.PublicKey) error {
-	if h.file == os.DevNull {
+	file := h.kh.path
+	if file == os.DevNull {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(h.file), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return withClass(ErrHostKey, fmt.Errorf("record host key: %w", err))
 	}
-	f, err := os.OpenFile(h.file, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return withClass(ErrHostKey, fmt.Errorf("record host key: %w", err))
 	}
 	defer f.Close()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		return withClass(ErrHostKey, fmt.Errorf("lock %s: %w", h.file, err))
+		return withClass(ErrHostKey, fmt.Errorf("lock %s: %w", file, err))
 	}
-	var ke *knownhosts.KeyError
-	if err := h.lookup(remote, key); err == nil || !errors.As(err, &ke) || len(ke.Want) > 0 {
-		return h.check("", remote, key) // recorded meanwhile: judge against it
+	res, err := h.kh.check(h.host, remote, key)
+	if err != nil {
+		return withClass(ErrHostKey, fmt.Errorf("known_hosts %s: %w", file, err))
+	}
+	if res.ok || res.revoked || len(res.want) > 0 {
+		return h.judge(res, key) // recorded meanwhile
 	}
 	line := knownhosts.Line([]string{knownhosts.Normalize(h.host)}, key) + "\n"
 	if st, err := f.Stat(); err == nil && st.Size() > 0 && !endsWithNewline(f, st.Size()) {
 		line = "\n" + line
 	}
 	if _, err := f.WriteString(line); err != nil {
-		return withClass(ErrHostKey, fmt.Errorf("record host key in %s: %w", h.file, err))
+		return withClass(ErrHostKey, fmt.Errorf("record host key in %s: %w", file, err))
 	}
 	if err := f.Sync(); err != nil {
-		return withClass(ErrHostKey, fmt.Errorf("record host key in %s: %w", h.file, err))
+		return withClass(ErrHostKey, fmt.Errorf("record host key in %s: %w", file, err))
 	}
-	h.log.Info().Str("host", h.host).Str("key", ssh.FingerprintSHA256(key)).Str("known_hosts", h.file).
+	h.log.Info().Str("host", h.host).Str("key", ssh.FingerprintSHA256(key)).Str("known_hosts", file).
 		Msg("new host key recorded")
 	return nil
 }
@@ -117,22 +117,14 @@ func (h *hostKeys) knownAlgorithms() []string {
 	if h.policy == Off {
 		return nil
 	}
-	if _, err := os.Stat(h.file); err != nil {
-		return nil
-	}
-	cb, err := knownhosts.New(h.file)
+	// A key no file holds gets every known key of the host listed.
+	res, err := h.kh.check(h.host, &net.TCPAddr{IP: net.IPv4zero}, probeKey{})
 	if err != nil {
-		return nil
-	}
-	// A key no file holds makes the callback list every known key.
-	err = cb(h.host, &net.TCPAddr{IP: net.IPv4zero}, probeKey{})
-	var ke *knownhosts.KeyError
-	if !errors.As(err, &ke) {
 		return nil
 	}
 	var algos []string
 	seen := map[string]bool{}
-	for _, k := range ke.Want {
+	for _, k := range res.want {
 		for _, a := range algorithmsFor(k.Key.Type()) {
 			if !seen[a] {
 				seen[a] = true

@@ -25,14 +25,14 @@ func TestKnownAlgorithmsFollowKnownHosts(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "known_hosts")
 	writeFile(t, file, "# comment\n"+knownhosts.Line([]string{"[10.1.2.3]:2222"}, pub)+"\n")
-	h := &hostKeys{file: file, policy: Strict, host: "10.1.2.3:2222"}
+	h := &hostKeys{kh: &knownHostsFile{path: file}, policy: Strict, host: "10.1.2.3:2222"}
 	if got := h.knownAlgorithms(); !reflect.DeepEqual(got, []string{ssh.KeyAlgoECDSA256}) {
 		t.Errorf("known host: %q", got)
 	}
 	for _, other := range []*hostKeys{
-		{file: file, policy: Strict, host: "10.1.2.3:22"},                        // another port
-		{file: file, policy: Off, host: "10.1.2.3:2222"},                         // policy off
-		{file: filepath.Join(t.TempDir(), "none"), policy: Strict, host: "x:22"}, // no file
+		{kh: &knownHostsFile{path: file}, policy: Strict, host: "10.1.2.3:22"},                        // another port
+		{kh: &knownHostsFile{path: file}, policy: Off, host: "10.1.2.3:2222"},                         // policy off
+		{kh: &knownHostsFile{path: filepath.Join(t.TempDir(), "none")}, policy: Strict, host: "x:22"}, // no file
 	} {
 		if got := other.knownAlgorithms(); got != nil {
 			t.Errorf("%+v: %q, want nil (library defaults)", other, got)
