@@ -26,9 +26,21 @@ func stage1Flags() []cli.Flag {
 	}
 }
 
+// stage1Action runs stage 1. Every failure ends stdout with the one
+// machine-readable line stage1.Log.Failed prints (the fleet worker's verdict).
 func stage1Action(c *cli.Context) error {
+	log := &stage1.Log{W: os.Stdout}
+	err := runStage1(c, log)
+	if err != nil {
+		log.Failed(err)
+		return cli.Exit("migration failed: "+err.Error(), exitCode(err))
+	}
+	return nil
+}
+
+func runStage1(c *cli.Context, log *stage1.Log) error {
 	if c.NArg() > 0 {
-		return cli.Exit(fmt.Sprintf("unexpected argument %q: see balena-migrate -h", c.Args().First()), 2)
+		return usage.Errorf("unexpected argument %q: see balena-migrate -h", c.Args().First())
 	}
 	fl := stage1.Flags{
 		ConfigFile: c.String("config"), Home: c.String("home"),
@@ -42,22 +54,20 @@ func stage1Action(c *cli.Context) error {
 		n := c.Int64("write-speed")
 		fl.WriteSpeed = &n
 	}
-	log := &stage1.Log{W: os.Stdout}
 	cwd, err := os.Getwd()
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("current directory: %v", err), 1)
+		return fmt.Errorf("current directory: %w", err)
 	}
 	cfg, err := stage1.LoadConfig(fl, cwd)
 	if err != nil {
-		log.Error("%v", err)
-		return cli.Exit(err.Error(), 2)
+		return err
 	}
 	bin, err := os.Executable()
 	if err == nil {
 		bin, err = filepath.EvalSymlinks(bin)
 	}
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("cannot find the balena-migrate binary: %v", err), 1)
+		return fmt.Errorf("cannot find the balena-migrate binary: %w", err)
 	}
 	// SIGHUP and SIGPIPE mean the SSH session that started us is gone: stop
 	// and undo like for SIGTERM, rather than die half-way (Go would exit on
@@ -71,19 +81,13 @@ func finish(ctx context.Context, log *stage1.Log, cfg stage1.Config, bin string)
 	if os.Getuid() == 0 {
 		release, err := stage1.Lock("/run/balena-migrate.lock")
 		if err != nil {
-			log.Error("%v", err)
-			return cli.Exit(err.Error(), 1)
+			return err
 		}
 		defer release()
 	}
 	res, err := stage1.Run(ctx, stage1.Options{Config: cfg, Host: stage1.OSHost{}, Log: log, Binary: bin})
 	if err != nil {
-		log.Error("%v", err)
-		code := 1
-		if usage.Is(err) {
-			code = 2
-		}
-		return cli.Exit("migration failed: "+err.Error(), code)
+		return err
 	}
 	if res.RebootIn >= 0 {
 		if err := stage1.ScheduleReboot(res.RebootIn, "reboot"); err != nil {

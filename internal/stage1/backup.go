@@ -45,7 +45,7 @@ func (r *run) makeBackup(ctx context.Context) (string, error) {
 			if errors.Is(err, fs.ErrNotExist) {
 				return "", fmt.Errorf("%w: %w: fix BACKUP_DIRECTORIES", ErrBackup, err)
 			}
-			return "", fmt.Errorf("%w: %w", ErrBackup, noSpace(err))
+			return "", fmt.Errorf("%w: %w", ErrBackup, err)
 		}
 	}
 	st, err := r.stat(dst)
@@ -57,14 +57,6 @@ func (r *run) makeBackup(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w: %w: make the backup smaller (BACKUP_DIRECTORIES)", ErrBackup, err)
 	}
 	return backupName, nil
-}
-
-// noSpace names ENOSPC so the fleet worker can classify it.
-func noSpace(err error) error {
-	if err != nil && strings.Contains(strings.ToLower(err.Error()), "no space left") {
-		return fmt.Errorf("%w: %w", errNoSpace, err)
-	}
-	return err
 }
 
 func checkGzip(path string) error {

@@ -112,7 +112,7 @@ func (r *run) applyBoot(ctx context.Context, p bootPlan, initrd string) error {
 			return fmt.Errorf("%w: %w", ErrBootSetup, err)
 		}
 		if err := os.WriteFile(r.p(b[1]), data, 0o644); err != nil {
-			return fmt.Errorf("%w: backup of %s: %w", ErrBootSetup, b[0], noSpace(err))
+			return fmt.Errorf("%w: backup of %s: %w", ErrBootSetup, b[0], err)
 		}
 	}
 	data, err := r.read(initrd)
@@ -120,7 +120,7 @@ func (r *run) applyBoot(ctx context.Context, p bootPlan, initrd string) error {
 		return fmt.Errorf("%w: %w", ErrBootSetup, err)
 	}
 	if err := r.journal.Write(p.initrd, data, 0o644); err != nil {
-		return fmt.Errorf("%w: install the initramfs: %w", ErrBootSetup, noSpace(err))
+		return fmt.Errorf("%w: install the initramfs: %w", ErrBootSetup, err)
 	}
 	r.log.Info("installed the initramfs as %s", p.initrd)
 	switch p.family {
@@ -142,7 +142,7 @@ func (r *run) editFile(path string, edit func(string) string) error {
 		return fmt.Errorf("%w: %w", ErrBootSetup, err)
 	}
 	if err := r.journal.Write(path, []byte(edit(string(data))), st.Mode().Perm()); err != nil {
-		return fmt.Errorf("%w: %w", ErrBootSetup, noSpace(err))
+		return fmt.Errorf("%w: %w", ErrBootSetup, err)
 	}
 	return nil
 }

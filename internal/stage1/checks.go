@@ -71,16 +71,19 @@ func (f files) checkOS() (OSRelease, error) {
 		data, err = f.read("/usr/lib/os-release")
 	}
 	if err != nil {
-		return OSRelease{}, fmt.Errorf("%w: cannot read /etc/os-release: %w", ErrUnsupported, err)
+		return OSRelease{}, fmt.Errorf("%w: cannot read /etc/os-release: %w", ErrOS, err)
 	}
 	r := parseOSRelease(string(data))
+	if r.ID == "balena-os" || r.ID == "resin-os" {
+		return r, fmt.Errorf("%w: /etc/os-release says %s (%s): this device needs no migration", ErrAlreadyBalena, r.ID, r.PrettyName)
+	}
 	for _, v := range supportedOS(r.ID) {
 		if v == r.VersionID {
 			return r, nil
 		}
 	}
 	return r, fmt.Errorf("%w: OS %s %s (%s) is not supported: supported are ubuntu 14.04–24.04 LTS, debian 9–12 and raspbian 9–12",
-		ErrUnsupported, r.ID, r.VersionID, r.PrettyName)
+		ErrOS, r.ID, r.VersionID, r.PrettyName)
 }
 
 func (f files) detectDevice(machine string) (devicetype.Device, error) {
@@ -88,7 +91,7 @@ func (f files) detectDevice(machine string) (devicetype.Device, error) {
 	model, _ := f.read("/proc/device-tree/model")
 	d, err := devicetype.Detect(devicetype.Inputs{Machine: machine, CPUInfo: string(cpuinfo), DTModel: string(model), EFI: f.exists("/sys/firmware/efi")})
 	if err != nil {
-		return d, fmt.Errorf("%w: %w", ErrUnsupported, err)
+		return d, fmt.Errorf("%w: %w", ErrDeviceType, err)
 	}
 	if d.Family == devicetype.FamilyExtlinux {
 		return d, fmt.Errorf("%w: %s (%s) boots through u-boot's extlinux.conf, for which balena-migrate has no one-shot boot setup yet: flash it by hand", ErrUnsupported, d.Name, d.Slugs[0])

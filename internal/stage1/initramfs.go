@@ -52,7 +52,7 @@ func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, er
 		return "", fmt.Errorf("%w: %w", ErrInitramfs, err)
 	}
 	if err := copyTree(r.p("/etc/initramfs-tools"), r.p(confDir)); err != nil {
-		return "", fmt.Errorf("%w: copy /etc/initramfs-tools: %w", ErrInitramfs, noSpace(err))
+		return "", fmt.Errorf("%w: copy /etc/initramfs-tools: %w", ErrInitramfs, err)
 	}
 	mods := append(stage2Modules(), r.layout.Root.Modules...)
 	settings := envfile.New()
@@ -82,7 +82,7 @@ func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, er
 			return "", fmt.Errorf("%w: %w", ErrInitramfs, err)
 		}
 		if err := os.WriteFile(r.p(w.path), w.data, w.perm); err != nil {
-			return "", fmt.Errorf("%w: %w", ErrInitramfs, noSpace(err))
+			return "", fmt.Errorf("%w: %w", ErrInitramfs, err)
 		}
 	}
 	out := filepath.Join(r.cfg.HomeDir, initramfsName(r.release))
@@ -91,7 +91,7 @@ func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, er
 	}
 	r.log.Info("building %s with mkinitramfs (modules: %s)", out, strings.Join(mods, " "))
 	if _, err := r.host.Run(ctx, nil, r.progs["mkinitramfs"], "-d", confDir, "-o", out, r.release); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInitramfs, noSpace(err))
+		return "", fmt.Errorf("%w: %w", ErrInitramfs, err)
 	}
 	st, err := r.stat(out)
 	if err != nil || st.Size() == 0 {

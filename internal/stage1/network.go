@@ -143,7 +143,7 @@ func (r *run) writeOwn(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	if err := os.WriteFile(r.p(path), data, perm); err != nil {
-		return noSpace(fmt.Errorf("write %s: %w", path, err))
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

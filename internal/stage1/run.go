@@ -273,7 +273,7 @@ func (r *run) writeStage2Config(img Image, p bootPlan) error {
 		return err
 	}
 	if err := r.journal.Write(r.s2path, data, 0o600); err != nil {
-		return noSpace(err)
+		return err
 	}
 	r.log.Info("wrote %s (BOOT_DEV=%s NO_FLASH=%t)", r.s2path, c.BootDev, c.NoFlash)
 	return nil

@@ -38,7 +38,7 @@ func (r *run) checkWriteSpeed(ctx context.Context) error {
 			return err
 		}
 		if _, err := f.Write(buf); err != nil {
-			return fmt.Errorf("write-speed test: %w", noSpace(err))
+			return fmt.Errorf("write-speed test: %w", err)
 		}
 	}
 	if err := f.Sync(); err != nil {
