@@ -76,6 +76,7 @@ var side = map[string]string{
 	"internal/testenv/sshtest":   "dev",
 	"internal/testenv/testimg":   "dev",
 	"internal/testenv/vmtest":    "dev",
+	"scripts/releasetest":        "dev",
 }
 
 type pkg struct {
