@@ -18,18 +18,18 @@ const module = "github.com/fleetmig/balena-migrate/"
 // side places each package. A new package must be added here: the test
 // fails for a package it does not know.
 var side = map[string]string{
-	"cmd/balena-migrate":  "device",
-	"internal/stage1":     "device",
-	"internal/stage2":     "device",
-	"internal/s2config":   "device",
-	"internal/flash":      "device",
-	"internal/blkdev":     "device",
-	"internal/ext4":       "device",
-	"internal/fat":        "device",
-	"internal/extract":    "device",
-	"internal/devicetype": "device",
-	"internal/wifi":       "device",
-	"scripts/initramfs":   "device",
+	"cmd/balena-migrate": "device",
+	"internal/stage1":    "device",
+	"internal/stage2":    "device",
+	"internal/s2config":  "device",
+	"internal/flash":     "device",
+	"internal/blkdev":    "device",
+	"internal/ext4":      "device",
+	"internal/fat":       "device",
+	"internal/extract":   "device",
+
+	"internal/wifi":     "device",
+	"scripts/initramfs": "device",
 
 	"cmd/migdb-add-unit":     "fleet",
 	"cmd/migdb-migrate":      "fleet",
@@ -60,6 +60,9 @@ var side = map[string]string{
 	"internal/fsutil":    "shared",
 	"internal/iox":       "shared",
 	"internal/usage":     "shared",
+	// Device types are the vocabulary of both sides: the fleet registers a
+	// device with its type, the device checks its image against it.
+	"internal/devicetype": "shared",
 
 	// Development and test helpers: not shipped, may use either side.
 	"cmd/dev/balenaos-standin":   "dev",

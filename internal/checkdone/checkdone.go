@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/balena"
 	"github.com/fleetmig/balena-migrate/internal/config"
+	"github.com/fleetmig/balena-migrate/internal/remote"
 	"github.com/fleetmig/balena-migrate/internal/spool"
 	"github.com/fleetmig/balena-migrate/internal/unit"
 	"github.com/fleetmig/balena-migrate/internal/worker"
@@ -22,6 +23,8 @@ type Checker struct {
 	Settings *config.Settings
 	Log      zerolog.Logger
 	Now      func() time.Time
+	// Dial connects to a rehearsed device; nil means remote.Dial.
+	Dial func(context.Context, remote.Options) (Device, error)
 }
 
 // Handle is the worker.Handler of migdb-check-done.
@@ -40,16 +43,20 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 	if err != nil {
 		return fail(unit.FailConfigError, err.Error())
 	}
-	if st := u.Status(); st != unit.StatusMigrated {
-		return fail(unit.FailConfigError, fmt.Sprintf("STATUS is %q, expected MIGRATED: only migrated units belong in process/", st))
+	since, ok, err := u.StatusTime()
+	if err != nil || !ok {
+		return fail(unit.FailConfigError, "STATUS_TS is missing or not an epoch second")
+	}
+	switch st := u.Status(); st {
+	case unit.StatusMigrated:
+	case unit.StatusRehearsing:
+		return k.rehearsal(ctx, u, s, since, now)
+	default:
+		return fail(unit.FailConfigError, fmt.Sprintf("STATUS is %q, expected MIGRATED or REHEARSING: only migrated units belong in process/", st))
 	}
 	uuid := u.Get(unit.FieldDeviceID)
 	if !balena.ValidUUID(uuid) {
 		return fail(unit.FailConfigError, fmt.Sprintf("DEVICE_ID %q is not a balena UUID (32 lowercase hex digits)", uuid))
-	}
-	since, ok, err := u.StatusTime()
-	if err != nil || !ok {
-		return fail(unit.FailConfigError, "STATUS_TS is missing or not an epoch second")
 	}
 	online, err := k.Cloud.IsOnline(ctx, uuid)
 	if err != nil {

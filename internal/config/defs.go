@@ -26,6 +26,7 @@ const (
 	Seconds      // whole seconds ≥ 0, or a Go duration like 3m
 	Count        // whole number ≥ 1
 	Enum         // one of Def.Enum (case-insensitive)
+	Bool         // true/false, yes/no, on/off, 1/0 (case-insensitive)
 )
 
 // Setting names (their environment variables).
@@ -62,6 +63,8 @@ const (
 	LogLevel       = "MIG_LOG_LEVEL"
 	Color          = "MIG_COLOR"
 	Jobs           = "MIG_JOBS"
+	Pretend        = "MIG_PRETEND"
+	Rehearsal      = "MIG_REHEARSAL"
 	defaultAPIHost = "https://api.balena-cloud.com"
 )
 
@@ -98,15 +101,15 @@ var defs = []Def{
 	{Name: SSHPort, Flags: []string{"port", "p"}, Usage: "SSH port", Default: "22", Kind: Port, Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHPort }},
 	{Name: SSHPasswd, Flags: []string{"passwd"}, Usage: "SSH password (stored 0600, never logged; prefer keys)", Bins: submitters, Unit: true, Secret: true, field: func(s *Settings) any { return &s.Unit.SSHPasswd }},
 	{Name: SSHOpts, Flags: []string{"ssh-opts"}, Usage: "OpenSSH options for this unit, appended to the worker's", Bins: []Binary{AddUnit}, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHOpts }},
-	{Name: DefSSHOpts, Flags: []string{"ssh-opts"}, Usage: "default OpenSSH options (-o Key=Value, -i, -p, -l)", Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.DefSSHOpts }},
+	{Name: DefSSHOpts, Flags: []string{"ssh-opts"}, Usage: "default OpenSSH options (-o Key=Value, -i, -p, -l)", Bins: workers, field: func(s *Settings) any { return &s.SSH.DefSSHOpts }},
 	{Name: SSHKey, Flags: []string{"identity", "i"}, Usage: "private key file (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa, then ssh-agent)", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.SSHKey }},
-	{Name: KnownHosts, Flags: []string{"known-hosts"}, Usage: "known_hosts file", Default: "~/.ssh/known_hosts", Bins: []Binary{Migrate}, Path: true, field: func(s *Settings) any { return &s.Migrate.KnownHosts }},
-	{Name: HostKeyPolicy, Flags: []string{"host-key-policy"}, Usage: "strict, accept-new or off", Default: "accept-new", Kind: Enum, Enum: []string{"strict", "accept-new", "off"}, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.HostKeyPolicy }},
+	{Name: KnownHosts, Flags: []string{"known-hosts"}, Usage: "known_hosts file", Default: "~/.ssh/known_hosts", Bins: workers, Path: true, field: func(s *Settings) any { return &s.SSH.KnownHosts }},
+	{Name: HostKeyPolicy, Flags: []string{"host-key-policy"}, Usage: "strict, accept-new or off", Default: "accept-new", Kind: Enum, Enum: []string{"strict", "accept-new", "off"}, Bins: workers, field: func(s *Settings) any { return &s.SSH.HostKeyPolicy }},
 	{Name: MinAge, Flags: []string{"min-age"}, Usage: "seconds a unit must be old before it is migrated", Default: "0", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.MinAge }},
 	{Name: Duration, Flags: []string{"dur", "mig-dur"}, Usage: "seconds to wait after migrating before checking", Default: "180", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.Duration }},
 	{Name: ConnAttempts, Flags: []string{"conn-attempts"}, Usage: "connection attempts before a unit fails", Default: "3", Kind: Count, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.ConnAttempts }},
 	{Name: ReconnTime, Flags: []string{"reconn-time"}, Usage: "seconds before the first reconnect (doubled each retry, capped at a day)", Default: "600", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.ReconnTime }},
-	{Name: ConnTimeout, Flags: []string{"conn-timeout"}, Usage: "seconds to establish SSH", Default: "30", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.ConnTimeout }},
+	{Name: ConnTimeout, Flags: []string{"conn-timeout"}, Usage: "seconds to establish SSH", Default: "30", Kind: Seconds, Bins: workers, field: func(s *Settings) any { return &s.SSH.ConnTimeout }},
 	{Name: TxTimeout, Flags: []string{"tx-timeout"}, Usage: "seconds for copying the migration environment", Default: "1200", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.TxTimeout }},
 	{Name: ExecTimeout, Flags: []string{"exec-timeout"}, Usage: "seconds for balena-migrate on the device", Default: "600", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.ExecTimeout }},
 	{Name: MaxStatusAge, Flags: []string{"max-age"}, Usage: "seconds after migration before an offline device counts as lost", Default: "900", Kind: Seconds, Bins: []Binary{CheckDone}, field: func(s *Settings) any { return &s.Check.MaxStatusAge }},
@@ -118,6 +121,8 @@ var defs = []Def{
 	{Name: LogFormat, Flags: []string{"log-format"}, Usage: "console or json", Default: "console", Kind: Enum, Enum: []string{"console", "json"}, Bins: all, field: func(s *Settings) any { return &s.Process.LogFormat }},
 	{Name: LogLevel, Flags: []string{"log-level"}, Usage: "debug, info, warn or error", Default: "info", Kind: Enum, Enum: []string{"debug", "info", "warn", "error"}, Bins: all, field: func(s *Settings) any { return &s.Process.LogLevel }},
 	{Name: Color, Flags: []string{"color"}, Usage: "ON or OFF (default: ON on a terminal, NO_COLOR honoured)", Kind: Enum, Enum: []string{"on", "off"}, Bins: all, NoEnv: true, field: func(s *Settings) any { return &s.Process.Color }},
+	{Name: Pretend, Flags: []string{"pretend"}, Usage: "pre-flight only: probe, upload and run balena-migrate --pretend on each device; register nothing, reboot nothing; record PREFLIGHT in the unit", Default: "false", Kind: Bool, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.Pretend }},
+	{Name: Rehearsal, Flags: []string{"rehearsal"}, Usage: "rehearse with an environment whose stage 2 does not flash (NO_FLASH=TRUE): register nothing; the device reboots into stage 2 and back; migdb-check-done records REHEARSAL", Default: "false", Kind: Bool, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.Rehearsal }},
 	{Name: Jobs, Flags: []string{"jobs", "j"}, Usage: "units handled at once by this process", Default: "1", Kind: Count, Bins: workers, field: func(s *Settings) any { return &s.Process.Jobs }},
 }
 

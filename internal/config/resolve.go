@@ -36,6 +36,7 @@ type Settings struct {
 	Process Process
 	Balena  Balena
 	Migrate MigrateTuning
+	SSH     SSH
 	Check   CheckTuning
 	Unit    Unit
 	// Warnings are things worth telling the operator (unknown keys...).
@@ -134,6 +135,10 @@ func (d Def) validate(raw string) error {
 		if _, err := parseSeconds(raw); err != nil {
 			return err
 		}
+	case Bool:
+		if _, err := ParseBool(raw); err != nil {
+			return err
+		}
 	case Enum:
 		for _, e := range d.Enum {
 			if strings.EqualFold(raw, e) {
@@ -165,8 +170,20 @@ func parseSeconds(raw string) (time.Duration, error) {
 
 // processWide settings belong to a worker process; a unit cannot change them.
 var processWide = map[string]bool{
-	DBDir: true, CfgFile: true, LogTo: true, LogFormat: true, Color: true, Jobs: true,
-	BalenaAPI: true, BalenaToken: true, Cloud: true,
+	DBDir: true, CfgFile: true, LogTo: true, LogFormat: true, LogLevel: true, Color: true, Jobs: true,
+	BalenaAPI: true, BalenaToken: true, Cloud: true, Pretend: true, Rehearsal: true,
+}
+
+// ParseBool reads a yes/no setting; anything but the listed words is an
+// error, so a typo never silently means "no".
+func ParseBool(raw string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(raw)) {
+	case "true", "yes", "on", "1":
+		return true, nil
+	case "false", "no", "off", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a yes/no value: write TRUE or FALSE", raw)
 }
 
 // ForUnit returns the settings with a unit file's MIG_* values on top.

@@ -32,16 +32,23 @@ type Balena struct {
 // MigrateTuning is the tuning of migdb-migrate; a unit file may override
 // it for its own unit.
 type MigrateTuning struct {
+	MinAge       time.Duration
+	Duration     time.Duration // wait after migrating before checking
+	ConnAttempts int
+	ReconnTime   time.Duration // first reconnect delay, doubled each retry
+	TxTimeout    time.Duration
+	ExecTimeout  time.Duration
+	Pretend      bool // pre-flight only: nothing registered, no reboot
+	Rehearsal    bool // the environment's stage 2 does not flash, on purpose
+}
+
+// SSH is how both workers reach devices: migdb-migrate to migrate them,
+// migdb-check-done to see a rehearsed device back on its old system.
+type SSH struct {
 	DefSSHOpts    string // OpenSSH options for every unit, before the unit's own
 	KnownHosts    string
 	HostKeyPolicy string // "strict", "accept-new" or "off"
-	MinAge        time.Duration
-	Duration      time.Duration // wait after migrating before checking
-	ConnAttempts  int
-	ReconnTime    time.Duration // first reconnect delay, doubled each retry
 	ConnTimeout   time.Duration
-	TxTimeout     time.Duration
-	ExecTimeout   time.Duration
 }
 
 // CheckTuning is the tuning of migdb-check-done; a unit file may
@@ -116,6 +123,8 @@ func (s *Settings) fill() {
 			*p, _ = strconv.Atoi(raw) // validated already
 		case *time.Duration:
 			*p, _ = parseSeconds(raw)
+		case *bool:
+			*p, _ = ParseBool(raw)
 		default:
 			panic(fmt.Sprintf("config: %s points at a %T", d.Name, p))
 		}

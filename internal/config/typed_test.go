@@ -17,6 +17,7 @@ func TestEveryDefinitionFillsItsField(t *testing.T) {
 		Port:    {"2222", 2222},
 		Seconds: {"90", 90 * time.Second},
 		Count:   {"7", 7},
+		Bool:    {"yes", true},
 	}
 	for _, d := range defs {
 		if d.field == nil {
@@ -44,10 +45,10 @@ func TestTypedDefaultsAndUnitOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Migrate.TxTimeout != 1200*time.Second || s.Unit.SSHPort != 22 || s.Migrate.HostKeyPolicy != "accept-new" {
+	if s.Migrate.TxTimeout != 1200*time.Second || s.Unit.SSHPort != 22 || s.SSH.HostKeyPolicy != "accept-new" {
 		t.Errorf("defaults: %+v %+v", s.Migrate, s.Unit)
 	}
-	if s.Migrate.KnownHosts == "~/kh" {
+	if s.SSH.KnownHosts == "~/kh" {
 		t.Error("~ not expanded in a path setting")
 	}
 	u, err := s.ForUnit(map[string]string{SSHHost: "10.0.0.6", TxTimeout: "5m"}, "unit-a")

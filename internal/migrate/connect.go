@@ -2,17 +2,23 @@ package migrate
 
 import (
 	"context"
+
 	"os/user"
+
+	"github.com/fleetmig/balena-migrate/internal/config"
+	"github.com/rs/zerolog"
 
 	"github.com/fleetmig/balena-migrate/internal/remote"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/fleetmig/balena-migrate/internal/worker"
 )
 
-// remoteOptions builds the SSH options for the unit: worker settings, then
-// the worker's default OpenSSH options, then the unit's own (later wins).
-func (j *job) remoteOptions() (remote.Options, error) {
-	u, m := j.s.Unit, j.s.Migrate
+// SSHOptions builds the SSH options for a unit from its settings: the
+// worker's, then the worker's default OpenSSH options, then the unit's own
+// (later wins). warn hears about options that are ignored. Both workers
+// reach devices with it.
+func SSHOptions(s *config.Settings, log zerolog.Logger, warn func(string)) (remote.Options, error) {
+	u, m := s.Unit, s.SSH
 	policy, err := remote.ParsePolicy(m.HostKeyPolicy)
 	if err != nil {
 		return remote.Options{}, usage.Wrap(err)
@@ -25,7 +31,7 @@ func (j *job) remoteOptions() (remote.Options, error) {
 		KnownHosts:     m.KnownHosts,
 		HostKeyPolicy:  policy,
 		ConnectTimeout: m.ConnTimeout,
-		Log:            j.ulog.Log,
+		Log:            log,
 	}
 	if o.User == "" {
 		// As ssh(1) does: the local user name.
@@ -46,7 +52,7 @@ func (j *job) remoteOptions() (remote.Options, error) {
 			return o, usage.Errorf("%s: %w", set.name, err)
 		}
 		for _, w := range warns {
-			j.warn("%s: %s", set.name, w)
+			warn(set.name + ": " + w)
 		}
 	}
 	return o, nil
@@ -54,7 +60,7 @@ func (j *job) remoteOptions() (remote.Options, error) {
 
 // connect opens the SSH connection, or says what becomes of the unit.
 func (j *job) connect(ctx context.Context) (Device, worker.Outcome, bool) {
-	o, err := j.remoteOptions()
+	o, err := SSHOptions(j.s, j.ulog.Log, func(w string) { j.warn("%s", w) })
 	if err != nil {
 		return nil, j.deviceTrouble(ctx, "SSH options", err), false
 	}

@@ -55,13 +55,20 @@ type Device interface {
 	upload.Session // Output, WriteFile, Subsystem, Classify
 	RunAsRoot(ctx context.Context, dir string, argv []string, stdout, stderr io.Writer) (int, error)
 	StartDetachedAsRoot(ctx context.Context, argv []string) error
-	Arch(ctx context.Context) (string, error)
 	Close() error
 }
 
+// never is the due time of a unit this worker will not handle.
+func never() time.Time { return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) }
+
 // DueOf is when a unit may be migrated: its DUE_TS, but not before it is
-// MIG_MIN_AGE old.
+// MIG_MIN_AGE old. A pre-flight (--pretend) or rehearsal worker handles
+// each unit once: a unit with its result waits for a real run.
 func (m *Migrator) DueOf(u *unit.Unit) time.Time {
+	switch mode := m.Settings.Migrate; {
+	case mode.Pretend && u.Get(unit.FieldPreflight) != "", mode.Rehearsal && u.Get(unit.FieldRehearsal) != "":
+		return never()
+	}
 	due, _, _ := u.Due()
 	if created, ok, _ := u.CreateTime(); ok {
 		if t := created.Add(m.Settings.Migrate.MinAge); t.After(due) {
@@ -81,7 +88,10 @@ type job struct {
 	ulog *logging.UnitLog
 	log  zerolog.Logger // worker log with the unit id
 	now  time.Time
-	// reboot: balena-migrate asked us to reboot the device.
+	// Found on the way: what the probe saw, the environment chosen for
+	// the device, and whether balena-migrate asked for a reboot.
+	probe  probe
+	env    environment
 	reboot bool
 	// device is what the register step got from balena, for the config.
 	device balena.Device
@@ -101,6 +111,20 @@ func (m *Migrator) Handle(ctx context.Context, wj *worker.Job) worker.Outcome {
 	return j.run(ctx)
 }
 
+// steps lists the pipeline after connecting, for the worker's mode. Every
+// mode checks the device (probe, pre-flight) before anything that cannot
+// be undone; only a real run registers the device in balena.
+func (j *job) steps() []step {
+	check := []step{{"probe", j.probeDevice}, {"transfer", j.transfer}, {"preflight", j.preflight}}
+	switch {
+	case j.s.Migrate.Pretend:
+		return check
+	case j.s.Migrate.Rehearsal:
+		return append(check, step{"run", j.execute})
+	}
+	return append(check, step{"register", j.register}, step{"config", j.sendConfig}, step{"run", j.execute})
+}
+
 func (j *job) run(ctx context.Context) worker.Outcome {
 	s, err := j.Settings.ForUnit(j.u.Settings(), j.name)
 	if err != nil {
@@ -110,6 +134,9 @@ func (j *job) run(ctx context.Context) worker.Outcome {
 	if msg := s.Unit.Missing(); msg != "" {
 		return j.fail(unit.FailConfigError, msg)
 	}
+	if o, done := j.alreadyOnline(ctx); done {
+		return o
+	}
 	t0 := time.Now()
 	dev, o, ok := j.connect(ctx)
 	if !ok {
@@ -117,7 +144,7 @@ func (j *job) run(ctx context.Context) worker.Outcome {
 	}
 	defer dev.Close()
 	took := []string{"connect " + since(t0)}
-	for _, st := range []step{{"transfer", j.transfer}, {"register", j.register}, {"config", j.sendConfig}, {"run", j.execute}} {
+	for _, st := range j.steps() {
 		t := time.Now()
 		if o, ok := st.run(ctx, dev); !ok {
 			if stopped(ctx) {
@@ -127,7 +154,7 @@ func (j *job) run(ctx context.Context) worker.Outcome {
 		}
 		took = append(took, st.name+" "+since(t))
 	}
-	o = j.migrated(ctx, dev)
+	o = j.finish(ctx, dev)
 	o.Msg += " (" + strings.Join(took, ", ") + ")"
 	return o
 }

@@ -129,6 +129,12 @@ func TestDeviceFailures(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			before := len(e.fake.Devices())
+			defer func() {
+				if n := len(e.fake.Devices()); n != before {
+					t.Errorf("balena has %d devices after a refused pre-flight, %d before", n, before)
+				}
+			}()
 			e.cfg = e.environment(t, "balena-migrate")
 			write(t, filepath.Join(e.cfg, "MODE"), c.mode, 0o644)
 			dev := e.device(sshtest.UserConfig{})
@@ -138,8 +144,12 @@ func TestDeviceFailures(t *testing.T) {
 			if dir != spool.Fail || unit.FailClass(u.Get(unit.FieldFailClass)) != c.class || !strings.Contains(u.Get(unit.FieldFailMsg), c.msg) {
 				t.Fatalf("in %s, class %s, msg %q", dir, u.Get(unit.FieldFailClass), u.Get(unit.FieldFailMsg))
 			}
-			if !balena.ValidUUID(u.Get(unit.FieldDeviceID)) {
-				t.Error("DEVICE_ID not kept on failure")
+			// The pre-flight refused: nothing may have been registered.
+			if u.Has(unit.FieldDeviceID) || u.Has(unit.FieldStage1TS) {
+				t.Errorf("a device refused in the pre-flight got DEVICE_ID %q, STAGE1_TS %q", u.Get(unit.FieldDeviceID), u.Get(unit.FieldStage1TS))
+			}
+			if !strings.HasPrefix(u.Get(unit.FieldFailMsg), "pre-flight: ") {
+				t.Errorf("the failure did not come from the pre-flight: %s", u.Get(unit.FieldFailMsg))
 			}
 		})
 	}

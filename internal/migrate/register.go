@@ -26,8 +26,11 @@ func (j *job) register(ctx context.Context, _ Device) (worker.Outcome, bool) {
 		}
 	}
 	app := j.s.Unit.App
-	j.step("registering device %s in balena fleet %s", uuid, app)
-	dev, err := j.Cloud.Register(ctx, balena.Registration{Fleet: app, UUID: uuid, Name: j.u.ID()})
+	if j.env.slug != "" {
+		j.u.Set(unit.FieldDeviceType, j.env.slug)
+	}
+	j.step("registering device %s in balena fleet %s as %s", uuid, app, orDefault(j.env.slug, "the fleet's device type"))
+	dev, err := j.Cloud.Register(ctx, balena.Registration{Fleet: app, UUID: uuid, DeviceType: j.env.slug, Name: j.u.ID()})
 	if err != nil {
 		return j.cloudTrouble(ctx, unit.FailRegister, "registering the device", err), false
 	}

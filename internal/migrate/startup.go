@@ -2,6 +2,8 @@ package migrate
 
 import (
 	"context"
+	"path/filepath"
+	"slices"
 
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/remote/upload"
@@ -27,8 +29,43 @@ func CheckEnvironment(ctx context.Context, s *config.Settings) error {
 	if err != nil {
 		return usage.Errorf("%s %s cannot be read: %v", name, p, err)
 	}
-	if files["balena-migrate"] || hasPerArch(files) {
-		return nil
+	if s.Migrate.Pretend && s.Migrate.Rehearsal {
+		return usage.Errorf("--pretend and --rehearsal exclude each other: a pre-flight never reboots a device")
 	}
-	return usage.Errorf("%s %s holds no balena-migrate binary at its top level", name, p)
+	dirs := []string{p}
+	if s.Unit.CfgDir != "" {
+		// Per-device-type sub-directories are environments of their own.
+		subs, _ := filepath.Glob(filepath.Join(p, "*", "balena-migrate*"))
+		for _, b := range subs {
+			if d := filepath.Dir(b); !slices.Contains(dirs, d) && isEnvDir(d) {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	if !files["balena-migrate"] && !hasPerArch(files) && len(dirs) == 1 {
+		return usage.Errorf("%s %s holds no balena-migrate binary at its top level or in a per-device-type sub-directory", name, p)
+	}
+	for _, d := range dirs {
+		if err := checkMode(ctx, s, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMode refuses at start-up an environment at dir whose NO_FLASH does
+// not match the worker's mode (see job.checkMode, which checks each unit).
+func checkMode(ctx context.Context, s *config.Settings, dir string) error {
+	src, err := upload.NewSource(dir)
+	if err != nil {
+		return usage.Wrap(err)
+	}
+	env := environment{path: dir}
+	conf, err := src.ReadFile(ctx, stage1Conf, 1<<20)
+	if err == nil {
+		if _, err := env.parseConf(conf); err != nil {
+			return err
+		}
+	}
+	return modeMismatch(s.Migrate, env)
 }

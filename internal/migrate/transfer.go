@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/remote/upload"
-	"github.com/fleetmig/balena-migrate/internal/unit"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/fleetmig/balena-migrate/internal/worker"
 )
@@ -32,11 +31,7 @@ func (m *Migrator) source(path string) (*upload.Source, error) {
 
 // transfer copies the migration environment into RemoteDir.
 func (j *job) transfer(ctx context.Context, dev Device) (worker.Outcome, bool) {
-	path := j.s.Unit.Env()
-	src, err := j.source(path)
-	if err != nil {
-		return j.fail(unit.FailConfigError, err.Error()), false
-	}
+	path, src := j.env.path, j.env.src
 	timeout := j.s.Migrate.TxTimeout
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -22,7 +22,22 @@ const (
 )
 
 // failLine finds the class word of balena-migrate's failure line.
-var failLine = regexp.MustCompile(`ERROR: failed \(([a-z_0-9]+)\): `)
+var failLine = regexp.MustCompile(`ERROR: failed \(([a-z_0-9]+)\): (.*)`)
+
+// Stage2Log is the log stage 2 leaves beside the environment on the old
+// system when it stops before flashing (a rehearsal, or a refusal); it
+// ends with stage 2's verdict.
+const Stage2Log = "balena-migrate-stage2.log"
+
+// FailureLine finds the last failure line in a balena-migrate log.
+func FailureLine(log string) (class unit.FailClass, msg string, ok bool) {
+	for _, l := range strings.Split(log, "\n") {
+		if m := failLine.FindStringSubmatch(l); m != nil {
+			class, msg, ok = knownClass(m[1]), strings.TrimSpace(m[2]), true
+		}
+	}
+	return class, msg, ok
+}
 
 // Limits that keep a device printing without end from growing the worker.
 const (

@@ -23,27 +23,46 @@ type Status string
 const (
 	StatusInit     Status = "INIT"
 	StatusMigrated Status = "MIGRATED"
-	StatusDone     Status = "DONE"
+	// StatusRehearsing: stage 1 ran with an environment that does not
+	// flash; migdb-check-done waits for the old system to come back.
+	StatusRehearsing Status = "REHEARSING"
+	StatusDone       Status = "DONE"
 )
 
 // Field names written by the migdb tools.
 const (
-	FieldID             = "UNIT_ID"
-	FieldStatus         = "STATUS"
-	FieldCreateTS       = "CREATE_TS"
-	FieldCreateISOTS    = "CREATE_ISOTS"
-	FieldDueTS          = "DUE_TS"
-	FieldConnRetries    = "MIG_CONN_RETRIES"
-	FieldTransferFail   = "TRANSFER_FAIL_MSG"
-	FieldOutputLog      = "UNIT_OUTPUT_LOG"
-	FieldDeviceID       = "DEVICE_ID"
-	FieldStatusTS       = "STATUS_TS"
-	FieldMigratedISOTS  = "MIGRATED_ISOTS"
-	FieldDoneISOTS      = "DONE_ISOTS"
-	FieldFailTS         = "FAIL_TS"
-	FieldFailMsg        = "FAIL_MSG"
-	FieldFailClass      = "FAIL_CLASS"
-	FieldSSHPassword    = "MIG_SSH_PASSWD"
+	FieldID            = "UNIT_ID"
+	FieldStatus        = "STATUS"
+	FieldCreateTS      = "CREATE_TS"
+	FieldCreateISOTS   = "CREATE_ISOTS"
+	FieldDueTS         = "DUE_TS"
+	FieldConnRetries   = "MIG_CONN_RETRIES"
+	FieldTransferFail  = "TRANSFER_FAIL_MSG"
+	FieldOutputLog     = "UNIT_OUTPUT_LOG"
+	FieldDeviceID      = "DEVICE_ID"
+	FieldStatusTS      = "STATUS_TS"
+	FieldMigratedISOTS = "MIGRATED_ISOTS"
+	FieldDoneISOTS     = "DONE_ISOTS"
+	FieldFailTS        = "FAIL_TS"
+	FieldFailMsg       = "FAIL_MSG"
+	FieldFailClass     = "FAIL_CLASS"
+	FieldSSHPassword   = "MIG_SSH_PASSWD"
+	// FieldDeviceType is the balena device type the device registers as.
+	FieldDeviceType = "DEVICE_TYPE"
+	// FieldStage1TS is set just before stage 1 runs for real: from then on
+	// the device may be on its way to balenaOS.
+	FieldStage1TS = "STAGE1_TS"
+	// FieldBootID is the device's boot id before its reboot, so a reboot
+	// can be told from a device that never went down.
+	FieldBootID = "BOOT_ID"
+	// Pre-flight (migdb-migrate --pretend): ok or failed, and why.
+	FieldPreflight      = "PREFLIGHT"
+	FieldPreflightMsg   = "PREFLIGHT_MSG"
+	FieldPreflightISOTS = "PREFLIGHT_ISOTS"
+	// Rehearsal (an environment that does not flash): ok or failed, and why.
+	FieldRehearsal      = "REHEARSAL"
+	FieldRehearsalMsg   = "REHEARSAL_MSG"
+	FieldRehearsalISOTS = "REHEARSAL_ISOTS"
 	settingFieldPattern = `^MIG_[A-Z0-9_]+$`
 )
 
@@ -230,6 +249,18 @@ func (u *Unit) SetStatus(s Status, now time.Time) {
 	case StatusDone:
 		u.mustSet(FieldDoneISOTS, ISO(now))
 	}
+}
+
+// SetResult records a pre-flight or rehearsal result: field gets ok or
+// failed, with the reason and the time beside it.
+func (u *Unit) SetResult(field string, ok bool, msg string, now time.Time) {
+	word := "ok"
+	if !ok {
+		word = "failed"
+	}
+	u.mustSet(field, word)
+	u.mustSet(field+"_MSG", Sanitize(msg))
+	u.mustSet(field+"_ISOTS", ISO(now))
 }
 
 // SetFail records why the unit failed.

@@ -329,3 +329,21 @@ func hashReader(ctx context.Context, r io.Reader, prefixLen int64) (fileSums, er
 	fs.full = hex.EncodeToString(h.Sum(nil))
 	return fs, nil
 }
+
+// ReadFile returns the content of the regular file name (slash-separated,
+// relative to the root), at most limit bytes; fs.ErrNotExist when the
+// source has no such file.
+func (s *Source) ReadFile(ctx context.Context, name string, limit int64) ([]byte, error) {
+	var data []byte
+	found := false
+	err := s.eachFile(ctx, map[string]bool{name: true}, func(_ Entry, r io.Reader) error {
+		found = true
+		var err error
+		data, err = io.ReadAll(io.LimitReader(r, limit))
+		return err
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("%s in %s: %w", name, s.path, fs.ErrNotExist)
+	}
+	return data, err
+}
