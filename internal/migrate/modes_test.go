@@ -104,8 +104,17 @@ func TestMixedFleetGetsEachDevicesOwnEnvironmentAndType(t *testing.T) {
 		user *sshtest.User
 		slug string
 	}{"pi4": {pi4, "raspberrypi4-64"}, "pi3": {pi3, "raspberrypi3"}, "pc": {pc, "genericx86-64-ext"}}
+	// Both Pis join a raspberrypi3 fleet (a Pi 4 runs its releases); the
+	// PC goes to a fleet of its own.
+	e.fake.AddApp("org/pis", "raspberrypi3")
+	e.fake.AddApp("org/pcs", "genericx86-64-ext")
 	for id, w := range want {
-		e.addUnit(id, e.unitFor(w.user))
+		fields := e.unitFor(w.user)
+		fields[config.App] = "org/pis"
+		if id == "pc" {
+			fields[config.App] = "org/pcs"
+		}
+		e.addUnit(id, fields)
 	}
 	e.runWith(e.settings(nil), boards{pi4.Name: pi4Board, pi3.Name: pi3Board})
 	for id, w := range want {
@@ -116,6 +125,9 @@ func TestMixedFleetGetsEachDevicesOwnEnvironmentAndType(t *testing.T) {
 		}
 		if got := u.Get(unit.FieldDeviceType); got != w.slug {
 			t.Errorf("%s: DEVICE_TYPE %q, want %q", id, got, w.slug)
+		}
+		if d, ok := e.fake.Device(u.Get(unit.FieldDeviceID)); !ok || d.DeviceType != w.slug || d.Name != id {
+			t.Errorf("%s: balena has %+v", id, d)
 		}
 		if _, err := os.Stat(w.user.Path(RemoteDir + "/balena-" + w.slug + "-2.113.0.img.gz")); err != nil {
 			t.Errorf("%s: its image is not on the device: %v", id, err)
