@@ -43,8 +43,11 @@ type Client struct {
 	keys      map[int64]provisioningKey // by application id
 	templates map[templateID]map[string]json.RawMessage
 
-	// keyMu and templateMu serialise making keys and fetching templates,
-	// so jobs starting together make one request, not one each.
+	// userMu, appMu, keyMu and templateMu serialise asking who we are,
+	// looking fleets up, making keys and fetching templates, so jobs
+	// starting together make one request, not one each.
+	userMu     sync.Mutex
+	appMu      sync.Mutex
 	keyMu      sync.Mutex
 	templateMu sync.Mutex
 }

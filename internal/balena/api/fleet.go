@@ -48,6 +48,8 @@ func (c *Client) Whoami(ctx context.Context) (balena.User, error) {
 
 // currentUser is the user Whoami found, asking only the first time.
 func (c *Client) currentUser(ctx context.Context) (balena.User, error) {
+	c.userMu.Lock()
+	defer c.userMu.Unlock()
 	c.mu.Lock()
 	u := c.user
 	c.mu.Unlock()
@@ -66,6 +68,8 @@ func (c *Client) app(ctx context.Context, ref string) (appInfo, error) {
 	if err := balena.CheckSetting("look up application", ref, balena.SettingApp); err != nil {
 		return appInfo{}, err
 	}
+	c.appMu.Lock()
+	defer c.appMu.Unlock()
 	c.mu.Lock()
 	a, ok := c.apps[ref]
 	c.mu.Unlock()

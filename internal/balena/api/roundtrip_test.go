@@ -210,3 +210,33 @@ func BenchmarkUnitAt150ms(b *testing.B) {
 		})
 	}
 }
+
+// TestConcurrentJobsShareLookups: jobs of one worker starting together
+// look the fleet up, make a key and fetch a template once between them.
+func TestConcurrentJobsShareLookups(t *testing.T) {
+	e := newEnv(t, fake.Config{Latency: 20 * time.Millisecond}, fastRetry)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := migrateUnit(ctx, e.c, "ops/fleet-one", "", fmt.Sprintf("unit-%d", i))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for route, want := range map[fake.Route]int{fake.RouteApplication: 1, fake.RouteProvisionKey: 1,
+		fake.RouteDownloadConfig: 1, fake.RouteWhoami: 1, fake.RouteRegister: 8} {
+		if got := e.srv.Calls(route); got != want {
+			t.Errorf("%s: %d calls, want %d", route, got, want)
+		}
+	}
+}
