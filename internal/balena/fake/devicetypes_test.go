@@ -12,6 +12,7 @@ func TestCompatible(t *testing.T) {
 		{"raspberrypi4-64", "raspberrypi3", false},
 		{"raspberrypi3-64", "raspberrypi4-64", true},
 		{"genericx86-64-ext", "generic-amd64", true},
+		{"genericx86-64", "generic-amd64", true}, // the old name of the MBR type
 		{"genericx86-64-ext", "raspberrypi4-64", false},
 		{"raspberry-pi", "raspberrypi3", true},
 		{"some-board", "some-board", true},
