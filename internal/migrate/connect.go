@@ -3,8 +3,6 @@ package migrate
 import (
 	"context"
 
-	"os/user"
-
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/rs/zerolog"
 
@@ -15,29 +13,31 @@ import (
 
 // SSHOptions builds the SSH options for a unit from its settings: the
 // worker's, then the worker's default OpenSSH options, then the unit's own
-// (later wins). warn hears about options that are ignored. Both workers
+// (later wins); remote.Dialer.Resolve adds ~/.ssh/config for what is left. warn hears about options that are ignored. Both workers
 // reach devices with it.
 func SSHOptions(s *config.Settings, log zerolog.Logger, warn func(string)) (remote.Options, error) {
 	u, m := s.Unit, s.SSH
-	policy, err := remote.ParsePolicy(m.HostKeyPolicy)
-	if err != nil {
-		return remote.Options{}, usage.Wrap(err)
-	}
 	o := remote.Options{
 		Host:           u.SSHHost,
-		Port:           u.SSHPort,
 		User:           u.SSHUser,
 		Password:       u.SSHPasswd,
-		KnownHosts:     m.KnownHosts,
-		HostKeyPolicy:  policy,
 		ConnectTimeout: m.ConnTimeout,
 		Log:            log,
 	}
-	if o.User == "" {
-		// As ssh(1) does: the local user name.
-		if me, err := user.Current(); err == nil {
-			o.User = me.Username
+	// Settings left at their defaults give way to the operator's
+	// ~/.ssh/config; remote fills what is still unset with the same defaults.
+	if s.Source(config.SSHPort) != "default" {
+		o.Port = u.SSHPort
+	}
+	if s.Source(config.KnownHosts) != "default" {
+		o.KnownHosts = m.KnownHosts
+	}
+	if s.Source(config.HostKeyPolicy) != "default" {
+		policy, err := remote.ParsePolicy(m.HostKeyPolicy)
+		if err != nil {
+			return remote.Options{}, usage.Wrap(err)
 		}
+		o.HostKeyPolicy = policy
 	}
 	if u.SSHKey != "" {
 		o.KeyFiles = []string{u.SSHKey}
@@ -47,6 +47,7 @@ func SSHOptions(s *config.Settings, log zerolog.Logger, warn func(string)) (remo
 		{"the unit's MIG_SSH_OPTS", u.SSHOpts},
 	} {
 		var warns []string
+		var err error
 		o, warns, err = o.WithSSHOpts(set.opts)
 		if err != nil {
 			return o, usage.Errorf("%s: %w", set.name, err)
@@ -61,10 +62,17 @@ func SSHOptions(s *config.Settings, log zerolog.Logger, warn func(string)) (remo
 // connect opens the SSH connection, or says what becomes of the unit.
 func (j *job) connect(ctx context.Context) (Device, worker.Outcome, bool) {
 	o, err := SSHOptions(j.s, j.ulog.Log, func(w string) { j.warn("%s", w) })
+	if err == nil {
+		o, err = j.dialer.Resolve(o) // ~/.ssh/config, for the line below
+	}
 	if err != nil {
 		return nil, j.deviceTrouble(ctx, "SSH options", err), false
 	}
-	j.step("connecting to %s@%s:%d", o.User, o.Host, o.Port)
+	via := ""
+	if o.ProxyJump != "" && o.ProxyJump != "none" {
+		via = " via " + o.ProxyJump
+	}
+	j.step("connecting to %s@%s:%d%s", o.User, o.Host, o.Port, via)
 	dial := j.Dial
 	if dial == nil {
 		dial = func(ctx context.Context, o remote.Options) (Device, error) { return j.dialer.Dial(ctx, o) }

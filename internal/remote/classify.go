@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"golang.org/x/crypto/ssh"
 )
 
 // Error classes. Every error this package returns wraps exactly one of them;
@@ -66,6 +68,7 @@ func classifyNet(err error, fallback error) error {
 	}
 	var dnsErr *net.DNSError
 	var netErr net.Error
+	var chanErr *ssh.OpenChannelError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return withClass(ErrTimeout, err)
@@ -78,6 +81,9 @@ func classifyNet(err error, fallback error) error {
 		return withClass(ErrUnreachable, err)
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return withClass(ErrTimeout, err)
+	case errors.As(err, &chanErr):
+		// A jump host could not reach the next hop; sshd says why in text.
+		return withClass(jumpClass(chanErr.Message), err)
 	case strings.Contains(err.Error(), "unable to authenticate"):
 		// x/crypto/ssh reports an exhausted authentication only in text.
 		return withClass(ErrAuth, err)
@@ -86,6 +92,22 @@ func classifyNet(err error, fallback error) error {
 		return withClass(fallback, err)
 	}
 	return err
+}
+
+// jumpClass reads the reason OpenSSH's sshd gives for a forwarding it
+// could not open (strerror or gai_strerror text).
+func jumpClass(msg string) error {
+	m := strings.ToLower(msg)
+	switch {
+	case strings.Contains(m, "refused"):
+		return ErrRefused
+	case strings.Contains(m, "timed out"):
+		return ErrTimeout
+	case strings.Contains(m, "name or service not known"), strings.Contains(m, "name resolution"),
+		strings.Contains(m, "nodename nor servname"), strings.Contains(m, "no address associated"):
+		return ErrDNS
+	}
+	return ErrUnreachable
 }
 
 // classify is classifyNet for the error of work bounded by ctx: an

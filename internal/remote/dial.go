@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"os/user"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +19,10 @@ type Client struct {
 	opts Options
 	conn *ssh.Client
 	auth string
-	stop chan struct{} // closed by Close; ends the keepalive loop
-	lost atomic.Bool   // set when keepalives went unanswered
+	// jumps are the connections to the jump hosts, outermost first.
+	jumps []*ssh.Client
+	stop  chan struct{} // closed by Close; ends the keepalive loop
+	lost  atomic.Bool   // set when keepalives went unanswered
 
 	mu      sync.Mutex
 	closed  bool
@@ -39,110 +39,6 @@ func preferredCiphers() []string {
 		aead = []string{"chacha20-poly1305@openssh.com", ssh.CipherAES128GCM, "aes256-gcm@openssh.com"}
 	}
 	return append(aead, "aes128-ctr", "aes192-ctr", "aes256-ctr")
-}
-
-// Dialer connects to devices, sharing across its dials what one worker
-// process should do once: each known_hosts file is parsed once and only
-// lines appended later are read again. The zero value is ready; use one
-// per process.
-type Dialer struct {
-	known knownHosts
-}
-
-// Dial connects with a Dialer of its own, sharing nothing with other dials.
-func Dial(ctx context.Context, o Options) (*Client, error) {
-	return new(Dialer).Dial(ctx, o)
-}
-
-// Dial connects to the device, checks its host key and logs in, all within
-// the connect timeout (and ctx). Errors carry the classes ErrDNS,
-// ErrRefused, ErrUnreachable, ErrTimeout, ErrHostKey or ErrAuth.
-func (d *Dialer) Dial(ctx context.Context, o Options) (*Client, error) {
-	if o.Host == "" {
-		return nil, errors.New("ssh: no host given")
-	}
-	if o.User == "" {
-		u, err := user.Current()
-		if err != nil {
-			return nil, fmt.Errorf("ssh: no user given: %w", err)
-		}
-		o.User = u.Username
-	}
-	addr := hostPort(o.Host, o.port())
-	cfg, st, err := d.clientConfig(o, addr)
-	if err != nil {
-		return nil, err
-	}
-	closeAgent := func() {
-		if st.agent != nil {
-			st.agent.Close()
-		}
-	}
-	conn, err := handshake(ctx, addr, cfg, o.connectTimeout())
-	if err != nil {
-		closeAgent()
-		return nil, fmt.Errorf("ssh %s@%s: %w", o.User, addr, err)
-	}
-	c := &Client{opts: o, conn: conn, stop: make(chan struct{})}
-	c.auth, _ = st.last.Load().(string)
-	if st.agent != nil {
-		c.cleanup = append(c.cleanup, st.agent.Close)
-	}
-	if ka := o.keepAlive(); ka > 0 {
-		go c.keepAlive(ka)
-	}
-	return c, nil
-}
-
-func (d *Dialer) clientConfig(o Options, addr string) (*ssh.ClientConfig, *authState, error) {
-	khFile, err := o.knownHosts()
-	if err != nil {
-		return nil, nil, withClass(ErrHostKey, err)
-	}
-	policy := o.policy()
-	if _, err := ParsePolicy(string(policy)); err != nil {
-		return nil, nil, withClass(ErrHostKey, err)
-	}
-	hk := &hostKeys{kh: d.known.file(khFile), policy: policy, host: addr, log: o.Log}
-	st := &authState{}
-	methods, err := o.authMethods(st)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg := &ssh.ClientConfig{
-		User:              o.User,
-		Auth:              methods,
-		HostKeyCallback:   hk.check,
-		HostKeyAlgorithms: hk.knownAlgorithms(),
-		Timeout:           o.connectTimeout(),
-		ClientVersion:     "SSH-2.0-balena-migrate",
-	}
-	cfg.Ciphers = preferredCiphers()
-	return cfg, st, nil
-}
-
-// handshake dials TCP and runs the SSH handshake, aborting both when ctx
-// ends or the timeout passes.
-func handshake(ctx context.Context, addr string, cfg *ssh.ClientConfig, timeout time.Duration) (*ssh.Client, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var d net.Dialer
-	tcp, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, classifyNet(fmt.Errorf("connect: %w", err), nil)
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		tcp.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { tcp.SetDeadline(time.Unix(1, 0)) })
-	cc, chans, reqs, err := ssh.NewClientConn(quickAck(tcp), addr, cfg)
-	stop()
-	if err != nil {
-		tcp.Close()
-		return nil, classify(ctx, err, nil)
-	}
-	tcp.SetDeadline(time.Time{})
-	return ssh.NewClient(cc, chans, reqs), nil
 }
 
 // keepAlive sends OpenSSH keepalive requests every interval and closes the
@@ -209,6 +105,9 @@ func (c *Client) Close() error {
 	c.closed = true
 	close(c.stop)
 	err := c.conn.Close()
+	for i := len(c.jumps) - 1; i >= 0; i-- {
+		c.jumps[i].Close()
+	}
 	for _, f := range c.cleanup {
 		f()
 	}

@@ -42,7 +42,8 @@ func addDevice(t *testing.T, srv *sshtest.Server, ucfg sshtest.UserConfig) *devi
 // agent or ~/.ssh.
 func (d *device) opts() Options {
 	return Options{Host: d.srv.Host, Port: d.srv.Port, User: d.user.Name, KeyFiles: []string{d.key},
-		KnownHosts: d.knownHosts, HostKeyPolicy: Strict, NoAgent: true, ConnectTimeout: 10 * time.Second}
+		KnownHosts: d.knownHosts, HostKeyPolicy: Strict, NoAgent: true, ConnectTimeout: 10 * time.Second,
+		SSHConfig: "none"}
 }
 
 // passwordOpts logs in with the password only: HOME points at an empty

@@ -31,11 +31,24 @@ const (
 	DefaultPolicy         = AcceptNew
 )
 
-// Options say how to reach and log in to one device.
+// Options say how to reach and log in to one device. Fields left zero are
+// filled from the operator's OpenSSH client config (see SSHConfig), then
+// from the defaults.
 type Options struct {
-	Host string
-	Port int // 0: 22
-	User string
+	Host string // the host as the operator names it: an ssh_config alias or an address
+	// HostName is the address to connect to, when Host is an alias ("":
+	// ssh_config's HostName, else Host).
+	HostName string
+	Port     int    // 0: 22
+	User     string // "": the local user
+	// ProxyJump lists jump hosts, [user@]host[:port] separated by commas,
+	// reached in order; each is itself looked up in ssh_config. "none" turns
+	// a ProxyJump from ssh_config off.
+	ProxyJump string
+	// SSHConfig is the OpenSSH client config file ("": ~/.ssh/config when
+	// it exists; "none": none), read for HostName, Port, User,
+	// IdentityFile, ProxyJump, UserKnownHostsFile and StrictHostKeyChecking.
+	SSHConfig string
 	// Password is used for password and keyboard-interactive logins and for
 	// sudo -S. It never appears in errors, logs, String or JSON.
 	Password string `json:"-"`
@@ -48,7 +61,8 @@ type Options struct {
 	// turns the agent off.
 	AgentSocket string
 	NoAgent     bool
-	// KnownHosts is the known_hosts file; "" means ~/.ssh/known_hosts.
+	// KnownHosts is the known_hosts file, for the device and every jump
+	// host; "" means ~/.ssh/known_hosts.
 	KnownHosts    string
 	HostKeyPolicy HostKeyPolicy // "": accept-new
 	// ConnectTimeout bounds TCP connect plus SSH handshake and login
@@ -58,9 +72,11 @@ type Options struct {
 	// ServerAliveInterval (0: 15 s, negative: none). Three unanswered ones
 	// close the connection.
 	KeepAlive time.Duration
-	// Log receives warnings (skipped keys, recorded host keys) and transfer
-	// progress. The zero value logs nothing.
+	// Log receives warnings (skipped keys, recorded host keys). The zero
+	// value logs nothing.
 	Log zerolog.Logger
+
+	resolved bool // ssh_config and defaults applied (Dialer.Resolve)
 }
 
 // String describes the options without the password.
@@ -69,8 +85,24 @@ func (o Options) String() string {
 	if o.Password != "" {
 		pw = "yes"
 	}
-	return fmt.Sprintf("%s@%s:%d password=%s keys=%v known_hosts=%s policy=%s",
+	s := fmt.Sprintf("%s@%s:%d password=%s keys=%v known_hosts=%s policy=%s",
 		o.User, o.Host, o.port(), pw, o.KeyFiles, o.KnownHosts, o.policy())
+	if o.HostName != "" {
+		s += " hostname=" + o.HostName
+	}
+	if o.ProxyJump != "" {
+		s += " jump=" + o.ProxyJump
+	}
+	return s
+}
+
+// address is the host:port to connect to.
+func (o Options) address() string {
+	h := o.HostName
+	if h == "" {
+		h = o.Host
+	}
+	return hostPort(h, o.port())
 }
 
 func (o Options) port() int {

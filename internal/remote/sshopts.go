@@ -15,8 +15,9 @@ import (
 //
 // s is split like a shell would (quotes, backslashes). Understood:
 // -o StrictHostKeyChecking, UserKnownHostsFile, IdentityFile, ConnectTimeout,
-// ServerAliveInterval, Port, User (as -o Key=Value, -oKey=Value, -o Key Value
-// or -o "Key Value"), and -i FILE, -p PORT, -l USER (also -iFILE ...).
+// ServerAliveInterval, Port, User, HostName, ProxyJump (as -o Key=Value,
+// -oKey=Value, -o Key Value or -o "Key Value"), and -i FILE, -p PORT,
+// -l USER, -J JUMPS, -F CONFIG (also -iFILE ...).
 // Identity files are tried before those already in o. Anything else is
 // ignored with a warning in the returned list, for the caller to log. A
 // malformed value is an error naming the option. Calling it again with more
@@ -48,7 +49,7 @@ type optParser struct {
 
 // sshFlagsWithArg are the ssh(1) flags taking an argument that we ignore; the
 // argument is skipped with them.
-const sshFlagsWithArg = "BbcDEeFIJLmOQRSWw"
+const sshFlagsWithArg = "BbcDEeILmOQRSWw"
 
 // take returns the value of flag: the rest of the word, or the next word.
 func (p *optParser) take(word string) (string, error) {
@@ -77,12 +78,13 @@ func (p *optParser) next() error {
 			return err
 		}
 		return p.option(v)
-	case flag == 'i' || flag == 'p' || flag == 'l':
+	case strings.IndexByte("iplJF", flag) >= 0:
 		v, err := p.take(word)
 		if err != nil {
 			return err
 		}
-		return p.set(map[byte]string{'i': "identityfile", 'p': "port", 'l': "user"}[flag], "-"+string(flag), v)
+		key := map[byte]string{'i': "identityfile", 'p': "port", 'l': "user", 'J': "proxyjump", 'F': "-f"}[flag]
+		return p.set(key, "-"+string(flag), v)
 	case strings.IndexByte(sshFlagsWithArg, flag) >= 0:
 		if _, err := p.take(word); err != nil {
 			return err
@@ -142,6 +144,19 @@ func (p *optParser) set(key, name, val string) error {
 			err = errors.New("empty user name")
 		}
 		p.opts.User = val
+	case "hostname":
+		if val == "" {
+			err = errors.New("empty host name")
+		}
+		p.opts.HostName = val
+	case "proxyjump":
+		_, err = parseJumps(val)
+		p.opts.ProxyJump = val
+	case "-f": // -F: the client config file
+		if val == "" {
+			err = errors.New("empty file name")
+		}
+		p.opts.SSHConfig = val
 	default:
 		p.warnings = append(p.warnings, fmt.Sprintf("ssh option %s=%s ignored: not supported", name, val))
 	}

@@ -17,10 +17,11 @@ func TestWithSSHOpts(t *testing.T) {
 	want := base
 	want.HostKeyPolicy, want.KnownHosts, want.ConnectTimeout, want.KeepAlive = Off, "/tmp/kh1", 12*time.Second, 5*time.Second
 	want.KeyFiles, want.Port, want.User = []string{"~/.ssh/fleet", "/k/base"}, 2222, "admin"
+	want.SSHConfig = "cfg"
 	if !reflect.DeepEqual(o, want) {
 		t.Errorf("got  %+v\nwant %+v", o, want)
 	}
-	if len(warns) != 3 || !strings.Contains(warns[0], "-v") || !strings.Contains(warns[1], "Compression") || !strings.Contains(warns[2], "-F") {
+	if len(warns) != 2 || !strings.Contains(warns[0], "-v") || !strings.Contains(warns[1], "Compression") {
 		t.Errorf("warnings %q", warns)
 	}
 
@@ -38,6 +39,26 @@ func TestWithSSHOpts(t *testing.T) {
 	}
 }
 
+func TestWithSSHOptsJumpHosts(t *testing.T) {
+	for in, want := range map[string]string{
+		"-J bastion":                             "bastion",
+		"-Jops@bastion:2200,inner":               "ops@bastion:2200,inner",
+		"-o ProxyJump=ops@[fd00::1]:22":          "ops@[fd00::1]:22",
+		"-J bastion -o ProxyJump=none":           "none",
+		"-o 'ProxyJump ssh://ops@bastion:22,b2'": "ssh://ops@bastion:22,b2",
+	} {
+		o, warns, err := Options{}.WithSSHOpts(in)
+		if err != nil || len(warns) != 0 || o.ProxyJump != want {
+			t.Errorf("%q: ProxyJump %q, warnings %q, err %v; want %q", in, o.ProxyJump, warns, err, want)
+		}
+	}
+	hops, err := parseJumps("ops@bastion:2200,inner,[fd00::1]:2222")
+	want := []jumpHost{{user: "ops", host: "bastion", port: 2200}, {host: "inner"}, {host: "fd00::1", port: 2222}}
+	if err != nil || !reflect.DeepEqual(hops, want) {
+		t.Errorf("parseJumps: %+v, %v", hops, err)
+	}
+}
+
 func TestWithSSHOptsErrors(t *testing.T) {
 	for in, wantInErr := range map[string]string{
 		"-o Port=abc":                    "-o Port",
@@ -50,6 +71,9 @@ func TestWithSSHOptsErrors(t *testing.T) {
 		"-o ServerAliveInterval=1.5":     "ServerAliveInterval",
 		"-o UserKnownHostsFile=":         "UserKnownHostsFile",
 		"-o StrictHostKeyChecking":       "needs a value",
+		"-J ops@bastion:99999":           "-J",
+		"-J ,":                           "no host name",
+		"-F":                             "-F needs a value",
 	} {
 		_, _, err := Options{}.WithSSHOpts(in)
 		if err == nil || !strings.Contains(err.Error(), wantInErr) {

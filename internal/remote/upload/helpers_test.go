@@ -31,7 +31,8 @@ func newDevice(t *testing.T, cfg sshtest.Config, ucfg sshtest.UserConfig) *devic
 func (d *device) dial(t *testing.T) *remote.Client {
 	t.Helper()
 	o := remote.Options{Host: d.srv.Host, Port: d.srv.Port, User: d.user.Name, KeyFiles: []string{d.login.Key},
-		KnownHosts: d.login.KnownHosts, HostKeyPolicy: remote.Strict, NoAgent: true, ConnectTimeout: 10 * time.Second}
+		KnownHosts: d.login.KnownHosts, HostKeyPolicy: remote.Strict, NoAgent: true, ConnectTimeout: 10 * time.Second,
+		SSHConfig: "none"}
 	c, err := remote.Dial(context.Background(), o)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)

@@ -62,11 +62,17 @@ type Config struct {
 	NoSFTP bool
 	// Password enables password and keyboard-interactive authentication.
 	Password bool
+	// NetNS runs sshd inside that network namespace (see Hidden), listening
+	// on ListenAddress ("": 127.0.0.1).
+	NetNS         string
+	ListenAddress string
+	// MaxStartups is sshd's MaxStartups ("": 50:30:100).
+	MaxStartups string
 }
 
 // Server is a running sshd and the users created for it.
 type Server struct {
-	Host string // always 127.0.0.1
+	Host string // Config.ListenAddress, else 127.0.0.1
 	Port int
 	Dir  string // temporary directory with host key, config, log
 
@@ -101,6 +107,9 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("sshtest: %w", err)
 	}
 	s := &Server{Host: "127.0.0.1", Dir: dir, cfg: cfg}
+	if cfg.ListenAddress != "" {
+		s.Host = cfg.ListenAddress
+	}
 	if err := s.recordOwner(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("sshtest: %w", err)
@@ -179,14 +188,18 @@ func (s *Server) writeHostKey() error {
 func (s *Server) config() string {
 	yesNo := map[bool]string{true: "yes", false: "no"}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Port %d\nListenAddress 127.0.0.1\n", s.Port)
+	fmt.Fprintf(&b, "Port %d\nListenAddress %s\n", s.Port, s.Host)
 	fmt.Fprintf(&b, "HostKey %s\n", filepath.Join(s.Dir, "host_ed25519"))
 	fmt.Fprintf(&b, "PidFile %s\n", filepath.Join(s.Dir, "sshd.pid"))
 	b.WriteString("PermitRootLogin no\nAllowUsers " + UserPrefix + "*\nStrictModes yes\n")
 	b.WriteString("PubkeyAuthentication yes\nAuthorizedKeysFile .ssh/authorized_keys\nPermitUserEnvironment yes\n")
 	fmt.Fprintf(&b, "PasswordAuthentication %s\nKbdInteractiveAuthentication %s\n", yesNo[s.cfg.Password], yesNo[s.cfg.Password])
 	b.WriteString("UsePAM yes\nUseDNS no\nPrintMotd no\nPrintLastLog no\nX11Forwarding no\n")
-	b.WriteString("MaxStartups 50:30:100\nMaxSessions 50\nLogLevel VERBOSE\n")
+	startups := s.cfg.MaxStartups
+	if startups == "" {
+		startups = "50:30:100"
+	}
+	b.WriteString("MaxStartups " + startups + "\nMaxSessions 50\nLogLevel VERBOSE\n")
 	if !s.cfg.NoSFTP {
 		b.WriteString("Subsystem sftp /usr/lib/openssh/sftp-server\n")
 	}
@@ -213,7 +226,12 @@ func (s *Server) start() error {
 	if out, err := exec.Command(sshd, "-t", "-f", cfgPath).CombinedOutput(); err != nil {
 		return fmt.Errorf("sshtest: sshd -t: %v: %s", err, out)
 	}
-	cmd := exec.Command(sshd, "-D", "-f", cfgPath, "-E", filepath.Join(s.Dir, "sshd.log"))
+	args := []string{sshd, "-D", "-f", cfgPath, "-E", filepath.Join(s.Dir, "sshd.log")}
+	if s.cfg.NetNS != "" {
+		// ip execs sshd in place: the pid stays sshd's.
+		args = append([]string{"ip", "netns", "exec", s.cfg.NetNS}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("sshtest: start sshd: %w", err)
@@ -228,8 +246,12 @@ func (s *Server) start() error {
 			return fmt.Errorf("sshtest: sshd exited at start-up: %s", s.Log())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
-		if err == nil {
+		if s.cfg.NetNS != "" {
+			// Not reachable from here: wait for sshd to say it listens.
+			if strings.Contains(s.Log(), "Server listening on") {
+				return nil
+			}
+		} else if c, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond); err == nil {
 			c.Close()
 			return nil
 		}
