@@ -20,10 +20,15 @@ import (
 type Row struct {
 	ID, State, FailClass, ConnAttempts, Created, LastChange, DeviceID, FailMsg string
 	DurationS                                                                  string
+	DeviceType                                                                 string
+	Preflight, Rehearsal                                                       string // ok, failed or ""
 }
 
-// Header is the CSV header.
-var Header = []string{"id", "state", "fail_class", "conn_attempts", "created", "last_change", "duration_s", "device_id", "fail_msg"}
+// header is the CSV header.
+func header() []string {
+	return []string{"id", "state", "fail_class", "conn_attempts", "created", "last_change", "duration_s", "device_id", "fail_msg",
+		"device_type", "preflight", "rehearsal"}
+}
 
 // Collect reads every unit file in the state directories.
 func Collect(db *spool.DB) ([]Row, error) {
@@ -62,6 +67,9 @@ func row(path, id, state string) Row {
 	r.ConnAttempts = u.Get(unit.FieldConnRetries)
 	r.DeviceID = u.Get(unit.FieldDeviceID)
 	r.FailMsg = u.Get(unit.FieldFailMsg)
+	r.DeviceType = u.Get(unit.FieldDeviceType)
+	r.Preflight = u.Get(unit.FieldPreflight)
+	r.Rehearsal = u.Get(unit.FieldRehearsal)
 	created, ok, _ := u.CreateTime()
 	if ok {
 		r.Created = unit.ISO(created)
@@ -82,20 +90,29 @@ func row(path, id, state string) Row {
 // WriteCSV writes the rows with a header.
 func WriteCSV(w io.Writer, rows []Row) error {
 	cw := csv.NewWriter(w)
-	cw.Write(Header)
+	cw.Write(header())
 	for _, r := range rows {
-		cw.Write([]string{r.ID, r.State, r.FailClass, r.ConnAttempts, r.Created, r.LastChange, r.DurationS, r.DeviceID, r.FailMsg})
+		cw.Write([]string{r.ID, r.State, r.FailClass, r.ConnAttempts, r.Created, r.LastChange, r.DurationS, r.DeviceID, r.FailMsg,
+			r.DeviceType, r.Preflight, r.Rehearsal})
 	}
 	cw.Flush()
 	return cw.Error()
 }
 
-// WriteSummary prints counts by state and by failure class.
+// WriteSummary prints counts by state, by failure class, and the
+// pre-flight and rehearsal results.
 func WriteSummary(w io.Writer, rows []Row) error {
 	byState := map[string]int{}
 	byClass := map[string]int{}
+	results := map[string]int{}
 	for _, r := range rows {
 		byState[r.State]++
+		if r.Preflight != "" {
+			results["preflight "+r.Preflight]++
+		}
+		if r.Rehearsal != "" {
+			results["rehearsal "+r.Rehearsal]++
+		}
 		if r.State == string(spool.Fail) {
 			c := r.FailClass
 			if c == "" {
@@ -110,16 +127,24 @@ func WriteSummary(w io.Writer, rows []Row) error {
 		fmt.Fprintf(tw, "%s\t%d\n", d, byState[string(d)])
 	}
 	fmt.Fprintf(tw, "total\t%d\n", len(rows))
-	if len(byClass) > 0 {
-		fmt.Fprintln(tw, "\nFAIL_CLASS\tUNITS")
-		classes := make([]string, 0, len(byClass))
-		for c := range byClass {
-			classes = append(classes, c)
-		}
-		sort.Strings(classes)
-		for _, c := range classes {
-			fmt.Fprintf(tw, "%s\t%d\n", c, byClass[c])
-		}
-	}
+	writeCounts(tw, "FAIL_CLASS", byClass)
+	writeCounts(tw, "RESULT", results)
 	return tw.Flush()
+}
+
+// writeCounts prints a titled table of counts, sorted by key; nothing
+// when there are none.
+func writeCounts(w io.Writer, title string, counts map[string]int) {
+	if len(counts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s\tUNITS\n", title)
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s\t%d\n", k, counts[k])
+	}
 }
