@@ -107,7 +107,7 @@ func TestOnceThenStats(t *testing.T) {
 	}
 	data, _ := os.ReadFile(csvPath)
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) != 3 || lines[0] != "id,state,fail_class,conn_attempts,created,last_change,duration_s,device_id,fail_msg" || !strings.HasPrefix(lines[1], "a,done,") {
+	if len(lines) != 3 || lines[0] != "id,state,fail_class,conn_attempts,created,last_change,duration_s,device_id,fail_msg,device_type,preflight,rehearsal" || !strings.HasPrefix(lines[1], "a,done,") {
 		t.Fatalf("csv:\n%s", data)
 	}
 }

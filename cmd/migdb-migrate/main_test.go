@@ -209,6 +209,11 @@ func TestKill9NeverLosesOrDuplicates(t *testing.T) {
 
 func TestStartupRefusals(t *testing.T) {
 	f := newFleet(t, 1, "")
+	noFlash := filepath.Join(f.base, "noflash")
+	os.MkdirAll(noFlash, 0o755)
+	standin, _ := os.ReadFile(filepath.Join(f.envDir, "balena-migrate"))
+	os.WriteFile(filepath.Join(noFlash, "balena-migrate"), standin, 0o755)
+	os.WriteFile(filepath.Join(noFlash, "balena-migrate.conf"), []byte("NO_FLASH=TRUE\n"), 0o644)
 	before := f.census()
 	run := func(args ...string) (int, string) {
 		c := exec.Command(bin, args...)
@@ -238,6 +243,8 @@ func TestStartupRefusals(t *testing.T) {
 		{"bad token", args("--balena-token", "nope-secret"), "rejected"},
 		{"no environment", args("--cfg-dir", filepath.Join(f.base, "missing")), "migration environment"},
 		{"bad port", args("--reconn-time", "-4"), "MIG_RECONN_TIME"},
+		{"environment that would not flash", args("--cfg-dir", noFlash), "--rehearsal"},
+		{"pretend and rehearsal", append(args(), "--pretend", "--rehearsal"), "exclude each other"},
 	}
 	for _, c := range cases {
 		code, out := run(c.args...)

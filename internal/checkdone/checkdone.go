@@ -5,6 +5,7 @@ package checkdone
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/remote"
 	"github.com/fleetmig/balena-migrate/internal/spool"
 	"github.com/fleetmig/balena-migrate/internal/unit"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/fleetmig/balena-migrate/internal/worker"
 	"github.com/rs/zerolog"
 )
@@ -62,6 +64,10 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 	if err != nil {
 		if ctx.Err() != nil {
 			return worker.HandBack("stopping")
+		}
+		if errors.Is(err, balena.ErrUnauthorized) {
+			// Every unit would meet it: stop (exit 2) instead of polling.
+			return worker.Outcome{Msg: "balena rejected the token", Stop: usage.Errorf("balena rejected the token while checking device %s (--balena-token / MIG_BALENA_TOKEN / ~/.balena/token): log in again or give a valid API key, then start the worker again: %w", uuid, err)}
 		}
 		// Whatever balena's trouble, it is not the unit's fault: ask again.
 		u.SetDue(now.Add(s.Check.CheckInterval))

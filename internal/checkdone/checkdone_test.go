@@ -17,6 +17,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/config"
 	"github.com/fleetmig/balena-migrate/internal/spool"
 	"github.com/fleetmig/balena-migrate/internal/unit"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/fleetmig/balena-migrate/internal/worker"
 	"github.com/rs/zerolog"
 )
@@ -224,5 +225,28 @@ func TestTwoInstancesNeverCheckAUnitTwice(t *testing.T) {
 		if dir, _ := e.find(t, fmt.Sprintf("u%02d", i)); dir != spool.Process {
 			t.Errorf("u%02d in %s", i, dir)
 		}
+	}
+}
+
+// TestRevokedTokenStopsTheWorker: a 401 is no unit's fault and no later
+// look can pass it: the worker stops with a usage error (exit 2) and the
+// unit stays where it was.
+func TestRevokedTokenStopsTheWorker(t *testing.T) {
+	e := newEnv(t, nil)
+	e.migrated(t, "gw-1", time.Minute, "")
+	e.fake.FailNext(http.StatusUnauthorized, http.StatusUnauthorized, http.StatusUnauthorized)
+	l := &worker.Loop{DB: e.db, Input: spool.Process, Name: "test", Jobs: 1, Log: e.k.Log, Handle: e.k.Handle}
+	errc := make(chan error, 1)
+	go func() { errc <- l.Run(context.Background(), context.Background()) }()
+	select {
+	case err := <-errc:
+		if !usage.Is(err) || !strings.Contains(err.Error(), "rejected the token") {
+			t.Fatalf("Run = %v, want a usage error about the token", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("check-done kept polling with a revoked token")
+	}
+	if d, u := e.find(t, "gw-1"); d != spool.Process || u.Has(unit.FieldFailClass) {
+		t.Fatalf("unit in %s, class %q", d, u.Get(unit.FieldFailClass))
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"strconv"
 
 	"github.com/urfave/cli/v2"
 )
@@ -22,6 +23,11 @@ func Flags(bin Binary) []cli.Flag {
 		if d.Default != "" {
 			usage += " (default " + d.Default + ")"
 		}
+		if d.Kind == Bool {
+			// A yes/no setting is a switch on the command line: --pretend.
+			out = append(out, &cli.BoolFlag{Name: d.Flags[0], Aliases: aliases, Usage: usage})
+			continue
+		}
 		out = append(out, &cli.StringFlag{Name: d.Flags[0], Aliases: aliases, Usage: usage})
 	}
 	return out
@@ -40,6 +46,9 @@ func FromCLI(c *cli.Context, bin Binary) (*Settings, error) {
 		}
 		if c.IsSet(d.Flags[0]) {
 			flags.Values[d.Name] = c.String(d.Flags[0])
+			if d.Kind == Bool {
+				flags.Values[d.Name] = strconv.FormatBool(c.Bool(d.Flags[0]))
+			}
 			flags.Sources[d.Name] = "flag --" + d.Flags[0]
 		}
 	}

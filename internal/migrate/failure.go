@@ -27,6 +27,7 @@ const (
 	failNow    action = iota // retrying cannot help: fail/ with the class
 	retryLater               // device or network trouble: units/ with a growing delay, MIG_CONN_ATTEMPTS times
 	askLater                 // balena trouble: units/ after MIG_RECONN_TIME, not counted against the unit
+	stopWorker               // no unit can get past it: hand the unit back and stop the worker
 )
 
 // failure is one row of the table.
@@ -50,6 +51,7 @@ func failures() []failure {
 		{remote.ErrUnreachable, unit.FailUnreachable, retryLater, ""},
 		{remote.ErrTransfer, unit.FailTransfer, retryLater, ""},
 		{balena.ErrTransient, unit.FailAPI, askLater, ""},
+		{balena.ErrUnauthorized, unit.FailAPI, stopWorker, "balena rejected the token (--balena-token / MIG_BALENA_TOKEN / ~/.balena/token): log in again or give a valid API key, then start the worker again"},
 	}
 }
 
@@ -95,6 +97,8 @@ func (j *job) decide(ctx context.Context, what string, err error, fallback failu
 	f := classify(err, fallback)
 	msg := fmt.Sprintf("%s: %v", what, err)
 	switch f.action {
+	case stopWorker:
+		return worker.Outcome{Msg: msg, Stop: usage.Errorf("%s: %w (%s)", what, err, f.advice)}
 	case askLater:
 		later := j.s.Migrate.ReconnTime
 		j.u.SetDue(j.now.Add(later))

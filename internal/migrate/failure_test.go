@@ -29,6 +29,7 @@ func TestFailureTable(t *testing.T) {
 		{"timeout", remote.ErrTimeout, unit.FailTimeout, retryLater},
 		{"transfer", remote.ErrTransfer, unit.FailTransfer, retryLater},
 		{"balena busy", fmt.Errorf("register: %w", balena.ErrTransient), unit.FailAPI, askLater},
+		{"token revoked", fmt.Errorf("register: %w", balena.ErrUnauthorized), unit.FailAPI, stopWorker},
 		{"bad settings", usage.Errorf("MIG_SSH_OPTS: bad"), unit.FailConfigError, failNow},
 		{"device verdict", fmt.Errorf("run: %w", &DeviceError{Class: unit.FailNoSpace, Msg: "full"}), unit.FailNoSpace, failNow},
 		{"unknown", errors.New("something else"), unit.FailTransfer, retryLater},

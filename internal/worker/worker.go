@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/logging"
@@ -53,6 +54,10 @@ type Outcome struct {
 	Unit *unit.Unit
 	// Msg explains the outcome for the worker log.
 	Msg string
+	// Stop, when set, hands the unit back and stops the worker with this
+	// error: trouble no unit can get past (a revoked balena token, a full
+	// database disk) must not be met by every unit in turn.
+	Stop error
 }
 
 // Event starts a log line for the outcome: ERROR for a failure, else INFO.
@@ -142,6 +147,51 @@ type run struct {
 	// rescan, lost events), else it looks only at names events reported.
 	scanner *spool.Scanner
 	full    bool
+
+	mu sync.Mutex
+	// resting: unit ids handed back, not to be claimed again before the
+	// time given, so trouble that hands a unit back cannot spin.
+	resting map[string]time.Time
+	stopErr error // the first Outcome.Stop
+}
+
+// handBackRest is how long a handed-back unit rests before this worker
+// takes it again.
+const handBackRest = 10 * time.Second
+
+func (r *run) rest(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.resting == nil {
+		r.resting = map[string]time.Time{}
+	}
+	r.resting[id] = time.Now().Add(handBackRest)
+}
+
+// restingUntil is when id may be claimed again (zero: now).
+func (r *run) restingUntil(id string, now time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.resting[id]
+	if ok && !now.Before(t) {
+		delete(r.resting, id)
+		return time.Time{}
+	}
+	return t
+}
+
+func (r *run) stop(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopErr == nil {
+		r.stopErr = err
+	}
+}
+
+func (r *run) stopped() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopErr
 }
 
 func (r *run) loop(graceful context.Context, w *fsnotify.Watcher) error {
@@ -152,6 +202,10 @@ func (r *run) loop(graceful context.Context, w *fsnotify.Watcher) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		if err := r.stopped(); err != nil {
+			r.Log.Error().Err(err).Int("in_hand", len(r.slots)).Msg("stopping: finishing the units in hand")
+			return err
+		}
 		if graceful.Err() != nil || r.DB.StopRequested() {
 			r.Log.Info().Int("in_hand", len(r.slots)).Msg("stopping: finishing the units in hand")
 			return nil
@@ -244,8 +298,14 @@ func (r *run) fill() (time.Time, int, error) {
 	r.full = false
 	claimed := 0
 	for _, e := range due {
-		if len(r.slots) == cap(r.slots) || r.DB.StopRequested() {
+		if len(r.slots) == cap(r.slots) || r.DB.StopRequested() || r.stopped() != nil {
 			break
+		}
+		if id, _, _ := spool.ParseName(e.Name); !r.restingUntil(id, now).IsZero() {
+			if t := r.restingUntil(id, now); next.IsZero() || t.Before(next) {
+				next = t
+			}
+			continue
 		}
 		c, err := r.DB.Claim(r.Input, e.Name, now, r.DueOf)
 		switch {
@@ -279,6 +339,7 @@ func (r *run) handle(c *spool.Claim) {
 			r.Log.Error().Str("unit", c.ID()).Msgf("internal error: %v", p)
 		}
 		if !c.Ended() {
+			r.rest(c.ID())
 			if err := c.Release(); err != nil {
 				r.Log.Error().Err(err).Str("unit", c.ID()).Msg("handing back failed")
 			}
@@ -305,22 +366,38 @@ func (r *run) runHandler(c *spool.Claim) Outcome {
 	u := c.Unit.Clone()
 	ulog, err := openUnitLog(r.DB, c, u, r.Name)
 	if err != nil {
-		r.Log.Error().Err(err).Str("unit", c.ID()).Msg("cannot open the unit log")
-		return HandBack("unit log unavailable")
+		return dbTrouble("cannot open the unit log", err)
 	}
 	defer ulog.Close()
 	if err := c.Update(u); err != nil {
-		return HandBack("cannot save the unit: " + err.Error())
+		return dbTrouble("cannot save the unit", err)
 	}
 	o := r.Handle(r.hard, &Job{Unit: u, Name: c.Name(), Log: ulog, Save: c.Update})
 	o.Event(&ulog.Log).Msg(o.Msg)
 	return o
 }
 
+// dbTrouble hands a unit back after the database failed it; a full disk
+// stops the worker, as every other unit would meet it too.
+func dbTrouble(what string, err error) Outcome {
+	o := HandBack(fmt.Sprintf("%s: %v", what, err))
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		o.Stop = fmt.Errorf("the database disk is full (%s: %w): free space there, then start the worker again", what, err)
+	}
+	return o
+}
+
 // apply moves the unit as the outcome says and logs the move.
 func (r *run) apply(c *spool.Claim, o Outcome) {
 	ev := o.Event(&r.Log)
+	if o.Stop != nil {
+		r.stop(o.Stop)
+		o.To, o.Unit = "", nil
+	}
 	if o.To == "" || o.Unit == nil {
+		if r.hard.Err() == nil {
+			r.rest(c.ID())
+		}
 		if err := c.Release(); err != nil {
 			r.Log.Error().Err(err).Str("unit", c.ID()).Msg("handing back failed")
 			return
@@ -331,6 +408,10 @@ func (r *run) apply(c *spool.Claim, o Outcome) {
 	dst, err := c.Finish(o.To, o.Unit)
 	if err != nil {
 		r.Log.Error().Err(err).Str("unit", c.ID()).Msg("saving the unit failed; handing it back")
+		if t := dbTrouble("saving the unit", err); t.Stop != nil {
+			r.stop(t.Stop)
+		}
+		r.rest(c.ID())
 		return
 	}
 	ev.Str("unit", c.ID()).Str("to", string(o.To)).Str("file", dst).Msg(o.Msg)

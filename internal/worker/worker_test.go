@@ -2,10 +2,12 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -188,5 +190,54 @@ func TestPanickingHandlerHandsUnitBack(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(l.DB.Path(spool.Units, "unit-p-*")); len(m) != 1 {
 		t.Fatalf("unit not handed back: %v", m)
+	}
+}
+
+func TestHandedBackUnitRestsInsteadOfSpinning(t *testing.T) {
+	r := newRecorder()
+	l := newLoop(t, r)
+	var calls atomic.Int32
+	l.Handle = func(context.Context, *Job) Outcome {
+		calls.Add(1)
+		return HandBack("the unit log is unavailable")
+	}
+	stop := start(t, l)
+	add(t, l.DB, "sticky", time.Time{})
+	time.Sleep(1500 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("a handed-back unit was taken %d times in 1.5 s", n)
+	}
+	if found, _ := l.DB.Find("sticky"); len(found) != 1 || found[0].Dir != spool.Units {
+		t.Fatalf("unit found in %v", found)
+	}
+}
+
+func TestStopOutcomeEndsTheWorker(t *testing.T) {
+	r := newRecorder()
+	l := newLoop(t, r)
+	revoked := errors.New("balena rejected the token")
+	l.Handle = func(context.Context, *Job) Outcome { return Outcome{Stop: revoked, Msg: "token revoked"} }
+	for _, id := range []string{"a", "b", "c"} {
+		add(t, l.DB, id, time.Time{})
+	}
+	l.Jobs = 1
+	ctx := context.Background()
+	errc := make(chan error, 1)
+	go func() { errc <- l.Run(ctx, ctx) }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, revoked) {
+			t.Fatalf("Run = %v, want the handler's stop error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker did not stop")
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if found, _ := l.DB.Find(id); len(found) != 1 || found[0].Dir != spool.Units {
+			t.Errorf("%s found in %v", id, found)
+		}
 	}
 }
