@@ -135,9 +135,11 @@ func TestBadSettingsExit2(t *testing.T) {
 func TestPrecedenceIntoUnitFileAndSecrets(t *testing.T) {
 	base := t.TempDir()
 	cfg := filepath.Join(base, "mig.cfg")
-	os.WriteFile(cfg, []byte("MIG_SSH_USER=fromfile\n"), 0o600)
+	os.WriteFile(cfg, []byte("MIG_SSH_USER=fromfile\nMIG_BALENA_VER=2.113.0\nMIG_APP=org/file\n"), 0o600)
+	// Flags beat the environment, which beats the settings file; flags
+	// may follow the unit id.
 	r := run(t, base, []string{"MIG_SSH_USER=fromenv", "MIG_APP=org/fleet", "MIG_SSH_PORT=2022"},
-		"--cfg", cfg, "-u", "fromflag", "-p", "2222", "--passwd", "hunter2 $x", "dev-9")
+		"--cfg", cfg, "dev-9", "-u", "fromflag", "-p", "2222", "--passwd", "hunter2 $x")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.errOut)
 	}
@@ -147,7 +149,7 @@ func TestPrecedenceIntoUnitFileAndSecrets(t *testing.T) {
 	paths, _ := filepath.Glob(filepath.Join(base, "db", "units", "unit-dev-9-*"))
 	data, _ := os.ReadFile(paths[0])
 	st, _ := os.Stat(paths[0])
-	for _, want := range []string{"MIG_SSH_USER=fromfile", "MIG_APP=org/fleet", "MIG_SSH_PORT=2222", `MIG_SSH_PASSWD="hunter2 \$x"`, "STATUS=INIT"} {
+	for _, want := range []string{"MIG_SSH_USER=fromflag", "MIG_APP=org/fleet", "MIG_BALENA_VER=2.113.0", "MIG_SSH_PORT=2222", `MIG_SSH_PASSWD="hunter2 \$x"`, "STATUS=INIT"} {
 		if !strings.Contains(string(data), want) {
 			t.Errorf("unit file lacks %s:\n%s", want, data)
 		}
