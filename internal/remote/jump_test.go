@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,67 +13,16 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-// bastionSetup is a device sshd that only a bastion sshd can reach, with a
-// user on each, a known_hosts file that knows both and an ssh_config that
-// names them.
-type bastionSetup struct {
-	hidden           *sshtest.Hidden
-	bastion, device  *sshtest.Server
-	bastLog, devLog  *sshtest.Login
-	knownHosts, conf string
-}
-
-func newBastionSetup(t *testing.T) *bastionSetup {
+func newBastionSetup(t *testing.T) *sshtest.Bastion {
 	t.Helper()
-	h := sshtest.NewHidden(t)
-	b := &bastionSetup{hidden: h,
-		// Few unauthenticated connections: the jump host's login cap must
-		// keep a burst of dials within it.
-		bastion: sshtest.New(t, sshtest.Config{NetNS: h.BastionNS, ListenAddress: h.BastionAddr, MaxStartups: "4"}),
-		device:  sshtest.New(t, sshtest.Config{NetNS: h.DeviceNS, ListenAddress: h.DeviceAddr}),
-	}
-	dir := t.TempDir()
-	var err error
-	if b.bastLog, err = b.bastion.AddLogin(mkdir(t, dir, "bastion"), sshtest.UserConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	if b.devLog, err = b.device.AddLogin(mkdir(t, dir, "device"), sshtest.UserConfig{Sudo: []string{"id"}}); err != nil {
-		t.Fatal(err)
-	}
-	b.knownHosts = filepath.Join(dir, "known_hosts")
-	writeFile(t, b.knownHosts, b.bastion.KnownHostsLine()+"\n"+b.device.KnownHostsLine()+"\n")
-	b.conf = filepath.Join(dir, "ssh_config")
-	writeFile(t, b.conf, fmt.Sprintf(`# the operator's client config
-Host bastion
-  HostName %s
-  Port %d
-  User %s
-  IdentityFile %s
-
-Host dev-*
-  ProxyJump bastion
-  User %s
-  IdentityFile %s
-
-Host dev-1
-  HostName %s
-  Port %d
-`, h.BastionAddr, b.bastion.Port, b.bastLog.User.Name, b.bastLog.Key,
-		b.devLog.User.Name, b.devLog.Key, h.DeviceAddr, b.device.Port))
-	return b
+	// Few unauthenticated connections: the jump host's login cap must keep
+	// a burst of dials within it.
+	return sshtest.NewBastion(t, t.TempDir(), "4", sshtest.UserConfig{Sudo: []string{"id"}})
 }
 
-func mkdir(t *testing.T, parts ...string) string {
-	p := filepath.Join(parts...)
-	if err := os.MkdirAll(p, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// opts names the device by its ssh_config alias only.
-func (b *bastionSetup) opts() Options {
-	return Options{Host: "dev-1", SSHConfig: b.conf, KnownHosts: b.knownHosts, HostKeyPolicy: Strict,
+// bastionOpts names the device by its ssh_config alias only.
+func bastionOpts(b *sshtest.Bastion) Options {
+	return Options{Host: "dev-1", SSHConfig: b.SSHConfig, KnownHosts: b.KnownHosts, HostKeyPolicy: Strict,
 		NoAgent: true, ConnectTimeout: 10 * time.Second}
 }
 
@@ -83,7 +31,7 @@ func TestDialThroughBastion(t *testing.T) {
 	ctx := context.Background()
 
 	// The device cannot be reached from here directly.
-	direct := b.opts()
+	direct := bastionOpts(b)
 	direct.ProxyJump, direct.ConnectTimeout = "none", 2*time.Second
 	if c, err := Dial(ctx, direct); err == nil {
 		c.Close()
@@ -92,12 +40,12 @@ func TestDialThroughBastion(t *testing.T) {
 
 	// Everything from ~/.ssh/config: alias, HostName, Port, User, keys, jump.
 	var d Dialer
-	c, err := d.Dial(ctx, b.opts())
+	c, err := d.Dial(ctx, bastionOpts(b))
 	if err != nil {
 		t.Fatalf("through the bastion: %v", err)
 	}
 	defer c.Close()
-	if got := runOut(t, c, "id -un; echo $SSH_CONNECTION"); !strings.HasPrefix(got, b.devLog.User.Name+"\n") ||
+	if got := runOut(t, c, "id -un; echo $SSH_CONNECTION"); !strings.HasPrefix(got, b.Login.User.Name+"\n") ||
 		strings.Contains(got, "127.0.0.1") {
 		t.Errorf("on the device: %q", got)
 	}
@@ -107,20 +55,20 @@ func TestDialThroughBastion(t *testing.T) {
 	}
 
 	// The same from MIG_SSH_OPTS alone, without any ssh_config.
-	o, _, err := Options{Host: b.hidden.DeviceAddr, Port: b.device.Port, User: b.devLog.User.Name,
-		KeyFiles: []string{b.devLog.Key, b.bastLog.Key}, KnownHosts: b.knownHosts, HostKeyPolicy: Strict,
-		NoAgent: true, SSHConfig: "none"}.WithSSHOpts(fmt.Sprintf("-J %s@%s:%d", b.bastLog.User.Name, b.hidden.BastionAddr, b.bastion.Port))
+	o, _, err := Options{Host: b.Net.DeviceAddr, Port: b.Device.Port, User: b.Login.User.Name,
+		KeyFiles: []string{b.Login.Key, b.BastionLogin.Key}, KnownHosts: b.KnownHosts, HostKeyPolicy: Strict,
+		NoAgent: true, SSHConfig: "none"}.WithSSHOpts(fmt.Sprintf("-J %s@%s:%d", b.BastionLogin.User.Name, b.Net.BastionAddr, b.Bastion.Port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c2 := dialT(t, o)
-	if got := runOut(t, c2, "id -un"); got != b.devLog.User.Name {
+	if got := runOut(t, c2, "id -un"); got != b.Login.User.Name {
 		t.Errorf("-J: id -un = %q", got)
 	}
 
 	// A port closed behind the bastion is refused, and says so.
-	closed := b.opts()
-	closed.Port = b.device.Port + 1
+	closed := bastionOpts(b)
+	closed.Port = b.Device.Port + 1
 	if _, err := d.Dial(ctx, closed); !errors.Is(err, ErrRefused) {
 		t.Errorf("closed port behind the bastion: %v", err)
 	}
@@ -131,16 +79,16 @@ func TestDialThroughBastion(t *testing.T) {
 func TestJumpLoginsCapped(t *testing.T) {
 	b := newBastionSetup(t)
 	d := &Dialer{JumpLogins: 2}
-	dialConcurrently(t, d, b.opts(), 12)
+	dialConcurrently(t, d, bastionOpts(b), 12)
 }
 
 func TestWrongBastionHostKeyRefused(t *testing.T) {
 	b := newBastionSetup(t)
-	writeFile(t, b.knownHosts, knownhosts.Line([]string{knownhosts.Normalize(b.bastion.Addr())}, newKey(t))+"\n"+
-		b.device.KnownHostsLine()+"\n")
-	before, _ := os.ReadFile(b.knownHosts)
+	writeFile(t, b.KnownHosts, knownhosts.Line([]string{knownhosts.Normalize(b.Bastion.Addr())}, newKey(t))+"\n"+
+		b.Device.KnownHostsLine()+"\n")
+	before, _ := os.ReadFile(b.KnownHosts)
 	for _, p := range []HostKeyPolicy{Strict, AcceptNew} {
-		o := b.opts()
+		o := bastionOpts(b)
 		o.HostKeyPolicy = p
 		_, err := Dial(context.Background(), o)
 		var hk *HostKeyError
@@ -148,7 +96,7 @@ func TestWrongBastionHostKeyRefused(t *testing.T) {
 			t.Errorf("%s: want the bastion's changed key refused, got %v", p, err)
 		}
 	}
-	if after, _ := os.ReadFile(b.knownHosts); string(after) != string(before) {
+	if after, _ := os.ReadFile(b.KnownHosts); string(after) != string(before) {
 		t.Errorf("known_hosts changed:\n%s", after)
 	}
 }

@@ -327,3 +327,24 @@ func TestSourceRefusesOddEntries(t *testing.T) {
 		t.Error("zip accepted as source")
 	}
 }
+
+// An environment reaches a device that only a bastion can reach, over SFTP
+// and over tar, through a connection jumped via the bastion.
+func TestUploadThroughBastion(t *testing.T) {
+	b := sshtest.NewBastion(t, t.TempDir(), "", sshtest.UserConfig{})
+	c, err := remote.Dial(context.Background(), remote.Options{Host: "dev-1", SSHConfig: b.SSHConfig,
+		KnownHosts: b.KnownHosts, HostKeyPolicy: remote.Strict, NoAgent: true, ConnectTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	env := makeEnv(t, 2<<20)
+	d := &device{user: b.Login.User}
+	for _, noSFTP := range []bool{false, true} {
+		os.RemoveAll(d.user.Path("migrate"))
+		if st := uploadT(t, c, env, Options{NoSFTP: noSFTP}); st.Sent != len(envFiles) {
+			t.Errorf("noSFTP=%v: %+v", noSFTP, st)
+		}
+		sameTree(t, env, d, "migrate")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -138,5 +139,22 @@ func TestChangeHostKeyKeepsPort(t *testing.T) {
 	}, Timeout: 5 * time.Second})
 	if seen == nil || !bytes.Equal(seen.Marshal(), s.HostKey().Marshal()) {
 		t.Error("restarted sshd does not present the new host key")
+	}
+}
+
+// OpenSSH's own client reaches the hidden device with the Bastion's files,
+// and cannot reach it directly.
+func TestBastionWithOpenSSH(t *testing.T) {
+	b := NewBastion(t, t.TempDir(), "", UserConfig{})
+	run := func(args ...string) (string, error) {
+		base := []string{"-F", b.SSHConfig, "-o", "BatchMode=yes", "-o", "ConnectTimeout=3"}
+		out, err := exec.Command("ssh", append(base, args...)...).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if out, err := run("dev-1", "id -un"); err != nil || out != b.Login.User.Name {
+		t.Fatalf("ssh dev-1 via the bastion: %v: %s", err, out)
+	}
+	if out, err := run("-o", "ProxyJump=none", "dev-1", "true"); err == nil {
+		t.Fatalf("the device answered directly: %s", out)
 	}
 }
