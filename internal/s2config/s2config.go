@@ -182,8 +182,9 @@ func (c Config) Validate() error {
 	if c.GrubBootType != BootLegacy && c.GrubBootType != BootUEFI {
 		bad("GRUB_BOOT_TYPE", "must be legacy or UEFI, got %q", c.GrubBootType)
 	}
-	if c.GrubInstall == GrubFlash && (c.GrubBootImg == "" || c.GrubCoreImg == "") {
-		bad("GRUB_BOOT_IMG/GRUB_CORE_IMG", "both must be set when GRUB_INSTALL=FLASH")
+	// UEFI boots the image's EFI loader: FLASH there only places GRUB_CFG.
+	if c.GrubInstall == GrubFlash && c.GrubBootType != BootUEFI && (c.GrubBootImg == "" || c.GrubCoreImg == "") {
+		bad("GRUB_BOOT_IMG/GRUB_CORE_IMG", "both must be set when GRUB_INSTALL=FLASH on a legacy BIOS boot")
 	}
 	return errors.Join(errs...)
 }

@@ -101,7 +101,7 @@ func (f files) detectDevice(machine string) (devicetype.Device, error) {
 
 // requiredPrograms are the programs stage 1 runs on this device.
 func requiredPrograms(c *Config, fam devicetype.Family) []string {
-	progs := []string{"mkinitramfs"}
+	progs := append([]string{"mkinitramfs", "lsinitramfs"}, stage2Programs(c)...)
 	if fam == devicetype.FamilyPC {
 		progs = append(progs, "update-grub", "grub-reboot", "grub-probe")
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/envfile"
 	"github.com/fleetmig/balena-migrate/internal/s2config"
 )
 
@@ -27,6 +28,8 @@ type fakeHost struct {
 	dialErr          error
 	fail             map[string]error // program base name → error it fails with
 	ran              []string
+	// omit is an entry the hook "fails" to put into the initramfs.
+	omit string
 }
 
 var _ Host = (*fakeHost)(nil)
@@ -56,14 +59,32 @@ func (h *fakeHost) Run(_ context.Context, _ []string, name string, args ...strin
 		if len(args) != 5 || args[0] != "-d" || args[2] != "-o" || args[4] != h.release {
 			return nil, fmt.Errorf("mkinitramfs: unexpected arguments %q", args)
 		}
-		var list []string
 		for _, f := range []string{"initramfs.conf", "balena-migrate-hook.conf", "hooks/balena-migrate", "scripts/local-bottom/balena-migrate"} {
 			if _, err := os.Stat(p(filepath.Join(args[1], f))); err != nil {
 				return nil, fmt.Errorf("mkinitramfs: config dir: %w", err)
 			}
-			list = append(list, f)
 		}
-		return nil, os.WriteFile(p(args[3]), []byte(strings.Join(list, "\n")), 0o644)
+		// What the hook would put in, as lsinitramfs lists it.
+		hook, err := envfile.Read(p(filepath.Join(args[1], "balena-migrate-hook.conf")))
+		if err != nil {
+			return nil, err
+		}
+		list := []string{".", "usr/bin/balena-migrate", "etc/balena-migrate-stage2.conf", "scripts/local-bottom/balena-migrate"}
+		for _, m := range strings.Fields(hook.Value("BALENA_MIGRATE_MODULES")) {
+			list = append(list, "usr/lib/modules/"+h.release+"/kernel/drivers/"+m+".ko.zst")
+		}
+		for _, prog := range strings.Fields(hook.Value("BALENA_MIGRATE_PROGRAMS")) {
+			list = append(list, strings.TrimPrefix(prog, "/"))
+		}
+		var kept []string
+		for _, l := range list {
+			if h.omit == "" || !strings.Contains(l, h.omit) {
+				kept = append(kept, l)
+			}
+		}
+		return nil, os.WriteFile(p(args[3]), []byte(strings.Join(kept, "\n")+"\n"), 0o644)
+	case "lsinitramfs":
+		return os.ReadFile(p(args[0]))
 	case "update-grub":
 		cfg, err := os.ReadFile(p("/boot/grub/grub.cfg"))
 		if err != nil {

@@ -55,11 +55,16 @@ func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, er
 		return "", fmt.Errorf("%w: copy /etc/initramfs-tools: %w", ErrInitramfs, err)
 	}
 	mods := append(stage2Modules(), r.layout.Root.Modules...)
+	var progs []string
+	for _, p := range stage2Programs(r.cfg) {
+		progs = append(progs, r.progs[p])
+	}
 	settings := envfile.New()
 	for _, kv := range [][2]string{
 		{"BALENA_MIGRATE_BIN", r.binary},
 		{"BALENA_MIGRATE_STAGE2_CONF", stage2Conf},
 		{"BALENA_MIGRATE_MODULES", strings.Join(mods, " ")},
+		{"BALENA_MIGRATE_PROGRAMS", strings.Join(progs, " ")},
 	} {
 		if err := settings.Set(kv[0], kv[1]); err != nil {
 			return "", fmt.Errorf("%w: %w", ErrInitramfs, err)
@@ -98,6 +103,9 @@ func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, er
 		return "", fmt.Errorf("%w: mkinitramfs wrote no %s", ErrInitramfs, out)
 	}
 	r.log.Info("initramfs %s: %d KiB", out, st.Size()>>10)
+	if err := r.checkInitramfs(ctx, out, mods, stage2Programs(r.cfg)); err != nil {
+		return "", err
+	}
 	return out, nil
 }
 

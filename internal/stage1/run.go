@@ -50,6 +50,7 @@ type run struct {
 	backup   string
 	networks []string
 	plan     bootPlan
+	grub     string // GRUB_INSTALL for stage 2
 }
 
 // Run performs stage 1. On error every change made is undone.
@@ -114,6 +115,9 @@ func (r *run) check(ctx context.Context) error {
 		return err
 	}
 	if r.plan, err = r.planBoot(); err != nil {
+		return err
+	}
+	if r.grub, err = r.grubMode(r.plan); err != nil {
 		return err
 	}
 	return r.checkEnvironment(ctx)
@@ -183,6 +187,9 @@ func (r *run) change(ctx context.Context) (bool, error) {
 	}
 	r.imageGz = img.Path
 	r.log.Info("image %s: %d MiB, sha256 %s", img.Path, img.Size>>20, img.SHA256)
+	if err := r.checkGrubFlash(img, r.grub, r.plan); err != nil {
+		return false, err
+	}
 	if r.backup, err = r.makeBackup(ctx); err != nil {
 		return false, err
 	}
@@ -253,11 +260,7 @@ func (r *run) writeStage2Config(img Image, p bootPlan) error {
 	c.LogDrive, c.LogFSType = r.cfg.LogDrive, r.cfg.LogFSType
 	c.MemMinFree = r.cfg.MemMinFreeS2
 	c.MaxBadblocks = r.cfg.MaxBadblocks
-	if r.cfg.GrubInstall && p.family == devicetype.FamilyPC {
-		c.GrubInstall = s2config.GrubInstall
-		if r.cfg.GrubBootImg != "" && r.cfg.GrubCoreImg != "" {
-			c.GrubInstall = s2config.GrubFlash
-		}
+	if c.GrubInstall = r.grub; c.GrubInstall != s2config.GrubNone {
 		c.GrubCfg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubCfg)
 		c.GrubBootImg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubBootImg)
 		c.GrubCoreImg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubCoreImg)

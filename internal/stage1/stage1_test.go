@@ -262,7 +262,30 @@ func refusals() []refusal {
 		{"log drive missing", pc, func(d *device) { d.cfg.LogDrive = "/dev/sdb1" }, usage.Err, "not a block device", ClassConfigError},
 		{"grub.cfg missing", pc, func(d *device) {
 			d.cfg.GrubInstall, d.cfg.GrubCfg = true, filepath.Join(d.home, "grub.cfg")
+			d.cfg.GrubBootImg, d.cfg.GrubCoreImg = filepath.Join(d.home, "boot.img"), filepath.Join(d.home, "core.img")
 		}, usage.Err, "GRUB_CFG", ClassConfigError},
+		// stage 2 has no grub-install: a BIOS machine needs boot.img and core.img
+		{"grub-install needed", pc, func(d *device) {
+			d.cfg.GrubInstall, d.cfg.GrubCfg = true, filepath.Join(d.home, "grub.cfg")
+			d.write(d.cfg.GrubCfg, []byte("menuentry x {}\n"))
+		}, usage.Err, "needs GRUB_BOOT_IMG and GRUB_CORE_IMG", ClassConfigError},
+		{"core.img larger than the MBR gap", pc, func(d *device) {
+			grubFiles(d, 1<<20)
+		}, usage.Err, "leaves 1048064 bytes between the MBR and its first partition", ClassConfigError},
+		{"core.img over a GPT", pc, func(d *device) {
+			grubFiles(d, 30000)
+			d.write(d.cfg.ImageName, gz(gptImage()))
+		}, usage.Err, "GPT image and core.img would overwrite its partition table", ClassConfigError},
+		{"badblocks missing", pc, func(d *device) {
+			d.cfg.MaxBadblocks = "0"
+			os.Remove(d.path("/usr/sbin/badblocks"))
+		}, ErrMissingProg, "badblocks", ClassStage1},
+		{"badblocks not in the initramfs", pc, func(d *device) {
+			d.cfg.MaxBadblocks = "0"
+			d.host.omit = "badblocks"
+		}, ErrInitramfs, "lacks program badblocks", ClassStage1},
+		{"module not in the initramfs", pc, func(d *device) { d.host.omit = "nls_cp437" }, ErrInitramfs, "lacks module nls_cp437", ClassStage1},
+		{"binary not in the initramfs", pc, func(d *device) { d.host.omit = "bin/balena-migrate" }, ErrInitramfs, "lacks bin/balena-migrate", ClassStage1},
 		{"missing image", pc, func(d *device) { os.Remove(d.path(d.cfg.ImageName)) }, ErrImage, "no such file", ClassStage1},
 		{"wrong device", pi, func(d *device) {
 			d.cfg.ImageName = filepath.Join(d.home, "resin-raspberrypi4-64-2.80.img.gz")
@@ -360,6 +383,24 @@ func isDynamic(p string) bool {
 		}
 	}
 	return false
+}
+
+// grubFiles sets up GRUB_INSTALL=TRUE with boot.img and a core.img of coreSize bytes.
+func grubFiles(d *device, coreSize int) {
+	d.cfg.GrubInstall = true
+	d.cfg.GrubCfg, d.cfg.GrubBootImg, d.cfg.GrubCoreImg = filepath.Join(d.home, "grub.cfg"), filepath.Join(d.home, "boot.img"), filepath.Join(d.home, "core.img")
+	d.write(d.cfg.GrubCfg, []byte("menuentry x {}\n"))
+	d.write(d.cfg.GrubBootImg, make([]byte, 512))
+	d.write(d.cfg.GrubCoreImg, make([]byte, coreSize))
+}
+
+// gptImage is a 4 MiB disk image with a protective MBR and a GPT header.
+func gptImage() []byte {
+	raw := make([]byte, 4<<20)
+	copy(raw[446:], []byte{0, 0, 2, 0, 0xee, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0xff, 0x1f, 0, 0})
+	raw[510], raw[511] = 0x55, 0xAA
+	copy(raw[512:], "EFI PART")
+	return raw
 }
 
 func gz(b []byte) []byte {

@@ -199,8 +199,7 @@ func (r *run) badblocks(ctx context.Context) error {
 	}
 	bin, err := exec.LookPath("badblocks")
 	if err != nil {
-		r.log.Warnf("MAX_BADBLOCKS is set but badblocks is not in the initramfs; skipping the scan")
-		return nil
+		return fmt.Errorf("MAX_BADBLOCKS is set but badblocks is not in the initramfs (stage 1 puts it there): %w", err)
 	}
 	const bs = 4096
 	blocks := (r.files.imageSize + bs - 1) / bs

@@ -78,11 +78,12 @@ func (r *run) beforePointOfNoReturn(ctx context.Context) error {
 	if err := r.verifyImage(ctx); err != nil {
 		return err
 	}
-	if r.cfg.NoFlash {
-		return errStop
-	}
+	// The scan is read-only, so a dry run (NO_FLASH) makes it too.
 	if err := r.badblocks(ctx); err != nil {
 		return err
+	}
+	if r.cfg.NoFlash {
+		return errStop
 	}
 	return r.unmountOldRoot()
 }

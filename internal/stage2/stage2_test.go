@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/s2config"
 	"github.com/fleetmig/balena-migrate/internal/stage2"
+	"github.com/fleetmig/balena-migrate/internal/testenv"
 	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
 
@@ -137,4 +138,29 @@ func TestFailureAfterFlashingRebootsOrExits1(t *testing.T) {
 	if !bytes.Equal(disk[:len(fx.raw)], fx.raw) {
 		t.Error("image not flashed before the failure")
 	}
+}
+
+// MAX_BADBLOCKS without badblocks in the initramfs stops before the point of
+// no return instead of skipping the scan.
+func TestBadblocksMissingStopsBeforeFlashing(t *testing.T) {
+	fx := newHostFixture(t)
+	fx.cfg.NoFlash, fx.cfg.MaxBadblocks = false, "0"
+	t.Setenv("PATH", t.TempDir())
+	code, out := fx.run(t)
+	if code != 1 || !strings.Contains(out, "badblocks is not in the initramfs") || !strings.Contains(out, "the disk is untouched") {
+		t.Fatalf("code %d\n%s", code, out)
+	}
+	fx.untouched(t)
+}
+
+// A dry run (NO_FLASH) scans for bad blocks too: the scan is read-only.
+func TestNoFlashRunsTheBadblockScan(t *testing.T) {
+	testenv.NeedProgram(t, "badblocks")
+	fx := newHostFixture(t)
+	fx.cfg.MaxBadblocks = "0"
+	code, out := fx.run(t)
+	if code != 0 || !strings.Contains(out, "0 bad blocks found (MAX_BADBLOCKS=0)") || !strings.Contains(out, "NO_FLASH=TRUE") {
+		t.Fatalf("code %d\n%s", code, out)
+	}
+	fx.untouched(t)
 }
