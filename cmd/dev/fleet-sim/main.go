@@ -74,6 +74,7 @@ func run(ctx context.Context, o fleetsim.Options, quiet bool) int {
 	}
 	if !quiet {
 		fmt.Printf("fleet-sim: balena API requests by route: %v\n", use.Calls)
+		fmt.Printf("fleet-sim: %s\n", use.KeySummary(time.Now()))
 	}
 	fmt.Printf("fleet-sim: %.2f balena API requests per unit from the workers (%d for %d units; %d of them GET /v7/device, mostly migdb-check-done polling)\n",
 		float64(use.WorkerRequests())/float64(o.Units), use.WorkerRequests(), o.Units, use.Calls["GET /v7/device"])

@@ -48,3 +48,23 @@ func (u APIUse) WorkerRequests() int {
 	}
 	return n
 }
+
+// KeySummary says how many provisioning keys were issued, how many never
+// expire, and by when the others are all expired.
+func (u APIUse) KeySummary(now time.Time) string {
+	forever := 0
+	var last time.Time
+	for _, k := range u.Keys {
+		switch {
+		case k.Expires == nil:
+			forever++
+		case k.Expires.After(last):
+			last = *k.Expires
+		}
+	}
+	s := fmt.Sprintf("%d provisioning keys issued, %d without expiry", len(u.Keys), forever)
+	if !last.IsZero() {
+		s += fmt.Sprintf("; the last expires %v after the run", last.Sub(now).Round(time.Second))
+	}
+	return s
+}
