@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/pem"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,5 +138,43 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(db.Path(spool.Tmp)); len(left) != 0 {
 		t.Fatalf("tmp/ holds %v", left)
+	}
+}
+
+// TestSelfHostedBalenaBehindItsOwnCA: the API and token found as the
+// balena CLI finds them (BALENARC_BALENA_URL, BALENA_API_KEY), over TLS
+// with a certificate from a private CA that SSL_CERT_FILE names.
+func TestSelfHostedBalenaBehindItsOwnCA(t *testing.T) {
+	_, base, _ := setup(t) // units to check; their devices are unknown to the self-hosted API
+	api := fake.New(fake.Config{})
+	api.AddUser("op", "self-hosted-secret")
+	api.AddApp("org/fleet", "raspberrypi3")
+	srv := httptest.NewTLSServer(api.Handler())
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644)
+
+	run := func(env ...string) (int, string) {
+		c := cmd(base, "--once")
+		c.Env = append(c.Env, env...)
+		out, err := c.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		}
+		return 0, string(out)
+	}
+	found := []string{"BALENARC_BALENA_URL=" + srv.URL, "BALENA_API_KEY=self-hosted-secret"}
+	if code, out := run(found...); code != 2 || !strings.Contains(out, "SSL_CERT_FILE") {
+		t.Fatalf("without the CA: exit %d: %s", code, out)
+	}
+	code, out := run(append(found, "SSL_CERT_FILE="+ca)...)
+	if code != 0 || !strings.Contains(out, srv.URL) || !strings.Contains(out, "BALENARC_BALENA_URL") {
+		t.Fatalf("with the CA: exit %d: %s", code, out)
+	}
+	if api.Calls(fake.RouteDevice) == 0 {
+		t.Fatal("the worker did not ask the self-hosted API about its units")
+	}
+	if strings.Contains(out, "self-hosted-secret") {
+		t.Fatal("the token reached the log")
 	}
 }

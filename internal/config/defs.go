@@ -31,41 +31,40 @@ const (
 
 // Setting names (their environment variables).
 const (
-	DBDir          = "MIG_DB_DIR"
-	CfgFile        = "MIG_CFG"
-	App            = "MIG_APP"
-	BalenaVer      = "MIG_BALENA_VER"
-	CfgDir         = "MIG_CFG_DIR"
-	CfgArchive     = "MIG_CFG_ARCHIVE"
-	SSHHost        = "MIG_SSH_HOST"
-	SSHUser        = "MIG_SSH_USER"
-	SSHPort        = "MIG_SSH_PORT"
-	SSHPasswd      = "MIG_SSH_PASSWD"
-	SSHOpts        = "MIG_SSH_OPTS"
-	DefSSHOpts     = "MIG_DEF_SSH_OPTS"
-	SSHKey         = "MIG_SSH_KEY"
-	KnownHosts     = "MIG_KNOWN_HOSTS"
-	HostKeyPolicy  = "MIG_HOST_KEY_POLICY"
-	MinAge         = "MIG_MIN_AGE"
-	Duration       = "MIG_DURATION"
-	ConnAttempts   = "MIG_CONN_ATTEMPTS"
-	ReconnTime     = "MIG_RECONN_TIME"
-	ConnTimeout    = "MIG_CONN_TIMEOUT"
-	TxTimeout      = "MIG_TX_TIMEOUT"
-	ExecTimeout    = "MIG_EXEC_TIMEOUT"
-	MaxStatusAge   = "MIG_MAX_STATUS_AGE"
-	CheckInterval  = "MIG_CHECK_INTERVAL"
-	BalenaAPI      = "MIG_BALENA_API"
-	BalenaToken    = "MIG_BALENA_TOKEN"
-	Cloud          = "MIG_CLOUD"
-	LogTo          = "MIG_LOG_TO"
-	LogFormat      = "MIG_LOG_FORMAT"
-	LogLevel       = "MIG_LOG_LEVEL"
-	Color          = "MIG_COLOR"
-	Jobs           = "MIG_JOBS"
-	Pretend        = "MIG_PRETEND"
-	Rehearsal      = "MIG_REHEARSAL"
-	defaultAPIHost = "https://api.balena-cloud.com"
+	DBDir         = "MIG_DB_DIR"
+	CfgFile       = "MIG_CFG"
+	App           = "MIG_APP"
+	BalenaVer     = "MIG_BALENA_VER"
+	CfgDir        = "MIG_CFG_DIR"
+	CfgArchive    = "MIG_CFG_ARCHIVE"
+	SSHHost       = "MIG_SSH_HOST"
+	SSHUser       = "MIG_SSH_USER"
+	SSHPort       = "MIG_SSH_PORT"
+	SSHPasswd     = "MIG_SSH_PASSWD"
+	SSHOpts       = "MIG_SSH_OPTS"
+	DefSSHOpts    = "MIG_DEF_SSH_OPTS"
+	SSHKey        = "MIG_SSH_KEY"
+	KnownHosts    = "MIG_KNOWN_HOSTS"
+	HostKeyPolicy = "MIG_HOST_KEY_POLICY"
+	MinAge        = "MIG_MIN_AGE"
+	Duration      = "MIG_DURATION"
+	ConnAttempts  = "MIG_CONN_ATTEMPTS"
+	ReconnTime    = "MIG_RECONN_TIME"
+	ConnTimeout   = "MIG_CONN_TIMEOUT"
+	TxTimeout     = "MIG_TX_TIMEOUT"
+	ExecTimeout   = "MIG_EXEC_TIMEOUT"
+	MaxStatusAge  = "MIG_MAX_STATUS_AGE"
+	CheckInterval = "MIG_CHECK_INTERVAL"
+	BalenaAPI     = "MIG_BALENA_API"
+	BalenaToken   = "MIG_BALENA_TOKEN"
+	Cloud         = "MIG_CLOUD"
+	LogTo         = "MIG_LOG_TO"
+	LogFormat     = "MIG_LOG_FORMAT"
+	LogLevel      = "MIG_LOG_LEVEL"
+	Color         = "MIG_COLOR"
+	Jobs          = "MIG_JOBS"
+	Pretend       = "MIG_PRETEND"
+	Rehearsal     = "MIG_REHEARSAL"
 )
 
 // Def describes one setting.
@@ -114,8 +113,8 @@ var defs = []Def{
 	{Name: ExecTimeout, Flags: []string{"exec-timeout"}, Usage: "seconds for balena-migrate on the device", Default: "600", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.ExecTimeout }},
 	{Name: MaxStatusAge, Flags: []string{"max-age"}, Usage: "seconds after migration before an offline device counts as lost", Default: "900", Kind: Seconds, Bins: []Binary{CheckDone}, field: func(s *Settings) any { return &s.Check.MaxStatusAge }},
 	{Name: CheckInterval, Flags: []string{"check-interval"}, Usage: "seconds between checks of one unit", Default: "60", Kind: Seconds, Bins: []Binary{CheckDone}, field: func(s *Settings) any { return &s.Check.CheckInterval }},
-	{Name: BalenaAPI, Flags: []string{"balena-api"}, Usage: "balena API URL", Default: defaultAPIHost, Bins: workers, field: func(s *Settings) any { return &s.Balena.API }},
-	{Name: BalenaToken, Flags: []string{"balena-token"}, Usage: "balena API token (default: ~/.balena/token)", Bins: workers, Secret: true, field: func(s *Settings) any { return &s.Balena.Token }},
+	{Name: BalenaAPI, Flags: []string{"balena-api"}, Usage: "balena API URL (default: as the balena CLI finds it: BALENARC_BALENA_URL, balenaUrl in ~/.balenarc.yml, else https://api.balena-cloud.com)", Bins: workers, field: func(s *Settings) any { return &s.Balena.API }},
+	{Name: BalenaToken, Flags: []string{"balena-token"}, Usage: "balena API token (default: BALENA_API_KEY, $BALENARC_DATA_DIRECTORY/token, ~/.balena/token)", Bins: workers, Secret: true, field: func(s *Settings) any { return &s.Balena.Token }},
 	{Name: Cloud, Flags: []string{"cloud"}, Usage: "api (native HTTPS) or cli (balena CLI on PATH)", Default: "api", Kind: Enum, Enum: []string{"api", "cli"}, Bins: workers, field: func(s *Settings) any { return &s.Balena.Client }},
 	{Name: LogTo, Flags: []string{"log-to"}, Usage: "log file, or a directory for <dir>/<binary>-<pid>.log", Bins: all, Path: true, field: func(s *Settings) any { return &s.Process.LogTo }},
 	{Name: LogFormat, Flags: []string{"log-format"}, Usage: "console or json", Default: "console", Kind: Enum, Enum: []string{"console", "json"}, Bins: all, field: func(s *Settings) any { return &s.Process.LogFormat }},

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
@@ -99,16 +100,26 @@ func RunWorker(c *cli.Context, spec Spec) error {
 // a worker must not touch a unit with credentials that do not work.
 func Cloud(ctx context.Context, s *config.Settings, log zerolog.Logger) (balena.Cloud, error) {
 	b := s.Balena
-	c, err := cloud.New(b.Client, balena.Options{APIURL: b.API, Token: b.Token, Log: log})
+	home, _ := os.UserHomeDir()
+	rc := balena.CLIConfig{Getenv: os.Getenv, Home: home}
+	from := s.Source(config.BalenaAPI)
+	if b.API == "" {
+		var err error
+		if b.API, from, err = rc.APIURL(); err != nil {
+			return nil, usage.Errorf("finding the balena API as the balena CLI would: %v (or give --balena-api)", err)
+		}
+	}
+	log.Info().Str("api", b.API).Str("from", from).Msg("balena API")
+	c, err := cloud.New(b.Client, rc.Credentials(balena.Options{APIURL: b.API, Token: b.Token, Log: log}))
 	if err != nil {
 		return nil, usage.Errorf("balena (%s): %v", b.Client, err)
 	}
 	user, err := c.Whoami(ctx)
 	switch {
 	case errors.Is(err, balena.ErrUnauthorized):
-		return nil, usage.Errorf("balena rejected the token (--balena-token / MIG_BALENA_TOKEN / ~/.balena/token): log in again or give a valid API key: %v", err)
+		return nil, usage.Errorf("balena at %s rejected the token (--balena-token / MIG_BALENA_TOKEN / BALENA_API_KEY / ~/.balena/token): log in again or give a valid API key: %v", b.API, err)
 	case err != nil:
-		return nil, usage.Errorf("cannot check the balena credentials at %s: %v", b.API, err)
+		return nil, usage.Errorf("cannot check the balena credentials at %s: %v (a self-signed or private CA: point SSL_CERT_FILE at its certificate)", b.API, err)
 	}
 	log.Info().Str("user", user.Username).Int64("user_id", user.ID).Msg("balena credentials accepted")
 	return c, nil
