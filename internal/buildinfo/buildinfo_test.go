@@ -139,6 +139,19 @@ func TestDocumentationFlags(t *testing.T) {
 	}
 }
 
+// A program without subcommands gets a man page that promises none.
+func TestManPageWithoutCommands(t *testing.T) {
+	var out bytes.Buffer
+	app := &cli.App{Name: "migdb-one", ArgsUsage: "<unit-id>", HideHelpCommand: true, Writer: &out, Action: func(*cli.Context) error { return nil }}
+	Setup(app)
+	if err := app.Run([]string{"migdb-one", "--generate-man"}); err != nil {
+		t.Fatal(err)
+	}
+	if man := out.String(); !strings.Contains(man, "migdb-one [OPTIONS] <unit-id>") || strings.Contains(man, "COMMAND OPTIONS") {
+		t.Errorf("man page usage:\n%s", man)
+	}
+}
+
 // The bash script completes in a real bash as a user would see it.
 func TestBashCompletionInBash(t *testing.T) {
 	bash := testenv.NeedProgram(t, "bash")

@@ -31,6 +31,10 @@ func Setup(app *cli.App) {
 	app.Action = func(c *cli.Context) error {
 		switch {
 		case c.Bool(manFlag):
+			if c.App.UsageText == "" && !hasCommands(c.App) {
+				// urfave's man template would promise subcommands.
+				c.App.UsageText = strings.TrimSpace(c.App.Name + " [OPTIONS] " + c.App.ArgsUsage)
+			}
 			man, err := c.App.ToManWithSection(1)
 			if err != nil {
 				return fmt.Errorf("man page: %w", err)
@@ -44,6 +48,16 @@ func Setup(app *cli.App) {
 		}
 		return action(c)
 	}
+}
+
+// hasCommands reports whether app has subcommands besides "help".
+func hasCommands(app *cli.App) bool {
+	for _, c := range app.VisibleCommands() {
+		if c.Name != "help" {
+			return true
+		}
+	}
+	return false
 }
 
 // WriteCompletion writes app's completion script for shell: its flags
