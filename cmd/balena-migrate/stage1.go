@@ -23,6 +23,7 @@ func stage1Flags() []cli.Flag {
 		&cli.StringFlag{Name: "bad-blocks", Usage: "fail stage 2 when more than `N[%]` blocks are bad (MAX_BADBLOCKS)"},
 		&cli.Int64Flag{Name: "write-speed", Usage: "minimum disk write speed in `KB/s` (MIN_WRITE_SPEED)"},
 		&cli.BoolFlag{Name: "pretend", Usage: "do everything but change the boot setup and flash (NO_SETUP=TRUE NO_FLASH=TRUE)"},
+		&cli.BoolFlag{Name: "no-os-check", EnvVars: []string{"NO_OS_CHECK"}, Usage: "run on an initramfs-tools based system that is not in the supported list (NO_OS_CHECK)"},
 	}
 }
 
@@ -45,6 +46,7 @@ func runStage1(c *cli.Context, log *stage1.Log) error {
 	fl := stage1.Flags{
 		ConfigFile: c.String("config"), Home: c.String("home"),
 		BalenaCfg: c.String("balena-cfg"), BadBlocks: c.String("bad-blocks"), Pretend: c.Bool("pretend"),
+		NoOSCheck: c.Bool("no-os-check"),
 	}
 	if c.IsSet("reboot") {
 		n := c.Int("reboot")

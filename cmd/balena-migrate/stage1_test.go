@@ -66,7 +66,7 @@ func TestStage1Usage(t *testing.T) {
 		t.Errorf("stray argument: class %q, want config_error", class)
 	}
 	stdout, _, code = runCmd(t, bin, dir, "-h")
-	for _, flag := range []string{"--config", "-c", "--home", "--reboot", "-r", "--balena-cfg", "--bad-blocks", "--write-speed", "--pretend"} {
+	for _, flag := range []string{"--config", "-c", "--home", "--reboot", "-r", "--balena-cfg", "--bad-blocks", "--write-speed", "--pretend", "--no-os-check"} {
 		if code != 0 || !strings.Contains(stdout, flag) {
 			t.Errorf("-h lacks %s (exit %d)", flag, code)
 		}

@@ -18,7 +18,7 @@ var ErrUnknown = errors.New("unsupported device")
 
 // Device is the detected hardware.
 type Device struct {
-	// Name is for humans: "Raspberry Pi 3 Model B", "x86_64 PC (UEFI)".
+	// Name is for humans: "Raspberry Pi 3 Model B", "UEFI PC".
 	Name string
 	// Slugs are the balena device types whose images boot on this device,
 	// the preferred one first.
@@ -87,9 +87,9 @@ func Detect(in Inputs) (Device, error) {
 	case "x86_64":
 		if in.EFI {
 			// generic-amd64 is GPT/UEFI only; the MBR images boot on UEFI too.
-			return Device{Name: "x86_64 PC (UEFI)", Slugs: []string{"generic-amd64", "genericx86-64-ext", "intel-nuc", "genericx86-64"}, Family: FamilyPC}, nil
+			return Device{Name: "UEFI PC", Slugs: []string{"generic-amd64", "genericx86-64-ext", "intel-nuc", "genericx86-64"}, Family: FamilyPC}, nil
 		}
-		return Device{Name: "x86_64 PC (BIOS)", Slugs: []string{"genericx86-64-ext", "intel-nuc", "genericx86-64"}, Family: FamilyPC}, nil
+		return Device{Name: "BIOS PC", Slugs: []string{"genericx86-64-ext", "intel-nuc", "genericx86-64"}, Family: FamilyPC}, nil
 	case "i686", "i586", "i386":
 		return Device{Name: "32 bit x86 PC", Slugs: []string{"intel-core2-32"}, Family: FamilyPC}, nil
 	case "armv6l", "armv7l", "aarch64":
@@ -108,7 +108,7 @@ func Detect(in Inputs) (Device, error) {
 		return PiFromModel(model, in.Machine)
 	}
 	if in.Machine == "aarch64" && in.EFI {
-		return Device{Name: "AARCH64 machine (UEFI)", Slugs: []string{"generic-aarch64"}, Family: FamilyPC}, nil
+		return Device{Name: "UEFI ARM machine", Slugs: []string{"generic-aarch64"}, Family: FamilyPC}, nil
 	}
 	if model == "" {
 		model = "no /proc/device-tree/model"

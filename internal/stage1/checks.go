@@ -27,65 +27,6 @@ var (
 	ErrChecksum    = errors.New("checksum mismatch")
 )
 
-// supportedOS lists the VERSION_IDs of /etc/os-release that stage 1 accepts for an ID.
-func supportedOS(id string) []string {
-	switch id {
-	case "ubuntu":
-		return []string{"14.04", "16.04", "18.04", "20.04", "22.04", "24.04"}
-	case "debian", "raspbian":
-		return []string{"9", "10", "11", "12"}
-	}
-	return nil
-}
-
-// OSRelease is the part of /etc/os-release stage 1 needs.
-type OSRelease struct{ ID, VersionID, PrettyName string }
-
-func parseOSRelease(data string) OSRelease {
-	var r OSRelease
-	for _, line := range strings.Split(data, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
-		if !ok {
-			continue
-		}
-		if uq, err := strconv.Unquote(v); err == nil {
-			v = uq
-		} else {
-			v = strings.Trim(v, `'"`)
-		}
-		switch k {
-		case "ID":
-			r.ID = v
-		case "VERSION_ID":
-			r.VersionID = v
-		case "PRETTY_NAME":
-			r.PrettyName = v
-		}
-	}
-	return r
-}
-
-func (f files) checkOS() (OSRelease, error) {
-	data, err := f.read("/etc/os-release")
-	if err != nil {
-		data, err = f.read("/usr/lib/os-release")
-	}
-	if err != nil {
-		return OSRelease{}, fmt.Errorf("%w: cannot read /etc/os-release: %w", ErrOS, err)
-	}
-	r := parseOSRelease(string(data))
-	if r.ID == "balena-os" || r.ID == "resin-os" {
-		return r, fmt.Errorf("%w: /etc/os-release says %s (%s): this device needs no migration", ErrAlreadyBalena, r.ID, r.PrettyName)
-	}
-	for _, v := range supportedOS(r.ID) {
-		if v == r.VersionID {
-			return r, nil
-		}
-	}
-	return r, fmt.Errorf("%w: OS %s %s (%s) is not supported: supported are ubuntu 14.04–24.04 LTS, debian 9–12 and raspbian 9–12",
-		ErrOS, r.ID, r.VersionID, r.PrettyName)
-}
-
 func (f files) detectDevice(machine string) (devicetype.Device, error) {
 	cpuinfo, _ := f.read("/proc/cpuinfo")
 	model, _ := f.read("/proc/device-tree/model")
@@ -94,7 +35,7 @@ func (f files) detectDevice(machine string) (devicetype.Device, error) {
 		return d, fmt.Errorf("%w: %w", ErrDeviceType, err)
 	}
 	if d.Family == devicetype.FamilyExtlinux {
-		return d, fmt.Errorf("%w: %s (%s) boots through u-boot's extlinux.conf, for which balena-migrate has no one-shot boot setup yet: flash it by hand", ErrUnsupported, d.Name, d.Slugs[0])
+		return d, fmt.Errorf("%w: %s (%s) boots through u-boot's extlinux.conf, for which balena-migrate has no one-shot boot setup yet: flash it by hand", ErrDeviceType, d.Name, d.Slugs[0])
 	}
 	return d, nil
 }

@@ -1,10 +1,10 @@
 package stage1
 
 // The real test: balena-migrate, built static from this module, runs as
-// root in a Debian 12 chroot (kernel, initramfs-tools, grub programs) that
-// lives on an ext4 partition of a loop device, so / is a real block device
-// as on a device. The chroot is built once by
-// scripts/test-setup.d/20-stage1-chroot and cached as a tarball.
+// root in Debian 11, 12 and 13 chroots (each with its own kernel,
+// initramfs-tools and grub programs) that live on an ext4 partition of a
+// loop device, so / is a real block device as on a device. The chroots are
+// built once by scripts/test-setup.d/20-stage1-chroot and cached as tarballs.
 
 import (
 	"bytes"
@@ -37,9 +37,18 @@ type chroot struct {
 	dir  string // mount point of the chroot's root
 	loop string // the loop disk, /dev/loopN
 	rel  string // this machine's kernel release
+	kver string // the chroot's installed kernel
 }
 
-func chrootTarball(t *testing.T) string {
+// chrootSuites are the Debian releases the chroot tests run in, with the
+// PRETTY_NAME of their /etc/os-release.
+var chrootSuites = []struct{ suite, pretty string }{
+	{"bullseye", "Debian GNU/Linux 11 (bullseye)"},
+	{"bookworm", "Debian GNU/Linux 12 (bookworm)"},
+	{"trixie", "Debian GNU/Linux 13 (trixie)"},
+}
+
+func chrootTarball(t *testing.T, suite string) string {
 	script, err := os.ReadFile("../../scripts/test-setup.d/20-stage1-chroot")
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +58,7 @@ func chrootTarball(t *testing.T) string {
 	if cache == "" {
 		cache = "/var/cache/balena-migrate-test"
 	}
-	return filepath.Join(cache, "bookworm-chroot-"+hex.EncodeToString(sum[:])[:16]+".tar.zst")
+	return filepath.Join(cache, "debian-"+suite+"-chroot-"+hex.EncodeToString(sum[:])[:16]+".tar.zst")
 }
 
 func sh(t *testing.T, name string, args ...string) string {
@@ -61,10 +70,11 @@ func sh(t *testing.T, name string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// newChroot puts the cached tree on a fresh ext4 partition of a loop disk.
-func newChroot(t *testing.T) *chroot {
+// newChroot puts the cached tree of a Debian suite on a fresh ext4
+// partition of a loop disk.
+func newChroot(t *testing.T, suite string) *chroot {
 	testenv.NeedRoot(t, "the chroot test mounts loop devices")
-	tarball := chrootTarball(t)
+	tarball := chrootTarball(t, suite)
 	testenv.NeedFile(t, tarball, "run scripts/test-setup.d/20-stage1-chroot; scripts/test does")
 	start := time.Now()
 	// Not t.TempDir: its cleanup would delete through a mount that failed
@@ -155,6 +165,7 @@ func (c *chroot) adoptKernel() {
 		t.Fatalf("want one kernel in the chroot's /lib/modules, got %v (%v)", mods, err)
 	}
 	ver := mods[0].Name()
+	c.kver = ver
 	if ver == c.rel {
 		return
 	}
@@ -187,13 +198,19 @@ func (c *chroot) write(p, data string, perm fs.FileMode) {
 // run executes balena-migrate in the chroot; user "" is root.
 func (c *chroot) run(user string, args ...string) (string, int) {
 	c.t.Helper()
+	return c.runEnv(nil, user, args...)
+}
+
+// runEnv is run with more environment variables.
+func (c *chroot) runEnv(env []string, user string, args ...string) (string, int) {
+	c.t.Helper()
 	cargs := []string{}
 	if user != "" {
 		cargs = append(cargs, "--userspec="+user)
 	}
 	cargs = append(cargs, c.dir, chrootHome+"/balena-migrate", "--home", chrootHome)
 	cmd := exec.Command("chroot", append(cargs, args...)...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}
+	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}, env...)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	c.t.Logf("balena-migrate %s (%v):\n%s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), out)
@@ -309,7 +326,13 @@ func fakeBalena(t *testing.T) int {
 }
 
 func TestChrootStage1(t *testing.T) {
-	c := newChroot(t)
+	for _, s := range chrootSuites {
+		t.Run(s.suite, func(t *testing.T) { chrootStage1(t, s.suite, s.pretty) })
+	}
+}
+
+func chrootStage1(t *testing.T, suite, pretty string) {
+	c := newChroot(t, suite)
 	img, imgSum := diskImage(t)
 	port := fakeBalena(t)
 	staticBinary(t, c.path(chrootHome+"/balena-migrate"))
@@ -341,11 +364,14 @@ func TestChrootStage1(t *testing.T) {
 	// No wifi configured yet: refused after the backup was made, which must be undone.
 	refused("NoNetworkConfig", "resin-genericx86-64-2.99.0-test.img.gz", "", "REQUIRE_NMGR_FILE")
 	c.write("/etc/wpa_supplicant/wpa_supplicant.conf", "ctrl_interface=DIR=/var/run/wpa_supplicant\nnetwork={\n\tssid=\"fleet-net\"\n\tpsk=\"s3cret-pass\"\n}\n", 0o600)
-	refused("WrongDevice", "resin-raspberrypi3-2.99.0-test.img.gz", "", "is for raspberrypi3 but this device is a x86_64 PC")
+	refused("WrongDevice", "resin-raspberrypi3-2.99.0-test.img.gz", "", "is for raspberrypi3 but this device is a BIOS PC")
 	refused("MissingImage", "resin-genericx86-64-9.9.9.img.gz", "", "resin-genericx86-64-9.9.9.img.gz: stat")
 	refused("NotRoot", "resin-genericx86-64-2.99.0-test.img.gz", "65534:65534", "must run as root")
 
-	t.Run("Pretend", func(t *testing.T) { c.pretend(t, conf, imgSum) })
+	t.Run("Pretend", func(t *testing.T) { c.pretend(t, conf, imgSum, pretty) })
+	if suite == "bookworm" {
+		t.Run("NoOSCheckFromEnvironment", func(t *testing.T) { c.noOSCheck(t, conf) })
+	}
 
 	// The real boot setup: 42_balena, update-grub and grub-reboot run by the
 	// chroot's own grub on its loop disk.
@@ -353,13 +379,16 @@ func TestChrootStage1(t *testing.T) {
 }
 
 // pretend runs --pretend and checks everything it prepared.
-func (c *chroot) pretend(t *testing.T, conf func(string) string, imgSum string) {
+func (c *chroot) pretend(t *testing.T, conf func(string) string, imgSum, pretty string) {
 	c.write(chrootHome+"/balena-migrate.conf", conf("resin-genericx86-64-2.99.0-test.img.gz"), 0o644)
 	before := c.snapshot("/boot")
 	out, code := c.run("", "--pretend")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || lines[len(lines)-1] != "migration successful, please reboot system" {
 		t.Fatalf("--pretend: exit %d, last line %q", code, lines[len(lines)-1])
+	}
+	if !strings.Contains(out, "system: "+pretty+" on BIOS PC (x86_64)") {
+		t.Fatalf("stage 1 did not report the chroot's system %q", pretty)
 	}
 	if d := diffSnapshots(before, c.snapshot("/boot")); len(d) > 0 {
 		t.Fatalf("--pretend changed the boot setup:\n%s", strings.Join(d, "\n"))
@@ -377,6 +406,22 @@ func (c *chroot) pretend(t *testing.T, conf func(string) string, imgSum string) 
 		t.Fatalf("resin-wifi-01: %v\n%s", err, wifi)
 	}
 	c.checkInitramfs(t)
+}
+
+// noOSCheck: a system not in the list is refused, and runs with
+// NO_OS_CHECK=TRUE in the environment, saying so in the log.
+func (c *chroot) noOSCheck(t *testing.T, conf func(string) string) {
+	osRelease := mustRead(t, c.path("/etc/os-release"))
+	defer c.write("/etc/os-release", string(osRelease), 0o644)
+	c.write("/etc/os-release", "NAME=\"Example Linux\"\nID=example\nVERSION_ID=\"7\"\nPRETTY_NAME=\"Example Linux 7\"\n", 0o644)
+	c.write(chrootHome+"/balena-migrate.conf", conf("resin-genericx86-64-2.99.0-test.img.gz"), 0o644)
+	if out, code := c.run("", "--pretend"); code != 1 || !strings.Contains(out, "ERROR: failed (os): unsupported OS: OS example 7 (Example Linux 7) is not supported") {
+		t.Fatalf("an unlisted OS: exit %d", code)
+	}
+	out, code := c.runEnv([]string{"NO_OS_CHECK=TRUE"}, "", "--pretend")
+	if code != 0 || !strings.Contains(out, "WARN: NO_OS_CHECK: Example Linux 7 (ID=example VERSION_ID=7) is not a tested system") {
+		t.Fatalf("NO_OS_CHECK=TRUE: exit %d", code)
+	}
 }
 
 // grubBootSetup runs the real boot setup with the chroot's grub.
@@ -437,7 +482,7 @@ func (c *chroot) checkInitramfs(t *testing.T) {
 			t.Errorf("the initramfs lacks %s (%d entries)", want[0], len(have))
 		}
 	}
-	t.Logf("initramfs %s: %d entries, kernel %s", initrd, len(have), strconv.Quote(c.rel))
+	t.Logf("initramfs %s: %d entries, kernel %s (as %s)", initrd, len(have), c.kver, strconv.Quote(c.rel))
 
 	// Unpacked, it carries exactly our binary and stage-2 config, and
 	// initramfs-tools runs our script in local-bottom.
@@ -455,6 +500,19 @@ func (c *chroot) checkInitramfs(t *testing.T) {
 		if err != nil || !bytes.Equal(a, b) {
 			t.Errorf("%s in the initramfs differs from %s (%v)", inside, outside, err)
 		}
+	}
+	// The modules are the chroot's own kernel's, not the machine's.
+	vfat := ""
+	filepath.WalkDir(unpacked, func(p string, de fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(de.Name(), "vfat.ko") {
+			vfat = strings.TrimPrefix(p, c.dir)
+		}
+		return nil
+	})
+	if vfat == "" {
+		t.Error("no vfat module in the unpacked initramfs")
+	} else if magic := sh(t, "chroot", c.dir, "modinfo", "-F", "vermagic", vfat); !strings.HasPrefix(magic, c.kver+" ") {
+		t.Errorf("%s in the initramfs is for kernel %q, not the chroot's %s", vfat, magic, c.kver)
 	}
 	order, err := os.ReadFile(filepath.Join(unpacked, "scripts/local-bottom/ORDER"))
 	if err != nil || !bytes.Contains(order, []byte("/scripts/local-bottom/balena-migrate")) {

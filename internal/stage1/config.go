@@ -48,6 +48,7 @@ import (
 //	BALENA_API_HOST/PORT    api.balena-cloud.com:443, must be reachable (empty host: no check)
 //	BALENA_VPN_HOST/PORT    vpn.balena-cloud.com:443, likewise
 //	BALENA_CONNECT_TIMEOUT  20 seconds per connection check
+//	NO_OS_CHECK             TRUE: run on a system not in the supported list (--no-os-check)
 type Config struct {
 	HomeDir      string
 	ImageName    string
@@ -79,6 +80,8 @@ type Config struct {
 	APIHost, VPNHost string
 	APIPort, VPNPort int
 	ConnectTimeout   time.Duration
+
+	NoOSCheck bool
 }
 
 // Flags are the command-line settings; a nil/empty field was not given.
@@ -90,6 +93,7 @@ type Flags struct {
 	BadBlocks  string
 	WriteSpeed *int64
 	Pretend    bool
+	NoOSCheck  bool
 }
 
 func defaults() Config {
@@ -250,6 +254,7 @@ func (c *Config) keys() []confKey {
 			c.MinWriteSpeed = int64(n)
 			return err
 		}},
+		boolean("NO_OS_CHECK", &c.NoOSCheck),
 		str("BALENA_API_HOST", &c.APIHost), number("BALENA_API_PORT", &c.APIPort, 443),
 		str("BALENA_VPN_HOST", &c.VPNHost), number("BALENA_VPN_PORT", &c.VPNPort, 443),
 		{"BALENA_CONNECT_TIMEOUT", func(v string) error {
@@ -358,6 +363,9 @@ func (c *Config) applyFlags(fl Flags) error {
 	}
 	if fl.Pretend {
 		c.NoSetup, c.NoFlash = true, true
+	}
+	if fl.NoOSCheck {
+		c.NoOSCheck = true
 	}
 	return c.validate()
 }

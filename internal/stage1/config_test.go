@@ -39,6 +39,7 @@ MAX_BADBLOCKS=2%
 BALENA_API_HOST=
 BALENA_VPN_PORT=1723
 BALENA_CONNECT_TIMEOUT=5
+NO_OS_CHECK=TRUE
 `)
 	c, err := LoadConfig(Flags{}, home)
 	if err != nil {
@@ -60,6 +61,7 @@ BALENA_CONNECT_TIMEOUT=5
 	want.APIHost = ""
 	want.VPNPort = 1723
 	want.ConnectTimeout = 5 * time.Second
+	want.NoOSCheck = true
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
 	}
@@ -76,9 +78,9 @@ func TestLoadConfigLookupAndFlags(t *testing.T) {
 	// the home dir wins, flags beat the file
 	writeConf(t, home, "balena-migrate.conf", "IMAGE_NAME=from-home.img.gz\nDO_REBOOT=5\nNO_SETUP=FALSE\n")
 	zero, speed := 0, int64(2048)
-	c, err = LoadConfig(Flags{Home: home, Reboot: &zero, BalenaCfg: "cfg.json", BadBlocks: "7", WriteSpeed: &speed, Pretend: true}, cwd)
+	c, err = LoadConfig(Flags{Home: home, Reboot: &zero, BalenaCfg: "cfg.json", BadBlocks: "7", WriteSpeed: &speed, Pretend: true, NoOSCheck: true}, cwd)
 	if err != nil || c.ImageName != filepath.Join(home, "from-home.img.gz") || c.Reboot != 0 ||
-		c.BalenaConfig != filepath.Join(home, "cfg.json") || c.MaxBadblocks != "7" || c.MinWriteSpeed != 2048 || !c.NoSetup || !c.NoFlash {
+		c.BalenaConfig != filepath.Join(home, "cfg.json") || c.MaxBadblocks != "7" || c.MinWriteSpeed != 2048 || !c.NoSetup || !c.NoFlash || !c.NoOSCheck {
 		t.Fatalf("%+v %v", c, err)
 	}
 	// HOME_DIR in the file, relative to the file

@@ -112,13 +112,19 @@ type fixture struct {
 	name, machine, release, home, image string
 }
 
-// fixtures: 0 Pi 3, 1 Pi 4, 2 Ubuntu BIOS, 3 Ubuntu UEFI, 4 BeagleBone Green.
+// fixtures: 0 Pi 3, 1 Pi 4, 2 Ubuntu BIOS, 3 Ubuntu UEFI, 4 BeagleBone Green,
+// 5 Ubuntu 24.04 UEFI, 6 Raspberry Pi OS trixie on a Pi 5, 7 32-bit
+// Raspberry Pi OS bookworm on a Pi 3. Each tree has the /etc/os-release,
+// boot layout and kernel naming of that system as installed.
 var fixtures = [...]fixture{
 	{"pi3-raspbian9", "armv7l", "4.19.66-v7+", "/home/pi/migrate", "balena-cloud-fleet-raspberrypi3-2.50.1+rev1-v11.4.10.img.gz"},
 	{"pi4-rpios12", "aarch64", "6.6.51+rpt-rpi-v8", "/home/pi/migrate", "balena-cloud-fleet-raspberrypi4-64-5.1.20-v16.4.img.gz"},
 	{"ubuntu1804-bios", "x86_64", "4.15.0-20-generic", "/home/admin/migrate", "resin-genericx86-64-2.26.0.img.gz"},
 	{"ubuntu1804-uefi", "x86_64", "4.15.0-20-generic", "/home/admin/migrate", "resin-genericx86-64-2.26.0.img.gz"},
 	{"bbg-debian9", "armv7l", "4.14.71-ti-r80", "/home/debian/migrate", "balena-cloud-lab-beaglebone-green-2.38.0.img.gz"},
+	{"ubuntu2404-uefi", "x86_64", "6.8.0-85-generic", "/home/admin/migrate", "balena-cloud-fleet-generic-amd64-6.0.13-v16.4.0.img.gz"},
+	{"rpios13-pi5", "aarch64", "6.12.47+rpt-rpi-2712", "/home/pi/migrate", "balena-cloud-fleet-raspberrypi5-6.1.21-v16.7.img.gz"},
+	{"raspbian12-pi3", "armv7l", "6.6.51+rpt-rpi-v7", "/home/pi/migrate", "balena-cloud-fleet-raspberrypi3-6.1.21-v16.7.img.gz"},
 }
 
 // device is a fixture copied to a temp dir, ready to run.

@@ -108,6 +108,9 @@ func (r *run) check(ctx context.Context) error {
 		return err
 	}
 	r.log.Info("/ is %s, %s is %s, on disk %s", r.layout.Root.Source, r.layout.BootDir, r.layout.Boot.Source, r.layout.Root.Disk)
+	if err := r.checkInitramfsTools(); err != nil {
+		return err
+	}
 	if r.progs, err = r.checkPrograms(requiredPrograms(r.cfg, r.device.Family)); err != nil {
 		return err
 	}

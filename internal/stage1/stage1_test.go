@@ -94,6 +94,51 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 				t.Errorf("stage-2 config %+v", s2)
 			}
 		},
+		"ubuntu2404-uefi": func(t *testing.T, d *device, s2 s2config.Config) {
+			entry := d.read(t, "/etc/grub.d/42_balena")
+			for _, want := range []string{
+				"linux /boot/vmlinuz-6.8.0-85-generic root=UUID=6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f ro quiet splash vt.handoff=7 debug\n",
+				"initrd /boot/balena-migrate-initramfs-6.8.0-85-generic\n",
+			} {
+				if !strings.Contains(entry, want) {
+					t.Errorf("42_balena lacks %q:\n%s", want, entry)
+				}
+			}
+			if s2.BootDev != "/dev/nvme0n1" || s2.GrubBootType != s2config.BootUEFI {
+				t.Errorf("stage-2 config %+v", s2)
+			}
+			if !strings.Contains(d.log.String(), "system: Ubuntu 24.04.3 LTS on UEFI PC (x86_64)") ||
+				!strings.Contains(d.log.String(), "is for generic-amd64, which boots on this UEFI PC") {
+				t.Errorf("log does not name the system and image type:\n%s", d.log.String())
+			}
+			if !strings.Contains(d.read(t, "/home/admin/migrate/resin-wifi-01"), "ssid=office-net\n") {
+				t.Error("NetworkManager wifi not migrated")
+			}
+		},
+		"rpios13-pi5": func(t *testing.T, d *device, s2 s2config.Config) {
+			cfg := d.read(t, "/boot/firmware/config.txt")
+			if !strings.Contains(cfg, "#balena-migrate# auto_initramfs=1\n") || !strings.HasSuffix(cfg, "[all]\ninitramfs balena-migrate-initramfs-6.12.47+rpt-rpi-2712 followkernel\n") {
+				t.Errorf("config.txt:\n%s", cfg)
+			}
+			mustExist(t, d, "/boot/firmware/balena-migrate-initramfs-6.12.47+rpt-rpi-2712")
+			wantRestore(t, s2, "config.txt.20261125T120000Z:config.txt cmdline.txt.20261125T120000Z:cmdline.txt", "/dev/mmcblk0p1", "vfat")
+			if s2.BootDev != "/dev/mmcblk0" || !strings.Contains(d.log.String(), "system: Debian GNU/Linux 13 (trixie) on Raspberry Pi 5 (aarch64)") {
+				t.Errorf("BOOT_DEV %q; log:\n%s", s2.BootDev, d.log.String())
+			}
+		},
+		"raspbian12-pi3": func(t *testing.T, d *device, s2 s2config.Config) {
+			cfg := d.read(t, "/boot/firmware/config.txt")
+			if !strings.HasSuffix(cfg, "[all]\ninitramfs balena-migrate-initramfs-6.6.51+rpt-rpi-v7 followkernel\n") {
+				t.Errorf("config.txt:\n%s", cfg)
+			}
+			if !strings.HasSuffix(d.read(t, "/boot/firmware/cmdline.txt"), " debug\n") {
+				t.Error("cmdline.txt lacks debug")
+			}
+			wantRestore(t, s2, "config.txt.20261125T120000Z:config.txt cmdline.txt.20261125T120000Z:cmdline.txt", "/dev/mmcblk0p1", "vfat")
+			if !strings.Contains(d.log.String(), "system: Raspbian GNU/Linux 12 (bookworm) on Raspberry Pi 3 Model B (armv7l)") {
+				t.Errorf("log:\n%s", d.log.String())
+			}
+		},
 		"bbg-debian9": func(t *testing.T, d *device, s2 s2config.Config) {
 			if got := d.read(t, "/boot/initrd.img-4.14.71-ti-r80"); got != d.read(t, "/home/debian/migrate/balena-migrate-initramfs-4.14.71-ti-r80") {
 				t.Errorf("initrd.img was not replaced by ours: %q", got)

@@ -69,7 +69,7 @@ func TestVMStage1ThenStage2(t *testing.T) {
 		t.Skip("two VM boots under TCG take about two minutes")
 	}
 	testenv.NeedProgram(t, "qemu-system-x86_64")
-	c := newChroot(t)
+	c := newChroot(t, "bookworm")
 	img, imgSum := diskImage(t)
 	staticBinary(t, c.path(chrootHome+"/balena-migrate"))
 	c.write(chrootHome+"/resin-genericx86-64-2.99.0-test.img.gz", string(img), 0o644)
