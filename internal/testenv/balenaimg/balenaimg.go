@@ -122,7 +122,7 @@ terminal_output serial
 set timeout=0
 search --no-floppy --set=root --label resin-rootA
 echo "stand-in grub: booting resin-rootA"
-linux /boot/vmlinuz console=ttyS0,115200 rdinit=/init panic=-1 loglevel=4
+linux /boot/vmlinuz console=ttyS0,115200 rdinit=/init panic=-1 loglevel=4 no_timer_check
 initrd /boot/initramfs.gz
 boot
 `

@@ -181,7 +181,7 @@ func Boot(ctx context.Context, vm VM) (Result, error) {
 	args := []string{"-accel", "tcg", "-nographic", "-no-reboot", "-m", strconv.Itoa(vm.Memory)}
 	if vm.Kernel.Vmlinuz != "" {
 		args = append(args, "-kernel", vm.Kernel.Vmlinuz, "-initrd", vm.Initrd,
-			"-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init")
+			"-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init no_timer_check")
 	}
 	for _, d := range vm.Disks {
 		args = append(args, "-drive", "file="+d+",format=raw,if=virtio")
