@@ -16,9 +16,6 @@ const (
 	completionFlag = "generate-completion"
 )
 
-// Shells lists the shells --generate-completion writes for.
-var Shells = []string{"bash", "fish"}
-
 // Setup gives app its --version text and the hidden documentation flags.
 // Call it once, before app.Run.
 func Setup(app *cli.App) {
@@ -71,7 +68,7 @@ func WriteCompletion(w io.Writer, app *cli.App, shell string) error {
 		_, err := io.WriteString(w, fishCompletion(app))
 		return err
 	}
-	return usage.Errorf("--%s %q: want one of %s", completionFlag, shell, strings.Join(Shells, ", "))
+	return usage.Errorf("--%s %q: want bash or fish", completionFlag, shell)
 }
 
 // flagWords is every spelling of the visible flags: "--name" or "-n".
