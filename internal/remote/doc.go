@@ -1,8 +1,11 @@
-// Package remote is the SSH session with a device: connecting and
-// authenticating (password, key files, ssh-agent, keyboard-interactive),
-// checking host keys against known_hosts (strict, accept-new, off), the
-// OpenSSH options operators pass in MIG_SSH_OPTS, and running commands
-// (also as root through sudo, and detached for reboot). Copying the
+// Package remote is the SSH session with a device: connecting (directly or
+// through ProxyJump hosts) and authenticating (password, key files,
+// ssh-agent, keyboard-interactive), checking every host key against
+// known_hosts (strict, accept-new, off), the operator's OpenSSH client
+// config and the options passed in MIG_SSH_OPTS, and running commands (also
+// as root through sudo, and detached for reboot). A Dialer holds what one
+// worker process shares between dials: parsed known_hosts and ssh_config
+// files and the login cap per jump host. Copying the
 // migration environment is package remote/upload, which uses only the
 // session's exported methods.
 //
@@ -13,7 +16,8 @@
 //
 // A device session is:
 //
-//	c, err := remote.Dial(ctx, opts)
+//	var d remote.Dialer // one per process
+//	c, err := d.Dial(ctx, opts)
 //	defer c.Close()
 //	stats, err := upload.Run(ctx, c, src, "migrate", upload.Options{})
 //	code, err := c.RunAsRoot(ctx, "migrate", []string{"./balena-migrate", "--reboot", "10"}, log, log)
