@@ -34,7 +34,9 @@ type Cloud interface {
 	// never log them.
 	DeviceConfig(ctx context.Context, dev Device, version string) ([]byte, error)
 	// IsOnline says whether the device with this UUID is online. A device
-	// balena does not know (yet) is reported as not online, without error.
+	// balena does not know is not online, with an ErrNotFound error: a
+	// device registered a moment ago may not be visible yet, one that was
+	// deleted never will be, and only the caller can tell them apart.
 	IsOnline(ctx context.Context, uuid string) (bool, error)
 }
 

@@ -287,8 +287,8 @@ var contract = []struct {
 	{"online only once the device reports", false, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		uuid := balena.NewUUID()
-		if on, err := b.cloud.IsOnline(ctx, uuid); on || err != nil {
-			t.Fatalf("unknown device: %v, %v; want false, nil", on, err)
+		if on, err := b.cloud.IsOnline(ctx, uuid); on || !errors.Is(err, balena.ErrNotFound) {
+			t.Fatalf("unknown device: %v, %v; want false, ErrNotFound", on, err)
 		}
 		d, err := b.cloud.Register(ctx, reg(b.fleet, uuid))
 		if err != nil {

@@ -61,7 +61,8 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 		return fail(unit.FailConfigError, fmt.Sprintf("DEVICE_ID %q is not a balena UUID (32 lowercase hex digits)", uuid))
 	}
 	online, err := k.Cloud.IsOnline(ctx, uuid)
-	if err != nil {
+	missing := errors.Is(err, balena.ErrNotFound)
+	if err != nil && !missing {
 		if ctx.Err() != nil {
 			return worker.HandBack("stopping")
 		}
@@ -78,7 +79,11 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 		u.Delete(unit.FieldDueTS)
 		return worker.Outcome{To: spool.Done, Unit: u, Msg: fmt.Sprintf("device %s is online after %v: done", uuid, now.Sub(since).Round(time.Second))}
 	}
-	if maxAge := s.Check.MaxStatusAge; now.Sub(since) > maxAge {
+	if maxAge := s.Check.MaxStatusAge; now.Sub(since) > maxAge && missing {
+		// A device that balena still does not know this long after it
+		// was registered was deleted there.
+		return fail(unit.FailAPI, fmt.Sprintf("device %s does not exist in balena %v after migration (deleted?); register it again with migdb-add-unit --retry", uuid, now.Sub(since).Round(time.Second)))
+	} else if now.Sub(since) > maxAge {
 		return fail(unit.FailLost, fmt.Sprintf("device %s not online %v after migration (limit %v); check the device's console or network", uuid, now.Sub(since).Round(time.Second), maxAge))
 	}
 	u.SetDue(now.Add(s.Check.CheckInterval))

@@ -108,6 +108,7 @@ func TestOutcomes(t *testing.T) {
 	e.migrated(t, "waiting", time.Minute, "")
 	e.migrated(t, "lost", time.Hour, "")
 	e.migrated(t, "unregistered", time.Minute, balena.NewUUID())
+	e.migrated(t, "deleted", time.Hour, balena.NewUUID()) // balena never knew it, an hour on
 	e.migrated(t, "baduuid", time.Minute, "not-a-uuid")
 	wrong := e.migrated(t, "wrongstatus", time.Minute, "")
 	_ = wrong
@@ -148,6 +149,12 @@ func TestOutcomes(t *testing.T) {
 		}},
 		{"lost", spool.Fail, "lost", nil},
 		{"unregistered", spool.Process, "", nil},
+		{"deleted", spool.Fail, "api", func(u *unit.Unit) string {
+			if !strings.Contains(u.Get(unit.FieldFailMsg), "does not exist in balena") {
+				return "message: " + u.Get(unit.FieldFailMsg)
+			}
+			return ""
+		}},
 		{"baduuid", spool.Fail, "config_error", nil},
 		{"wrongstatus", spool.Fail, "config_error", nil},
 		{"notdue", spool.Process, "", func(u *unit.Unit) string {

@@ -65,6 +65,7 @@ const (
 	Jobs          = "MIG_JOBS"
 	Pretend       = "MIG_PRETEND"
 	Rehearsal     = "MIG_REHEARSAL"
+	TagDevices    = "MIG_TAG_DEVICES"
 )
 
 // Def describes one setting.
@@ -122,6 +123,7 @@ var defs = []Def{
 	{Name: Color, Flags: []string{"color"}, Usage: "ON or OFF (default: ON on a terminal, NO_COLOR honoured)", Kind: Enum, Enum: []string{"on", "off"}, Bins: all, NoEnv: true, field: func(s *Settings) any { return &s.Process.Color }},
 	{Name: Pretend, Flags: []string{"pretend"}, Usage: "pre-flight only: probe, upload and run balena-migrate --pretend on each device; register nothing, reboot nothing; record PREFLIGHT in the unit", Default: "false", Kind: Bool, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.Pretend }},
 	{Name: Rehearsal, Flags: []string{"rehearsal"}, Usage: "rehearse with an environment whose stage 2 does not flash (NO_FLASH=TRUE): register nothing; the device reboots into stage 2 and back; migdb-check-done records REHEARSAL", Default: "false", Kind: Bool, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.Rehearsal }},
+	{Name: TagDevices, Flags: []string{"tag-devices"}, Usage: "tag each registered device with migdb_unit (the unit id) and migdb_host (its address): one more API request per tag", Default: "false", Kind: Bool, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.TagDevices }},
 	{Name: Jobs, Flags: []string{"jobs", "j"}, Usage: "units handled at once by this process", Default: "1", Kind: Count, Bins: workers, field: func(s *Settings) any { return &s.Process.Jobs }},
 }
 

@@ -40,6 +40,7 @@ type MigrateTuning struct {
 	ExecTimeout  time.Duration
 	Pretend      bool // pre-flight only: nothing registered, no reboot
 	Rehearsal    bool // the environment's stage 2 does not flash, on purpose
+	TagDevices   bool // tag devices in balena with their unit id and address
 }
 
 // SSH is how both workers reach devices: migdb-migrate to migrate them,

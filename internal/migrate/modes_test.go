@@ -116,7 +116,7 @@ func TestMixedFleetGetsEachDevicesOwnEnvironmentAndType(t *testing.T) {
 		}
 		e.addUnit(id, fields)
 	}
-	e.runWith(e.settings(nil), boards{pi4.Name: pi4Board, pi3.Name: pi3Board})
+	e.runWith(e.settings(map[string]string{config.TagDevices: "true"}), boards{pi4.Name: pi4Board, pi3.Name: pi3Board})
 	for id, w := range want {
 		dir, u := e.find(id)
 		if dir != spool.Process {
@@ -126,7 +126,7 @@ func TestMixedFleetGetsEachDevicesOwnEnvironmentAndType(t *testing.T) {
 		if got := u.Get(unit.FieldDeviceType); got != w.slug {
 			t.Errorf("%s: DEVICE_TYPE %q, want %q", id, got, w.slug)
 		}
-		if d, ok := e.fake.Device(u.Get(unit.FieldDeviceID)); !ok || d.DeviceType != w.slug || d.Name != id {
+		if d, ok := e.fake.Device(u.Get(unit.FieldDeviceID)); !ok || d.DeviceType != w.slug || d.Name != id || d.Tags["migdb_unit"] != id || d.Tags["migdb_host"] != e.ssh.Host {
 			t.Errorf("%s: balena has %+v", id, d)
 		}
 		if _, err := os.Stat(w.user.Path(RemoteDir + "/balena-" + w.slug + "-2.113.0.img.gz")); err != nil {

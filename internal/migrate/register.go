@@ -30,7 +30,11 @@ func (j *job) register(ctx context.Context, _ Device) (worker.Outcome, bool) {
 		j.u.Set(unit.FieldDeviceType, j.env.slug)
 	}
 	j.step("registering device %s in balena fleet %s as %s", uuid, app, orDefault(j.env.slug, "the fleet's device type"))
-	dev, err := j.Cloud.Register(ctx, balena.Registration{Fleet: app, UUID: uuid, DeviceType: j.env.slug, Name: j.u.ID()})
+	r := balena.Registration{Fleet: app, UUID: uuid, DeviceType: j.env.slug, Name: j.u.ID()}
+	if j.s.Migrate.TagDevices {
+		r.Tags = map[string]string{"migdb_unit": j.u.ID(), "migdb_host": j.s.Unit.SSHHost}
+	}
+	dev, err := j.Cloud.Register(ctx, r)
 	if err != nil {
 		return j.cloudTrouble(ctx, unit.FailRegister, "registering the device", err), false
 	}

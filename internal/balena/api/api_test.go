@@ -268,8 +268,8 @@ func TestIsOnline(t *testing.T) {
 	e := newEnv(t, fake.Config{}, fastRetry)
 	ctx := context.Background()
 	uuid := balena.NewUUID()
-	if on, err := e.c.IsOnline(ctx, uuid); on || err != nil {
-		t.Fatalf("unknown device: %v, %v; want false, nil", on, err)
+	if on, err := e.c.IsOnline(ctx, uuid); on || !errors.Is(err, balena.ErrNotFound) {
+		t.Fatalf("unknown device: %v, %v; want false, ErrNotFound", on, err)
 	}
 	d, err := e.c.Register(ctx, reg("ops/fleet-one", uuid))
 	if err != nil {

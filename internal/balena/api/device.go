@@ -42,5 +42,8 @@ func (c *Client) IsOnline(ctx context.Context, uuid string) (bool, error) {
 		return false, err
 	}
 	d, found, err := c.device(ctx, uuid, deviceSelect)
-	return found && d.IsOnline, err
+	if err == nil && !found {
+		return false, &balena.Error{Op: "check device online", Class: balena.ErrNotFound, Msg: "no device " + uuid}
+	}
+	return d.IsOnline, err
 }

@@ -155,8 +155,8 @@ func TestIsOnline(t *testing.T) {
 	c := newClient(t, bin)
 	ctx := context.Background()
 	uuid := balena.NewUUID()
-	if on, err := c.IsOnline(ctx, uuid); on || err != nil {
-		t.Fatalf("unknown device: %v, %v", on, err)
+	if on, err := c.IsOnline(ctx, uuid); on || !errors.Is(err, balena.ErrNotFound) {
+		t.Fatalf("unknown device: %v, %v; want false, ErrNotFound", on, err)
 	}
 	if _, err := c.Register(ctx, balena.Registration{Fleet: "ops/fleet-one", UUID: uuid}); err != nil {
 		t.Fatal(err)
