@@ -185,7 +185,11 @@ func ParseSize(v string) (int64, error) {
 func renderRestore(ps []RestorePair) string {
 	var parts []string
 	for _, p := range ps {
-		parts = append(parts, p.Backup+":"+p.Original)
+		e := p.Backup + ":" + p.Original
+		if p.SHA256 != "" {
+			e += ":" + p.SHA256
+		}
+		parts = append(parts, e)
 	}
 	return strings.Join(parts, " ")
 }
@@ -194,10 +198,11 @@ func parseRestore(v string) ([]RestorePair, error) {
 	var out []RestorePair
 	for _, f := range strings.Fields(v) {
 		b, o, ok := strings.Cut(f, ":")
-		if !ok || b == "" || o == "" {
-			return nil, fmt.Errorf("%q is not backup:original", f)
+		o, sum, _ := strings.Cut(o, ":")
+		if !ok || b == "" || o == "" || sum != "" && !isSHA256(sum) {
+			return nil, fmt.Errorf("%q is not backup:original[:sha256]", f)
 		}
-		out = append(out, RestorePair{Backup: b, Original: o})
+		out = append(out, RestorePair{Backup: b, Original: o, SHA256: sum})
 	}
 	return out, nil
 }

@@ -36,9 +36,10 @@ const (
 const DefaultPath = "/etc/balena-migrate-stage2.conf"
 
 // RestorePair is one RESTORE_BOOT_FILES entry: copy Backup over Original on
-// the original boot partition.
+// the original boot partition, if Backup's content has SHA256 (when set).
 type RestorePair struct {
 	Backup, Original string
+	SHA256           string
 }
 
 // Config holds every stage-2 key. Default() gives the defaults; Load fills
@@ -58,7 +59,7 @@ type Config struct {
 	BootMntDir string // BOOT_MNT_DIR: resin-boot mount point
 	DataMntDir string // DATA_MNT_DIR: resin-data mount point
 
-	RestoreBootFiles []RestorePair // RESTORE_BOOT_FILES: space-separated backup:original
+	RestoreBootFiles []RestorePair // RESTORE_BOOT_FILES: space-separated backup:original[:sha256]
 	OrigBootPart     string        // ORIG_BOOT_PART: device of the original boot partition
 	OrigBootFSType   string        // ORIG_BOOT_FS_TYPE: its filesystem type
 	MountBoot        bool          // MOUNT_BOOT: the boot partition must be mounted to restore

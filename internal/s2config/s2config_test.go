@@ -22,7 +22,7 @@ func sample() Config {
 	c.BackupFile = "backup.tgz"
 	c.BalenaConfig = "config.json"
 	c.NetworkConfigs = []string{"resin-wifi-01", "resin-wifi-02"}
-	c.RestoreBootFiles = []RestorePair{{"config.txt.bak", "config.txt"}, {"cmdline.txt.bak", "cmdline.txt"}}
+	c.RestoreBootFiles = []RestorePair{{"config.txt.bak", "config.txt", strings.Repeat("0a", 32)}, {"cmdline.txt.bak", "cmdline.txt", ""}}
 	c.OrigBootPart = "/dev/mmcblk0p1"
 	c.OrigBootFSType = "vfat"
 	c.MountBoot = true
@@ -67,7 +67,7 @@ func TestBashReadsSameValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "balena image.img.gz|reboot -f|config.txt.bak:config.txt cmdline.txt.bak:cmdline.txt"; string(out) != want {
+	if want := "balena image.img.gz|reboot -f|config.txt.bak:config.txt:" + strings.Repeat("0a", 32) + " cmdline.txt.bak:cmdline.txt"; string(out) != want {
 		t.Errorf("bash read %q, want %q", out, want)
 	}
 }

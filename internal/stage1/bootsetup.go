@@ -62,9 +62,14 @@ func (r *run) planBoot() (bootPlan, error) {
 		if !r.exists(orig) {
 			return p, fmt.Errorf("%w: %s is missing: this does not look like a %s boot partition", ErrBootSetup, orig, p.family)
 		}
+		data, err := r.read(orig)
+		if err != nil {
+			return p, fmt.Errorf("%w: %w", ErrBootSetup, err)
+		}
 		bak := orig + "." + p.stamp
 		p.backups = append(p.backups, [2]string{orig, bak})
-		p.restore = append(p.restore, s2config.RestorePair{Backup: relTo(p.bootMount, bak), Original: relTo(p.bootMount, orig)})
+		// stage 2 restores the backup only if it still has this content
+		p.restore = append(p.restore, s2config.RestorePair{Backup: relTo(p.bootMount, bak), Original: relTo(p.bootMount, orig), SHA256: sha256Hex(data)})
 	}
 	return p, nil
 }
@@ -103,16 +108,27 @@ func relTo(mount, p string) string {
 // applyBoot installs the initramfs and points the boot loader at it. Every
 // change is journaled until the caller commits.
 func (r *run) applyBoot(ctx context.Context, p bootPlan, initrd string) error {
-	for _, b := range p.backups {
+	// What stage 2 reads must be on disk before the boot loader points at
+	// it: a power cut after the boot change must not find it missing.
+	if err := r.durable(r.stage2Inputs(initrd)...); err != nil {
+		return err
+	}
+	for i, b := range p.backups {
 		data, err := r.read(b[0])
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrBootSetup, err)
+		}
+		if sha256Hex(data) != p.restore[i].SHA256 {
+			return fmt.Errorf("%w: %s changed while balena-migrate ran: run it again", ErrBootSetup, b[0])
 		}
 		if err := r.journal.Add(b[1]); err != nil {
 			return fmt.Errorf("%w: %w", ErrBootSetup, err)
 		}
 		if err := os.WriteFile(r.p(b[1]), data, 0o644); err != nil {
 			return fmt.Errorf("%w: backup of %s: %w", ErrBootSetup, b[0], err)
+		}
+		if err := r.durable(b[1]); err != nil {
+			return err
 		}
 	}
 	data, err := r.read(initrd)

@@ -30,6 +30,33 @@ type fakeHost struct {
 	ran              []string
 	// omit is an entry the hook "fails" to put into the initramfs.
 	omit string
+	// synced lists the Sync calls: the device path and whether the boot
+	// setup already pointed at stage 2 at that moment.
+	synced []syncCall
+}
+
+type syncCall struct {
+	path        string
+	bootChanged bool
+}
+
+func (h *fakeHost) Sync(p string) error {
+	if _, err := os.Stat(p); err != nil {
+		return err
+	}
+	rel, _ := filepath.Rel(h.root, p)
+	h.synced = append(h.synced, syncCall{"/" + rel, h.bootChanged()})
+	return nil
+}
+
+// bootChanged says whether the next boot would start stage 2: config.txt
+// (Raspberry Pi) or grubenv (grub) names our initramfs or entry.
+func (h *fakeHost) bootChanged() bool {
+	cfg, _ := os.ReadFile(filepath.Join(h.root, "/boot/config.txt"))
+	fw, _ := os.ReadFile(filepath.Join(h.root, "/boot/firmware/config.txt"))
+	cfg = append(cfg, fw...)
+	env, _ := os.ReadFile(filepath.Join(h.root, "/boot/grub/grubenv"))
+	return bytes.Contains(cfg, []byte("balena-migrate-initramfs")) || bytes.Contains(env, []byte("next_entry=balena-migrate"))
 }
 
 var _ Host = (*fakeHost)(nil)

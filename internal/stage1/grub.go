@@ -31,8 +31,15 @@ func (r *run) setupGrub(ctx context.Context, p bootPlan) error {
 	if err != nil || !bytes.Contains(data, []byte("--id "+grubEntryID)) {
 		return fmt.Errorf("%w: update-grub did not put the %s entry into %s: check /etc/grub.d and /etc/default/grub", ErrBootSetup, grubEntryID, cfg)
 	}
+	// grub.cfg with our entry must be durable before grubenv names it.
+	if err := r.durable(cfg); err != nil {
+		return err
+	}
 	if _, err := r.host.Run(ctx, nil, r.progs["grub-reboot"], grubEntryID); err != nil {
 		return fmt.Errorf("%w: grub-reboot: %w", ErrBootSetup, err)
+	}
+	if err := r.durable("/boot/grub/grubenv"); err != nil {
+		return err
 	}
 	env, err := r.read("/boot/grub/grubenv")
 	if err != nil || !bytes.Contains(env, []byte("next_entry="+grubEntryID)) {

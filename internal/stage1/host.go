@@ -31,6 +31,8 @@ type Host interface {
 	// Dial opens and closes a TCP connection to addr.
 	Dial(ctx context.Context, addr string) error
 	Now() time.Time
+	// Sync makes a file or directory durable (fsync).
+	Sync(path string) error
 }
 
 // systemPath is the PATH programs stage 1 runs get.
@@ -90,6 +92,19 @@ func (OSHost) Dial(ctx context.Context, addr string) error {
 
 // Now is the wall clock.
 func (OSHost) Now() time.Time { return time.Now() }
+
+// Sync fsyncs the file or directory at path.
+func (OSHost) Sync(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
+}
 
 func lastLines(out []byte, n int) string {
 	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")

@@ -2,6 +2,8 @@ package stage2
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,6 +36,23 @@ type staged struct {
 	grubCore  string
 }
 
+// checkRestoreSource makes sure a backup is what stage 1 saved before it
+// replaces a boot file: a lost or torn backup written over config.txt would
+// leave a board that boots nothing.
+func checkRestoreSource(path, wantSHA string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("its backup: %w", err)
+	}
+	if len(data) == 0 {
+		return fmt.Errorf("its backup %s is empty", path)
+	}
+	if sum := sha256.Sum256(data); wantSHA != "" && hex.EncodeToString(sum[:]) != wantSHA {
+		return fmt.Errorf("its backup %s is not what stage 1 saved (SHA-256 differs)", path)
+	}
+	return nil
+}
+
 // restoreBootFiles puts the original boot configuration back (Raspberry Pi
 // config.txt/cmdline.txt, BeagleBone uEnv.txt) so that whatever happens next
 // the old system boots normally again. Failures are logged, not fatal.
@@ -61,6 +80,10 @@ func (r *run) restoreBootFiles() {
 	}
 	for _, p := range c.RestoreBootFiles {
 		src, dst := filepath.Join(base, p.Backup), filepath.Join(base, p.Original)
+		if err := checkRestoreSource(src, p.SHA256); err != nil {
+			r.log.Warnf("not restoring %s: %v; it keeps the balena-migrate change", p.Original, err)
+			continue
+		}
 		if _, err := copyFile(src, dst, 0o644); err != nil {
 			r.log.Warnf("restore boot files: %v", err)
 			continue

@@ -3,6 +3,8 @@ package stage2_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -163,4 +165,45 @@ func TestNoFlashRunsTheBadblockScan(t *testing.T) {
 		t.Fatalf("code %d\n%s", code, out)
 	}
 	fx.untouched(t)
+}
+
+// A boot file is restored only from a backup that is what stage 1 saved; a
+// damaged or missing one leaves the file alone.
+func TestRestoreChecksTheBackupFirst(t *testing.T) {
+	fx := newHostFixture(t)
+	root := fx.cfg.RootMnt
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := func(s string) string {
+		h := sha256.Sum256([]byte(s))
+		return hex.EncodeToString(h[:])
+	}
+	orig := "dtparam=audio=on\n"
+	changed := orig + "initramfs balena-migrate-initramfs followkernel\n"
+	for _, f := range []string{"good.txt", "torn.txt", "lost.txt", "empty.txt"} {
+		write(f, changed)
+	}
+	write("good.txt.bak", orig)
+	write("torn.txt.bak", orig[:5])
+	write("empty.txt.bak", "")
+	fx.cfg.RestoreBootFiles = []s2config.RestorePair{
+		{Backup: "good.txt.bak", Original: "good.txt", SHA256: sum(orig)},
+		{Backup: "torn.txt.bak", Original: "torn.txt", SHA256: sum(orig)},
+		{Backup: "lost.txt.bak", Original: "lost.txt", SHA256: sum(orig)},
+		{Backup: "empty.txt.bak", Original: "empty.txt"},
+	}
+	_, out := fx.run(t)
+	for f, want := range map[string]string{"good.txt": orig, "torn.txt": changed, "lost.txt": changed, "empty.txt": changed} {
+		if got, _ := os.ReadFile(filepath.Join(root, f)); string(got) != want {
+			t.Errorf("%s = %q, want %q\n%s", f, got, want, out)
+		}
+	}
+	for _, w := range []string{"restored good.txt", "not restoring torn.txt", "not restoring lost.txt", "not restoring empty.txt"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("log lacks %q\n%s", w, out)
+		}
+	}
 }
