@@ -100,9 +100,11 @@ func TestDracutSystemRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.write("/usr/share/initramfs-tools/hook-functions", []byte("# hook functions\n"))
-	d.write("/usr/sbin/mkinitramfs", []byte("#!/bin/sh\n"))
-	if err := os.Chmod(d.path("/usr/sbin/mkinitramfs"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, prog := range []string{"mkinitramfs", "lsinitramfs"} {
+		d.write("/usr/sbin/"+prog, []byte("#!/bin/sh\n"))
+		if err := os.Chmod(d.path("/usr/sbin/"+prog), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	d.cfg.NoOSCheck = false
 	if _, err := d.run(); err != nil {
