@@ -99,6 +99,12 @@ func TestReleaseInstallsOnDebian12(t *testing.T) {
 	}
 	runWorkers(t, root, migdb)
 
+	// The operator submits as migdb with the same settings file.
+	inRoot(t, root, "migdb:migdb", nil, "migdb-add-unit", "--cfg", "/etc/migdb/ci.env", "--host", "10.0.0.5", "gw-0001")
+	if units, _ := filepath.Glob(filepath.Join(root, "var/lib/migdb/ci/db/units/unit-gw-0001-*")); len(units) != 1 {
+		t.Errorf("migdb-add-unit as migdb: want one unit file for gw-0001 in units/, got %v", units)
+	}
+
 	inRoot(t, root, "", nil, "dpkg", "--purge", "balena-migrate")
 	for _, p := range programs {
 		if _, err := os.Stat(filepath.Join(root, "usr/bin", p)); err == nil {
@@ -233,7 +239,8 @@ func checkBinary(t *testing.T, path, goarch, goarm string) {
 }
 
 // bookwormTarball is the Debian 12 root scripts/test-setup.d/20-stage1-chroot
-// caches, named after that script's hash.
+// caches, named after its suite and that script's hash (as internal/stage1's
+// chroot tests find it).
 func bookwormTarball(t *testing.T) string {
 	script, err := os.ReadFile(filepath.Join(repo, "scripts/test-setup.d/20-stage1-chroot"))
 	if err != nil {
@@ -244,7 +251,7 @@ func bookwormTarball(t *testing.T) string {
 	if cache == "" {
 		cache = "/var/cache/balena-migrate-test"
 	}
-	return filepath.Join(cache, "bookworm-chroot-"+hex.EncodeToString(sum[:])[:16]+".tar.zst")
+	return filepath.Join(cache, "debian-bookworm-chroot-"+hex.EncodeToString(sum[:])[:16]+".tar.zst")
 }
 
 // unpackRoot unpacks the cached root into a fresh directory with its own
@@ -310,17 +317,18 @@ func checkInstall(t *testing.T, root string) account {
 		t.Errorf("migdb has uid %d, want a system uid", uid)
 	}
 	for _, d := range []struct {
-		path string
-		uid  int
-		mode os.FileMode
-	}{{"var/lib/migdb", uid, 0o700}, {"var/log/migdb", uid, 0o750}, {"etc/migdb", 0, 0o755}} {
+		path     string
+		uid, gid int
+		mode     os.FileMode
+	}{{"var/lib/migdb", uid, gid, 0o700}, {"var/log/migdb", uid, gid, 0o750}, {"etc/migdb", 0, gid, 0o750}} {
 		st, err := os.Stat(filepath.Join(root, d.path))
 		if err != nil {
 			t.Errorf("postinst did not make /%s: %v", d.path, err)
 			continue
 		}
-		if owner := int(st.Sys().(*syscall.Stat_t).Uid); owner != d.uid || st.Mode().Perm() != d.mode || !st.IsDir() {
-			t.Errorf("/%s: owner %d mode %v, want a directory of %d with %v", d.path, owner, st.Mode(), d.uid, d.mode)
+		sys := st.Sys().(*syscall.Stat_t)
+		if int(sys.Uid) != d.uid || int(sys.Gid) != d.gid || st.Mode().Perm() != d.mode || !st.IsDir() {
+			t.Errorf("/%s: %d:%d %v, want a directory %d:%d %v", d.path, sys.Uid, sys.Gid, st.Mode(), d.uid, d.gid, d.mode)
 		}
 	}
 	for _, p := range programs {
@@ -370,8 +378,11 @@ func runWorkers(t *testing.T, root string, migdb account) {
 		if err := os.WriteFile(p, []byte(data), perm); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chown(p, owner.uid, owner.gid); err != nil {
+			t.Fatal(err)
+		}
 		home := filepath.Join(root, "var/lib/migdb")
-		for d := p; owner.uid != 0 && strings.HasPrefix(d, home+"/"); d = filepath.Dir(d) {
+		for d := filepath.Dir(p); strings.HasPrefix(d, home+"/"); d = filepath.Dir(d) {
 			if err := os.Chown(d, owner.uid, owner.gid); err != nil {
 				t.Fatal(err)
 			}
@@ -381,7 +392,7 @@ func runWorkers(t *testing.T, root string, migdb account) {
 		"MIG_DB_DIR=/var/lib/migdb/ci", "MIG_APP=myorg/gateways", "MIG_BALENA_VER=2.113.0",
 		"MIG_CFG_DIR=/var/lib/migdb/migratecfg", "MIG_BALENA_API=" + api.URL(), "MIG_JOBS=2",
 	}, "\n") + "\n"
-	write("etc/migdb/ci.env", env, 0o600, account{})
+	write("etc/migdb/ci.env", env, 0o640, account{0, migdb.gid}) // as README says
 	write("var/lib/migdb/.balena/token", token+"\n", 0o600, migdb)
 	stage1, err := os.ReadFile(filepath.Join(root, "usr/bin/balena-migrate"))
 	if err != nil {
