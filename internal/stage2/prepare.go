@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/fleetmig/balena-migrate/internal/flash"
 	"github.com/fleetmig/balena-migrate/internal/s2config"
 )
@@ -62,7 +60,13 @@ func (r *run) restoreBootFiles() {
 		return
 	}
 	base := c.RootMnt
-	if c.MountBoot {
+	if !c.MountBoot {
+		restore, err := writableRoot(c.RootMnt)
+		if err != nil {
+			r.log.Warnf("restore boot files: %v", err)
+		}
+		defer restore()
+	} else {
 		if err := mount(c.OrigBootPart, origBootMnt, c.OrigBootFSType, 0); err != nil {
 			r.log.Warnf("restore boot files: %v", err)
 			return
@@ -73,10 +77,6 @@ func (r *run) restoreBootFiles() {
 			}
 		}()
 		base = origBootMnt
-	} else if err := unix.Mount("", c.RootMnt, "", unix.MS_REMOUNT, ""); err != nil {
-		r.log.Warnf("restore boot files: remount %s read-write: %v", c.RootMnt, err)
-	} else {
-		defer unix.Mount("", c.RootMnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
 	}
 	for _, p := range c.RestoreBootFiles {
 		src, dst := filepath.Join(base, p.Backup), filepath.Join(base, p.Original)

@@ -118,9 +118,14 @@ func (r *run) termExit(err error) int {
 		code = ExitFailed
 	}
 	if r.cfg.TermExit.Reboot {
+		r.log.Infof("TERM_EXIT=%q: rebooting into the old system", r.cfg.TermExit)
+	} else {
+		r.log.Infof("TERM_EXIT=%q: handing back to the old system", r.cfg.TermExit)
+	}
+	r.saveLogToOldRoot()
+	if r.cfg.TermExit.Reboot {
 		return r.finish(code)
 	}
-	r.log.Infof("TERM_EXIT=%q: handing back to the old system", r.cfg.TermExit)
 	r.closeLogDrive()
 	return code
 }

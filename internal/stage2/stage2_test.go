@@ -68,6 +68,16 @@ func (fx *hostFixture) untouched(t *testing.T) {
 	}
 }
 
+// logKept checks that the log of a run that stopped before flashing is in
+// HOME_DIR on the old root and says why it stopped.
+func (fx *hostFixture) logKept(t *testing.T, why string) {
+	t.Helper()
+	log, err := os.ReadFile(filepath.Join(fx.cfg.RootMnt, fx.cfg.HomeDir, "balena-migrate-stage2.log"))
+	if err != nil || !bytes.Contains(log, []byte(why)) || !bytes.Contains(log, []byte("saving this log to /m/balena-migrate-stage2.log")) {
+		t.Errorf("log on the old root: %v\n%s", err, log)
+	}
+}
+
 var lineRe = regexp.MustCompile(`^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ balena-migrate\] (INFO|WARN|ERROR): \S`)
 
 func TestNoFlashStopsAfterVerifying(t *testing.T) {
@@ -87,6 +97,7 @@ func TestNoFlashStopsAfterVerifying(t *testing.T) {
 		}
 	}
 	fx.untouched(t)
+	fx.logKept(t, "NO_FLASH=TRUE: stopping before flashing")
 }
 
 func TestTermExitCodeForDeliberateStop(t *testing.T) {
@@ -119,6 +130,7 @@ func TestFailuresBeforeFlashingLeaveDiskUntouched(t *testing.T) {
 				t.Errorf("code %d, want 1 and %q\n%s", code, tc.want, out)
 			}
 			fx.untouched(t)
+			fx.logKept(t, tc.want)
 		})
 	}
 }

@@ -29,6 +29,8 @@ type vmFixture struct {
 	wifi     map[string][]byte
 	backup   []byte
 	diskHash string // SHA-256 of the whole disk before the boot
+	diskHead []byte // its first MiB: boot sector, table, gap
+	gz       []byte // the image file on the old root
 	grubCfg  []byte
 	bootImg  []byte
 	coreImg  []byte
@@ -83,6 +85,9 @@ func newVMFixture(t *testing.T, corrupt bool, setup ...func(*vmFixture)) *vmFixt
 	}
 	fx.disk = disk.Path
 	fx.diskHash, _ = testimg.SHA256File(fx.disk, -1)
+	fx.gz = gzData
+	raw, _ := os.ReadFile(fx.disk)
+	fx.diskHead = raw[:testimg.MiB]
 	fx.cfg = s2config.Default()
 	fx.cfg.BootDev, fx.cfg.HomeDir, fx.cfg.ImageFile, fx.cfg.ImageSHA256 = "/dev/vda", home, "balena.img.gz", sha
 	fx.cfg.BackupFile, fx.cfg.BalenaConfig = "backup.tgz", "config.json"
@@ -226,9 +231,7 @@ func TestVMStage2CorruptImageLeavesDiskUntouched(t *testing.T) {
 	if !strings.Contains(res.Console, "SHA-256 mismatch") || !strings.Contains(res.Console, "ERROR: ") {
 		t.Errorf("console does not report the mismatch:\n%s", res.Console)
 	}
-	if h, _ := testimg.SHA256File(fx.disk, -1); h != fx.diskHash {
-		t.Error("disk changed although the image was corrupt")
-	}
+	fx.oldSystemKept(t, "SHA-256 mismatch")
 }
 
 func TestVMStage2NoFlashLeavesDiskUntouched(t *testing.T) {
@@ -303,8 +306,32 @@ func TestVMStage2TermExitRebootAfterBadImage(t *testing.T) {
 	if !res.Rebooted || !strings.Contains(res.Console, "SHA-256 mismatch") || !strings.Contains(res.Console, "INFO: rebooting") {
 		t.Errorf("rebooted=%v exit=%d\nconsole:\n%s", res.Rebooted, res.ExitCode, res.Console)
 	}
-	if h, _ := testimg.SHA256File(fx.disk, -1); h != fx.diskHash {
-		t.Error("disk changed although the image was corrupt")
+	fx.oldSystemKept(t, "SHA-256 mismatch")
+}
+
+// oldSystemKept checks a disk stage 2 did not flash: boot sector, table and
+// gap as before, the old root's filesystem clean with the image still on
+// it, and stage 2's log next to it saying why it stopped.
+func (fx *vmFixture) oldSystemKept(t *testing.T, why string) {
+	t.Helper()
+	disk, err := os.ReadFile(fx.disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(disk[:testimg.MiB], fx.diskHead) {
+		t.Error("the first MiB of the disk changed: it was flashed")
+	}
+	part := filepath.Join(fx.dir, "old-root.img")
+	os.WriteFile(part, disk[testimg.MiB:int64(len(disk))-testimg.MiB], 0o644)
+	if out, err := exec.Command("e2fsck", "-fn", part).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck old root: %v\n%s", err, out)
+	}
+	if gz, err := testimg.DebugfsCat(part, home+"/balena.img.gz"); err != nil || !bytes.Equal(gz, fx.gz) {
+		t.Errorf("the image on the old root changed: %v", err)
+	}
+	log, err := testimg.DebugfsCat(part, home+"/balena-migrate-stage2.log")
+	if err != nil || !bytes.Contains(log, []byte(why)) || !bytes.Contains(log, []byte("the disk is untouched")) {
+		t.Errorf("stage-2 log on the old root: %v\n%s", err, log)
 	}
 }
 

@@ -1,0 +1,73 @@
+package stage2
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// oldRootLog is where a stage 2 that stopped before the point of no return
+// leaves its log: in HOME_DIR on the old root, next to the image, for the
+// operator and the fleet worker.
+const oldRootLog = "balena-migrate-stage2.log"
+
+// saveLogToOldRoot writes the log to HOME_DIR on the old root unless it
+// already goes to LOG_DRIVE. Failures are logged: the old system boots
+// either way.
+func (r *run) saveLogToOldRoot() {
+	if r.logDrive {
+		return
+	}
+	restore, err := writableRoot(r.cfg.RootMnt)
+	if err != nil {
+		r.log.Warnf("cannot keep this log on the old root: %v", err)
+		return
+	}
+	defer restore()
+	p := filepath.Join(r.cfg.RootMnt, r.cfg.HomeDir, oldRootLog)
+	r.log.Infof("saving this log to %s on the old root", filepath.Join(r.cfg.HomeDir, oldRootLog))
+	if err := r.log.SaveTo(p); err != nil {
+		r.log.Warnf("cannot keep this log on the old root: %v", err)
+	}
+}
+
+// writableRoot remounts the old root read-write if initramfs-tools mounted
+// it read-only; restore puts it back as it was. A directory that is not a
+// mount point (tests) is used as it is.
+func writableRoot(root string) (restore func(), err error) {
+	ro, mounted, err := mountReadOnly(root)
+	if err != nil || !mounted || !ro {
+		return func() {}, err
+	}
+	if err := unix.Mount("", root, "", unix.MS_REMOUNT, ""); err != nil {
+		return func() {}, fmt.Errorf("remount %s read-write: %w", root, err)
+	}
+	return func() { unix.Mount("", root, "", unix.MS_REMOUNT|unix.MS_RDONLY, "") }, nil
+}
+
+// mountReadOnly reports whether dir is a mount point and mounted read-only.
+func mountReadOnly(dir string) (ro, mounted bool, err error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, false, err
+	}
+	defer f.Close()
+	clean := filepath.Clean(dir)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent maj:min root mountpoint options ...
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 5 && fields[4] == clean {
+			mounted = true
+			ro = false
+			for _, o := range strings.Split(fields[5], ",") {
+				ro = ro || o == "ro"
+			}
+		}
+	}
+	return ro, mounted, sc.Err()
+}
