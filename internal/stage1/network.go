@@ -98,11 +98,23 @@ func (r *run) networkConfigs() ([]string, error) {
 	var names []string
 	for _, n := range wifi.Dedupe(ns) {
 		name := wifi.FileName(next)
+		kf, err := wifi.Keyfile(name, n)
+		if err != nil {
+			r.log.Warn("wifi from %s is not migrated: %v: write a NetworkManager file for it and add it to COPY_NMGR_FILES", n.Source, err)
+			continue
+		}
 		next++
-		if err := r.writeOwn(filepath.Join(r.cfg.HomeDir, name), wifi.Keyfile(name, n), 0o600); err != nil {
+		if err := r.writeOwn(filepath.Join(r.cfg.HomeDir, name), kf, 0o600); err != nil {
 			return nil, err
 		}
-		r.log.Info("wifi %q from %s migrates as %s", n.SSID, n.Source, name)
+		if n.Keyfile != nil {
+			r.log.Info("wifi %q migrates as %s: the NetworkManager file %s as it is", n.SSID, name, n.Source)
+			if refs := wifi.LocalReferences(n.Keyfile); len(refs) > 0 {
+				r.log.Warn("%s refers to %s, which balenaOS will not have: check that the network still connects", n.Source, strings.Join(refs, ", "))
+			}
+		} else {
+			r.log.Info("wifi %q from %s migrates as %s", n.SSID, n.Source, name)
+		}
 		names = append(names, name)
 	}
 	copied, err := r.copyNmgrFiles()
