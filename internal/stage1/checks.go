@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,6 +81,31 @@ func checkSpace(h Host, path string, need int64, what string) error {
 			errNoSpace, path, free>>20, (need+1<<20-1)>>20, what)
 	}
 	return nil
+}
+
+// endpoints is where the device will talk to balena: the hosts the
+// operator set in the config file, else those of the device's config.json
+// (a self-hosted balena's own), else balenaCloud's.
+func endpoints(c Config, bc balenaConfig) *Config {
+	def := defaults()
+	if c.APIHost == def.APIHost && c.APIPort == def.APIPort && bc.APIEndpoint != "" {
+		if u, err := url.Parse(bc.APIEndpoint); err == nil && u.Hostname() != "" {
+			c.APIHost, c.APIPort = u.Hostname(), 443
+			if u.Scheme == "http" {
+				c.APIPort = 80
+			}
+			if p, err := strconv.Atoi(u.Port()); err == nil {
+				c.APIPort = p
+			}
+		}
+	}
+	if c.VPNHost == def.VPNHost && bc.VPNEndpoint != "" {
+		c.VPNHost = bc.VPNEndpoint
+		if p, err := strconv.Atoi(fmt.Sprint(bc.VPNPort)); err == nil && p > 0 {
+			c.VPNPort = p
+		}
+	}
+	return &c
 }
 
 // checkConnectivity opens a TCP connection to the API and VPN hosts; an

@@ -45,7 +45,8 @@ import (
 //	MIN_ROOT_AVAIL          65536 kB that must stay free in HOME_DIR
 //	MAX_BADBLOCKS           N or N% bad blocks stage 2 tolerates (--bad-blocks)
 //	MIN_WRITE_SPEED         KiB/s the disk must write (--write-speed)
-//	BALENA_API_HOST/PORT    api.balena-cloud.com:443, must be reachable (empty host: no check)
+//	BALENA_API_HOST/PORT    api.balena-cloud.com:443, must be reachable (empty host: no check);
+//	                        unset, the apiEndpoint/vpnEndpoint of BALENA_CONFIG (self-hosted balena) apply
 //	BALENA_VPN_HOST/PORT    vpn.balena-cloud.com:443, likewise
 //	BALENA_CONNECT_TIMEOUT  20 seconds per connection check
 //	NO_OS_CHECK             TRUE: run on a system not in the supported list (--no-os-check)

@@ -221,8 +221,13 @@ func (r *run) imageSlug(names []string) (string, error) {
 // balenaConfig is the part of config.json stage 1 reads.
 type balenaConfig struct {
 	DeviceType string `json:"deviceType"`
-	WifiSsid   string `json:"wifiSsid"`
-	WifiKey    string `json:"wifiKey"`
+	// Where the device will talk to balena: a self-hosted balena
+	// (openBalena) has its own.
+	APIEndpoint string `json:"apiEndpoint"`
+	VPNEndpoint string `json:"vpnEndpoint"`
+	VPNPort     any    `json:"vpnPort"` // a number or a string, as balena writes it
+	WifiSsid    string `json:"wifiSsid"`
+	WifiKey     string `json:"wifiKey"`
 }
 
 func (r *run) readBalenaConfig() (balenaConfig, bool, error) {

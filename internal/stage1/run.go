@@ -150,7 +150,11 @@ func (r *run) checkEnvironment(ctx context.Context) error {
 	if err := r.checkWriteSpeed(ctx); err != nil {
 		return err
 	}
-	return checkConnectivity(ctx, r.host, r.cfg, r.log)
+	bc, _, err := r.readBalenaConfig()
+	if err != nil {
+		return err
+	}
+	return checkConnectivity(ctx, r.host, endpoints(*r.cfg, bc), r.log)
 }
 
 // checkOptionalFiles checks LOG_DRIVE and the grub files before anything changes.
