@@ -25,8 +25,11 @@ type Checker struct {
 	Settings *config.Settings
 	Log      zerolog.Logger
 	Now      func() time.Time
-	// Dial connects to a rehearsed device; nil means remote.Dial.
+	// Dial connects to a rehearsed device; nil means a remote.Dialer
+	// shared by every unit (known_hosts parsed once, jump hosts capped).
 	Dial func(context.Context, remote.Options) (Device, error)
+
+	dialer remote.Dialer
 }
 
 // Handle is the worker.Handler of migdb-check-done.

@@ -40,12 +40,15 @@ func (k *Checker) rehearsal(ctx context.Context, u *unit.Unit, s *config.Setting
 		return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("rehearsal: %s; looking again in %v", why, s.Check.CheckInterval)}
 	}
 	o, err := migrate.SSHOptions(s, k.Log, func(w string) { k.Log.Warn().Str("unit", u.ID()).Msg(w) })
+	if err == nil {
+		o, err = k.dialer.Resolve(o) // ~/.ssh/config, as migdb-migrate reads it
+	}
 	if err != nil {
 		return k.rehearsalFailed(u, now, err.Error())
 	}
 	dial := k.Dial
 	if dial == nil {
-		dial = func(ctx context.Context, o remote.Options) (Device, error) { return remote.Dial(ctx, o) }
+		dial = func(ctx context.Context, o remote.Options) (Device, error) { return k.dialer.Dial(ctx, o) }
 	}
 	dev, err := dial(ctx, o)
 	if err != nil {
