@@ -29,6 +29,7 @@ var side = map[string]string{
 	"internal/extract":   "device",
 
 	"internal/wifi":     "device",
+	"internal/devlog":   "device",
 	"scripts/initramfs": "device",
 
 	"cmd/migdb-add-unit":     "fleet",

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/devlog"
 )
 
 // Log writes the lines the fleet worker reads:
@@ -18,7 +20,7 @@ func (l *Log) line(level, format string, a ...any) {
 	if l.Now != nil {
 		now = l.Now
 	}
-	fmt.Fprintf(l.W, "[%s balena-migrate] %s: %s\n", now().UTC().Format(time.RFC3339), level, fmt.Sprintf(format, a...))
+	io.WriteString(l.W, devlog.Line(now(), level, fmt.Sprintf(format, a...)))
 }
 
 // Info logs progress.

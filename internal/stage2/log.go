@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devlog"
 	"github.com/fleetmig/balena-migrate/internal/fsutil"
 )
 
@@ -41,7 +42,7 @@ func (l *Logger) Warnf(format string, args ...any) { l.line("WARN", format, args
 func (l *Logger) Errorf(format string, args ...any) { l.line("ERROR", format, args...) }
 
 func (l *Logger) line(level, format string, args ...any) {
-	s := fmt.Sprintf("[%s balena-migrate] %s: %s\n", l.now().UTC().Format(time.RFC3339), level, fmt.Sprintf(format, args...))
+	s := devlog.Line(l.now(), level, fmt.Sprintf(format, args...))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	io.WriteString(l.console, s)
