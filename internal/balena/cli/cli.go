@@ -2,8 +2,10 @@
 // `balena` binary (no shell in between) with the commands the original
 // scripts used — whoami, device register, config generate, device --json —
 // reads their output formats and classifies their failures with the balena
-// package's error classes. The CLI keeps its own login (balena login);
-// Options.Token and APIURL are not used here.
+// package's error classes. The CLI keeps its own login (balena login, or
+// the token file in BALENARC_DATA_DIRECTORY, which reaches it through the
+// worker's environment); an API other than balenaCloud's reaches it as
+// BALENARC_BALENA_URL.
 package cli
 
 import (
@@ -11,7 +13,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -23,6 +27,7 @@ import (
 // Client runs the balena CLI. It is safe for concurrent use.
 type Client struct {
 	bin     string
+	env     []string // added to the CLI's environment
 	timeout time.Duration
 	retry   balena.RetryPolicy
 	log     zerolog.Logger
@@ -38,7 +43,21 @@ func New(opts balena.Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("balena CLI %q not found (install it, or use --cloud api): %w", opts.CLIPath, err)
 	}
-	return &Client{bin: bin, timeout: opts.Timeout, retry: opts.Retry, log: opts.Log}, nil
+	return &Client{bin: bin, env: cliEnv(opts), timeout: opts.Timeout, retry: opts.Retry, log: opts.Log}, nil
+}
+
+// cliEnv tells the CLI what the worker was told: the balena host of the
+// API URL (the CLI wants "balena.example.com" for https://api.balena.example.com)
+// and the directory of a token file named "token".
+func cliEnv(o balena.Options) []string {
+	env := []string{"BALENARC_NO_SENTRY=1", "NO_COLOR=1"}
+	if u, err := url.Parse(o.APIURL); err == nil && o.APIURL != balena.DefaultAPIURL && u.Hostname() != "" {
+		env = append(env, "BALENARC_BALENA_URL="+strings.TrimPrefix(u.Hostname(), "api."))
+	}
+	if o.TokenFile != "" && filepath.Base(o.TokenFile) == "token" {
+		env = append(env, "BALENARC_DATA_DIRECTORY="+filepath.Dir(o.TokenFile))
+	}
+	return env
 }
 
 // run runs the CLI with args, retrying transient failures, and returns
@@ -57,7 +76,7 @@ func (c *Client) once(ctx context.Context, op string, args []string) ([]byte, er
 	runCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(runCtx, c.bin, args...)
-	cmd.Env = append(cmd.Environ(), "BALENARC_NO_SENTRY=1", "NO_COLOR=1")
+	cmd.Env = append(cmd.Environ(), c.env...)
 	// Its own process group, so a timeout also ends what the CLI started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
