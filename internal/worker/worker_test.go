@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -239,5 +240,28 @@ func TestStopOutcomeEndsTheWorker(t *testing.T) {
 		if found, _ := l.DB.Find(id); len(found) != 1 || found[0].Dir != spool.Units {
 			t.Errorf("%s found in %v", id, found)
 		}
+	}
+}
+
+// TestUnitLogPathIsAbsolute: a worker started in the database's directory
+// with --base . records a log path another worker, started elsewhere, finds.
+func TestUnitLogPathIsAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	db, err := spool.Open(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRecorder()
+	l := &Loop{DB: db, Input: spool.Units, Name: "test", Jobs: 1, Once: true, Rescan: time.Hour, Log: zerolog.New(zerolog.NewTestWriter(t)), Handle: r.handle}
+	add(t, db, "rel", time.Time{})
+	if err := l.Run(context.Background(), context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	found, _ := db.Find("rel")
+	data, _ := os.ReadFile(found[0].Path)
+	u, _ := unit.Parse(data)
+	if p := u.Get(unit.FieldOutputLog); !filepath.IsAbs(p) || !strings.HasPrefix(p, dir) {
+		t.Fatalf("UNIT_OUTPUT_LOG %q is not an absolute path under %s", p, dir)
 	}
 }
