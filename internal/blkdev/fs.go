@@ -83,7 +83,8 @@ type Located struct {
 }
 
 // FindLabel returns the partition of disk r whose filesystem label is label
-// (compared without case, as FAT stores labels upper-case on some systems).
+// (compared without case, as FAT stores labels upper-case on some systems),
+// or on GPT whose partition name is label.
 func FindLabel(r io.ReaderAt, parts []Partition, label string) (Located, error) {
 	var seen []string
 	for _, p := range parts {
@@ -94,10 +95,13 @@ func FindLabel(r io.ReaderAt, parts []Partition, label string) (Located, error) 
 		if err != nil {
 			return Located{}, fmt.Errorf("partition %d: %w", p.Number, err)
 		}
-		if strings.EqualFold(fs.Label, label) {
+		if strings.EqualFold(fs.Label, label) || p.Name == label {
 			return Located{p, fs}, nil
 		}
 		seen = append(seen, fmt.Sprintf("%d=%s:%q", p.Number, fs.Type, fs.Label))
+		if p.Name != "" {
+			seen[len(seen)-1] += fmt.Sprintf("(GPT %q)", p.Name)
+		}
 	}
 	return Located{}, fmt.Errorf("no partition labelled %q (found %s)", label, strings.Join(seen, " "))
 }

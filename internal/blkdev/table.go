@@ -5,7 +5,6 @@
 package blkdev
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,7 +23,8 @@ type Partition struct {
 	SysID    byte  // MBR type byte; 0 for GPT
 	Start    int64 // offset on the disk
 	Length   int64
-	Extended bool // an MBR extended container, not a filesystem
+	Extended bool   // an MBR extended container, not a filesystem
+	Name     string // GPT partition name ("resin-boot" on balenaOS); "" on MBR
 }
 
 // End is the first byte after the partition.
@@ -103,35 +103,4 @@ func readLogical(r io.ReaderAt, ext int64) ([]Partition, error) {
 		}
 		off = next
 	}
-}
-
-func readGPT(r io.ReaderAt) ([]Partition, error) {
-	hdr := make([]byte, SectorSize)
-	if _, err := r.ReadAt(hdr, SectorSize); err != nil {
-		return nil, fmt.Errorf("read GPT header: %w", err)
-	}
-	if !bytes.Equal(hdr[:8], []byte("EFI PART")) {
-		return nil, fmt.Errorf("protective MBR without GPT header: %w", ErrNoTable)
-	}
-	lba := int64(binary.LittleEndian.Uint64(hdr[72:]))
-	count := int(binary.LittleEndian.Uint32(hdr[80:]))
-	size := int(binary.LittleEndian.Uint32(hdr[84:]))
-	if size < 128 || count > 1024 {
-		return nil, fmt.Errorf("GPT header: implausible entries (%d of %d bytes)", count, size)
-	}
-	buf := make([]byte, count*size)
-	if _, err := r.ReadAt(buf, lba*SectorSize); err != nil {
-		return nil, fmt.Errorf("read GPT entries: %w", err)
-	}
-	var out []Partition
-	for i := range count {
-		e := buf[i*size : (i+1)*size]
-		if bytes.Equal(e[:16], make([]byte, 16)) {
-			continue
-		}
-		first := int64(binary.LittleEndian.Uint64(e[32:]))
-		last := int64(binary.LittleEndian.Uint64(e[40:]))
-		out = append(out, Partition{Number: i + 1, Start: first * SectorSize, Length: (last - first + 1) * SectorSize})
-	}
-	return out, nil
 }

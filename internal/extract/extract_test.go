@@ -176,3 +176,33 @@ func TestExtractRefusesImageWithoutBalenaOS(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNotFound for boot.img", err)
 	}
 }
+
+// A flasher downloaded as .img.gz is unpacked and read like a raw one.
+func TestExtractGzipFlasher(t *testing.T) {
+	fx := newFixture(t, testimg.FlasherFiles{ImageName: "balena-image-genericx86-64-ext.balenaos-img",
+		InternalCfg: []byte("# installed grub.cfg\n")})
+	raw, err := os.ReadFile(fx.flasher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(raw)
+	zw.Close()
+	gzPath := fx.flasher + ".gz"
+	if err := os.WriteFile(gzPath, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	opts := extract.Options{Flasher: gzPath, Image: filepath.Join(out, "balena.img.gz"), GrubCfg: filepath.Join(out, "grub.cfg")}
+	res, err := extract.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gunzip(t, opts.Image); !bytes.Equal(got, fx.inner) || res.ImageSource != "/opt/balena-image-genericx86-64-ext.balenaos-img" {
+		t.Fatalf("extracted %d bytes from %s, want the %d of the inner image", len(got), res.ImageSource, len(fx.inner))
+	}
+	if left, _ := filepath.Glob(filepath.Join(out, ".flasher-*")); len(left) > 0 {
+		t.Errorf("the unpacked flasher is left behind: %v", left)
+	}
+}

@@ -2,7 +2,9 @@ package extract
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
@@ -27,9 +29,10 @@ func (s *source) Close() error {
 	return first
 }
 
-// openFlasher opens a raw flasher image, or the single .img inside a zip
-// archive: read in place when stored uncompressed, otherwise unpacked to a
-// temporary file in tmpDir (removed on Close).
+// openFlasher opens a raw flasher image, a gzip'd one (.img.gz), or the
+// single .img inside a zip archive: read in place when raw or stored
+// uncompressed, otherwise unpacked to a temporary file in tmpDir (removed on
+// Close).
 func openFlasher(path, tmpDir string, log Logf) (*source, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -42,6 +45,13 @@ func openFlasher(path, tmpDir string, log Logf) (*source, error) {
 	if err != nil {
 		s.Close()
 		return nil, err
+	}
+	if bytes.HasPrefix(magic, []byte{0x1f, 0x8b}) {
+		if err := s.openGzip(f, path, tmpDir, log); err != nil {
+			s.Close()
+			return nil, err
+		}
+		return s, nil
 	}
 	if !bytes.Equal(magic, []byte("PK\x03\x04")) {
 		s.r, s.size = f, st.Size()
@@ -92,6 +102,26 @@ func (s *source) openZip(f *os.File, size int64, path, tmpDir string, log Logf) 
 	n, err := io.Copy(tmp, rc)
 	if err != nil {
 		return fmt.Errorf("unpack %s from %s: %w", zf.Name, path, err)
+	}
+	s.r, s.size = tmp, n
+	return nil
+}
+
+// openGzip unpacks a gzip'd flasher image to a temporary file.
+func (s *source) openGzip(f *os.File, path, tmpDir string, log Logf) error {
+	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return fmt.Errorf("flasher gzip %s: %w", path, err)
+	}
+	log("unpacking %s", filepath.Base(path))
+	tmp, err := os.CreateTemp(tmpDir, ".flasher-*.img")
+	if err != nil {
+		return fmt.Errorf("unpack flasher: %w", err)
+	}
+	s.closers = append(s.closers, func() error { tmp.Close(); return os.Remove(tmp.Name()) })
+	n, err := io.Copy(tmp, zr)
+	if err != nil {
+		return fmt.Errorf("unpack %s: %w: download it again", path, err)
 	}
 	s.r, s.size = tmp, n
 	return nil

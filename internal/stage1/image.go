@@ -3,6 +3,7 @@ package stage1
 import (
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fleetmig/balena-migrate/internal/blkdev"
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
 	"github.com/fleetmig/balena-migrate/internal/iox"
 	"github.com/fleetmig/balena-migrate/internal/usage"
@@ -36,8 +38,40 @@ type Image struct {
 	Slug   string // device type it is built for
 }
 
-// prepareImage repacks a zip to gzip, verifies the content and its device
-// type. A repacked file is recorded in the journal.
+// imageKind is how the image file is packed.
+type imageKind int
+
+const (
+	kindUnknown imageKind = iota
+	kindGzip
+	kindZip
+	kindRaw // a plain disk image: a boot sector with 0x55AA
+)
+
+// kindOf tells the packing from the file's first bytes, whatever its name.
+func kindOf(path string) imageKind {
+	f, err := os.Open(path)
+	if err != nil {
+		return kindUnknown
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	switch {
+	case bytes.HasPrefix(head, []byte("PK\x03\x04")):
+		return kindZip
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return kindGzip
+	case n == 512 && head[510] == 0x55 && head[511] == 0xAA:
+		return kindRaw
+	}
+	return kindUnknown
+}
+
+// prepareImage packs a zip or a raw image as gzip (once: stage 2 reads the
+// gzip), verifies the content and its device type. A file it writes is
+// recorded in the journal.
 func (r *run) prepareImage(ctx context.Context) (Image, error) {
 	src := r.cfg.ImageName
 	st, err := r.stat(src)
@@ -47,18 +81,22 @@ func (r *run) prepareImage(ctx context.Context) (Image, error) {
 	if !st.Mode().IsRegular() {
 		return Image{}, fmt.Errorf("%w: IMAGE_NAME %s is not a regular file", ErrImage, src)
 	}
+	kind := kindOf(r.p(src))
+	if kind == kindUnknown {
+		return Image{}, fmt.Errorf("%w: IMAGE_NAME %s is neither a disk image (.img), gzip (.img.gz) nor zip: use the balenaOS image as downloaded", ErrImage, src)
+	}
 	names := []string{filepath.Base(src)}
-	zipped := isZip(r.p(src))
 	_, tagged := devicetype.SlugFromName(names[0])
 	slug := ""
-	if tagged || !zipped {
-		// refuse a wrong image before spending minutes repacking it
+	if tagged || kind != kindZip {
+		// refuse a wrong image before spending minutes packing it
 		if slug, err = r.imageSlug(names); err != nil {
 			return Image{}, err
 		}
 	}
 	gz := src
-	if zipped {
+	switch kind {
+	case kindZip:
 		var inner string
 		if gz, inner, err = r.repackZip(ctx, src); err != nil {
 			return Image{}, err
@@ -67,6 +105,10 @@ func (r *run) prepareImage(ctx context.Context) (Image, error) {
 			if slug, err = r.imageSlug(append(names, inner)); err != nil {
 				return Image{}, err
 			}
+		}
+	case kindRaw:
+		if gz, err = r.compressRaw(ctx, src, st.Size()); err != nil {
+			return Image{}, err
 		}
 	}
 	img, err := r.verifyGzip(ctx, gz)
@@ -77,15 +119,27 @@ func (r *run) prepareImage(ctx context.Context) (Image, error) {
 	return img, nil
 }
 
-func isZip(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
+// compressRaw writes a gzip copy of a raw disk image next to it. Disk images
+// are mostly empty space, so a quarter of the raw size is asked for up front;
+// running out later fails the write, which the journal undoes.
+func (r *run) compressRaw(ctx context.Context, src string, size int64) (string, error) {
+	dst := filepath.Join(r.cfg.HomeDir, filepath.Base(src)+".gz")
+	if err := checkSpace(r.host, r.p(r.cfg.HomeDir), size/4+r.cfg.MinRootAvail, "compressing the raw image"); err != nil {
+		return "", err
 	}
-	defer f.Close()
-	var magic [4]byte
-	_, err = io.ReadFull(f, magic[:])
-	return err == nil && string(magic[:]) == "PK\x03\x04"
+	r.log.Info("compressing the raw image %s (%d MiB) to %s, once", src, size>>20, dst)
+	if err := r.journal.Replace(dst); err != nil {
+		return "", err
+	}
+	in, err := os.Open(r.p(src))
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %w", ErrImage, src, err)
+	}
+	defer in.Close()
+	if err := writeGzip(ctx, r.p(dst), bufio.NewReaderSize(in, 1<<20)); err != nil {
+		return "", fmt.Errorf("compress %s: %w", src, err)
+	}
+	return dst, nil
 }
 
 // repackZip streams the image inside the zip into a gzip file next to it.
@@ -156,35 +210,48 @@ func (r *run) verifyGzip(ctx context.Context, path string) (Image, error) {
 	defer f.Close()
 	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<20))
 	if err != nil {
-		return Image{}, fmt.Errorf("%w: %s is neither gzip nor zip (%w): IMAGE_NAME must be an .img.gz or .zip balenaOS image", ErrImage, path, err)
+		return Image{}, fmt.Errorf("%w: %s is not a readable gzip file (%w): copy or download it again", ErrImage, path, err)
 	}
 	h := sha256.New()
-	head := &iox.Head{Max: 1024}
+	head := &iox.Head{Max: gptHeadSize}
 	n, err := io.Copy(io.MultiWriter(h, head), iox.ContextReader(ctx, zr))
 	if err != nil {
 		return Image{}, fmt.Errorf("%w: %s is damaged (%w): copy or download it again", ErrImage, path, err)
 	}
-	if err := checkBootSector(head.Buf.Bytes()); err != nil {
+	gpt, err := checkBootSector(head.Buf.Bytes(), n)
+	if err != nil {
 		return Image{}, fmt.Errorf("%w: %s: %w", ErrImage, path, err)
+	}
+	if gpt > 0 {
+		r.log.Info("image %s: GPT with %d partitions, checksums and size consistent", path, gpt)
 	}
 	return Image{Path: path, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
 }
 
+// gptHeadSize is how much of the image start is kept for the checks: the
+// GPT header and its entry array (128 entries of 128 bytes from LBA 2).
+const gptHeadSize = 64 << 10
+
 // checkBootSector wants an MBR (0x55AA with a partition) or a protective MBR
-// followed by a GPT header.
-func checkBootSector(b []byte) error {
+// followed by a consistent GPT; size is the whole image's. It returns the
+// number of GPT partitions (0 for an MBR image).
+func checkBootSector(b []byte, size int64) (int, error) {
 	if len(b) < 512 || b[510] != 0x55 || b[511] != 0xAA {
-		return errors.New("the decompressed image does not start with an MBR/GPT boot sector: it is not a disk image")
+		return 0, errors.New("the decompressed image does not start with an MBR/GPT boot sector: it is not a disk image")
 	}
 	if len(b) >= 520 && string(b[512:520]) == "EFI PART" {
-		return nil
+		parts, err := blkdev.CheckGPT(bytes.NewReader(b), size)
+		if err != nil {
+			return 0, fmt.Errorf("%w: download the image again", err)
+		}
+		return len(parts), nil
 	}
 	for i := 0; i < 4; i++ {
 		if b[446+16*i+4] != 0 {
-			return nil
+			return 0, nil
 		}
 	}
-	return errors.New("the boot sector of the image has no partitions: it is not a balenaOS disk image")
+	return 0, errors.New("the boot sector of the image has no partitions: it is not a balenaOS disk image")
 }
 
 // imageSlug finds the image's device type from its name tag, else from the

@@ -36,6 +36,7 @@ type vmFixture struct {
 	coreImg  []byte
 	extra    []string // more disks: vdb, vdc, …
 	reboot   bool     // run stage 2 without --no-reboot
+	gpt      bool     // flash a generic-amd64-shaped GPT image
 }
 
 // newVMFixture builds the fixture; setup funcs may change the files that go
@@ -56,7 +57,11 @@ func newVMFixture(t *testing.T, corrupt bool, setup ...func(*vmFixture)) *vmFixt
 		f(fx)
 	}
 	var err error
-	if fx.image, err = testimg.BalenaOS(filepath.Join(fx.dir, "balena.img")); err != nil {
+	shape := testimg.BalenaOS
+	if fx.gpt {
+		shape = testimg.GenericAMD64
+	}
+	if fx.image, err = shape(filepath.Join(fx.dir, "balena.img")); err != nil {
 		t.Fatal(err)
 	}
 	gz := filepath.Join(fx.dir, "balena.img.gz")
@@ -190,6 +195,55 @@ func TestVMStage2FlashesAndPlacesFiles(t *testing.T) {
 	}
 	if !strings.Contains(res.Console, "cleared the old backup GPT") {
 		t.Error("console does not report the stale backup GPT")
+	}
+}
+
+// A UEFI machine (GPT disk) gets a generic-amd64 image (GPT): stage 2
+// flashes it, finds resin-boot and resin-data in the new GPT and fills them;
+// the disk then holds the image's tables only.
+func TestVMStage2FlashesGPTImage(t *testing.T) {
+	t.Parallel()
+	fx := newVMFixture(t, false, func(fx *vmFixture) { fx.gpt = true })
+	toGPT(t, fx.disk)
+	res := fx.boot(t)
+	if res.ExitCode != 0 {
+		t.Fatalf("stage 2 exit code %d\nconsole:\n%s", res.ExitCode, res.Console)
+	}
+	for _, want := range []string{"image verified", "point of no return", "found resin-boot (vfat)", "found resin-data (ext4)", "balenaOS installed"} {
+		if !strings.Contains(res.Console, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+	disk, _ := os.ReadFile(fx.disk)
+	img, _ := os.ReadFile(fx.image.Path)
+	f, err := os.Open(fx.disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	parts, err := blkdev.CheckGPT(f, int64(len(img)))
+	if err != nil || len(parts) != 5 || parts[0].Name != "resin-boot" || parts[4].Name != "resin-data" {
+		t.Fatalf("the flashed disk's GPT: %+v %v", parts, err)
+	}
+	boot, data := fx.image.Parts[0], fx.image.Parts[4]
+	for _, r := range [][2]int64{{0, boot.Start}, {boot.End(), data.Start}, {data.End(), int64(len(img))}} {
+		if !bytes.Equal(disk[r[0]:r[1]], img[r[0]:r[1]]) {
+			t.Errorf("disk bytes %d..%d differ from the image", r[0], r[1])
+		}
+	}
+	got, err := testimg.MReadFile(fx.disk, boot.Start, "config.json")
+	if err != nil || !bytes.Equal(got, fx.config) {
+		t.Errorf("resin-boot/config.json = %q, %v", got, err)
+	}
+	fx.checkResinData(t, disk[data.Start:data.End()])
+	// The old disk's backup GPT at its end is gone (wipefs looks there):
+	// only the image's tables remain, its backup GPT where the image ends.
+	out, err := exec.Command("wipefs", "--no-act", "--noheadings", "--output", "TYPE,OFFSET", fx.disk).CombinedOutput()
+	if err != nil || strings.Join(strings.Fields(string(out)), " ") != "gpt 0x200 PMBR 0x1fe" {
+		t.Errorf("wipefs on the flashed disk: %q (%v), want the image's GPT and protective MBR only", out, err)
+	}
+	if string(disk[len(img)-512:len(img)-504]) != "EFI PART" {
+		t.Error("no backup GPT header where the image ends")
 	}
 }
 

@@ -36,6 +36,22 @@ func BalenaOS(path string) (Image, error) {
 	})
 }
 
+// GenericAMD64 builds a 64 MiB image shaped like balenaOS for generic-amd64:
+// GPT with the partitions named as their filesystems are labelled, resin-boot
+// an EFI system partition holding the EFI grub's config.
+func GenericAMD64(path string) (Image, error) {
+	return BuildGPT(path, BalenaOSSize, []Part{
+		{Size: 16 * MiB, Type: "U", FS: "vfat", Label: LabelBoot,
+			Files: map[string][]byte{"os-release": []byte("ID=balena-os\n"), "config.json": []byte(`{"from":"image"}`),
+				"EFI/BOOT/grub.cfg": []byte("# balenaOS grub.cfg from resin-boot\n")}},
+		{Size: 8 * MiB, Type: "L", Label: LabelRootA, RandSeed: 1},
+		{Size: 8 * MiB, Type: "L", Label: LabelRootB, RandSeed: 2},
+		{Size: 4 * MiB, Type: "L", FS: "ext4", Label: LabelState},
+		{Size: 22 * MiB, Type: "L", FS: "ext4", Label: LabelData,
+			Files: map[string][]byte{"resin-data/readme": []byte("data partition\n")}},
+	})
+}
+
 // MReadFile returns the content of name on the FAT filesystem at byte
 // offset off of the image at path, read with mtools' mtype.
 func MReadFile(path string, off int64, name string) ([]byte, error) {

@@ -21,9 +21,9 @@ const MiB = 1 << 20
 // Part describes one partition to build.
 type Part struct {
 	Size     int64             // bytes, a multiple of MiB
-	Type     string            // sfdisk type: "c" (FAT32 LBA), "83", …
+	Type     string            // sfdisk type: "c" (FAT32 LBA), "83", … (MBR); "U" (EFI system), "L" (Linux) … (GPT)
 	FS       string            // "vfat", "ext4", or "" for seeded random bytes
-	Label    string            // filesystem label
+	Label    string            // filesystem label, and the partition name on GPT
 	Files    map[string][]byte // files to put in the filesystem (path → content)
 	Logical  bool              // inside the extended partition
 	RandSeed uint64            // seed for FS == ""
@@ -39,13 +39,23 @@ type Image struct {
 // Build writes an MBR disk image of size bytes at path holding parts in order
 // (primary ones first, then logical ones inside one extended partition).
 func Build(path string, size int64, parts []Part) (Image, error) {
+	return build(path, size, parts, false)
+}
+
+// BuildGPT writes a GPT disk image (protective MBR, primary and backup GPT)
+// of size bytes at path holding parts in order, each named by its Label.
+func BuildGPT(path string, size int64, parts []Part) (Image, error) {
+	return build(path, size, parts, true)
+}
+
+func build(path string, size int64, parts []Part, gpt bool) (Image, error) {
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		return Image{}, err
 	}
 	if err := os.Truncate(path, size); err != nil {
 		return Image{}, err
 	}
-	if err := partition(path, parts); err != nil {
+	if err := partition(path, parts, gpt); err != nil {
 		return Image{}, err
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -78,11 +88,21 @@ func Build(path string, size int64, parts []Part) (Image, error) {
 	return Image{Path: path, Size: size, Parts: table}, f.Sync()
 }
 
-func partition(path string, parts []Part) error {
+func partition(path string, parts []Part, gpt bool) error {
 	var script strings.Builder
-	script.WriteString("label: dos\nunit: sectors\n")
+	if gpt {
+		script.WriteString("label: gpt\nunit: sectors\n")
+		for _, p := range parts {
+			fmt.Fprintf(&script, "size=%d, type=%s, name=%q\n", p.Size/512, p.Type, p.Label)
+		}
+	} else {
+		script.WriteString("label: dos\nunit: sectors\n")
+	}
 	ext := false
 	for _, p := range parts {
+		if gpt {
+			break
+		}
 		if p.Logical && !ext {
 			script.WriteString("type=5\n") // extended: rest of the disk
 			ext = true
