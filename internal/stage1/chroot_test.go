@@ -38,6 +38,7 @@ type chroot struct {
 	loop string // the loop disk, /dev/loopN
 	rel  string // this machine's kernel release
 	kver string // the chroot's installed kernel
+	esp  string // the EFI system partition of a UEFI layout
 }
 
 // chrootSuites are the Debian releases the chroot tests run in, with the
@@ -71,8 +72,12 @@ func sh(t *testing.T, name string, args ...string) string {
 }
 
 // newChroot puts the cached tree of a Debian suite on a fresh ext4
-// partition of a loop disk.
-func newChroot(t *testing.T, suite string) *chroot {
+// partition of a loop disk (MBR, one partition, as on a BIOS PC).
+func newChroot(t *testing.T, suite string) *chroot { return newChrootOn(t, suite, false) }
+
+// newChrootOn with uefi lays the disk out as on a UEFI PC: GPT, an EFI
+// system partition (FAT, p1) and the root (p2).
+func newChrootOn(t *testing.T, suite string, uefi bool) *chroot {
 	testenv.NeedRoot(t, "the chroot test mounts loop devices")
 	tarball := chrootTarball(t, suite)
 	testenv.NeedFile(t, tarball, "run scripts/test-setup.d/20-stage1-chroot; scripts/test does")
@@ -95,6 +100,11 @@ func newChroot(t *testing.T, suite string) *chroot {
 	f.Close()
 	cmd := exec.Command("sfdisk", "-q", disk)
 	cmd.Stdin = strings.NewReader("label: dos\nstart=2048, type=83\n")
+	rootPart := "p1"
+	if uefi {
+		cmd.Stdin = strings.NewReader("label: gpt\nsize=64MiB, type=U, name=esp\ntype=L, name=root\n")
+		rootPart = "p2"
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sfdisk: %v: %s", err, out)
 	}
@@ -102,14 +112,18 @@ func newChroot(t *testing.T, suite string) *chroot {
 	c.loop = sh(t, "losetup", "--find", "--show", disk)
 	t.Cleanup(c.release)
 	exec.Command("partx", "-u", c.loop).Run()
-	if _, err := os.Stat(c.loop + "p1"); err != nil {
+	if _, err := os.Stat(c.loop + rootPart); err != nil {
 		sh(t, "partx", "-a", c.loop)
 	}
-	sh(t, "mkfs.ext4", "-q", "-F", c.loop+"p1")
+	if uefi {
+		c.esp = c.loop + "p1"
+		sh(t, "mkfs.vfat", "-n", "ESP", c.esp)
+	}
+	sh(t, "mkfs.ext4", "-q", "-F", c.loop+rootPart)
 	if err := os.Mkdir(c.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sh(t, "mount", c.loop+"p1", c.dir)
+	sh(t, "mount", c.loop+rootPart, c.dir)
 	t.Cleanup(c.unmount)
 	sh(t, "tar", "-C", c.dir, "--numeric-owner", "--xattrs", "-I", "zstd", "-xf", tarball)
 	for _, m := range []string{"proc", "sys", "dev"} {
@@ -118,7 +132,7 @@ func newChroot(t *testing.T, suite string) *chroot {
 	}
 	c.rel = sh(t, "uname", "-r")
 	c.adoptKernel()
-	t.Logf("chroot on %sp1 ready in %v", c.loop, time.Since(start).Round(time.Millisecond))
+	t.Logf("chroot on %s%s ready in %v", c.loop, rootPart, time.Since(start).Round(time.Millisecond))
 	return c
 }
 

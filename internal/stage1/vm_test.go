@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,8 +140,12 @@ func mustGlob(t *testing.T, pattern string) string {
 }
 
 // readGrubenv reads /boot/grub/grubenv from the disk image's partition.
-func readGrubenv(t *testing.T, disk string) []byte {
-	loop := sh(t, "losetup", "--find", "--show", "--read-only", "--offset", "1048576", disk)
+func readGrubenv(t *testing.T, disk string) []byte { return readGrubenvAt(t, disk, 1<<20) }
+
+// readGrubenvAt reads /boot/grub/grubenv from the ext4 partition at byte
+// offset off of the disk image.
+func readGrubenvAt(t *testing.T, disk string, off int64) []byte {
+	loop := sh(t, "losetup", "--find", "--show", "--read-only", "--offset", strconv.FormatInt(off, 10), disk)
 	defer exec.Command("losetup", "-d", loop).Run()
 	mnt := t.TempDir()
 	sh(t, "mount", "-o", "ro,noload", loop, mnt)
