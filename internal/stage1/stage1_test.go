@@ -319,7 +319,8 @@ func refusals() []refusal {
 		}, usage.Err, "leaves 1048064 bytes between the MBR and its first partition", ClassConfigError},
 		{"core.img over a GPT", pc, func(d *device) {
 			grubFiles(d, 30000)
-			d.write(d.cfg.ImageName, gz(gptImage()))
+			raw, _ := genericAMD64(d.t()) // a real GPT: stage 1 checks its checksums first
+			d.write(d.cfg.ImageName, gz(raw))
 		}, usage.Err, "GPT image and core.img would overwrite its partition table", ClassConfigError},
 		{"badblocks missing", pc, func(d *device) {
 			d.cfg.MaxBadblocks = "0"
@@ -440,14 +441,6 @@ func grubFiles(d *device, coreSize int) {
 }
 
 // gptImage is a 4 MiB disk image with a protective MBR and a GPT header.
-func gptImage() []byte {
-	raw := make([]byte, 4<<20)
-	copy(raw[446:], []byte{0, 0, 2, 0, 0xee, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0xff, 0x1f, 0, 0})
-	raw[510], raw[511] = 0x55, 0xAA
-	copy(raw[512:], "EFI PART")
-	return raw
-}
-
 func gz(b []byte) []byte {
 	var out bytes.Buffer
 	zw := gzip.NewWriter(&out)
