@@ -30,6 +30,7 @@ var side = map[string]string{
 
 	"internal/wifi":     "device",
 	"internal/devlog":   "device",
+	"internal/fetch":    "device",
 	"scripts/initramfs": "device",
 
 	"cmd/migdb-add-unit":     "fleet",

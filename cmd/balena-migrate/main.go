@@ -17,7 +17,7 @@ func main() {
 	app := &cli.App{
 		Name:     "balena-migrate",
 		Usage:    "migrate this device to balenaOS",
-		Commands: []*cli.Command{stage2Command(), extractCommand()},
+		Commands: []*cli.Command{stage2Command(), extractCommand(), fetchCommand()},
 		Action:   stage1Action,
 		Flags:    stage1Flags(),
 	}

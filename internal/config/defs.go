@@ -66,6 +66,7 @@ const (
 	Pretend       = "MIG_PRETEND"
 	Rehearsal     = "MIG_REHEARSAL"
 	TagDevices    = "MIG_TAG_DEVICES"
+	ImageURL      = "MIG_IMAGE_URL"
 )
 
 // Def describes one setting.
@@ -96,6 +97,7 @@ var defs = []Def{
 	{Name: BalenaVer, Flags: []string{"balena-ver"}, Usage: "balenaOS version for config.json", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.BalenaVer }},
 	{Name: CfgDir, Flags: []string{"cfg-dir", "mig-cfg-dir"}, Usage: "migration environment directory", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.CfgDir }},
 	{Name: CfgArchive, Flags: []string{"cfg-tgz"}, Usage: "migration environment as a .tgz", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.CfgArchive }},
+	{Name: ImageURL, Flags: []string{"image-url"}, Usage: "the devices fetch the image themselves from this base URL (a mirror; IMAGE_NAME is appended), checked against IMAGE_NAME.sha256 in the environment, instead of receiving it over SSH", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.ImageURL }},
 	{Name: SSHHost, Flags: []string{"host"}, Usage: "device host name or address", Bins: all, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHHost }},
 	{Name: SSHUser, Flags: []string{"user", "u"}, Usage: "SSH user on the device", Bins: all, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHUser }},
 	{Name: SSHPort, Flags: []string{"port", "p"}, Usage: "SSH port", Default: "22", Kind: Port, Bins: all, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHPort }},

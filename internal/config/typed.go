@@ -66,6 +66,7 @@ type Unit struct {
 	BalenaVer  string
 	CfgDir     string // migration environment directory (~ expanded)
 	CfgArchive string // or a .tgz of it (~ expanded)
+	ImageURL   string // the device fetches IMAGE_NAME from here instead
 	SSHHost    string
 	SSHUser    string
 	SSHPort    int

@@ -31,6 +31,7 @@ type environment struct {
 	why     string // how it was chosen, for the unit log
 	slug    string // device type to register; "" leaves it to the fleet
 	noFlash bool   // balena-migrate.conf says NO_FLASH: stage 2 will not flash
+	image   string // IMAGE_NAME of balena-migrate.conf
 	size    int64  // bytes of its files
 }
 
@@ -83,6 +84,7 @@ func (env *environment) readConf(data []byte, p probe) error {
 		return err
 	}
 	image := f.Value("IMAGE_NAME")
+	env.image = image
 	slug, ok := devicetype.SlugFromName(image)
 	if !ok {
 		return nil

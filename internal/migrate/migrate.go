@@ -115,7 +115,11 @@ func (m *Migrator) Handle(ctx context.Context, wj *worker.Job) worker.Outcome {
 // mode checks the device (probe, pre-flight) before anything that cannot
 // be undone; only a real run registers the device in balena.
 func (j *job) steps() []step {
-	check := []step{{"probe", j.probeDevice}, {"transfer", j.transfer}, {"preflight", j.preflight}}
+	check := []step{{"probe", j.probeDevice}, {"transfer", j.transfer}}
+	if j.s.Unit.ImageURL != "" {
+		check = append(check, step{"fetch", j.fetchImage})
+	}
+	check = append(check, step{"preflight", j.preflight})
 	switch {
 	case j.s.Migrate.Pretend:
 		return check

@@ -1,7 +1,11 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -200,5 +204,46 @@ func TestEnvironmentThatWouldNotFlashIsRefusedOutsideARehearsal(t *testing.T) {
 	e.runWith(e.settings(nil), nil)
 	if dir, u := e.find("ghost"); dir != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailConfigError) || len(e.fake.Devices()) != 0 {
 		t.Fatalf("in %s class %q, %d devices: %s", dir, u.Get(unit.FieldFailClass), len(e.fake.Devices()), u.Get(unit.FieldFailMsg))
+	}
+}
+
+func TestDeviceFetchesTheImageItself(t *testing.T) {
+	e := newEnv(t, sshtest.Config{})
+	image := make([]byte, 2<<20)
+	rand.Read(image)
+	sum := sha256.Sum256(image)
+	e.fake.AddImage("resin-genericx86-64.img.gz", image)
+	// The environment names the image and its checksum, but does not hold it.
+	os.Remove(filepath.Join(e.cfg, "resin-genericx86-64.img.gz"))
+	write(t, filepath.Join(e.cfg, "resin-genericx86-64.img.gz.sha256"), hex.EncodeToString(sum[:])+"  resin-genericx86-64.img.gz\n", 0o644)
+	dev := e.device(sshtest.UserConfig{})
+	fields := e.unitFor(dev)
+	fields[config.ImageURL] = e.fake.URL() + "/_fake/images/"
+	e.addUnit("pull", fields)
+	e.runWith(e.settings(nil), nil)
+	if dir, u := e.find("pull"); dir != spool.Process {
+		t.Fatalf("in %s: %s", dir, u.Get(unit.FieldFailMsg))
+	}
+	got, err := os.ReadFile(dev.Path(RemoteDir + "/resin-genericx86-64.img.gz"))
+	if err != nil || !bytes.Equal(got, image) {
+		t.Fatalf("the image on the device differs (%v)", err)
+	}
+	if n := e.fake.ImageBytes(); n != int64(len(image)) {
+		t.Errorf("the mirror sent %d bytes, want %d", n, len(image))
+	}
+
+	// A mirror serving another file: nothing kept, the unit retried later.
+	other := e.device(sshtest.UserConfig{})
+	e.fake.AddImage("resin-genericx86-64.img.gz", []byte("something else"))
+	fields = e.unitFor(other)
+	fields[config.ImageURL] = e.fake.URL() + "/_fake/images"
+	e.addUnit("tampered", fields)
+	e.runWith(e.settings(nil), nil)
+	dir, u := e.find("tampered")
+	if dir != spool.Units || !strings.Contains(u.Get(unit.FieldTransferFail), "checksum") || u.Has(unit.FieldDeviceID) {
+		t.Fatalf("in %s, %q, DEVICE_ID %q", dir, u.Get(unit.FieldTransferFail), u.Get(unit.FieldDeviceID))
+	}
+	if _, err := os.Stat(other.Path(RemoteDir + "/resin-genericx86-64.img.gz")); !os.IsNotExist(err) {
+		t.Error("a file with the wrong checksum was kept")
 	}
 }

@@ -117,6 +117,8 @@ type API struct {
 	calls      map[Route]int
 	registers  map[string]int // register calls per UUID
 	faults     int
+	images     map[string][]byte // served at /_fake/images/<name>
+	imageBytes int64
 	mux        *http.ServeMux
 }
 

@@ -40,6 +40,7 @@ func (a *API) routes() *http.ServeMux {
 	m.HandleFunc("GET /_fake/devices", a.listHook)
 	m.HandleFunc("GET /_fake/provisioning-keys", a.keysHook)
 	m.HandleFunc("GET /_fake/calls", a.callsHook)
+	m.HandleFunc("GET /_fake/images/{name}", a.image)
 	return m
 }
 
