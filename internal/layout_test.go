@@ -73,11 +73,13 @@ var side = map[string]string{
 	"cmd/dev/flashbench":         "dev",
 	"cmd/dev/fleet-sim":          "dev",
 	"cmd/dev/vm":                 "dev",
+	"cmd/dev/wanbench":           "dev",
 	"internal":                   "dev", // this test
 	"internal/testenv":           "dev",
 	"internal/testenv/balenaimg": "dev",
 	"internal/testenv/devvm":     "dev",
 	"internal/testenv/fleetsim":  "dev",
+	"internal/testenv/netsim":    "dev",
 	"internal/testenv/sshtest":   "dev",
 	"internal/testenv/testimg":   "dev",
 	"internal/testenv/vmtest":    "dev",
