@@ -69,6 +69,7 @@ var side = map[string]string{
 	// Development and test helpers: not shipped, may use either side.
 	"cmd/dev/balenaos-standin":   "dev",
 	"cmd/dev/benchtool":          "dev",
+	"cmd/dev/dbbench":            "dev",
 	"cmd/dev/fake-balena-api":    "dev",
 	"cmd/dev/flashbench":         "dev",
 	"cmd/dev/fleet-sim":          "dev",

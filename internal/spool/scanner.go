@@ -1,7 +1,10 @@
 package spool
 
 import (
+	"bytes"
 	"container/heap"
+	"encoding/binary"
+	"errors"
 	"os"
 	"sort"
 	"time"
@@ -33,6 +36,7 @@ type Scanner struct {
 	ready   map[string]int64
 	later   dueHeap
 	seq     uint64
+	pass    uint64 // counts full listings
 }
 
 // known is what a scanner remembers of one file.
@@ -41,6 +45,7 @@ type known struct {
 	mtime int64
 	due   int64  // unix nanoseconds
 	seq   uint64 // matches the heap entry that is current
+	pass  uint64 // the last full listing that saw the file
 }
 
 // NewScanner watches directory d; dueOf computes a unit's due time (DUE_TS
@@ -55,33 +60,82 @@ func (db *DB) NewScanner(d Dir, dueOf func(*unit.Unit) time.Time) *Scanner {
 func (s *Scanner) Changed(name string) { s.changed[name] = true }
 
 // Scan lists the directory and returns the units due at now (earliest
-// first) and the earliest due time after now (zero when none). A file
-// whose inode and mtime are unchanged is not read again.
+// first) and the earliest due time after now (zero when none). The listing
+// carries each file's inode: a known file whose inode is unchanged is not
+// looked at again, so a scan of a large idle directory is one pass over its
+// entries. Every deepEvery-th scan also compares mtimes, for a file
+// replaced on another NFS client by one that reused its inode number.
 func (s *Scanner) Scan(now time.Time) (due []Entry, next time.Time, err error) {
 	d, err := os.Open(s.db.Path(s.dir))
 	if err != nil {
 		return nil, timeZero, err
 	}
 	defer d.Close()
-	names, err := d.Readdirnames(-1)
+	s.pass++
+	deep := s.pass%deepEvery == 1
+	fd := int(d.Fd())
+	err = listDir(fd, func(name []byte, ino uint64) {
+		if k, ok := s.files[string(name)]; ok {
+			k.pass = s.pass
+			if deep || k.ino != ino {
+				s.look(fd, string(name), false, now)
+			}
+			return
+		}
+		if n := string(name); validName(n) {
+			s.look(fd, n, false, now)
+		}
+	})
 	if err != nil {
 		return nil, timeZero, err
 	}
-	live := make(map[string]bool, len(names))
-	for _, n := range names {
-		if _, _, ok := ParseName(n); ok {
-			live[n] = true
-			s.look(int(d.Fd()), n, false, now)
-		}
-	}
-	for n := range s.files {
-		if !live[n] {
+	// Files the listing did not show are gone.
+	for n, k := range s.files {
+		if k.pass != s.pass {
 			s.drop(n)
 		}
 	}
 	clear(s.changed)
 	due, next = s.report(now)
 	return due, next, nil
+}
+
+// deepEvery is how often (in scans) Scan checks every file's mtime too.
+const deepEvery = 10
+
+func validName(n string) bool {
+	_, _, ok := ParseName(n)
+	return ok
+}
+
+// listDir calls fn with the name and inode number of every entry of the
+// directory open as fd (getdents64: struct linux_dirent64).
+func listDir(fd int, fn func(name []byte, ino uint64)) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			return nil
+		}
+		for off := 0; off < n; {
+			ino := binary.NativeEndian.Uint64(buf[off:])
+			reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
+			name := buf[off+19 : off+reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			off += reclen
+			if len(name) > 0 && name[0] != '.' {
+				fn(name, ino)
+			}
+		}
+	}
 }
 
 // Refresh looks again at the names reported by Changed, then returns what
@@ -128,7 +182,7 @@ func (s *Scanner) look(dirfd int, n string, force bool, now time.Time) {
 			due = t.UnixNano()
 		}
 	}
-	s.set(n, &known{ino: st.Ino, mtime: mtime, due: due}, now)
+	s.set(n, &known{ino: st.Ino, mtime: mtime, due: due, pass: s.pass}, now)
 }
 
 func (s *Scanner) set(n string, k *known, now time.Time) {
