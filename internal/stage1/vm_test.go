@@ -69,6 +69,7 @@ func TestVMStage1ThenStage2(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two VM boots under TCG take about two minutes")
 	}
+	t.Parallel() // the BIOS and the UEFI run overlap: each qemu uses one core
 	testenv.NeedProgram(t, "qemu-system-x86_64")
 	c := newChroot(t, "bookworm")
 	img, imgSum := diskImage(t)

@@ -36,6 +36,7 @@ func TestVMStage1UEFI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("two VM boots under OVMF and TCG take minutes")
 	}
+	t.Parallel() // the BIOS and the UEFI run overlap: each qemu uses one core
 	testenv.NeedProgram(t, "qemu-system-x86_64")
 	testenv.NeedProgram(t, "mcopy")
 	testenv.NeedFile(t, ovmfCode, "install Debian's ovmf package (scripts/test-packages)")
