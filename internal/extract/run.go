@@ -3,8 +3,6 @@ package extract
 import (
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +45,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	res := Result{ImageSource: name, ImageSize: img.Size()}
 	opts.Log("found %s (%d MiB) in %s", name, img.Size()>>20, filepath.Base(opts.Flasher))
-	if res.ImageSHA256, err = writeGzip(ctx, opts.Image, io.NewSectionReader(img, 0, img.Size())); err != nil {
+	if res.ImageSHA256, err = fsutil.WriteGzip(ctx, opts.Image, io.NewSectionReader(img, 0, img.Size()), gzip.DefaultCompression, true); err != nil {
 		return res, err
 	}
 	opts.Log("wrote %s (SHA-256 of the image %s)", opts.Image, res.ImageSHA256)
@@ -108,45 +106,6 @@ func pickBootLoader(flash io.ReaderAt, parts []blkdev.Partition, img io.ReaderAt
 		err = fmt.Errorf("grub boot.img/core.img (boot code before the first partition): %w", ErrNotFound)
 	}
 	return boot, core, err
-}
-
-// writeGzip compresses r to path (atomically) and returns the SHA-256 of r.
-func writeGzip(ctx context.Context, path string, r io.Reader) (string, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return "", fmt.Errorf("write image: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	h := sha256.New()
-	zw := gzip.NewWriter(tmp)
-	buf := make([]byte, 4<<20)
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		n, rerr := io.ReadFull(r, buf)
-		h.Write(buf[:n])
-		if _, err := zw.Write(buf[:n]); err != nil {
-			return "", fmt.Errorf("write %s: %w", path, err)
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return "", fmt.Errorf("read image: %w", rerr)
-		}
-	}
-	if err := zw.Close(); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", fmt.Errorf("write %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), fsutil.SyncDir(filepath.Dir(path))
 }
 
 func writeFile(path string, data []byte) error {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/blkdev"
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
+	"github.com/fleetmig/balena-migrate/internal/fsutil"
 	"github.com/fleetmig/balena-migrate/internal/iox"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 )
@@ -136,7 +137,7 @@ func (r *run) compressRaw(ctx context.Context, src string, size int64) (string, 
 		return "", fmt.Errorf("%w: %s: %w", ErrImage, src, err)
 	}
 	defer in.Close()
-	if err := writeGzip(ctx, r.p(dst), bufio.NewReaderSize(in, 1<<20)); err != nil {
+	if err := writeGzipOnce(ctx, r.p(dst), bufio.NewReaderSize(in, 1<<20)); err != nil {
 		return "", fmt.Errorf("compress %s: %w", src, err)
 	}
 	return dst, nil
@@ -175,29 +176,10 @@ func (r *run) repackZip(ctx context.Context, src string) (string, string, error)
 		return "", "", fmt.Errorf("%w: %s in %s: %w", ErrImage, entry.Name, src, err)
 	}
 	defer in.Close()
-	if err := writeGzip(ctx, r.p(dst), in); err != nil {
+	if err := writeGzipOnce(ctx, r.p(dst), in); err != nil {
 		return "", "", fmt.Errorf("repack %s to gzip: %w", src, err)
 	}
 	return dst, entry.Name, nil
-}
-
-func writeGzip(ctx context.Context, dst string, in io.Reader) error {
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(out, 1<<20)
-	zw, _ := gzip.NewWriterLevel(bw, gzip.BestSpeed)
-	_, err = io.Copy(zw, iox.ContextReader(ctx, in))
-	for _, step := range []func() error{zw.Close, bw.Flush, out.Sync} {
-		if err == nil {
-			err = step()
-		}
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // verifyGzip decompresses the whole image (which checks the gzip CRC),
@@ -318,4 +300,11 @@ func (r *run) readBalenaConfig() (balenaConfig, bool, error) {
 func (r *run) configDeviceType() (string, error) {
 	bc, _, err := r.readBalenaConfig()
 	return bc.DeviceType, err
+}
+
+// writeGzipOnce compresses in to dst, quickly: the image is read again
+// and hashed as a whole afterwards.
+func writeGzipOnce(ctx context.Context, dst string, in io.Reader) error {
+	_, err := fsutil.WriteGzip(ctx, dst, in, gzip.BestSpeed, false)
+	return err
 }
