@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/testenv"
 	"github.com/fleetmig/balena-migrate/internal/unit"
 	"github.com/rs/zerolog"
 )
@@ -263,5 +265,50 @@ func TestUnitLogPathIsAbsolute(t *testing.T) {
 	u, _ := unit.Parse(data)
 	if p := u.Get(unit.FieldOutputLog); !filepath.IsAbs(p) || !strings.HasPrefix(p, dir) {
 		t.Fatalf("UNIT_OUTPUT_LOG %q is not an absolute path under %s", p, dir)
+	}
+}
+
+// TestFullDatabaseDiskStopsTheWorker runs a worker on a real, tiny tmpfs
+// filled to the last byte: saving a unit meets ENOSPC, and the worker
+// stops with a message saying so instead of handing the unit back and
+// taking it again for ever.
+func TestFullDatabaseDiskStopsTheWorker(t *testing.T) {
+	testenv.NeedRoot(t, "mounts a tmpfs")
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	db, err := spool.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(t, db, "full", time.Time{})
+	// Fill what is left, so the next write fails.
+	f, _ := os.Create(filepath.Join(dir, "filler"))
+	f.Write(make([]byte, 1<<20))
+	f.Close()
+	calls := 0
+	l := &Loop{DB: db, Input: spool.Units, Name: "test", Jobs: 1, Rescan: time.Hour, Log: zerolog.New(zerolog.NewTestWriter(t)),
+		Handle: func(_ context.Context, j *Job) Outcome {
+			calls++
+			j.Unit.Set("STEP", strings.Repeat("x", 4096))
+			return Outcome{To: spool.Process, Unit: j.Unit, Msg: "done"}
+		}}
+	errc := make(chan error, 1)
+	go func() { errc <- l.Run(context.Background(), context.Background()) }()
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "database disk is full") {
+			t.Fatalf("Run = %v, want the full-disk stop", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker kept going on a full disk")
+	}
+	if calls > 1 {
+		t.Errorf("the unit was handled %d times", calls)
+	}
+	if found, _ := db.Find("full"); len(found) != 1 {
+		t.Errorf("unit found in %v", found)
 	}
 }
