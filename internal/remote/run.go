@@ -63,17 +63,24 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 // a non-zero exit is an error quoting the start of the command's standard
 // error.
 func (c *Client) Output(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
-	var out bytes.Buffer
+	out := &iox.Head{Max: MaxOutput + 1}
 	errOut := &iox.Head{Max: 4096}
-	code, err := c.run(ctx, cmd, stdin, &out, errOut)
+	code, err := c.run(ctx, cmd, stdin, out, errOut)
 	if err != nil {
 		return nil, err
 	}
-	if code != 0 {
-		return out.Bytes(), fmt.Errorf("remote %q exited %d: %s", firstWord(cmd), code, strings.TrimSpace(errOut.Buf.String()))
+	if out.Buf.Len() > MaxOutput {
+		// A device printing without end must not grow the worker.
+		return nil, fmt.Errorf("remote %q printed more than %d MiB: refusing to read it", firstWord(cmd), MaxOutput>>20)
 	}
-	return out.Bytes(), nil
+	if code != 0 {
+		return out.Buf.Bytes(), fmt.Errorf("remote %q exited %d: %s", firstWord(cmd), code, strings.TrimSpace(errOut.Buf.String()))
+	}
+	return out.Buf.Bytes(), nil
 }
+
+// MaxOutput bounds what Output reads from one command.
+const MaxOutput = 16 << 20
 
 // Arch is the device's `uname -m` (x86_64, armv7l, aarch64, ...).
 func (c *Client) Arch(ctx context.Context) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -177,5 +178,20 @@ func TestWriteFile(t *testing.T) {
 	}
 	if err := c.WriteFile(context.Background(), "no-such-dir/x", nil, 0o644); !errors.Is(err, ErrTransfer) {
 		t.Errorf("write into a missing directory: %v", err)
+	}
+}
+
+// TestOutputIsBounded: a device that prints without end cannot grow the
+// worker past MaxOutput; the command fails instead of being read whole.
+func TestOutputIsBounded(t *testing.T) {
+	d := newDevice(t, sshtest.Config{}, sshtest.UserConfig{})
+	c := dialT(t, d.opts())
+	ctx := context.Background()
+	if _, err := c.Output(ctx, fmt.Sprintf("head -c %d /dev/zero", MaxOutput+1), nil); err == nil || !strings.Contains(err.Error(), "printed more than") {
+		t.Fatalf("err = %v, want the bound", err)
+	}
+	out, err := c.Output(ctx, fmt.Sprintf("head -c %d /dev/zero", MaxOutput), nil)
+	if err != nil || len(out) != MaxOutput {
+		t.Fatalf("exactly MaxOutput: %d bytes, %v", len(out), err)
 	}
 }
