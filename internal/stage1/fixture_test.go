@@ -141,7 +141,9 @@ type fixture struct {
 
 // fixtures: 0 Pi 3, 1 Pi 4, 2 Ubuntu BIOS, 3 Ubuntu UEFI, 4 BeagleBone Green,
 // 5 Ubuntu 24.04 UEFI, 6 Raspberry Pi OS trixie on a Pi 5, 7 32-bit
-// Raspberry Pi OS bookworm on a Pi 3. Each tree has the /etc/os-release,
+// Raspberry Pi OS bookworm on a Pi 3, 8 Ubuntu 22.04 cloud VM (virtio,
+// BIOS), 9 Debian 12 on a UEFI arm64 machine (ACPI, no device tree). Each
+// tree has the /etc/os-release,
 // boot layout and kernel naming of that system as installed.
 var fixtures = [...]fixture{
 	{"pi3-raspbian9", "armv7l", "4.19.66-v7+", "/home/pi/migrate", "balena-cloud-fleet-raspberrypi3-2.50.1+rev1-v11.4.10.img.gz"},
@@ -152,6 +154,8 @@ var fixtures = [...]fixture{
 	{"ubuntu2404-uefi", "x86_64", "6.8.0-85-generic", "/home/admin/migrate", "balena-cloud-fleet-generic-amd64-6.0.13-v16.4.0.img.gz"},
 	{"rpios13-pi5", "aarch64", "6.12.47+rpt-rpi-2712", "/home/pi/migrate", "balena-cloud-fleet-raspberrypi5-6.1.21-v16.7.img.gz"},
 	{"raspbian12-pi3", "armv7l", "6.6.51+rpt-rpi-v7", "/home/pi/migrate", "balena-cloud-fleet-raspberrypi3-6.1.21-v16.7.img.gz"},
+	{"ubuntu2204-vm", "x86_64", "5.15.0-160-generic", "/home/admin/migrate", "balena-cloud-fleet-genericx86-64-ext-6.0.13-v16.4.0.img.gz"},
+	{"debian12-arm64-uefi", "aarch64", "6.1.0-28-arm64", "/home/admin/migrate", "balena-cloud-fleet-generic-aarch64-6.0.13-v16.4.0.img.gz"},
 }
 
 // device is a fixture copied to a temp dir, ready to run.

@@ -139,6 +139,35 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 				t.Errorf("log:\n%s", d.log.String())
 			}
 		},
+		"ubuntu2204-vm": func(t *testing.T, d *device, s2 s2config.Config) {
+			entry := d.read(t, "/etc/grub.d/42_balena")
+			if !strings.Contains(entry, "linux /boot/vmlinuz-5.15.0-160-generic root=LABEL=cloudimg-rootfs ro console=tty1 console=ttyS0 debug\n") {
+				t.Errorf("42_balena:\n%s", entry)
+			}
+			if s2.BootDev != "/dev/vda" || s2.GrubBootType != s2config.BootLegacy {
+				t.Errorf("stage-2 config %+v", s2)
+			}
+			hook := d.read(t, "/home/admin/migrate/initramfs-tools/balena-migrate-hook.conf")
+			if !strings.Contains(hook, "virtio_blk virtio_pci") {
+				t.Errorf("the virtio disk driver is not in the initramfs: %s", hook)
+			}
+			if !strings.Contains(d.log.String(), "system: Ubuntu 22.04.5 LTS on BIOS PC (x86_64)") {
+				t.Errorf("log:\n%s", d.log.String())
+			}
+		},
+		"debian12-arm64-uefi": func(t *testing.T, d *device, s2 s2config.Config) {
+			entry := d.read(t, "/etc/grub.d/42_balena")
+			if !strings.Contains(entry, "linux /boot/vmlinuz-6.1.0-28-arm64 root=UUID=6f1c2d3e-4a5b-4c6d-8e9f-0a1b2c3d4e5f ro quiet debug\n") {
+				t.Errorf("42_balena:\n%s", entry)
+			}
+			if s2.BootDev != "/dev/nvme0n1" || s2.GrubBootType != s2config.BootUEFI {
+				t.Errorf("stage-2 config %+v", s2)
+			}
+			if !strings.Contains(d.log.String(), "system: Debian GNU/Linux 12 (bookworm) on UEFI ARM machine (aarch64)") ||
+				!strings.Contains(d.log.String(), "is for generic-aarch64, which boots on this UEFI ARM machine") {
+				t.Errorf("log:\n%s", d.log.String())
+			}
+		},
 		"bbg-debian9": func(t *testing.T, d *device, s2 s2config.Config) {
 			if got := d.read(t, "/boot/initrd.img-4.14.71-ti-r80"); got != d.read(t, "/home/debian/migrate/balena-migrate-initramfs-4.14.71-ti-r80") {
 				t.Errorf("initrd.img was not replaced by ours: %q", got)
@@ -183,10 +212,10 @@ func TestFixturesBootSetup(t *testing.T) {
 					t.Errorf("log line %q", line)
 				}
 			}
-			// A second run: PCs set grub up again; boards whose backups would
+			// A second run: grub machines set grub up again; boards whose backups would
 			// now hold our change refuse.
 			_, err = d.run()
-			if again := strings.HasPrefix(f.name, "ubuntu"); again != (err == nil) || !again && !errors.Is(err, ErrBootSetup) {
+			if again := f.machine == "x86_64" || strings.HasSuffix(f.name, "-uefi"); again != (err == nil) || !again && !errors.Is(err, ErrBootSetup) {
 				t.Errorf("second run: %v", err)
 			}
 		})
