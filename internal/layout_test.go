@@ -68,6 +68,7 @@ var side = map[string]string{
 
 	// Development and test helpers: not shipped, may use either side.
 	"cmd/dev/balenaos-standin":   "dev",
+	"cmd/dev/e2e":                "dev",
 	"cmd/dev/benchtool":          "dev",
 	"cmd/dev/dbbench":            "dev",
 	"cmd/dev/fake-balena-api":    "dev",
@@ -78,6 +79,7 @@ var side = map[string]string{
 	"internal":                   "dev", // this test
 	"internal/testenv":           "dev",
 	"internal/testenv/balenaimg": "dev",
+	"internal/testenv/e2e":       "dev",
 	"internal/testenv/devvm":     "dev",
 	"internal/testenv/fleetsim":  "dev",
 	"internal/testenv/netsim":    "dev",

@@ -33,9 +33,8 @@ func main() {
 	data := flag.String("data", "/mnt/data", "where resin-data is mounted")
 	host := flag.String("host-addr", "10.0.2.2", "the host's loopback as this machine reaches it")
 	tries := flag.Int("tries", 30, "state report attempts, 2 s apart")
-	api := flag.String("api", "", "the API to report to instead of config.json's apiEndpoint (a test's fake API outside its own network)")
 	flag.Parse()
-	if err := run(*boot, *data, *host, *api, *tries); err != nil {
+	if err := run(*boot, *data, *host, *tries); err != nil {
 		fmt.Println("STANDIN-FAILED:", err)
 		os.Exit(1)
 	}
@@ -50,7 +49,7 @@ type deviceConfig struct {
 	AppID        any    `json:"applicationId"`
 }
 
-func run(boot, data, hostAddr, api string, tries int) error {
+func run(boot, data, hostAddr string, tries int) error {
 	raw, err := os.ReadFile(filepath.Join(boot, "config.json"))
 	if err != nil {
 		return fmt.Errorf("resin-boot has no config.json: %w", err)
@@ -71,10 +70,6 @@ func run(boot, data, hostAddr, api string, tries int) error {
 	fmt.Printf("STANDIN system-connections: %d %s\n", len(conns), strings.Join(conns, " "))
 	reportData(data)
 
-	if api != "" {
-		fmt.Printf("STANDIN reporting to %s, not config.json's apiEndpoint\n", api)
-		cfg.APIEndpoint = api
-	}
 	endpoint, err := reachable(cfg.APIEndpoint, hostAddr)
 	if err != nil {
 		return err

@@ -1,9 +1,12 @@
 // Package balenaimg builds a bootable stand-in for a balenaOS image, from
 // scratch, with the partition layout of a real device type: resin-boot (FAT)
 // holding the boot loader's configuration, resin-rootA (ext4) holding Debian's
-// cloud kernel and a small initramfs, resin-rootB, and resin-state and
-// resin-data in an extended partition. The PC BIOS boots it through grub in
-// the MBR (boot.img, with core.img in the gap before the first partition).
+// cloud kernel and a small initramfs, resin-rootB, resin-state and
+// resin-data. genericx86-64-ext (BuildMBR): an MBR with the last two in an
+// extended partition, booted by the PC BIOS through grub in the MBR
+// (boot.img, with core.img in the gap before the first partition).
+// generic-amd64 (BuildGPT): a GPT whose resin-boot is the EFI system
+// partition with grub's EFI image, booted by UEFI firmware.
 //
 // The initramfs's init mounts resin-boot and resin-data, brings up the
 // network with DHCP and runs balenaos-standin (cmd/dev/balenaos-standin):
@@ -42,9 +45,6 @@ type Options struct {
 	Busybox string            // static busybox; /bin/busybox when empty
 	Boot    map[string][]byte // extra files on resin-boot (config.json in tests)
 	Data    map[string][]byte // extra files on resin-data
-	// API, when set, is where the stand-in reports instead of config.json's
-	// apiEndpoint: a test's fake API, which the real endpoint is not.
-	API string
 }
 
 // Image is a built stand-in.
@@ -71,11 +71,7 @@ func BuildStandin(ctx context.Context, repo, out string) error {
 
 // BuildMBR writes a genericx86-64-ext-shaped image booting with the PC BIOS.
 func BuildMBR(ctx context.Context, o Options) (Image, error) {
-	initrd, err := initramfs(o)
-	if err != nil {
-		return Image{}, err
-	}
-	kernel, err := os.ReadFile(o.Kernel.Vmlinuz)
+	rootA, err := rootFiles(o)
 	if err != nil {
 		return Image{}, err
 	}
@@ -83,19 +79,12 @@ func BuildMBR(ctx context.Context, o Options) (Image, error) {
 	for k, v := range o.Boot {
 		boot[k] = v
 	}
-	data := map[string][]byte{}
-	for k, v := range o.Data {
-		data[k] = v
-	}
-	rootA := int64(len(kernel)+len(initrd))/testimg.MiB*testimg.MiB + 8*testimg.MiB
 	parts := []testimg.Part{
 		{Size: 16 * testimg.MiB, Type: "c", FS: "vfat", Label: testimg.LabelBoot, Files: boot},
-		{Size: rootA, Type: "83", FS: "ext4", Label: testimg.LabelRootA,
-			Files: map[string][]byte{"boot/vmlinuz": kernel, "boot/initramfs.gz": initrd,
-				"etc/os-release": []byte("ID=balena-os\nNAME=balenaOS stand-in\n")}},
+		{Size: sizeFor(rootA), Type: "83", FS: "ext4", Label: testimg.LabelRootA, Files: rootA},
 		{Size: 8 * testimg.MiB, Type: "83", FS: "ext4", Label: testimg.LabelRootB},
 		{Size: 4 * testimg.MiB, Type: "83", FS: "ext4", Label: testimg.LabelState, Logical: true},
-		{Size: 16 * testimg.MiB, Type: "83", FS: "ext4", Label: testimg.LabelData, Logical: true, Files: data},
+		{Size: 16 * testimg.MiB, Type: "83", FS: "ext4", Label: testimg.LabelData, Logical: true, Files: copyFiles(o.Data)},
 	}
 	var size int64 = 2 * testimg.MiB // the gap before the first partition, and slack
 	for _, p := range parts {
@@ -112,6 +101,37 @@ func BuildMBR(ctx context.Context, o Options) (Image, error) {
 		return Image{}, err
 	}
 	return Image{img}, nil
+}
+
+// rootFiles is resin-rootA: the kernel and the stand-in's initramfs.
+func rootFiles(o Options) (map[string][]byte, error) {
+	initrd, err := initramfs(o)
+	if err != nil {
+		return nil, err
+	}
+	kernel, err := os.ReadFile(o.Kernel.Vmlinuz)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{"boot/vmlinuz": kernel, "boot/initramfs.gz": initrd,
+		"etc/os-release": []byte("ID=balena-os\nNAME=balenaOS stand-in\n")}, nil
+}
+
+// sizeFor is a partition size holding files, with room for ext4 itself.
+func sizeFor(files map[string][]byte) int64 {
+	var n int64
+	for _, b := range files {
+		n += int64(len(b))
+	}
+	return n/testimg.MiB*testimg.MiB + 8*testimg.MiB
+}
+
+func copyFiles(m map[string][]byte) map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // grubCfg boots the kernel and init from resin-rootA, found by label as
@@ -187,7 +207,7 @@ echo "STANDIN mounted resin-boot from $(findfs LABEL=resin-boot), resin-data fro
 ip link set lo up
 ip link set eth0 up
 udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 20 -T 1 || echo "STANDIN no DHCP lease"
-/bin/balenaos-standin --boot /mnt/boot --data /mnt/data --api "$(cat /etc/standin-api)"
+/bin/balenaos-standin --boot /mnt/boot --data /mnt/data
 echo "STANDIN-EXIT=$?"
 umount /mnt/boot /mnt/data
 sync
@@ -229,7 +249,6 @@ func initramfs(o Options) ([]byte, error) {
 	}
 	a.AddFile("init", []byte(initScript), 0o755)
 	a.AddFile("etc/udhcpc.script", []byte(udhcpcScript), 0o755)
-	a.AddFile("etc/standin-api", []byte(o.API), 0o644)
 	a.AddFile("etc/modules.load", []byte(strings.Join(mods, "\n")+"\n"), 0o644)
 	a["dev/console"] = vmtest.Entry{Mode: vmtest.ModeChar | 0o600, Major: 5, Minor: 1}
 	for _, d := range []string{"proc", "sys", "dev", "tmp", "mnt"} {

@@ -60,11 +60,23 @@ func backupTgz(t *testing.T, names ...string) []byte {
 	return buf.Bytes()
 }
 
-// The stand-in boots from its own MBR through grub, finds config.json on
-// resin-boot and the backup on resin-data, gets a DHCP lease on qemu's
-// network and reports to the API on the host as the device, with the
-// device's key and UUID.
-func TestStandinBootsAndReports(t *testing.T) {
+// The stand-in boots from its own MBR through grub in the MBR, finds
+// config.json on resin-boot and the backup on resin-data, gets a DHCP
+// lease on qemu's network and reports to the API on the host as the
+// device, with the device's key and UUID.
+func TestStandinMBR(t *testing.T) {
+	testStandin(t, BuildMBR, false)
+}
+
+// The generic-amd64 stand-in: OVMF boots grub's EFI image from resin-boot,
+// the EFI system partition of its GPT; the rest as with the MBR one.
+func TestStandinGPT(t *testing.T) {
+	testenv.NeedFile(t, devvm.OVMFCode, "the ovmf package (scripts/test-packages)")
+	testenv.NeedFile(t, "/usr/lib/grub/x86_64-efi/linux.mod", "grub-efi-amd64-bin (scripts/test-packages)")
+	testStandin(t, BuildGPT, true)
+}
+
+func testStandin(t *testing.T, build func(context.Context, Options) (Image, error), uefi bool) {
 	if testing.Short() {
 		t.Skip("boots a VM under TCG")
 	}
@@ -99,12 +111,16 @@ func TestStandinBootsAndReports(t *testing.T) {
 		"applicationId": 7, "apiEndpoint": "http://" + l.Addr().String()})
 
 	img := filepath.Join(dir, "balena.img")
-	if _, err := BuildMBR(ctx, Options{Path: img, Kernel: kernel, Standin: standin,
+	if _, err := build(ctx, Options{Path: img, Kernel: kernel, Standin: standin,
 		Boot: map[string][]byte{"config.json": cfg},
 		Data: map[string][]byte{"backup.tgz": backupTgz(t, "etc/default/grub", "etc/hostname")}}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := devvm.Start(devvm.Config{Name: "standin", Disks: []string{img}, Console: filepath.Join(dir, "console.log"), Memory: 512})
+	vmcfg := devvm.Config{Name: "standin", Disks: []string{img}, Console: filepath.Join(dir, "console.log"), Memory: 512}
+	if uefi {
+		vmcfg.UEFIVars = filepath.Join(dir, "vars.fd")
+	}
+	m, err := devvm.Start(vmcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

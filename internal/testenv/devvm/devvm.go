@@ -42,7 +42,14 @@ type Image struct {
 	Key      string // private key root logs in with
 	Password string // file holding the password of User
 	User     string // non-root user with sudo
+	UEFI     bool   // boots with UEFI firmware (OVMF) from a GPT disk
 }
+
+// OVMF firmware (Debian's ovmf package): code read-only, variables per VM.
+const (
+	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
 
 // Cache returns the cache directory (BALENA_MIGRATE_TEST_CACHE overrides).
 func Cache() string {
@@ -82,13 +89,18 @@ func ImageDir(repo string) (string, error) {
 }
 
 // FindBIOS returns the BIOS/MBR device disk built by the current script.
-func FindBIOS(repo string) (Image, error) {
+func FindBIOS(repo string) (Image, error) { return find(repo, "bios.img", false) }
+
+// FindUEFI returns the UEFI/GPT device disk built by the current script.
+func FindUEFI(repo string) (Image, error) { return find(repo, "uefi.img", true) }
+
+func find(repo, disk string, uefi bool) (Image, error) {
 	dir, err := ImageDir(repo)
 	if err != nil {
 		return Image{}, err
 	}
-	img := Image{Disk: filepath.Join(dir, "bios.img"), Key: filepath.Join(dir, "id_ed25519"),
-		Password: filepath.Join(dir, "password"), User: "migrate"}
+	img := Image{Disk: filepath.Join(dir, disk), Key: filepath.Join(dir, "id_ed25519"),
+		Password: filepath.Join(dir, "password"), User: "migrate", UEFI: uefi}
 	for _, p := range []string{img.Disk, img.Key, img.Password} {
 		if _, err := os.Stat(p); err != nil {
 			return img, fmt.Errorf("%w: %s: run %s (scripts/test does)", ErrNoImage, p, SetupScript)
@@ -112,6 +124,10 @@ type Config struct {
 	Disks   []string // raw disks, virtio, the first one boots
 	Console string   // file receiving the serial console (appended to)
 	Memory  int      // MiB; 1024 when 0
+	// UEFIVars, when set, boots with OVMF instead of the PC BIOS, keeping
+	// the firmware's variables (boot entries, BootNext) in this file,
+	// made from OVMF's template when missing.
+	UEFIVars string
 }
 
 // Machine is a running VM.
@@ -142,6 +158,16 @@ func Start(cfg Config) (*Machine, error) {
 		"-display", "none", "-monitor", "none", "-serial", "stdio",
 		"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:22", port),
 		"-device", "virtio-net-pci,netdev=net0"}
+	if cfg.UEFIVars != "" {
+		if _, err := os.Stat(cfg.UEFIVars); err != nil {
+			if err := copyFile(OVMFVars, cfg.UEFIVars); err != nil {
+				log.Close()
+				return nil, fmt.Errorf("OVMF variables (package ovmf): %w", err)
+			}
+		}
+		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+OVMFCode,
+			"-drive", "if=pflash,format=raw,file="+cfg.UEFIVars)
+	}
 	for _, d := range cfg.Disks {
 		args = append(args, "-drive", "file="+d+",format=raw,if=virtio")
 	}
@@ -160,6 +186,14 @@ func Start(cfg Config) (*Machine, error) {
 		close(m.done)
 	}()
 	return m, nil
+}
+
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o600)
 }
 
 func freePort() (int, error) {

@@ -10,8 +10,8 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/testenv"
 )
 
-// bootBIOS boots a copy of the cached BIOS disk and waits for root's SSH.
-func bootBIOS(t *testing.T, ctx context.Context) (Image, *Machine) {
+// boot boots a copy of a cached disk and waits for root's SSH.
+func boot(t *testing.T, ctx context.Context, uefi bool) (Image, *Machine) {
 	t.Helper()
 	testenv.NeedRoot(t, "the cached device disk and its key are root's")
 	testenv.NeedProgram(t, "qemu-system-x86_64")
@@ -19,14 +19,23 @@ func bootBIOS(t *testing.T, ctx context.Context) (Image, *Machine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := FindBIOS(repo)
+	find, name := FindBIOS, "bios"
+	if uefi {
+		find, name = FindUEFI, "uefi"
+		testenv.NeedFile(t, OVMFCode, "the ovmf package (scripts/test-packages)")
+	}
+	img, err := find(repo)
 	testenv.Need(t, err == nil, "the device VM disk: "+errString(err))
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "disk.img")
 	if err := CopyDisk(ctx, img.Disk, disk); err != nil {
 		t.Fatal(err)
 	}
-	m, err := Start(Config{Name: "bios", Disks: []string{disk}, Console: filepath.Join(dir, "console.log")})
+	cfg := Config{Name: name, Disks: []string{disk}, Console: filepath.Join(dir, "console.log")}
+	if uefi {
+		cfg.UEFIVars = filepath.Join(dir, "vars.fd")
+	}
+	m, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +44,7 @@ func bootBIOS(t *testing.T, ctx context.Context) (Image, *Machine) {
 	if err := m.WaitSSH(ctx, img.RootLogin()); err != nil {
 		t.Fatalf("%v\nconsole:\n%s", err, tail(m.Console(), 40))
 	}
-	t.Logf("BIOS boot to SSH login: %v", time.Since(start).Round(time.Second))
+	t.Logf("%s boot to SSH login: %v", name, time.Since(start).Round(time.Second))
 	return img, m
 }
 
@@ -63,7 +72,7 @@ func TestBIOSMachine(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	img, m := bootBIOS(t, ctx)
+	img, m := boot(t, ctx, false)
 
 	out, err := m.Run(ctx, img.RootLogin(), `id -u; . /etc/os-release; echo "$ID $VERSION_ID"; findmnt -no SOURCE /; test -d /sys/firmware/efi && echo efi || echo bios; ip -4 route show default`)
 	if err != nil {
@@ -100,6 +109,32 @@ func TestBIOSMachine(t *testing.T) {
 		t.Error("a wrong password logged in")
 	}
 
+	m.Run(ctx, img.RootLogin(), "systemctl poweroff")
+	if err := m.WaitExit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The UEFI device: OVMF boots grub's EFI image from the EFI system
+// partition of a GPT disk; the sudo user logs in with its password.
+func TestUEFIMachine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM under TCG (about a minute)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	img, m := boot(t, ctx, true)
+	user, err := img.UserLogin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Run(ctx, user, "id -un; findmnt -no SOURCE /; test -d /sys/firmware/efi && echo efi || echo bios; printf '%s\\n' '"+user.Password+"' | sudo -S -p '' sh -c 'id -u; sfdisk -d /dev/vda | grep -c \"label: gpt\"'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Fields(out), []string{"migrate", "/dev/vda2", "efi", "0", "1"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("got %q, want %q", got, want)
+	}
 	m.Run(ctx, img.RootLogin(), "systemctl poweroff")
 	if err := m.WaitExit(ctx); err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ func (m *Machine) Run(ctx context.Context, l Login, cmd string) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	client, err := ssh.Dial("tcp", m.Addr(), cfg)
+	client, err := m.dial(ctx, cfg)
 	if err != nil {
 		return "", err
 	}
@@ -88,6 +88,27 @@ func (m *Machine) Run(ctx context.Context, l Login, cmd string) (string, error) 
 		client.Close()
 		return out.String(), ctx.Err()
 	}
+}
+
+// dial connects and logs in within ctx and at most a minute: a guest that
+// hangs (a kernel panic behind qemu's port forward) accepts TCP and never
+// answers.
+func (m *Machine) dial(ctx context.Context, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+	d := net.Dialer{Timeout: 10 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", m.Addr())
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	c, chans, reqs, err := ssh.NewClientConn(conn, m.Addr(), cfg)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return ssh.NewClient(c, chans, reqs), nil
 }
 
 // lockedBuffer collects stdout and stderr, which the SSH session copies
@@ -121,10 +142,21 @@ func (m *Machine) WaitSSH(ctx context.Context, l Login) error {
 		if _, last = m.Run(ctx, l, "true"); last == nil {
 			return nil
 		}
+		if c := m.Console(); strings.Contains(c, "Kernel panic") {
+			return fmt.Errorf("%s: kernel panic:\n%s", m.cfg.Name, lastLines(c, 8))
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: no SSH login as %s: %w (last: %v)", m.cfg.Name, l.User, ctx.Err(), last)
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/testenv"
+	"github.com/fleetmig/balena-migrate/internal/testenv/devvm"
+	"github.com/fleetmig/balena-migrate/internal/testenv/vmtest"
+)
+
+// Debian 12 machines, one booting with the PC BIOS from an MBR disk and one
+// with UEFI from a GPT disk, are migrated by the real workers over SSH:
+// probe, upload, pre-flight, registration, stage 1 in the VM, reboot into
+// stage 2 (verify, flash), first boot of the flashed stand-in, which
+// reports to the fake API with the config.json stage 2 placed, and
+// migdb-check-done moves each unit to done/.
+func TestFlash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("migrates a VM under TCG (about ten minutes)")
+	}
+	testenv.NeedRoot(t, "the cached device disk and its key are root's")
+	for _, p := range []string{"qemu-system-x86_64", "grub-mkimage", "mkfs.vfat", "mkfs.ext4", "sfdisk"} {
+		testenv.NeedProgram(t, p)
+	}
+	repo, err := devvm.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = devvm.FindBIOS(repo)
+	testenv.Need(t, err == nil, "the BIOS device VM disk (scripts/test-setup.d/60-device-vm)")
+	_, err = devvm.FindUEFI(repo)
+	testenv.Need(t, err == nil, "the UEFI device VM disk (scripts/test-setup.d/60-device-vm)")
+	_, err = vmtest.FindKernel()
+	testenv.Need(t, err == nil, "the cached VM kernel (scripts/test-setup.d/50-vm-kernel)")
+
+	work, err := os.MkdirTemp("", "e2e-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	// within go test's -timeout (scripts/test: 20m), with time to clean up
+	deadline := time.Now().Add(18 * time.Minute)
+	if d, ok := t.Deadline(); ok {
+		deadline = d.Add(-90 * time.Second)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	res, err := Run(ctx, Options{Repo: repo, Work: work, Kinds: flashKinds, Out: &progress, Keep: true})
+	defer os.RemoveAll(work)
+	var table bytes.Buffer
+	if res != nil && res.Devices != nil {
+		res.WriteTable(&table)
+	}
+	t.Logf("progress:\n%s\n%s", progress.String(), table.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Done != len(flashKinds) || res.Expected != len(flashKinds) {
+		for _, d := range res.Devices {
+			t.Errorf("%s: %v", d.Name, d.Err)
+			t.Logf("%s console (last lines):\n%s", d.Name, lastLines(d.VM.Console(), 60))
+			t.Logf("%s unit log:\n%s", d.Name, lastLines(readGlob(filepath.Join(work, "fleet", "db", "log", "log-"+d.UnitID+"-*")), 40))
+		}
+	}
+	last := strings.TrimSpace(table.String())
+	if i := strings.LastIndex(last, "\n"); i >= 0 {
+		last = last[i+1:]
+	}
+	if want := fmt.Sprintf("e2e done=%d expected=%d wall_s=", len(flashKinds), len(flashKinds)); !strings.HasPrefix(last, want) {
+		t.Errorf("last line %q", last)
+	}
+}
+
+// flashKinds are the devices CI migrates (the others: scripts/e2e).
+var flashKinds = []Kind{BIOSFlash, UEFIFlash}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
