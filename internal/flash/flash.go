@@ -15,6 +15,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultBlockSize is the size of each write and read-back request.
@@ -109,7 +111,9 @@ func Write(ctx context.Context, dev string, gz io.Reader, opts Options) (Result,
 	if err != nil {
 		return Result{}, fmt.Errorf("flash: image is not gzip: %w", err)
 	}
-	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+	// O_EXCL: a block device that is mounted or held open exclusively
+	// (any partition of it) is refused instead of written under a user.
+	f, err := os.OpenFile(dev, os.O_WRONLY|unix.O_EXCL, 0)
 	if err != nil {
 		return Result{}, fmt.Errorf("flash: %w", err)
 	}

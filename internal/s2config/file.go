@@ -53,6 +53,11 @@ func keys() []key {
 		str("BALENA_CONFIG", func(c *Config) *string { return &c.BalenaConfig }),
 		{"NETWORK_CONFIGS", func(c *Config) string { return strings.Join(c.NetworkConfigs, " ") },
 			func(c *Config, v string) error { c.NetworkConfigs = strings.Fields(v); return nil }},
+		{"DISK_SIZE", func(c *Config) string { return strconv.FormatInt(c.DiskSize, 10) },
+			func(c *Config, v string) (err error) { c.DiskSize, err = parseInt(v); return err }},
+		str("DISK_TABLE_ID", func(c *Config) *string { return &c.DiskTableID }),
+		{"ROOT_PART_START", func(c *Config) string { return strconv.FormatInt(c.RootPartStart, 10) },
+			func(c *Config, v string) (err error) { c.RootPartStart, err = parseInt(v); return err }},
 		str("MIGRATE_TMP", func(c *Config) *string { return &c.MigrateTmp }),
 		str("BOOT_MNT_DIR", func(c *Config) *string { return &c.BootMntDir }),
 		str("DATA_MNT_DIR", func(c *Config) *string { return &c.DataMntDir }),
@@ -144,6 +149,17 @@ func (c Config) Write(path string) error {
 		return fmt.Errorf("write stage-2 config: %w", err)
 	}
 	return nil
+}
+
+func parseInt(v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a whole number", v)
+	}
+	return n, nil
 }
 
 // ParseBool reads a boolean the way the original tool's config files

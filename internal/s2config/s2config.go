@@ -59,6 +59,11 @@ type Config struct {
 	BootMntDir string // BOOT_MNT_DIR: resin-boot mount point
 	DataMntDir string // DATA_MNT_DIR: resin-data mount point
 
+	// The identity of BOOT_DEV as stage 1 saw it; stage 2 finds the disk
+	// from the old root and flashes it only if it still matches.
+	DiskSize         int64         // DISK_SIZE: bytes
+	DiskTableID      string        // DISK_TABLE_ID: mbr:<signature> or gpt:<GUID>
+	RootPartStart    int64         // ROOT_PART_START: byte offset of the old root's partition
 	RestoreBootFiles []RestorePair // RESTORE_BOOT_FILES: space-separated backup:original[:sha256]
 	OrigBootPart     string        // ORIG_BOOT_PART: device of the original boot partition
 	OrigBootFSType   string        // ORIG_BOOT_FS_TYPE: its filesystem type

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/blkdev"
 )
 
 // ErrBootLayout marks a disk layout stage 1 cannot migrate (root on LVM,
@@ -23,6 +25,7 @@ type Disk struct {
 	Disk      string   // whole disk device, e.g. /dev/mmcblk0
 	Partition string   // partition device, e.g. /dev/mmcblk0p2 ("" if the whole disk)
 	Modules   []string // kernel modules of the disk's driver chain
+	SysDir    string   // sysfs directory of the partition (or disk)
 }
 
 func parseMountinfo(data string) []Mount {
@@ -79,7 +82,7 @@ func (f files) findDisk(mounts []Mount, p string) (Disk, error) {
 	if ents, _ := os.ReadDir(f.p(dir + "/slaves")); len(ents) > 0 {
 		return Disk{}, fmt.Errorf("%w: %s is on %s, a device-mapper/RAID device (LVM, crypt, md): only plain partitions can be migrated", ErrBootLayout, m.Point, path.Base(dir))
 	}
-	d := Disk{Mount: m}
+	d := Disk{Mount: m, SysDir: dir}
 	diskDir := dir
 	if f.exists(dir + "/partition") {
 		diskDir = path.Dir(dir)
@@ -88,6 +91,32 @@ func (f files) findDisk(mounts []Mount, p string) (Disk, error) {
 	d.Disk = "/dev/" + path.Base(diskDir)
 	d.Modules = f.driverModules(diskDir)
 	return d, nil
+}
+
+// diskIdentity reads what stage 2 checks before it flashes d's disk: the
+// disk's size, its partition table id and where d's partition starts.
+func (f files) diskIdentity(d Disk) (blkdev.Identity, error) {
+	fail := func(err error) (blkdev.Identity, error) {
+		return blkdev.Identity{}, fmt.Errorf("%w: cannot record the identity of %s, which stage 2 checks before flashing: %w", ErrBootLayout, d.Disk, err)
+	}
+	diskDir, start, err := blkdev.SysDisk(f.p(d.SysDir))
+	if err != nil {
+		return fail(err)
+	}
+	size, err := blkdev.SysSize(diskDir)
+	if err != nil {
+		return fail(err)
+	}
+	dev, err := os.Open(f.p(d.Disk))
+	if err != nil {
+		return fail(err)
+	}
+	defer dev.Close()
+	table, err := blkdev.TableID(dev)
+	if err != nil {
+		return fail(err)
+	}
+	return blkdev.Identity{Size: size, TableID: table, RootStart: start}, nil
 }
 
 // driverModules lists the modules of the drivers from the disk up to its bus.

@@ -176,6 +176,7 @@ func newDevice(t *testing.T, f fixture, static string) *device {
 	if err := copyTree(filepath.Join("testdata", f.name), root); err != nil {
 		t.Fatal(err)
 	}
+	fakeDisk(t, root)
 	d := &device{fixture: f, host: &fakeHost{t: t, root: root, machine: f.machine, release: f.release, free: 8 << 30}}
 	img, sum := diskImage(t)
 	d.imgSum = sum
@@ -247,3 +248,38 @@ func loadS2(t *testing.T, d *device) s2config.Config {
 }
 
 func isErr(err, target error) bool { return errors.Is(err, target) }
+
+// fakeDisk gives a fixture's root disk what stage 1 reads for its identity
+// where the fixture tree lacks it: sysfs size and start, and a device node
+// holding an MBR with a disk signature.
+func fakeDisk(t *testing.T, root string) {
+	t.Helper()
+	f := files{root}
+	l, err := f.detectLayout(false)
+	if err != nil {
+		if l, err = f.detectLayout(true); err != nil {
+			return // a fixture for a refusal
+		}
+	}
+	write := func(p string, data []byte) {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	diskDir := f.p(l.Root.SysDir)
+	if l.Root.Partition != "" {
+		write(filepath.Join(diskDir, "start"), []byte("2048\n"))
+		diskDir = filepath.Dir(diskDir)
+	}
+	write(filepath.Join(diskDir, "size"), []byte("62333952\n"))
+	mbr := make([]byte, 1024)
+	copy(mbr[440:], []byte{0x4d, 0x3c, 0x2b, 0x1a})
+	mbr[510], mbr[511] = 0x55, 0xAA
+	write(f.p(l.Root.Disk), mbr)
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fleetmig/balena-migrate/internal/blkdev"
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
 	"github.com/fleetmig/balena-migrate/internal/s2config"
 	"github.com/fleetmig/balena-migrate/internal/usage"
@@ -51,6 +52,7 @@ type run struct {
 	networks []string
 	plan     bootPlan
 	grub     string // GRUB_INSTALL for stage 2
+	identity blkdev.Identity
 }
 
 // Run performs stage 1. On error every change made is undone.
@@ -108,6 +110,10 @@ func (r *run) check(ctx context.Context) error {
 		return err
 	}
 	r.log.Info("/ is %s, %s is %s, on disk %s", r.layout.Root.Source, r.layout.BootDir, r.layout.Boot.Source, r.layout.Root.Disk)
+	if r.identity, err = r.diskIdentity(r.layout.Root); err != nil {
+		return err
+	}
+	r.log.Info("disk %s: %s", r.layout.Root.Disk, r.identity)
 	if err := r.checkInitramfsTools(); err != nil {
 		return err
 	}
@@ -247,6 +253,7 @@ func (r *run) homePath(name string) string {
 func (r *run) writeStage2Config(img Image, p bootPlan) error {
 	c := s2config.Default()
 	c.BootDev = r.layout.Root.Disk
+	c.DiskSize, c.DiskTableID, c.RootPartStart = r.identity.Size, r.identity.TableID, r.identity.RootStart
 	c.HomeDir = r.cfg.HomeDir
 	c.ImageFile = img.Path
 	c.ImageSHA256 = img.SHA256

@@ -313,6 +313,7 @@ func refusals() []refusal {
 			d.write("/sys/devices/virtual/block/dm-0/slaves/sda2", nil)
 			os.Symlink("../../devices/virtual/block/dm-0", d.path("/sys/dev/block/254:0"))
 		}, ErrBootLayout, "device-mapper", ClassStage1},
+		{"disk unreadable", pc, func(d *device) { os.Remove(d.path("/dev/sda")) }, ErrBootLayout, "cannot record the identity of /dev/sda", ClassStage1},
 		{"grub-reboot missing", pc, func(d *device) { os.Remove(d.path("/usr/sbin/grub-reboot")) }, ErrMissingProg, "grub-reboot", ClassStage1},
 		{"no kernel modules", pc, func(d *device) { os.RemoveAll(d.path("/lib/modules")) }, ErrUnsupported, "/lib/modules/4.15.0-20-generic", ClassStage1},
 		{"dynamic binary", pc, func(d *device) {

@@ -36,8 +36,13 @@ func TestStage2GetsOnlyWhatItCanFinish(t *testing.T) {
 			if _, err := d.run(); err != nil {
 				t.Fatalf("%v\n%s", err, d.log.String())
 			}
-			if s2 := loadS2(t, d); s2.GrubInstall != tc.grub {
+			s2 := loadS2(t, d)
+			if s2.GrubInstall != tc.grub {
 				t.Errorf("GRUB_INSTALL=%q, want %q", s2.GrubInstall, tc.grub)
+			}
+			// the identity stage 2 checks before it flashes (fakeDisk)
+			if s2.DiskTableID != "mbr:1a2b3c4d" || s2.DiskSize != 62333952*512 || s2.RootPartStart != 2048*512 {
+				t.Errorf("disk identity %q %d %d", s2.DiskTableID, s2.DiskSize, s2.RootPartStart)
 			}
 			hook, err := envfile.Read(d.path(filepath.Join(d.home, "initramfs-tools", "balena-migrate-hook.conf")))
 			if err != nil {

@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg s2config.Config, opts Options) int {
 		r.log.Errorf("stage 2 failed after flashing started; rebooting")
 		code = ExitFailed
 	} else {
-		r.log.Infof("balenaOS installed on %s", cfg.BootDev)
+		r.log.Infof("balenaOS installed on %s", r.cfg.BootDev)
 	}
 	r.closeNew()
 	return r.finish(code)
@@ -72,6 +72,9 @@ func Run(ctx context.Context, cfg s2config.Config, opts Options) int {
 func (r *run) beforePointOfNoReturn(ctx context.Context) error {
 	r.restoreBootFiles()
 	r.setupLogDrive()
+	if err := r.findBootDev(); err != nil {
+		return err
+	}
 	if err := r.stageFiles(); err != nil {
 		return err
 	}

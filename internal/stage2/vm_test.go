@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +35,8 @@ type vmFixture struct {
 	grubCfg  []byte
 	bootImg  []byte
 	coreImg  []byte
-	extra    []string // more disks: vdb, vdc, …
+	extra    []string // more disks after it: vdb, vdc, …
+	first    []string // disks before it, which shift its name (vdb, …)
 	reboot   bool     // run stage 2 without --no-reboot
 	gpt      bool     // flash a generic-amd64-shaped GPT image
 }
@@ -98,7 +100,25 @@ func newVMFixture(t *testing.T, corrupt bool, setup ...func(*vmFixture)) *vmFixt
 	fx.cfg.BackupFile, fx.cfg.BalenaConfig = "backup.tgz", "config.json"
 	fx.cfg.NetworkConfigs = []string{"resin-wifi-01", "resin-wifi-02"}
 	fx.cfg.NoFlash = false
+	fx.setIdentity(t)
 	return fx
+}
+
+// setIdentity records the old disk's identity in the stage-2 config, as
+// stage 1 does.
+func (fx *vmFixture) setIdentity(t *testing.T) {
+	t.Helper()
+	f, err := os.Open(fx.disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	table, err := blkdev.TableID(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.cfg.DiskSize, fx.cfg.DiskTableID, fx.cfg.RootPartStart = st.Size(), table, testimg.MiB
 }
 
 // boot runs stage 2 in the VM on the fixture's disk.
@@ -117,10 +137,12 @@ func (fx *vmFixture) boot(t *testing.T) vmtest.Result {
 		t.Fatal(err)
 	}
 	initrd := filepath.Join(fx.dir, "initrd.gz")
-	if err := (vmtest.Stage2Initramfs{Kernel: k, Binary: bin, Config: conf, RootDev: "/dev/vda1", Reboot: fx.reboot}).Write(initrd); err != nil {
+	root := fmt.Sprintf("/dev/vd%c1", 'a'+len(fx.first))
+	if err := (vmtest.Stage2Initramfs{Kernel: k, Binary: bin, Config: conf, RootDev: root, Reboot: fx.reboot}).Write(initrd); err != nil {
 		t.Fatal(err)
 	}
-	res, err := vmtest.Boot(context.Background(), vmtest.VM{Kernel: k, Initrd: initrd, Disks: append([]string{fx.disk}, fx.extra...)})
+	disks := append(append(append([]string{}, fx.first...), fx.disk), fx.extra...)
+	res, err := vmtest.Boot(context.Background(), vmtest.VM{Kernel: k, Initrd: initrd, Disks: disks})
 	t.Logf("VM boot took %s", res.Duration.Round(100_000_000))
 	if os.Getenv("VMTEST_CONSOLE") != "" {
 		t.Logf("console:\n%s", res.Console)
@@ -136,7 +158,7 @@ func (fx *vmFixture) boot(t *testing.T) vmtest.Result {
 func TestVMStage2FlashesAndPlacesFiles(t *testing.T) {
 	t.Parallel()
 	fx := newVMFixture(t, false)
-	toGPT(t, fx.disk)
+	fx.toGPT(t)
 	fx.cfg.GrubInstall, fx.cfg.GrubBootType = s2config.GrubFlash, s2config.BootLegacy
 	fx.cfg.GrubCfg, fx.cfg.GrubBootImg, fx.cfg.GrubCoreImg = "grub.cfg", "boot.img", "core.img"
 	res := fx.boot(t)
@@ -204,7 +226,7 @@ func TestVMStage2FlashesAndPlacesFiles(t *testing.T) {
 func TestVMStage2FlashesGPTImage(t *testing.T) {
 	t.Parallel()
 	fx := newVMFixture(t, false, func(fx *vmFixture) { fx.gpt = true })
-	toGPT(t, fx.disk)
+	fx.toGPT(t)
 	res := fx.boot(t)
 	if res.ExitCode != 0 {
 		t.Fatalf("stage 2 exit code %d\nconsole:\n%s", res.ExitCode, res.Console)
@@ -248,9 +270,11 @@ func TestVMStage2FlashesGPTImage(t *testing.T) {
 }
 
 // toGPT rewrites the old disk's MBR as a GPT with the same partition, as on
-// a UEFI machine.
-func toGPT(t *testing.T, disk string) {
+// a UEFI machine, and records the disk's new identity as stage 1 would.
+func (fx *vmFixture) toGPT(t *testing.T) {
 	t.Helper()
+	defer fx.setIdentity(t)
+	disk := fx.disk
 	dump, err := exec.Command("sfdisk", "--dump", disk).Output()
 	if err != nil {
 		t.Fatal(err)
@@ -394,4 +418,50 @@ func trim(b []byte) []byte {
 		return b[:80]
 	}
 	return b
+}
+
+// A second disk ahead of the old one between stage 1 and stage 2: BOOT_DEV
+// (/dev/vda when stage 1 ran) now names the wrong disk. Stage 2 finds the
+// disk from the old root and its recorded identity, flashes that one and
+// leaves the other byte for byte; a disk whose identity does not match is
+// not flashed at all.
+func TestVMStage2DiskNamesSwapped(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		tableID string // "" keeps the recorded one
+	}{{"flashes the old root's disk", ""}, {"refuses another identity", "mbr:0badd15c"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newVMFixture(t, false)
+			other := filepath.Join(fx.dir, "other.img")
+			data := make([]byte, 64*testimg.MiB)
+			rand.Read(data)
+			os.WriteFile(other, data, 0o644)
+			otherHash, _ := testimg.SHA256File(other, -1)
+			fx.first = []string{other}
+			if tc.tableID != "" {
+				fx.cfg.DiskTableID = tc.tableID
+			}
+			res := fx.boot(t)
+			if h, _ := testimg.SHA256File(other, -1); h != otherHash {
+				t.Fatal("the other disk (now /dev/vda) changed")
+			}
+			if tc.tableID != "" {
+				if res.ExitCode != 1 || !strings.Contains(res.Console, "not the disk stage 1 recorded") {
+					t.Fatalf("exit %d\nconsole:\n%s", res.ExitCode, res.Console)
+				}
+				fx.oldSystemKept(t, "refusing to flash")
+				return
+			}
+			if res.ExitCode != 0 || !strings.Contains(res.Console, "BOOT_DEV /dev/vda of stage 1 is now /dev/vdb") || !strings.Contains(res.Console, "balenaOS installed on /dev/vdb") {
+				t.Fatalf("exit %d\nconsole:\n%s", res.ExitCode, res.Console)
+			}
+			disk, _ := os.ReadFile(fx.disk)
+			img, _ := os.ReadFile(fx.image.Path)
+			boot := fx.image.Parts[0]
+			if !bytes.Equal(disk[:boot.Start], img[:boot.Start]) {
+				t.Error("the old root's disk does not start with the image")
+			}
+		})
+	}
 }
