@@ -19,9 +19,18 @@ var ErrNoNetworkConfig = errors.New("no network configuration")
 // systemWifis collects the wifi networks the OS knows.
 func (r *run) systemWifis() []wifi.Network {
 	var ns []wifi.Network
+	// wpa_supplicant leaves addressing to dhcpcd (Raspberry Pi OS up to 11):
+	// a static setup there goes with the network.
+	dhcpcd, _ := r.read("/etc/dhcpcd.conf")
+	static := wifi.ParseDhcpcd(string(dhcpcd))
 	for _, p := range []string{"/etc/wpa_supplicant/wpa_supplicant.conf", "/etc/wpa_supplicant/wpa_supplicant-wlan0.conf"} {
 		if data, err := r.read(p); err == nil {
-			ns = append(ns, wifi.ParseWPASupplicant(string(data), p)...)
+			for _, n := range wifi.ParseWPASupplicant(string(data), p) {
+				if n.IPv4 = static.For("wlan0", n.SSID); n.IPv4 != nil {
+					r.log.Info("wifi %q keeps its static address %s from /etc/dhcpcd.conf", n.SSID, n.IPv4.Address)
+				}
+				ns = append(ns, n)
+			}
 		}
 	}
 	for _, p := range r.glob("/etc/NetworkManager/system-connections/*") {

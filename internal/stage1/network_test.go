@@ -41,3 +41,18 @@ func TestEnterpriseWifiMigration(t *testing.T) {
 		t.Errorf("the NetworkManager file was carried %d times (files %v)", carried, files)
 	}
 }
+
+// A static address dhcpcd gives wlan0 stays with the migrated network.
+func TestWifiKeepsDhcpcdStaticAddress(t *testing.T) {
+	d := newDevice(t, fixtures[0], buildStatic(t))
+	d.cfg.NoSetup, d.cfg.MigrateAllWifis = true, true
+	d.write("/etc/wpa_supplicant/wpa_supplicant.conf", []byte("network={\n\tssid=\"shop\"\n\tpsk=\"shop-pass-1\"\n}\n"))
+	d.write("/etc/dhcpcd.conf", []byte("interface wlan0\nstatic ip_address=192.168.4.20/24\nstatic routers=192.168.4.1\nstatic domain_name_servers=192.168.4.1\n"))
+	if _, err := d.run(); err != nil {
+		t.Fatalf("%v\n%s", err, d.log.String())
+	}
+	kf := d.read(t, filepath.Join(d.home, "resin-wifi-01"))
+	if !strings.Contains(kf, "method=manual\naddress1=192.168.4.20/24,192.168.4.1\ndns=192.168.4.1;\n") {
+		t.Fatalf("resin-wifi-01 lost the static address:\n%s", kf)
+	}
+}

@@ -229,3 +229,27 @@ func TestDedupeAndNames(t *testing.T) {
 		t.Fatal(FileName(2))
 	}
 }
+
+func TestParseDhcpcd(t *testing.T) {
+	d := ParseDhcpcd(`# A sample configuration for dhcpcd.
+hostname
+interface eth0
+static ip_address=192.168.0.10/24
+interface wlan0
+static ip_address=192.168.1.50/24 fd51:42f8:caae:d92e::ff/64
+static routers=192.168.1.1
+static domain_name_servers=192.168.1.1 8.8.8.8 fd51:42f8:caae:d92e::1
+ssid Lab Net
+static ip_address=10.0.0.7
+static routers=10.0.0.1
+`)
+	if got, want := d.For("wlan0", "home"), (&StaticIPv4{Address: "192.168.1.50/24", Gateway: "192.168.1.1", DNS: []string{"192.168.1.1", "8.8.8.8"}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("wlan0: %+v", got)
+	}
+	if got := d.For("wlan0", "Lab Net"); got == nil || got.Address != "10.0.0.7/24" || got.Gateway != "10.0.0.1" {
+		t.Errorf("ssid block: %+v", got)
+	}
+	if got := ParseDhcpcd("interface wlan0\nnohook wpa_supplicant\n").For("wlan0", "x"); got != nil {
+		t.Errorf("no static setup: %+v", got)
+	}
+}
