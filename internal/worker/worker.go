@@ -406,6 +406,11 @@ func (r *run) apply(c *spool.Claim, o Outcome) {
 		return
 	}
 	dst, err := c.Finish(o.To, o.Unit)
+	if errors.Is(err, spool.ErrNotSynced) {
+		// The move happened; only its directory sync failed.
+		ev.Str("unit", c.ID()).Str("to", string(o.To)).Str("file", dst).Err(err).Msg(o.Msg + " (the directory could not be synced: a crash now may bring the unit back)")
+		return
+	}
 	if err != nil {
 		r.Log.Error().Err(err).Str("unit", c.ID()).Msg("saving the unit failed; handing it back")
 		if t := dbTrouble("saving the unit", err); t.Stop != nil {
