@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/balena"
 	"github.com/fleetmig/balena-migrate/internal/config"
+	"github.com/fleetmig/balena-migrate/internal/migrate"
 	"github.com/fleetmig/balena-migrate/internal/remote"
 	"github.com/fleetmig/balena-migrate/internal/spool"
 	"github.com/fleetmig/balena-migrate/internal/unit"
@@ -87,6 +88,13 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 		// was registered was deleted there.
 		return fail(unit.FailAPI, fmt.Sprintf("device %s does not exist in balena %v after migration (deleted?); register it again with migdb-add-unit --retry", uuid, now.Sub(since).Round(time.Second)))
 	} else if now.Sub(since) > maxAge {
+		// Before calling it lost, see whether stage 2 refused and the old
+		// system came back: that has a class, and a reason in its log.
+		if found, err := k.look(ctx, u, s); err == nil {
+			if why := stage2Refusal(found.log); why != "" {
+				return fail(unit.FailStage2, fmt.Sprintf("device %s is back on its old system: stage 2 refused before flashing: %s (its log: %s/%s on the device)", uuid, why, migrate.RemoteDir, migrate.Stage2Log))
+			}
+		}
 		return fail(unit.FailLost, fmt.Sprintf("device %s not online %v after migration (limit %v); check the device's console or network", uuid, now.Sub(since).Round(time.Second), maxAge))
 	}
 	u.SetDue(now.Add(s.Check.CheckInterval))

@@ -2,6 +2,7 @@ package checkdone
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -39,31 +40,16 @@ func (k *Checker) rehearsal(ctx context.Context, u *unit.Unit, s *config.Setting
 		u.SetDue(now.Add(s.Check.CheckInterval))
 		return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("rehearsal: %s; looking again in %v", why, s.Check.CheckInterval)}
 	}
-	o, err := migrate.SSHOptions(s, k.Log, func(w string) { k.Log.Warn().Str("unit", u.ID()).Msg(w) })
-	if err == nil {
-		o, err = k.dialer.Resolve(o) // ~/.ssh/config, as migdb-migrate reads it
-	}
-	if err != nil {
+	found, err := k.look(ctx, u, s)
+	switch {
+	case ctx.Err() != nil:
+		return worker.HandBack("stopping")
+	case errors.Is(err, errUnreachable):
+		return later(fmt.Sprintf("the device is not back on its old system yet (%v)", err))
+	case err != nil:
 		return k.rehearsalFailed(u, now, err.Error())
 	}
-	dial := k.Dial
-	if dial == nil {
-		dial = func(ctx context.Context, o remote.Options) (Device, error) { return k.dialer.Dial(ctx, o) }
-	}
-	dev, err := dial(ctx, o)
-	if err != nil {
-		if ctx.Err() != nil {
-			return worker.HandBack("stopping")
-		}
-		return later(fmt.Sprintf("the device is not back on its old system yet (%v)", err))
-	}
-	defer dev.Close()
-	out, err := dev.Output(ctx, lookScript, nil)
-	if err != nil {
-		return later(fmt.Sprintf("cannot read stage 2's log (%v)", err))
-	}
-	log, bootID, _ := strings.Cut(string(out), "\n@@boot_id\n")
-	bootID = strings.TrimSpace(bootID)
+	log, bootID := found.log, found.bootID
 	rebooted := bootID != "" && u.Get(unit.FieldBootID) != "" && bootID != u.Get(unit.FieldBootID)
 	switch {
 	case strings.TrimSpace(log) == "" && rebooted:
@@ -71,8 +57,8 @@ func (k *Checker) rehearsal(ctx context.Context, u *unit.Unit, s *config.Setting
 	case strings.TrimSpace(log) == "":
 		return later("the device has not rebooted yet")
 	}
-	if class, msg, failed := migrate.FailureLine(log); failed {
-		return k.rehearsalFailed(u, now, fmt.Sprintf("stage 2 refused (%s): %s", class, msg))
+	if why := stage2Refusal(log); why != "" {
+		return k.rehearsalFailed(u, now, "stage 2 refused: "+why)
 	}
 	if !strings.Contains(log, rehearsalWords) {
 		return k.rehearsalFailed(u, now, "stage 2's log ends without a verdict: "+lastLine(log))
@@ -90,6 +76,57 @@ func (k *Checker) rehearsalFailed(u *unit.Unit, now time.Time, msg string) worke
 	u.SetResult(unit.FieldRehearsal, false, msg, now)
 	u.SetFail(unit.FailRehearsal, msg, now)
 	return worker.Outcome{To: spool.Fail, Unit: u, Msg: fmt.Sprintf("failed (%s): %s", unit.FailRehearsal, msg)}
+}
+
+// seen is what look found on a device.
+type seen struct {
+	log    string // stage 2's log beside the environment; "" when there is none
+	bootID string
+}
+
+// errUnreachable: the device cannot be logged into (yet).
+var errUnreachable = errors.New("device not reachable")
+
+// look logs into the unit's device with the worker's SSH settings and
+// reads stage 2's log and the boot id. A device that cannot be reached is
+// errUnreachable; settings that cannot work are other errors.
+func (k *Checker) look(ctx context.Context, u *unit.Unit, s *config.Settings) (seen, error) {
+	o, err := migrate.SSHOptions(s, k.Log, func(w string) { k.Log.Warn().Str("unit", u.ID()).Msg(w) })
+	if err == nil {
+		o, err = k.dialer.Resolve(o) // ~/.ssh/config, as migdb-migrate reads it
+	}
+	if err != nil {
+		return seen{}, err
+	}
+	dial := k.Dial
+	if dial == nil {
+		dial = func(ctx context.Context, o remote.Options) (Device, error) { return k.dialer.Dial(ctx, o) }
+	}
+	dev, err := dial(ctx, o)
+	if err != nil {
+		return seen{}, fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	defer dev.Close()
+	out, err := dev.Output(ctx, lookScript, nil)
+	if err != nil {
+		return seen{}, fmt.Errorf("%w: cannot read stage 2's log: %w", errUnreachable, err)
+	}
+	log, bootID, _ := strings.Cut(string(out), "\n@@boot_id\n")
+	return seen{log: log, bootID: strings.TrimSpace(bootID)}, nil
+}
+
+// stage2Refusal is why stage 2 stopped before flashing, from its log: its
+// failure line, else its first ERROR line; "" when it did not refuse.
+func stage2Refusal(log string) string {
+	if class, msg, ok := migrate.FailureLine(log); ok {
+		return fmt.Sprintf("(%s) %s", class, msg)
+	}
+	for _, l := range strings.Split(log, "\n") {
+		if _, msg, ok := strings.Cut(l, "] ERROR: "); ok {
+			return msg
+		}
+	}
+	return ""
 }
 
 func lastLine(s string) string {

@@ -122,3 +122,41 @@ func TestRehearsal(t *testing.T) {
 		t.Errorf("a rehearsal registered %d devices in balena", n)
 	}
 }
+
+// TestStage2RefusalIsNotLost: a migrated device that never comes online
+// but is back on its old system with stage 2's refusal in its log fails
+// as stage2, with the reason, when it would otherwise be called lost.
+func TestStage2RefusalIsNotLost(t *testing.T) {
+	srv := sshtest.New(t, sshtest.Config{})
+	key := filepath.Join(t.TempDir(), "id")
+	signer, err := sshtest.GenerateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := srv.AddUser(sshtest.UserConfig{Keys: []ssh.PublicKey{signer.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(dev.Path("migrate"), 0o755)
+	os.WriteFile(dev.Path("migrate/balena-migrate-stage2.log"), []byte(
+		"[ts balena-migrate] INFO: verifying the image\n[ts balena-migrate] ERROR: image checksum mismatch: expected 1f2e, got 9a0b\n"+
+			"[ts balena-migrate] ERROR: stage 2 stopped before flashing; the disk is untouched\n"), 0o644)
+	exec.Command("chown", "-R", dev.Name, dev.Path("migrate")).Run()
+
+	e := newEnv(t, map[string]string{config.MaxStatusAge: "600", config.SSHKey: key,
+		config.KnownHosts: filepath.Join(t.TempDir(), "known_hosts"), config.ConnTimeout: "5"})
+	e.migrated(t, "refused", time.Hour, "")
+	found, _ := e.db.Find("refused")
+	_, u := e.find(t, "refused")
+	u.Set(config.SSHHost, srv.Host)
+	u.Set(config.SSHPort, strconv.Itoa(srv.Port))
+	u.Set(config.SSHUser, dev.Name)
+	data, _ := u.Marshal()
+	os.WriteFile(found[0].Path, data, 0o600)
+
+	e.runOnce(t)
+	d, u := e.find(t, "refused")
+	if d != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailStage2) || !strings.Contains(u.Get(unit.FieldFailMsg), "image checksum mismatch") {
+		t.Fatalf("in %s class %q: %s", d, u.Get(unit.FieldFailClass), u.Get(unit.FieldFailMsg))
+	}
+}
