@@ -247,3 +247,21 @@ func TestDeviceFetchesTheImageItself(t *testing.T) {
 		t.Error("a file with the wrong checksum was kept")
 	}
 }
+
+// TestPerTypeEnvironmentsCheckedAtStartUp: a rehearsal with an environment
+// split by device type is accepted when every sub-directory sets NO_FLASH,
+// and a real run is refused when any one does.
+func TestPerTypeEnvironmentsCheckedAtStartUp(t *testing.T) {
+	e := newEnv(t, sshtest.Config{})
+	e.cfg = typedEnv(t, map[string]string{"raspberrypi4-64": "raspberrypi4-64", "x86_64": "genericx86-64-ext"}, "NO_FLASH=TRUE\n")
+	if err := CheckEnvironment(context.Background(), e.settings(map[string]string{config.Rehearsal: "true"})); err != nil {
+		t.Fatalf("rehearsal with per-type environments: %v", err)
+	}
+	if err := CheckEnvironment(context.Background(), e.settings(nil)); err == nil || !strings.Contains(err.Error(), "--rehearsal") {
+		t.Fatalf("a real run with NO_FLASH sub-directories: %v", err)
+	}
+	write(t, filepath.Join(e.cfg, "x86_64", "balena-migrate.conf"), "IMAGE_NAME=balena-genericx86-64-ext-2.113.0.img.gz\n", 0o640)
+	if err := CheckEnvironment(context.Background(), e.settings(map[string]string{config.Rehearsal: "true"})); err == nil {
+		t.Fatal("a rehearsal accepted a sub-directory that would flash")
+	}
+}

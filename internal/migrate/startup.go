@@ -32,9 +32,15 @@ func CheckEnvironment(ctx context.Context, s *config.Settings) error {
 	if s.Migrate.Pretend && s.Migrate.Rehearsal {
 		return usage.Errorf("--pretend and --rehearsal exclude each other: a pre-flight never reboots a device")
 	}
-	dirs := []string{p}
+	// The top is an environment only when it holds balena-migrate itself
+	// (or is an archive); per-device-type sub-directories are environments
+	// of their own, each with its own balena-migrate.conf.
+	top := files["balena-migrate"] || hasPerArch(files)
+	var dirs []string
+	if top {
+		dirs = append(dirs, p)
+	}
 	if s.Unit.CfgDir != "" {
-		// Per-device-type sub-directories are environments of their own.
 		subs, _ := filepath.Glob(filepath.Join(p, "*", "balena-migrate*"))
 		for _, b := range subs {
 			if d := filepath.Dir(b); !slices.Contains(dirs, d) && isEnvDir(d) {
@@ -42,7 +48,7 @@ func CheckEnvironment(ctx context.Context, s *config.Settings) error {
 			}
 		}
 	}
-	if !files["balena-migrate"] && !hasPerArch(files) && len(dirs) == 1 {
+	if len(dirs) == 0 {
 		return usage.Errorf("%s %s holds no balena-migrate binary at its top level or in a per-device-type sub-directory", name, p)
 	}
 	for _, d := range dirs {
