@@ -301,8 +301,9 @@ func (r *run) fill() (time.Time, int, error) {
 		if len(r.slots) == cap(r.slots) || r.DB.StopRequested() || r.stopped() != nil {
 			break
 		}
-		if id, _, _ := spool.ParseName(e.Name); !r.restingUntil(id, now).IsZero() {
-			if t := r.restingUntil(id, now); next.IsZero() || t.Before(next) {
+		id, _, _ := spool.ParseName(e.Name)
+		if t := r.restingUntil(id, now); !t.IsZero() {
+			if next.IsZero() || t.Before(next) {
 				next = t
 			}
 			continue

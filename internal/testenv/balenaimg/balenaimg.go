@@ -60,13 +60,7 @@ func modules() []string {
 
 // BuildStandin builds the static balenaos-standin from the module at repo.
 func BuildStandin(ctx context.Context, repo, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/dev/balenaos-standin")
-	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build balenaos-standin: %w: %s", err, b)
-	}
-	return nil
+	return vmtest.BuildStatic(ctx, repo, "./cmd/dev/balenaos-standin", out)
 }
 
 // BuildMBR writes a genericx86-64-ext-shaped image booting with the PC BIOS.

@@ -64,11 +64,17 @@ func FindKernel() (Kernel, error) {
 // BuildBinary builds the static balena-migrate (CGO_ENABLED=0) from the
 // module containing dir into out.
 func BuildBinary(ctx context.Context, moduleDir, out string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/balena-migrate")
+	return BuildStatic(ctx, moduleDir, "./cmd/balena-migrate", out)
+}
+
+// BuildStatic builds the command pkg of the module in moduleDir as a static
+// binary (CGO_ENABLED=0), as a VM's initramfs or image needs it.
+func BuildStatic(ctx context.Context, moduleDir, pkg, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 	cmd.Dir = moduleDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build balena-migrate: %w: %s", err, b)
+		return fmt.Errorf("build %s: %w: %s", pkg, err, b)
 	}
 	return nil
 }
