@@ -83,20 +83,30 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 		u.Delete(unit.FieldDueTS)
 		return worker.Outcome{To: spool.Done, Unit: u, Msg: fmt.Sprintf("device %s is online after %v: done", uuid, now.Sub(since).Round(time.Second))}
 	}
-	if maxAge := s.Check.MaxStatusAge; now.Sub(since) > maxAge && missing {
+	age, maxAge := now.Sub(since), s.Check.MaxStatusAge
+	if age > maxAge && missing {
 		// A device that balena still does not know this long after it
 		// was registered was deleted there.
-		return fail(unit.FailAPI, fmt.Sprintf("device %s does not exist in balena %v after migration (deleted?); register it again with migdb-add-unit --retry", uuid, now.Sub(since).Round(time.Second)))
-	} else if now.Sub(since) > maxAge {
-		// Before calling it lost, see whether stage 2 refused and the old
-		// system came back: that has a class, and a reason in its log.
-		if found, err := k.look(ctx, u, s); err == nil {
-			if why := stage2Refusal(found.log); why != "" {
-				return fail(unit.FailStage2, fmt.Sprintf("device %s is back on its old system: stage 2 refused before flashing: %s (its log: %s/%s on the device)", uuid, why, migrate.RemoteDir, migrate.Stage2Log))
-			}
+		return fail(unit.FailAPI, fmt.Sprintf("device %s does not exist in balena %v after migration (deleted?); register it again with migdb-add-unit --retry", uuid, age.Round(time.Second)))
+	}
+	// Not online: stage 2 may have refused and the old system come back.
+	// Looked at over SSH now and then, and before calling it lost.
+	seenNote := ""
+	if age > maxAge || lookDue(u, s.Check.Stage2LookAfter, since, now) {
+		found, err := k.look(ctx, u, s)
+		if ctx.Err() != nil {
+			return worker.HandBack("stopping")
 		}
-		return fail(unit.FailLost, fmt.Sprintf("device %s not online %v after migration (limit %v); check the device's console or network", uuid, now.Sub(since).Round(time.Second), maxAge))
+		noteLook(u, since, now)
+		why, note := readLook(found, err, u.Get(unit.FieldBootID))
+		if why != "" {
+			return fail(unit.FailStage2, fmt.Sprintf("device %s is back on its old system: stage 2 refused before flashing: %s (its log: %s/%s on the device)", uuid, why, migrate.RemoteDir, migrate.Stage2Log))
+		}
+		seenNote = "; " + note
+	}
+	if age > maxAge {
+		return fail(unit.FailLost, fmt.Sprintf("device %s not online %v after migration (limit %v)%s; check the device's console or network", uuid, age.Round(time.Second), maxAge, seenNote))
 	}
 	u.SetDue(now.Add(s.Check.CheckInterval))
-	return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("device %s not online yet (%v since migration); asking again in %v", uuid, now.Sub(since).Round(time.Second), s.Check.CheckInterval)}
+	return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("device %s not online yet (%v since migration)%s; asking again in %v", uuid, age.Round(time.Second), seenNote, s.Check.CheckInterval)}
 }

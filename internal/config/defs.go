@@ -55,6 +55,7 @@ const (
 	ExecTimeout   = "MIG_EXEC_TIMEOUT"
 	MaxStatusAge  = "MIG_MAX_STATUS_AGE"
 	CheckInterval = "MIG_CHECK_INTERVAL"
+	Stage2Look    = "MIG_STAGE2_LOOK_AFTER"
 	BalenaAPI     = "MIG_BALENA_API"
 	BalenaToken   = "MIG_BALENA_TOKEN"
 	Cloud         = "MIG_CLOUD"
@@ -116,6 +117,7 @@ var defs = []Def{
 	{Name: ExecTimeout, Flags: []string{"exec-timeout"}, Usage: "seconds for balena-migrate on the device", Default: "600", Kind: Seconds, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.ExecTimeout }},
 	{Name: MaxStatusAge, Flags: []string{"max-age"}, Usage: "seconds after migration before an offline device counts as lost", Default: "900", Kind: Seconds, Bins: []Binary{CheckDone}, field: func(s *Settings) any { return &s.Check.MaxStatusAge }},
 	{Name: CheckInterval, Flags: []string{"check-interval"}, Usage: "seconds between checks of one unit", Default: "60", Kind: Seconds, Bins: []Binary{CheckDone}, field: func(s *Settings) any { return &s.Check.CheckInterval }},
+	{Name: Stage2Look, Flags: []string{"stage2-look-after"}, Usage: "seconds after migration before a device that is not online is looked at over SSH for a stage-2 refusal (then again after a doubling wait, from half this up to an hour); 0: only at --max-age", Default: "300", Kind: Seconds, Bins: []Binary{CheckDone}, field: func(s *Settings) any { return &s.Check.Stage2LookAfter }},
 	{Name: BalenaAPI, Flags: []string{"balena-api"}, Usage: "balena API URL (default: as the balena CLI finds it: BALENARC_BALENA_URL, balenaUrl in ~/.balenarc.yml, else https://api.balena-cloud.com)", Bins: workers, field: func(s *Settings) any { return &s.Balena.API }},
 	{Name: BalenaToken, Flags: []string{"balena-token"}, Usage: "balena API token (default: BALENA_API_KEY, $BALENARC_DATA_DIRECTORY/token, ~/.balena/token)", Bins: workers, Secret: true, field: func(s *Settings) any { return &s.Balena.Token }},
 	{Name: Cloud, Flags: []string{"cloud"}, Usage: "api (native HTTPS) or cli (balena CLI on PATH)", Default: "api", Kind: Enum, Enum: []string{"api", "cli"}, Bins: workers, field: func(s *Settings) any { return &s.Balena.Client }},

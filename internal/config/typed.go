@@ -57,6 +57,10 @@ type SSH struct {
 type CheckTuning struct {
 	MaxStatusAge  time.Duration
 	CheckInterval time.Duration
+	// Stage2LookAfter: a device not online this long after migration is
+	// looked at over SSH (at a doubling interval) for stage 2's refusal;
+	// 0 looks only at MaxStatusAge.
+	Stage2LookAfter time.Duration
 }
 
 // Unit is what one device's migration is configured with: add-unit writes
