@@ -64,6 +64,7 @@ const (
 	LogLevel      = "MIG_LOG_LEVEL"
 	Color         = "MIG_COLOR"
 	Jobs          = "MIG_JOBS"
+	Rescan        = "MIG_RESCAN_INTERVAL"
 	Pretend       = "MIG_PRETEND"
 	Rehearsal     = "MIG_REHEARSAL"
 	TagDevices    = "MIG_TAG_DEVICES"
@@ -129,6 +130,7 @@ var defs = []Def{
 	{Name: Rehearsal, Flags: []string{"rehearsal"}, Usage: "rehearse with an environment whose stage 2 does not flash (NO_FLASH=TRUE): register nothing; the device reboots into stage 2 and back; migdb-check-done records REHEARSAL", Default: "false", Kind: Bool, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.Rehearsal }},
 	{Name: TagDevices, Flags: []string{"tag-devices"}, Usage: "tag each registered device with migdb_unit (the unit id) and migdb_host (its address): one more API request per tag", Default: "false", Kind: Bool, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.TagDevices }},
 	{Name: Jobs, Flags: []string{"jobs", "j"}, Usage: "units handled at once by this process", Default: "1", Kind: Count, Bins: workers, field: func(s *Settings) any { return &s.Process.Jobs }},
+	{Name: Rescan, Flags: []string{"rescan-interval"}, Usage: "seconds between full listings of the input directory: how soon units written on another NFS host, after lost file events, or left by a dead worker are seen", Default: "30", Kind: Seconds, Bins: workers, field: func(s *Settings) any { return &s.Process.Rescan }},
 }
 
 // Defs returns the settings that apply to bin.

@@ -13,13 +13,14 @@ import (
 
 // Process is what every program is configured with.
 type Process struct {
-	DBDir     string // the directory holding db/ (~ expanded)
-	CfgFile   string // the MIG_CFG settings file, if any
-	LogTo     string // log file or directory; "" for stderr
-	LogFormat string // "console" or "json"
-	LogLevel  string // "debug", "info", "warn" or "error"
-	Color     string // "on", "off" or "" (automatic)
-	Jobs      int    // units handled at once (workers)
+	DBDir     string        // the directory holding db/ (~ expanded)
+	CfgFile   string        // the MIG_CFG settings file, if any
+	LogTo     string        // log file or directory; "" for stderr
+	LogFormat string        // "console" or "json"
+	LogLevel  string        // "debug", "info", "warn" or "error"
+	Color     string        // "on", "off" or "" (automatic)
+	Jobs      int           // units handled at once (workers)
+	Rescan    time.Duration // between full listings of the input directory (workers)
 }
 
 // Balena is how a worker reaches balena.

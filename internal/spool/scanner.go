@@ -25,7 +25,9 @@ type Entry struct {
 // safety net, after lost events); between scans the caller reports the
 // names its file watch saw change (Changed) and Refresh looks at those
 // alone, so an event costs the same in a directory of ten units or of a
-// hundred thousand. Future due times wait in a heap: finding what has
+// hundred thousand. A full listing can be done in steps between claims:
+// listing 100,000 files takes tens of milliseconds (seconds when they are
+// new), longer than a claim may wait. Future due times wait in a heap: finding what has
 // become due, and when the next unit will, does not visit every unit.
 type Scanner struct {
 	db      *DB
@@ -36,7 +38,8 @@ type Scanner struct {
 	ready   map[string]int64
 	later   dueHeap
 	seq     uint64
-	pass    uint64 // counts full listings
+	pass    uint64   // counts full listings
+	list    *listing // the full listing under way, if any
 }
 
 // known is what a scanner remembers of one file.
@@ -59,40 +62,17 @@ func (db *DB) NewScanner(d Dir, dueOf func(*unit.Unit) time.Time) *Scanner {
 // been replaced; the next Refresh reads it again.
 func (s *Scanner) Changed(name string) { s.changed[name] = true }
 
-// Scan lists the directory and returns the units due at now (earliest
-// first) and the earliest due time after now (zero when none). The listing
-// carries each file's inode: a known file whose inode is unchanged is not
-// looked at again, so a scan of a large idle directory is one pass over its
-// entries. Every deepEvery-th scan also compares mtimes, for a file
-// replaced on another NFS client by one that reused its inode number.
+// Scan lists the whole directory at once and returns the units due at now
+// (earliest first) and the earliest due time after now (zero when none).
+// A worker lists in steps instead (StartListing, Step) so that it keeps
+// claiming while a large directory is listed.
 func (s *Scanner) Scan(now time.Time) (due []Entry, next time.Time, err error) {
-	d, err := os.Open(s.db.Path(s.dir))
-	if err != nil {
+	if err := s.StartListing(); err != nil {
 		return nil, timeZero, err
 	}
-	defer d.Close()
-	s.pass++
-	deep := s.pass%deepEvery == 1
-	fd := int(d.Fd())
-	err = listDir(fd, func(name []byte, ino uint64) {
-		if k, ok := s.files[string(name)]; ok {
-			k.pass = s.pass
-			if deep || k.ino != ino {
-				s.look(fd, string(name), false, now)
-			}
-			return
-		}
-		if n := string(name); validName(n) {
-			s.look(fd, n, false, now)
-		}
-	})
-	if err != nil {
-		return nil, timeZero, err
-	}
-	// Files the listing did not show are gone.
-	for n, k := range s.files {
-		if k.pass != s.pass {
-			s.drop(n)
+	for done := false; !done; {
+		if done, err = s.Step(now, time.Hour); err != nil {
+			return nil, timeZero, err
 		}
 	}
 	clear(s.changed)
@@ -100,42 +80,114 @@ func (s *Scanner) Scan(now time.Time) (due []Entry, next time.Time, err error) {
 	return due, next, nil
 }
 
-// deepEvery is how often (in scans) Scan checks every file's mtime too.
+// listing is a full listing of the directory under way. The listing
+// carries each file's inode: a known file whose inode is unchanged is not
+// looked at again, so listing a large idle directory is one pass over its
+// entries. Every deepEvery-th listing also compares mtimes, for a file
+// replaced on another NFS client by one that reused its inode number.
+type listing struct {
+	dir    *os.File
+	deep   bool
+	buf    []byte
+	n, off int // the part of buf not yet gone through
+}
+
+// deepEvery is how often (in listings) every file's mtime is checked too.
 const deepEvery = 10
+
+// StartListing begins a full listing of the directory (at start-up, as a
+// safety net, after lost events); Step carries it out. A listing already
+// under way goes on.
+func (s *Scanner) StartListing() error {
+	if s.list != nil {
+		return nil
+	}
+	d, err := os.Open(s.db.Path(s.dir))
+	if err != nil {
+		return err
+	}
+	s.pass++
+	s.list = &listing{dir: d, deep: s.pass%deepEvery == 1, buf: make([]byte, 16<<10)}
+	return nil
+}
+
+// Listing reports whether a full listing is under way.
+func (s *Scanner) Listing() bool { return s.list != nil }
+
+// Step goes on with the listing for about budget and reports whether it
+// is complete. Files looked at in between (Refresh) count as listed, so
+// a listing in steps drops only files that are really gone.
+func (s *Scanner) Step(now time.Time, budget time.Duration) (done bool, err error) {
+	l := s.list
+	if l == nil {
+		return true, nil
+	}
+	start := time.Now()
+	fd := int(l.dir.Fd())
+	for i := 0; ; i++ {
+		if i%32 == 31 && time.Since(start) >= budget {
+			return false, nil
+		}
+		if l.off >= l.n {
+			n, err := unix.Getdents(fd, l.buf)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				s.endListing()
+				return true, err
+			}
+			if n <= 0 {
+				break
+			}
+			l.n, l.off = n, 0
+		}
+		name, ino := direntAt(l.buf, &l.off)
+		if len(name) == 0 || name[0] == '.' {
+			continue
+		}
+		if k, ok := s.files[string(name)]; ok {
+			k.pass = s.pass
+			if l.deep || k.ino != ino {
+				s.look(fd, string(name), false, now)
+			}
+			continue
+		}
+		if n := string(name); validName(n) {
+			s.look(fd, n, false, now)
+		}
+	}
+	// Files the listing did not show are gone.
+	for n, k := range s.files {
+		if k.pass != s.pass {
+			s.drop(n)
+		}
+	}
+	s.endListing()
+	return true, nil
+}
+
+func (s *Scanner) endListing() {
+	s.list.dir.Close()
+	s.list = nil
+}
 
 func validName(n string) bool {
 	_, _, ok := ParseName(n)
 	return ok
 }
 
-// listDir calls fn with the name and inode number of every entry of the
-// directory open as fd (getdents64: struct linux_dirent64).
-func listDir(fd int, fn func(name []byte, ino uint64)) error {
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if n <= 0 {
-			return nil
-		}
-		for off := 0; off < n; {
-			ino := binary.NativeEndian.Uint64(buf[off:])
-			reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
-			name := buf[off+19 : off+reclen]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
-				name = name[:i]
-			}
-			off += reclen
-			if len(name) > 0 && name[0] != '.' {
-				fn(name, ino)
-			}
-		}
+// direntAt decodes the getdents64 record (struct linux_dirent64) at *off
+// in buf and moves *off past it.
+func direntAt(buf []byte, off *int) (name []byte, ino uint64) {
+	ino = binary.NativeEndian.Uint64(buf[*off:])
+	reclen := int(binary.NativeEndian.Uint16(buf[*off+16:]))
+	name = buf[*off+19 : *off+reclen]
+	if i := bytes.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
 	}
+	*off += reclen
+	return name, ino
 }
 
 // Refresh looks again at the names reported by Changed, then returns what

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -130,5 +131,74 @@ func TestScannerHeapStaysBounded(t *testing.T) {
 	}
 	if len(s.later) > 2*len(s.files)+1024+1 {
 		t.Fatalf("heap holds %d entries for %d files", len(s.later), len(s.files))
+	}
+}
+
+// writeWaiting writes n units due in a day straight into units/ (no
+// fsync, no id index: set-up only) and returns their file names.
+func writeWaiting(t *testing.T, db *DB, n int) []string {
+	t.Helper()
+	var out []string
+	for i := 0; i < n; i++ {
+		u := newUnit(t, fmt.Sprintf("w%06d", i))
+		u.SetDue(time.Now().Add(24 * time.Hour))
+		data, err := u.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := FileName(Units, u.ID(), "t")
+		if err := os.WriteFile(db.Path(Units, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, name)
+	}
+	return out
+}
+
+// A listing in steps gives way between steps, and what the caller learns
+// in between (Refresh) survives the end of the listing: a unit that
+// arrived mid-listing is not dropped as gone, one that left is.
+func TestScannerListsInSteps(t *testing.T) {
+	db := newDB(t)
+	now := time.Now()
+	waiting := writeWaiting(t, db, 400)
+	s := db.NewScanner(Units, nil)
+	if err := s.StartListing(); err != nil {
+		t.Fatal(err)
+	}
+	// A zero budget still makes progress: a few dozen entries per step.
+	done, err := s.Step(now, 0)
+	if err != nil || done || !s.Listing() {
+		t.Fatalf("first step: done=%v err=%v, want a listing still under way", done, err)
+	}
+	// Mid-listing: one unit arrives due, one leaves.
+	z := addDue(t, db, "zz-new", now.Add(-time.Minute))
+	gone := waiting[len(waiting)-1]
+	os.Remove(db.Path(Units, gone))
+	s.Changed(z)
+	s.Changed(gone)
+	due, _, err := s.Refresh(now)
+	if got := names(due); err != nil || len(got) != 1 || got[0] != z {
+		t.Fatalf("mid-listing refresh: due = %v err = %v, want [%s]", got, err, z)
+	}
+	steps := 1
+	for !done {
+		if done, err = s.Step(now, 0); err != nil {
+			t.Fatal(err)
+		}
+		steps++
+	}
+	if steps < 5 || s.Listing() {
+		t.Fatalf("listing of 400 files took %d zero-budget steps (listing=%v); want several", steps, s.Listing())
+	}
+	due, next, _ := s.Refresh(now)
+	if got := names(due); len(got) != 1 || got[0] != z {
+		t.Fatalf("after the listing: due = %v, want [%s]", got, z)
+	}
+	if next.IsZero() {
+		t.Fatal("after the listing: no next due time for 399 waiting units")
+	}
+	if _, ok := s.files[gone]; ok || len(s.files) != len(waiting) {
+		t.Fatalf("after the listing the scanner knows %d files (gone one known: %v), want %d", len(s.files), ok, len(waiting))
 	}
 }

@@ -7,7 +7,8 @@
 // on a slow safety rescan (inotify can overflow and does not see writers on
 // other NFS clients). The rescan also hands back claims of dead workers.
 // Between rescans only the files named by events are looked at, so a
-// wake-up costs the same however many units wait.
+// wake-up costs the same however many units wait; the rescan itself runs in
+// short steps between claims.
 package worker
 
 import (
@@ -210,15 +211,30 @@ func (r *run) loop(graceful context.Context, w *fsnotify.Watcher) error {
 			r.Log.Info().Int("in_hand", len(r.slots)).Msg("stopping: finishing the units in hand")
 			return nil
 		}
+		// With Once the listing is done whole before the claims, since
+		// "nothing is due" needs all of it. Else claims come first and a
+		// listing under way takes one short step after them, so a unit
+		// that arrived during a step waits for no other.
+		if r.Once {
+			if _, err := r.listStep(time.Hour); err != nil {
+				return err
+			}
+		}
 		next, claimed, err := r.fill()
 		if err != nil {
 			return err
 		}
-		if r.Once && claimed == 0 && len(r.slots) == 0 {
+		// After a step, look again before sleeping: the listing may go
+		// on, or have just found units due.
+		stepped, err := r.listStep(listBudget)
+		if err != nil {
+			return err
+		}
+		if r.Once && !stepped && claimed == 0 && len(r.slots) == 0 {
 			return nil
 		}
 		resetTimer(timer, next)
-		if err := r.wait(graceful, w, timer, rescan); err != nil {
+		if err := r.wait(graceful, w, timer, rescan, stepped); err != nil {
 			return err
 		}
 	}
@@ -228,9 +244,11 @@ func (r *run) loop(graceful context.Context, w *fsnotify.Watcher) error {
 // input directory, the stop file appeared, a job ended, the due timer or
 // the safety rescan fired. Other traffic in tmp/ (claims being written by
 // any worker) is not a reason to wake. Events already queued are taken
-// along, so a burst of them costs one fill.
-func (r *run) wait(graceful context.Context, w *fsnotify.Watcher, timer *time.Timer, rescan *time.Ticker) error {
-	for woke := false; ; {
+// along, so a burst of them costs one fill. While a listing is under way
+// (busy) it only takes the queued events and returns, so the next step of
+// the listing comes after any claim they allow.
+func (r *run) wait(graceful context.Context, w *fsnotify.Watcher, timer *time.Timer, rescan *time.Ticker, busy bool) error {
+	for woke := busy; ; {
 		var ev fsnotify.Event
 		var ok bool
 		if woke {
@@ -279,23 +297,40 @@ func (r *run) event(ev fsnotify.Event) bool {
 	return false
 }
 
+// listStep starts a full listing when one is asked for and takes its next
+// step, of about budget. It reports whether there was a listing to step.
+func (r *run) listStep(budget time.Duration) (bool, error) {
+	if r.full {
+		r.full = false
+		if err := r.scanner.StartListing(); err != nil {
+			return false, fmt.Errorf("scan %s: %w", r.DB.Path(r.Input), err)
+		}
+	}
+	if !r.scanner.Listing() {
+		return false, nil
+	}
+	if _, err := r.scanner.Step(time.Now(), budget); err != nil {
+		return true, fmt.Errorf("scan %s: %w", r.DB.Path(r.Input), err)
+	}
+	return true, nil
+}
+
+// listBudget is how long one step of a full listing may keep the loop
+// from claiming.
+const listBudget = 3 * time.Millisecond
+
 // fill claims due units while there are free slots. It returns the earliest
 // future due time seen and how many units it claimed.
 func (r *run) fill() (time.Time, int, error) {
+	now := time.Now()
+	s := r.scanner
 	if len(r.slots) == cap(r.slots) {
 		return time.Time{}, 0, nil
 	}
-	now := time.Now()
-	s := r.scanner
-	look := s.Refresh
-	if r.full {
-		look = s.Scan
-	}
-	due, next, err := look(now)
+	due, next, err := s.Refresh(now)
 	if err != nil {
 		return next, 0, fmt.Errorf("scan %s: %w", r.DB.Path(r.Input), err)
 	}
-	r.full = false
 	claimed := 0
 	for _, e := range due {
 		if len(r.slots) == cap(r.slots) || r.DB.StopRequested() || r.stopped() != nil {

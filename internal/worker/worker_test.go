@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,6 +113,31 @@ func TestWakesOnNewUnitAndOnDueTime(t *testing.T) {
 	at := wait(t, r, "later", 3*time.Second)
 	if at.Before(due) || at.Sub(due) > 500*time.Millisecond {
 		t.Errorf("due %v, claimed %v", due, at)
+	}
+}
+
+// Units only the start-up listing can find (they were there before the
+// worker, so no event names them) are claimed at once, whether the listing
+// finds them in its last step or in an earlier one (the due timer is an
+// hour away), and the loop still wakes for arrivals afterwards.
+func TestListingFindsUnitsAndYieldsToArrivals(t *testing.T) {
+	for _, waiting := range []int{0, 3000} {
+		t.Run(fmt.Sprintf("waiting=%d", waiting), func(t *testing.T) {
+			r := newRecorder()
+			l := newLoop(t, r)
+			for i := 0; i < waiting; i++ {
+				u, _ := unit.New(fmt.Sprintf("w%05d", i), time.Now())
+				u.SetDue(time.Now().Add(time.Hour))
+				data, _ := u.Marshal()
+				os.WriteFile(l.DB.Path(spool.Units, spool.FileName(spool.Units, u.ID(), "t")), data, 0o600)
+			}
+			add(t, l.DB, "early", time.Time{})
+			stop := start(t, l)
+			defer stop()
+			wait(t, r, "early", 20*time.Second)
+			add(t, l.DB, "late", time.Time{})
+			wait(t, r, "late", 20*time.Second)
+		})
 	}
 }
 

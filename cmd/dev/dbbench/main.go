@@ -4,7 +4,7 @@
 // migdb-add-unit per call, and --stats.
 //
 //	dbbench fill  BASE N           N migrated units in process/, due in a week
-//	dbbench claim BIN BASE SAMPLES IDLE   a migdb-check-done worker on BASE
+//	dbbench claim BIN BASE SAMPLES IDLE [FLAG...]   a migdb-check-done worker on BASE
 //	dbbench add   BIN BASE CALLS   time migdb-add-unit calls
 //	dbbench stats BIN BASE RUNS    time migdb-check-done --stats
 //
@@ -51,12 +51,12 @@ func run(args []string) error {
 	switch {
 	case args[0] == "fill" && len(args) == 3:
 		return fill(args[1], n(2))
-	case args[0] == "claim" && len(args) == 5:
+	case args[0] == "claim" && len(args) >= 5:
 		idle, err := time.ParseDuration(args[4])
 		if err != nil {
 			return err
 		}
-		return claim(args[1], args[2], n(3), idle)
+		return claim(args[1], args[2], n(3), idle, args[5:])
 	case args[0] == "add" && len(args) == 4:
 		return add(args[1], args[2], n(3))
 	case args[0] == "stats" && len(args) == 4:
@@ -106,8 +106,8 @@ func fill(base string, n int) error {
 // URL is in $BENCH_API), waits until it has listed the database, then
 // drops due units into process/ one at a time and times each until it
 // leaves process/ (claimed). Then it measures the idle worker's CPU over
-// idle and its memory.
-func claim(bin, base string, samples int, idle time.Duration) error {
+// idle and its memory. flags go to the worker.
+func claim(bin, base string, samples int, idle time.Duration, flags []string) error {
 	db, err := spool.Open(base)
 	if err != nil {
 		return err
@@ -122,8 +122,8 @@ func claim(bin, base string, samples int, idle time.Duration) error {
 	}
 	logs := filepath.Join(base, "logs")
 	os.MkdirAll(logs, 0o700)
-	cmd := exec.Command(filepath.Join(bin, "migdb-check-done"), "--base", base, "--balena-api", os.Getenv("BENCH_API"),
-		"--check-interval", "3600", "--max-age", "9999999", "--log-to", logs, "--color", "OFF")
+	cmd := exec.Command(filepath.Join(bin, "migdb-check-done"), append([]string{"--base", base, "--balena-api", os.Getenv("BENCH_API"),
+		"--check-interval", "3600", "--max-age", "9999999", "--log-to", logs, "--color", "OFF"}, flags...)...)
 	cmd.Env = append(os.Environ(), "MIG_BALENA_TOKEN=fake-balena-token")
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	start := time.Now()

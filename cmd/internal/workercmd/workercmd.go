@@ -89,7 +89,7 @@ func RunWorker(c *cli.Context, spec Spec) error {
 	handle, dueOf := spec.Handler(Env{Settings: s, Log: log, DB: db, Cloud: cl})
 	loop := &worker.Loop{
 		DB: db, Input: spec.Input, Name: string(spec.Bin), DueOf: dueOf,
-		Jobs: s.Process.Jobs, Once: c.Bool("once"), Log: log, Handle: handle, Reg: reg,
+		Jobs: s.Process.Jobs, Rescan: s.Process.Rescan, Once: c.Bool("once"), Log: log, Handle: handle, Reg: reg,
 	}
 	log.Info().Str("db", db.Root()).Int("jobs", loop.Jobs).Msg("worker started")
 	return loop.Run(graceful, hard)
