@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -141,12 +142,14 @@ type Device struct {
 	mu    sync.Mutex
 	marks map[string]time.Time
 
-	Final     string // "done", "fail", "units": where the unit ended; "" when it did not
-	Class     string // FAIL_CLASS when it failed
-	Rehearsal string // REHEARSAL
-	Msg       string // FAIL_MSG
-	UUID      string // DEVICE_ID
-	Err       error  // why it did not end as its kind must
+	Final     string        // "done", "fail", "units": where the unit ended; "" when it did not
+	Class     string        // FAIL_CLASS when it failed
+	Rehearsal string        // REHEARSAL
+	Msg       string        // FAIL_MSG
+	Looks     string        // STAGE2_LOOKS: migdb-check-done's SSH looks at the device
+	FailAfter time.Duration // from migration (STATUS_TS) to the failure (FAIL_TS)
+	UUID      string        // DEVICE_ID
+	Err       error         // why it did not end as its kind must
 }
 
 func (d *Device) mark(name string) {
@@ -218,7 +221,7 @@ func (r *run) observe(d *Device) {
 		// a unit is back in units/ for good once its rehearsal is recorded
 		if dir != "process" && (dir != "units" || fieldOf(f, "REHEARSAL") != "") {
 			d.finish(dir, f)
-			r.say("%s: unit %s is in %s/ %s%s", d.Name, d.UnitID, dir, d.Class, d.Rehearsal)
+			r.say("%s: unit %s is in %s/ %s%s (SSH looks by migdb-check-done: %q)", d.Name, d.UnitID, dir, d.Class, d.Rehearsal, d.Looks)
 		}
 	}
 	c := d.VM.Console()
@@ -252,6 +255,12 @@ func (d *Device) finish(dir, file string) {
 	}
 	d.Class, d.Msg, d.UUID = f.Value("FAIL_CLASS"), f.Value("FAIL_MSG"), f.Value("DEVICE_ID")
 	d.Rehearsal = f.Value("REHEARSAL")
+	d.Looks = f.Value("STAGE2_LOOKS")
+	migrated, err1 := strconv.ParseInt(f.Value("STATUS_TS"), 10, 64)
+	failed, err2 := strconv.ParseInt(f.Value("FAIL_TS"), 10, 64)
+	if err1 == nil && err2 == nil {
+		d.FailAfter = time.Duration(failed-migrated) * time.Second
+	}
 	if d.Msg == "" {
 		d.Msg = f.Value("REHEARSAL_MSG")
 	}
@@ -283,6 +292,7 @@ func (r *run) registered(ctx context.Context) map[string]bool {
 func (d *Device) check(ctx context.Context, registered map[string]bool) {
 	sp := d.Kind.spec()
 	c := d.VM.Console()
+	looks, _ := strconv.Atoi(d.Looks)
 	var back error // the old system answers SSH again
 	if !sp.flashed && d.Final != "" {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Minute)
@@ -304,6 +314,14 @@ func (d *Device) check(ctx context.Context, registered map[string]bool) {
 		d.Err = fmt.Errorf("the old system did not come back: %w", back)
 	case sp.corrupt && !strings.Contains(c, "e2e: corrupted"):
 		d.Err = fmt.Errorf("the image was never corrupted: stage 2's refusal was not tested")
+	case sp.corrupt && (d.FailAfter <= 0 || d.FailAfter >= maxAge):
+		d.Err = fmt.Errorf("the refusal was seen %v after migration, not before --max-age %v: migdb-check-done did not look early", d.FailAfter, maxAge)
+	case sp.corrupt && !(looks >= 1 && looks <= maxLooks(d.FailAfter+time.Second)): // epoch seconds: 1 s of slack
+		d.Err = fmt.Errorf("STAGE2_LOOKS=%q in %v, want 1 to %d (the pacing)", d.Looks, d.FailAfter, maxLooks(d.FailAfter+time.Second))
+	case sp.corrupt && !strings.Contains(d.Msg, "image check failed"):
+		d.Err = fmt.Errorf("FAIL_MSG does not give stage 2's reason (image check failed): %s", d.Msg)
+	case sp.corrupt && !strings.Contains(c, "stage 2 stopped before flashing"):
+		d.Err = fmt.Errorf("the console does not show stage 2 stopping before flashing")
 	case sp.rehearsal && d.Rehearsal != "ok":
 		d.Err = fmt.Errorf("REHEARSAL=%q (%s), want ok", d.Rehearsal, d.Msg)
 	case sp.rehearsal && !strings.Contains(c, "stopping before flashing"):
@@ -313,6 +331,17 @@ func (d *Device) check(ctx context.Context, registered map[string]bool) {
 	case sp.flashed && !registered[d.UUID]:
 		d.Err = fmt.Errorf("device %s is not in the fake API's device list", d.UUID)
 	}
+}
+
+// maxLooks is how many SSH looks migdb-check-done may make at a device in
+// the first d after migration: at lookAfter, then after waits doubling
+// from half of it.
+func maxLooks(d time.Duration) int {
+	n, at, gap := 0, lookAfter, lookAfter/2
+	for ; at <= d; at, gap = at+gap, gap*2 {
+		n++
+	}
+	return n
 }
 
 func glob1(pattern string) string {

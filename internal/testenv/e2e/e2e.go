@@ -61,6 +61,16 @@ const (
 	osVersion = "2.113.0"
 )
 
+// migdb-check-done's limits: the time a flashed device has to come online
+// (with room for a busy host), and when a device not online yet is first
+// looked at over SSH for stage 2's refusal.
+const (
+	maxAge    = 480 * time.Second
+	lookAfter = 60 * time.Second
+)
+
+func secsArg(d time.Duration) string { return fmt.Sprint(int(d.Seconds())) }
+
 func imageName(slug string) string { return "resin-" + slug + "-e2e.img.gz" }
 
 // group is one database with its environment and workers: the real run,
@@ -400,7 +410,9 @@ func (r *run) startWorkers() error {
 		if g.rehearsal {
 			mig = append(mig, "--rehearsal")
 		}
-		chk := append(append([]string{}, common...), "--check-interval", "5", "--max-age", "480",
+		// Stage 2's refusal is looked for over SSH a minute after
+		// migration (then at doubling waits), not only at --max-age.
+		chk := append(append([]string{}, common...), "--check-interval", "5", "--max-age", secsArg(maxAge), "--stage2-look-after", secsArg(lookAfter),
 			"--known-hosts", filepath.Join(r.o.Work, "known_hosts-"+g.name))
 		for _, w := range []struct {
 			name string

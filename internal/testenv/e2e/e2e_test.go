@@ -20,13 +20,16 @@ import (
 // probe, upload, pre-flight, registration, stage 1 in the VM, reboot into
 // stage 2 (verify, flash), first boot of the flashed stand-in, which
 // reports to the fake API with the config.json stage 2 placed, and
-// migdb-check-done moves each unit to done/. A third machine is rehearsed
+// migdb-check-done moves each unit to done/. A third BIOS machine has its
+// image damaged after stage 1: stage 2 refuses, the old system answers SSH
+// again, and migdb-check-done, looking over SSH a minute after migration,
+// fails the unit as stage2 with stage 2's reason. A fourth is rehearsed
 // (--rehearsal, NO_FLASH=TRUE): nothing registered, stage 2 stops before
 // flashing, the old system answers SSH again, and the unit is back in
 // units/ with REHEARSAL=ok.
 func TestMigrations(t *testing.T) {
 	if testing.Short() {
-		t.Skip("migrates a VM under TCG (about ten minutes)")
+		t.Skip("migrates four VMs under TCG (about ten minutes)")
 	}
 	testenv.NeedRoot(t, "the cached device disk and its key are root's")
 	for _, p := range []string{"qemu-system-x86_64", "grub-mkimage", "mkfs.vfat", "mkfs.ext4", "sfdisk"} {
@@ -48,14 +51,14 @@ func TestMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	var progress bytes.Buffer
-	// within go test's -timeout (scripts/test: 20m), with time to clean up
+	// within go test's -timeout (scripts/test: 35m), with time to clean up
 	deadline := time.Now().Add(18 * time.Minute)
 	if d, ok := t.Deadline(); ok {
 		deadline = d.Add(-90 * time.Second)
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	res, err := Run(ctx, Options{Repo: repo, Work: work, Kinds: ciKinds, Out: &progress, Keep: true})
+	res, err := Run(ctx, Options{Repo: repo, Work: work, Kinds: Kinds, Out: &progress, Keep: true})
 	defer os.RemoveAll(work)
 	var table bytes.Buffer
 	if res != nil && res.Devices != nil {
@@ -65,24 +68,34 @@ func TestMigrations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Done != len(ciKinds) || res.Expected != len(ciKinds) {
+	if res.Done != len(Kinds) || res.Expected != len(Kinds) {
 		for _, d := range res.Devices {
 			t.Errorf("%s: %v", d.Name, d.Err)
 			t.Logf("%s console (last lines):\n%s", d.Name, lastLines(d.VM.Console(), 60))
-			t.Logf("%s unit log:\n%s", d.Name, lastLines(readGlob(filepath.Join(work, "fleet", "db", "log", "log-"+d.UnitID+"-*")), 40))
+			t.Logf("%s unit log:\n%s", d.Name, lastLines(readGlob(filepath.Join(d.group.db, "db", "log", "log-"+d.UnitID+"-*")), 40))
 		}
 	}
 	last := strings.TrimSpace(table.String())
 	if i := strings.LastIndex(last, "\n"); i >= 0 {
 		last = last[i+1:]
 	}
-	if want := fmt.Sprintf("e2e done=%d expected=%d wall_s=", len(ciKinds), len(ciKinds)); !strings.HasPrefix(last, want) {
+	if want := fmt.Sprintf("e2e done=%d expected=%d wall_s=", len(Kinds), len(Kinds)); !strings.HasPrefix(last, want) {
 		t.Errorf("last line %q", last)
 	}
 }
 
-// ciKinds are the devices CI migrates; scripts/e2e adds bios-corrupt.
-var ciKinds = []Kind{BIOSFlash, UEFIFlash, BIOSRehearsal}
+// TestMaxLooks pins the pacing the e2e run holds migdb-check-done to.
+func TestMaxLooks(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want int
+	}{{59 * time.Second, 0}, {60 * time.Second, 1}, {89 * time.Second, 1}, {90 * time.Second, 2},
+		{149 * time.Second, 2}, {150 * time.Second, 3}, {270 * time.Second, 4}, {479 * time.Second, 4}} {
+		if got := maxLooks(tc.d); got != tc.want {
+			t.Errorf("maxLooks(%v) = %d, want %d", tc.d, got, tc.want)
+		}
+	}
+}
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(s, "\n")
