@@ -32,6 +32,7 @@ var side = map[string]string{
 	"internal/devlog":   "device",
 	"internal/fetch":    "device",
 	"scripts/initramfs": "device",
+	"internal/watchdog": "device",
 
 	"cmd/migdb-add-unit":     "fleet",
 	"cmd/migdb-migrate":      "fleet",

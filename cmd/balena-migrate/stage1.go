@@ -92,12 +92,16 @@ func finish(ctx context.Context, log *stage1.Log, cfg stage1.Config, bin string)
 		return err
 	}
 	if res.RebootIn >= 0 {
-		if err := stage1.ScheduleReboot(res.RebootIn, "reboot"); err != nil {
+		if err := stage1.ScheduleReboot(res.RebootIn, res.Reboot); err != nil {
 			log.Warn("%v", err)
 		} else {
 			fmt.Printf("migration successful, rebooting system in %d seconds\n", res.RebootIn)
 			return nil
 		}
+	}
+	if res.Reboot != "" && res.Reboot != "reboot" {
+		// a plain reboot would boot the old system
+		log.Info("boot stage 2 with: %s", res.Reboot)
 	}
 	fmt.Println("migration successful, please reboot system")
 	return nil

@@ -79,6 +79,9 @@ func keys() []key {
 		str("GRUB_CFG", func(c *Config) *string { return &c.GrubCfg }),
 		str("GRUB_BOOT_IMG", func(c *Config) *string { return &c.GrubBootImg }),
 		str("GRUB_CORE_IMG", func(c *Config) *string { return &c.GrubCoreImg }),
+		{"WATCHDOG", func(c *Config) string { return strconv.Itoa(c.Watchdog) },
+			func(c *Config, v string) error { n, err := parseInt(v); c.Watchdog = int(n); return err }},
+		str("WATCHDOG_MODULE", func(c *Config) *string { return &c.WatchdogModule }),
 	}
 }
 

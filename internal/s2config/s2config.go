@@ -81,7 +81,20 @@ type Config struct {
 	GrubCfg      string // GRUB_CFG: grub.cfg name in HOME_DIR
 	GrubBootImg  string // GRUB_BOOT_IMG: boot.img name in HOME_DIR
 	GrubCoreImg  string // GRUB_CORE_IMG: core.img name in HOME_DIR
+
+	// The watchdog of the stage-2 boot: the initramfs arms it as early as it
+	// can, stage 2 feeds it while it makes progress.
+	Watchdog       int    // WATCHDOG: timeout in seconds; 0: no watchdog
+	WatchdogModule string // WATCHDOG_MODULE: its driver module; empty: built in
 }
+
+// Watchdog timeouts stage 1 accepts: long enough for the initramfs to get
+// from arming the watchdog to stage 2 on a slow board, short enough that a
+// hung boot comes back within the hour.
+const (
+	MinWatchdog = 10
+	MaxWatchdog = 3600
+)
 
 // TermExit is the TERM_EXIT action: either exit with Code or reboot.
 type TermExit struct {
@@ -191,6 +204,12 @@ func (c Config) Validate() error {
 	// UEFI boots the image's EFI loader: FLASH there only places GRUB_CFG.
 	if c.GrubInstall == GrubFlash && c.GrubBootType != BootUEFI && (c.GrubBootImg == "" || c.GrubCoreImg == "") {
 		bad("GRUB_BOOT_IMG/GRUB_CORE_IMG", "both must be set when GRUB_INSTALL=FLASH on a legacy BIOS boot")
+	}
+	if c.Watchdog != 0 && (c.Watchdog < MinWatchdog || c.Watchdog > MaxWatchdog) {
+		bad("WATCHDOG", "must be 0 (off) or %d..%d seconds, got %d", MinWatchdog, MaxWatchdog, c.Watchdog)
+	}
+	if strings.ContainsAny(c.WatchdogModule, " /") {
+		bad("WATCHDOG_MODULE", "must be a module name, got %q", c.WatchdogModule)
 	}
 	return errors.Join(errs...)
 }

@@ -36,6 +36,7 @@ func sample() Config {
 	c.GrubCfg = "grub.cfg"
 	c.GrubBootImg = "boot.img"
 	c.GrubCoreImg = "core.img"
+	c.Watchdog, c.WatchdogModule = 300, "bcm2835_wdt"
 	return c
 }
 
@@ -103,6 +104,10 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"MAX_BADBLOCKS=x%", "MAX_BADBLOCKS"},
 		{"RESTORE_BOOT_FILES=config.txt", "RESTORE_BOOT_FILES"},
 		{"MOUNT_BOOT=TRUE", "ORIG_BOOT_PART"},
+		{"WATCHDOG=5", "WATCHDOG"},
+		{"WATCHDOG=3601", "WATCHDOG"},
+		{"WATCHDOG=soon", "WATCHDOG"},
+		{"WATCHDOG_MODULE=../softdog", "WATCHDOG_MODULE"},
 	} {
 		_, err := Parse([]byte(base + tc.line + "\n"))
 		if err == nil || !usage.Is(err) || !strings.Contains(err.Error(), tc.key) {
@@ -131,7 +136,7 @@ func TestParseHelpers(t *testing.T) {
 	if n, pct, err := ParseBadblocks("2%"); err != nil || n != 2 || !pct {
 		t.Errorf("ParseBadblocks(2%%) = %v %v %v", n, pct, err)
 	}
-	if len(Keys()) != 29 {
+	if len(Keys()) != 31 {
 		t.Errorf("Keys() has %d entries", len(Keys()))
 	}
 }

@@ -29,6 +29,7 @@ type bootPlan struct {
 	backups    [][2]string
 	restore    []s2config.RestorePair
 	grubUEFI   bool
+	tryboot    bool   // Pi: tryboot.txt and a tryboot reboot; config.txt stays
 	bootMount  string // mount point of the boot filesystem
 	bootPart   string
 	bootFSType string
@@ -46,6 +47,27 @@ func (r *run) planBoot() (bootPlan, error) {
 	switch p.family {
 	case devicetype.FamilyRaspberryPi:
 		originals = []string{"config.txt", "cmdline.txt"}
+		if !hasTryboot(r.device) {
+			break
+		}
+		// autoboot.txt may turn tryboot into a switch of partitions
+		// (tryboot_a_b) that would not read our tryboot.txt.
+		if r.exists(filepath.Join(p.dir, "autoboot.txt")) {
+			r.log.Info("%s/autoboot.txt exists: the initramfs goes into config.txt, not tryboot.txt", p.dir)
+			break
+		}
+		p.tryboot = true
+		for _, f := range originals {
+			if !r.exists(filepath.Join(p.dir, f)) {
+				return p, fmt.Errorf("%w: %s is missing: this does not look like a %s boot partition", ErrBootSetup, filepath.Join(p.dir, f), p.family)
+			}
+		}
+		// Nothing is changed that stage 2 would have to put back, except a
+		// tryboot.txt of the operator's own (one of an earlier run is ours).
+		originals = nil
+		if data, err := r.read(filepath.Join(p.dir, trybootFile)); err == nil && !strings.Contains(string(data), "balena-migrate-initramfs") {
+			originals = []string{trybootFile}
+		}
 	case devicetype.FamilyBeagleBone:
 		// u-boot loads initrd.img-<release> named in uEnv.txt's uname_r:
 		// stage 1 puts its initramfs there and stage 2 puts the old one back.
@@ -164,9 +186,13 @@ func (r *run) editFile(path string, edit func(string) string) error {
 }
 
 // setupPi adds `initramfs <file> followkernel` to config.txt (disabling
-// other initramfs lines) and `debug` to cmdline.txt when DEBUG.
+// other initramfs lines) and `debug` to cmdline.txt when DEBUG; on boards
+// with tryboot it writes tryboot.txt instead.
 func (r *run) setupPi(p bootPlan) error {
 	line := fmt.Sprintf("initramfs %s followkernel", filepath.Base(p.initrd))
+	if p.tryboot {
+		return r.setupTryboot(p, line)
+	}
 	if err := r.editFile(filepath.Join(p.dir, "config.txt"), func(s string) string {
 		return piConfig(s, line)
 	}); err != nil {
@@ -177,19 +203,6 @@ func (r *run) setupPi(p bootPlan) error {
 		return r.editFile(filepath.Join(p.dir, "cmdline.txt"), addDebug)
 	}
 	return nil
-}
-
-func piConfig(s, line string) string {
-	var out []string
-	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
-		t := strings.TrimSpace(l)
-		if strings.HasPrefix(t, "initramfs ") || strings.HasPrefix(t, "auto_initramfs") {
-			l = "#balena-migrate# " + l
-		}
-		out = append(out, l)
-	}
-	// The [all] filter makes sure no earlier [pi4]-style section hides it.
-	return strings.Join(append(out, "", "[all]", line), "\n") + "\n"
 }
 
 func addDebug(cmdline string) string {

@@ -478,15 +478,20 @@ func (c *chroot) checkInitramfs(t *testing.T) {
 	have := map[string]bool{}
 	for _, l := range strings.Split(string(out), "\n") {
 		have[strings.TrimSpace(l)] = true
-		if strings.HasSuffix(l, "/vfat.ko") || strings.HasSuffix(l, "/vfat.ko.xz") || strings.HasSuffix(l, "/vfat.ko.zst") {
-			have["vfat.ko"] = true
+		for _, m := range []string{"vfat", "softdog"} {
+			if strings.HasSuffix(l, "/"+m+".ko") || strings.HasSuffix(l, "/"+m+".ko.xz") || strings.HasSuffix(l, "/"+m+".ko.zst") {
+				have[m+".ko"] = true
+			}
 		}
 	}
 	for _, want := range [][]string{
 		{"bin/balena-migrate", "usr/bin/balena-migrate"},
 		{"etc/balena-migrate-stage2.conf"},
 		{"scripts/local-bottom/balena-migrate"},
+		{"scripts/init-top/balena-migrate"},
 		{"vfat.ko"},
+		// no hardware watchdog on this machine: the cloud kernel's softdog
+		{"softdog.ko"},
 	} {
 		found := false
 		for _, w := range want {
@@ -528,9 +533,15 @@ func (c *chroot) checkInitramfs(t *testing.T) {
 	} else if magic := sh(t, "chroot", c.dir, "modinfo", "-F", "vermagic", vfat); !strings.HasPrefix(magic, c.kver+" ") {
 		t.Errorf("%s in the initramfs is for kernel %q, not the chroot's %s", vfat, magic, c.kver)
 	}
-	order, err := os.ReadFile(filepath.Join(unpacked, "scripts/local-bottom/ORDER"))
-	if err != nil || !bytes.Contains(order, []byte("/scripts/local-bottom/balena-migrate")) {
-		t.Errorf("local-bottom/ORDER does not run balena-migrate: %v\n%s", err, order)
+	for _, dir := range []string{"local-bottom", "init-top"} {
+		order, err := os.ReadFile(filepath.Join(unpacked, "scripts", dir, "ORDER"))
+		if err != nil || !bytes.Contains(order, []byte("/scripts/"+dir+"/balena-migrate")) {
+			t.Errorf("%s/ORDER does not run balena-migrate: %v\n%s", dir, err, order)
+		}
+	}
+	conf, err := s2config.Load(filepath.Join(unpacked, "etc/balena-migrate-stage2.conf"))
+	if err != nil || conf.Watchdog != 300 || conf.WatchdogModule != "softdog" {
+		t.Errorf("stage-2 config: WATCHDOG=%d WATCHDOG_MODULE=%q (%v), want 300 and softdog", conf.Watchdog, conf.WatchdogModule, err)
 	}
 	os.RemoveAll(c.path("/tmp/unpacked"))
 }

@@ -50,6 +50,7 @@ import (
 //	BALENA_VPN_HOST/PORT    vpn.balena-cloud.com:443, likewise
 //	BALENA_CONNECT_TIMEOUT  20 seconds per connection check
 //	NO_OS_CHECK             TRUE: run on a system not in the supported list (--no-os-check)
+//	WATCHDOG                300 seconds: the watchdog timeout of the stage-2 boot; 0: no watchdog
 type Config struct {
 	HomeDir      string
 	ImageName    string
@@ -83,6 +84,8 @@ type Config struct {
 	ConnectTimeout   time.Duration
 
 	NoOSCheck bool
+
+	Watchdog int // seconds; 0: no watchdog for the stage-2 boot
 }
 
 // Flags are the command-line settings; a nil/empty field was not given.
@@ -103,7 +106,7 @@ func defaults() Config {
 		NoFlash: true, TermExit: "exit 0", LogFSType: "ext4",
 		MemMinFreeS1: 64 << 20, MemMinFreeS2: 32 << 20, MinRootAvail: 64 << 20,
 		APIHost: "api.balena-cloud.com", APIPort: 443, VPNHost: "vpn.balena-cloud.com", VPNPort: 443,
-		ConnectTimeout: 20 * time.Second,
+		ConnectTimeout: 20 * time.Second, Watchdog: 300,
 	}
 }
 
@@ -255,7 +258,7 @@ func (c *Config) keys() []confKey {
 			c.MinWriteSpeed = int64(n)
 			return err
 		}},
-		boolean("NO_OS_CHECK", &c.NoOSCheck),
+		boolean("NO_OS_CHECK", &c.NoOSCheck), number("WATCHDOG", &c.Watchdog, defaults().Watchdog),
 		str("BALENA_API_HOST", &c.APIHost), number("BALENA_API_PORT", &c.APIPort, 443),
 		str("BALENA_VPN_HOST", &c.VPNHost), number("BALENA_VPN_PORT", &c.VPNPort, 443),
 		{"BALENA_CONNECT_TIMEOUT", func(v string) error {
@@ -336,6 +339,10 @@ func (c *Config) validate() error {
 	}
 	if _, err := s2config.ParseTermExit(c.TermExit); err != nil {
 		errs = append(errs, fmt.Errorf("TERM_EXIT: %w", err))
+	}
+	if c.Watchdog != 0 && (c.Watchdog < s2config.MinWatchdog || c.Watchdog > s2config.MaxWatchdog) {
+		errs = append(errs, fmt.Errorf("WATCHDOG=%d: write 0 (no watchdog) or a timeout of %d..%d seconds; it must cover the initramfs from its start to stage 2 (300 is the default)",
+			c.Watchdog, s2config.MinWatchdog, s2config.MaxWatchdog))
 	}
 	if c.GrubInstall && c.GrubCfg == "" {
 		errs = append(errs, errors.New("GRUB_INSTALL=TRUE needs GRUB_CFG: extract grub.cfg from the flasher image with `balena-migrate extract`"))

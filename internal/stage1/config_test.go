@@ -196,6 +196,10 @@ func TestConfigValueMeanings(t *testing.T) {
 		{"LOG_FS_TYPE=vfat", func(c Config) bool { return c.LogFSType == "vfat" }},
 		{"TERM_EXIT=reboot", func(c Config) bool { return c.TermExit == "reboot" }},
 		{"TERM_EXIT=\"exit 1\"", func(c Config) bool { return c.TermExit == "exit 1" }},
+		{"WATCHDOG=", func(c Config) bool { return c.Watchdog == 300 }},
+		{"WATCHDOG=0", func(c Config) bool { return c.Watchdog == 0 }},
+		{"WATCHDOG=10", func(c Config) bool { return c.Watchdog == 10 }},
+		{"WATCHDOG=3600", func(c Config) bool { return c.Watchdog == 3600 }},
 	} {
 		dir := t.TempDir()
 		writeConf(t, dir, "balena-migrate.conf", "IMAGE_NAME=x.img.gz\n"+tc.line+"\n")
@@ -213,6 +217,10 @@ func TestConfigValueMeanings(t *testing.T) {
 		{"HAS_WIFI_CFG=some", "HAS_WIFI_CFG"},
 		{"MEM_MIN_FREE_S1=64MB", "kB"},
 		{"TERM_EXIT=halt", `write "exit 0"`},
+		{"WATCHDOG=9", "WATCHDOG=9: write 0 (no watchdog) or a timeout of 10..3600 seconds"},
+		{"WATCHDOG=3601", "WATCHDOG=3601"},
+		{"WATCHDOG=-1", "WATCHDOG"},
+		{"WATCHDOG=5m", "WATCHDOG"},
 	} {
 		dir := t.TempDir()
 		writeConf(t, dir, "balena-migrate.conf", "IMAGE_NAME=x.img.gz\n"+tc.line+"\n")

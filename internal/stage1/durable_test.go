@@ -16,7 +16,7 @@ func TestDurableBeforeBootChange(t *testing.T) {
 	for _, f := range []fixture{fixtures[0], fixtures[1], fixtures[2]} {
 		t.Run(f.name, func(t *testing.T) {
 			d := newDevice(t, f, static)
-			d.cfg.NoSetup = false
+			d.cfg.NoSetup, d.cfg.Debug = false, true
 			if _, err := d.run(); err != nil {
 				t.Fatalf("%v\n%s", err, d.log.String())
 			}
@@ -52,6 +52,15 @@ func TestDurableBeforeBootChange(t *testing.T) {
 			}
 			if f.machine == "x86_64" && !synced(d.host.synced, "/boot/grub/grubenv") {
 				t.Error("grubenv was not synced")
+			}
+			// tryboot: what the tryboot reboot reads is synced before stage 1 ends
+			if f.name == "pi4-rpios12" {
+				for _, p := range []string{"/boot/firmware/tryboot.txt", "/boot/firmware/balena-migrate-cmdline.txt",
+					"/boot/firmware/" + initramfsName(d.release), "/boot/firmware"} {
+					if !synced(d.host.synced, p) {
+						t.Errorf("%s was not synced (synced: %v)", p, d.host.synced)
+					}
+				}
 			}
 		})
 	}

@@ -49,12 +49,15 @@ func (h *fakeHost) Sync(p string) error {
 	return nil
 }
 
-// bootChanged says whether the next boot would start stage 2: config.txt
-// (Raspberry Pi) or grubenv (grub) names our initramfs or entry.
+// bootChanged says whether the next boot (for tryboot: the next tryboot
+// reboot) would start stage 2: config.txt or tryboot.txt (Raspberry Pi) or
+// grubenv (grub) names our initramfs or entry.
 func (h *fakeHost) bootChanged() bool {
-	cfg, _ := os.ReadFile(filepath.Join(h.root, "/boot/config.txt"))
-	fw, _ := os.ReadFile(filepath.Join(h.root, "/boot/firmware/config.txt"))
-	cfg = append(cfg, fw...)
+	var cfg []byte
+	for _, f := range []string{"/boot/config.txt", "/boot/firmware/config.txt", "/boot/firmware/tryboot.txt"} {
+		data, _ := os.ReadFile(filepath.Join(h.root, f))
+		cfg = append(cfg, data...)
+	}
 	env, _ := os.ReadFile(filepath.Join(h.root, "/boot/grub/grubenv"))
 	return bytes.Contains(cfg, []byte("balena-migrate-initramfs")) || bytes.Contains(env, []byte("next_entry=balena-migrate"))
 }
@@ -86,7 +89,7 @@ func (h *fakeHost) Run(_ context.Context, _ []string, name string, args ...strin
 		if len(args) != 5 || args[0] != "-d" || args[2] != "-o" || args[4] != h.release {
 			return nil, fmt.Errorf("mkinitramfs: unexpected arguments %q", args)
 		}
-		for _, f := range []string{"initramfs.conf", "balena-migrate-hook.conf", "hooks/balena-migrate", "scripts/local-bottom/balena-migrate"} {
+		for _, f := range []string{"initramfs.conf", "balena-migrate-hook.conf", "hooks/balena-migrate", "scripts/local-bottom/balena-migrate", "scripts/init-top/balena-migrate"} {
 			if _, err := os.Stat(p(filepath.Join(args[1], f))); err != nil {
 				return nil, fmt.Errorf("mkinitramfs: config dir: %w", err)
 			}
@@ -96,7 +99,7 @@ func (h *fakeHost) Run(_ context.Context, _ []string, name string, args ...strin
 		if err != nil {
 			return nil, err
 		}
-		list := []string{".", "usr/bin/balena-migrate", "etc/balena-migrate-stage2.conf", "scripts/local-bottom/balena-migrate"}
+		list := []string{".", "usr/bin/balena-migrate", "etc/balena-migrate-stage2.conf", "scripts/local-bottom/balena-migrate", "scripts/init-top/balena-migrate"}
 		for _, m := range strings.Fields(hook.Value("BALENA_MIGRATE_MODULES")) {
 			list = append(list, "usr/lib/modules/"+h.release+"/kernel/drivers/"+m+".ko.zst")
 		}

@@ -55,6 +55,9 @@ func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, er
 		return "", fmt.Errorf("%w: copy /etc/initramfs-tools: %w", ErrInitramfs, err)
 	}
 	mods := append(stage2Modules(), r.layout.Root.Modules...)
+	if r.watchdog.module != "" {
+		mods = append(mods, r.watchdog.module)
+	}
 	var progs []string
 	for _, p := range stage2Programs(r.cfg) {
 		progs = append(progs, r.progs[p])
@@ -82,6 +85,7 @@ func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, er
 		{filepath.Join(confDir, initramfs.HookConfName), conf, 0o644},
 		{filepath.Join(confDir, "hooks", initramfs.ScriptName), []byte(initramfs.Hook), 0o755},
 		{filepath.Join(confDir, "scripts", "local-bottom", initramfs.ScriptName), []byte(initramfs.LocalBottom), 0o755},
+		{filepath.Join(confDir, "scripts", "init-top", initramfs.ScriptName), []byte(initramfs.InitTop), 0o755},
 	} {
 		if err := os.MkdirAll(filepath.Dir(r.p(w.path)), 0o755); err != nil {
 			return "", fmt.Errorf("%w: %w", ErrInitramfs, err)

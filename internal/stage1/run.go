@@ -31,6 +31,10 @@ type Options struct {
 type Result struct {
 	SetupDone bool // the boot loader now starts stage 2
 	RebootIn  int  // seconds; -1: the operator reboots
+	// Reboot is the command that boots stage 2: "reboot", or on a
+	// Raspberry Pi with tryboot TrybootReboot (a plain reboot boots the
+	// old system).
+	Reboot string
 }
 
 // run is the state of one stage-1 run.
@@ -53,6 +57,7 @@ type run struct {
 	plan     bootPlan
 	grub     string // GRUB_INSTALL for stage 2
 	identity blkdev.Identity
+	watchdog watchdogChoice
 }
 
 // Run performs stage 1. On error every change made is undone.
@@ -82,9 +87,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err := r.journal.Commit(); err != nil {
 		r.log.Warn("%v", err)
 	}
-	res := Result{SetupDone: setup, RebootIn: -1}
+	res := Result{SetupDone: setup, RebootIn: -1, Reboot: "reboot"}
 	if setup {
 		res.RebootIn = cfg.Reboot
+	}
+	if r.plan.tryboot {
+		res.Reboot = TrybootReboot
 	}
 	return res, nil
 }
@@ -136,6 +144,7 @@ func (r *run) checkEnvironment(ctx context.Context) error {
 	if st, err := r.stat("/lib/modules/" + r.release); err != nil || !st.IsDir() {
 		return fmt.Errorf("%w: /lib/modules/%s is missing: the running kernel has no modules installed; reboot into the installed kernel and try again", ErrUnsupported, r.release)
 	}
+	r.watchdog = r.chooseWatchdog()
 	if r.cfg.BackupScript != "" {
 		if st, err := r.stat(r.cfg.BackupScript); err != nil || st.Mode()&0o111 == 0 {
 			return usage.Errorf("BACKUP_SCRIPT %s is missing or not executable", r.cfg.BackupScript)
@@ -274,6 +283,7 @@ func (r *run) writeStage2Config(img Image, p bootPlan) error {
 	c.LogDrive, c.LogFSType = r.cfg.LogDrive, r.cfg.LogFSType
 	c.MemMinFree = r.cfg.MemMinFreeS2
 	c.MaxBadblocks = r.cfg.MaxBadblocks
+	c.Watchdog, c.WatchdogModule = r.watchdog.timeout, r.watchdog.module
 	if c.GrubInstall = r.grub; c.GrubInstall != s2config.GrubNone {
 		c.GrubCfg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubCfg)
 		c.GrubBootImg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubBootImg)

@@ -50,15 +50,12 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 			mustExist(t, d, "/boot/balena-migrate-initramfs-4.19.66-v7+")
 		},
 		"pi4-rpios12": func(t *testing.T, d *device, s2 s2config.Config) {
-			cfg := d.read(t, "/boot/firmware/config.txt")
-			if !strings.Contains(cfg, "#balena-migrate# auto_initramfs=1\n") || !strings.HasSuffix(cfg, "initramfs balena-migrate-initramfs-6.6.51+rpt-rpi-v8 followkernel\n") {
-				t.Errorf("config.txt:\n%s", cfg)
-			}
-			mustExist(t, d, "/boot/firmware/balena-migrate-initramfs-6.6.51+rpt-rpi-v8")
+			// tryboot: config.txt and cmdline.txt untouched, tryboot.txt is
+			// config.txt with the initramfs and a command line file of its own
+			wantTryboot(t, d, "6.6.51+rpt-rpi-v8", s2)
 			if _, err := os.Stat(d.path("/boot/config.txt")); err == nil {
 				t.Error("wrote /boot/config.txt on a /boot/firmware system")
 			}
-			wantRestore(t, s2, "config.txt.20261125T120000Z:config.txt cmdline.txt.20261125T120000Z:cmdline.txt", "/dev/mmcblk0p1", "vfat")
 			if strings.Join(s2.NetworkConfigs, " ") != "resin-wifi-01" || !strings.Contains(d.read(t, "/home/pi/migrate/resin-wifi-01"), "ssid=home-net\n") {
 				t.Errorf("NetworkManager wifi not migrated: %q", s2.NetworkConfigs)
 			}
@@ -81,8 +78,8 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 				t.Errorf("stage-2 config %+v", s2)
 			}
 			hook := d.read(t, "/home/admin/migrate/initramfs-tools/balena-migrate-hook.conf")
-			if !strings.Contains(hook, `BALENA_MIGRATE_MODULES="vfat fat nls_cp437 nls_iso8859_1 nls_ascii ext4 ahci"`) {
-				t.Errorf("the disk driver module is not in the initramfs: %s", hook)
+			if !strings.Contains(hook, `BALENA_MIGRATE_MODULES="vfat fat nls_cp437 nls_iso8859_1 nls_ascii ext4 ahci iTCO_wdt"`) {
+				t.Errorf("the disk and watchdog driver modules are not in the initramfs: %s", hook)
 			}
 		},
 		"ubuntu1804-uefi": func(t *testing.T, d *device, s2 s2config.Config) {
@@ -116,12 +113,7 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 			}
 		},
 		"rpios13-pi5": func(t *testing.T, d *device, s2 s2config.Config) {
-			cfg := d.read(t, "/boot/firmware/config.txt")
-			if !strings.Contains(cfg, "#balena-migrate# auto_initramfs=1\n") || !strings.HasSuffix(cfg, "[all]\ninitramfs balena-migrate-initramfs-6.12.47+rpt-rpi-2712 followkernel\n") {
-				t.Errorf("config.txt:\n%s", cfg)
-			}
-			mustExist(t, d, "/boot/firmware/balena-migrate-initramfs-6.12.47+rpt-rpi-2712")
-			wantRestore(t, s2, "config.txt.20261125T120000Z:config.txt cmdline.txt.20261125T120000Z:cmdline.txt", "/dev/mmcblk0p1", "vfat")
+			wantTryboot(t, d, "6.12.47+rpt-rpi-2712", s2)
 			if s2.BootDev != "/dev/mmcblk0" || !strings.Contains(d.log.String(), "system: Debian GNU/Linux 13 (trixie) on Raspberry Pi 5 (aarch64)") {
 				t.Errorf("BOOT_DEV %q; log:\n%s", s2.BootDev, d.log.String())
 			}
@@ -199,26 +191,67 @@ func TestFixturesBootSetup(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, d.log.String())
 			}
-			if !res.SetupDone || res.RebootIn != 10 {
-				t.Fatalf("result %+v", res)
+			tryboot := f.name == "pi4-rpios12" || f.name == "rpios13-pi5"
+			if reboot := map[bool]string{true: `reboot "0 tryboot"`, false: "reboot"}[tryboot]; !res.SetupDone || res.RebootIn != 10 || res.Reboot != reboot {
+				t.Fatalf("result %+v, want reboot command %q", res, reboot)
 			}
 			s2 := loadS2(t, d)
 			if s2.ImageSHA256 != d.imgSum || s2.ImageFile != filepath.Join(f.home, f.image) || s2.HomeDir != f.home || s2.BackupFile != "backup.tgz" || !s2.NoFlash {
 				t.Errorf("stage-2 config %+v", s2)
 			}
 			checks[f.name](t, d, s2)
+			// The running system's watchdog driver, or softdog where it has none.
+			wantModule := map[string]string{"ubuntu1804-bios": "iTCO_wdt", "pi4-rpios12": ""}
+			mod, ok := wantModule[f.name]
+			if !ok {
+				mod = "softdog"
+			}
+			if s2.Watchdog != 300 || s2.WatchdogModule != mod {
+				t.Errorf("WATCHDOG=%d WATCHDOG_MODULE=%q, want 300 and %q", s2.Watchdog, s2.WatchdogModule, mod)
+			}
 			for _, line := range strings.Split(strings.TrimSpace(d.log.String()), "\n") {
 				if !strings.HasPrefix(line, "[2026-11-25T12:00:00Z balena-migrate] INFO: ") {
 					t.Errorf("log line %q", line)
 				}
 			}
-			// A second run: grub machines set grub up again; boards whose backups would
-			// now hold our change refuse.
+			// A second run: grub machines and Pis with tryboot set up again; boards
+			// whose backups would now hold our change refuse.
 			_, err = d.run()
-			if again := f.machine == "x86_64" || strings.HasSuffix(f.name, "-uefi"); again != (err == nil) || !again && !errors.Is(err, ErrBootSetup) {
+			if again := f.machine == "x86_64" || strings.HasSuffix(f.name, "-uefi") || tryboot; again != (err == nil) || !again && !errors.Is(err, ErrBootSetup) {
 				t.Errorf("second run: %v", err)
 			}
 		})
+	}
+}
+
+// wantTryboot checks the boot setup of a Pi with tryboot: the original
+// config.txt and cmdline.txt (fixture content), tryboot.txt made from
+// config.txt, DEBUG on a command line file of its own, nothing to restore.
+func wantTryboot(t *testing.T, d *device, release string, s2 s2config.Config) {
+	t.Helper()
+	for _, f := range []string{"config.txt", "cmdline.txt"} {
+		if got, orig := d.read(t, "/boot/firmware/"+f), string(mustRead(t, filepath.Join("testdata", d.name, "boot/firmware", f))); got != orig {
+			t.Errorf("%s changed:\n%s", f, got)
+		}
+		if _, err := os.Stat(d.path("/boot/firmware/" + f + ".20261125T120000Z")); err == nil {
+			t.Errorf("%s backed up although it is not changed", f)
+		}
+	}
+	orig := string(mustRead(t, filepath.Join("testdata", d.name, "boot/firmware/config.txt")))
+	want := piConfig(orig, "initramfs balena-migrate-initramfs-"+release+" followkernel", "cmdline=balena-migrate-cmdline.txt")
+	if got := d.read(t, "/boot/firmware/tryboot.txt"); got != want || !strings.Contains(got, "#balena-migrate# auto_initramfs=1\n") {
+		t.Errorf("tryboot.txt:\n%s\nwant:\n%s", got, want)
+	}
+	cmdline := string(mustRead(t, filepath.Join("testdata", d.name, "boot/firmware/cmdline.txt")))
+	if got := d.read(t, "/boot/firmware/balena-migrate-cmdline.txt"); got != strings.TrimSpace(cmdline)+" debug\n" {
+		t.Errorf("balena-migrate-cmdline.txt: %q", got)
+	}
+	mustExist(t, d, "/boot/firmware/balena-migrate-initramfs-"+release)
+	if len(s2.RestoreBootFiles) != 0 || s2.MountBoot {
+		t.Errorf("stage 2 would restore %v (MOUNT_BOOT %t): nothing was changed", s2.RestoreBootFiles, s2.MountBoot)
+	}
+	if !strings.Contains(d.log.String(), "only a `reboot \"0 tryboot\"` boots stage 2") {
+		t.Errorf("log:\n%s", d.log.String())
 	}
 }
 

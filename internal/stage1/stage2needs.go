@@ -125,7 +125,7 @@ func (r *run) checkInitramfs(ctx context.Context, initrd string, mods, progs []s
 		}
 	}
 	var missing []string
-	for _, f := range []string{"bin/balena-migrate", "etc/balena-migrate-stage2.conf", "scripts/local-bottom/balena-migrate"} {
+	for _, f := range []string{"bin/balena-migrate", "etc/balena-migrate-stage2.conf", "scripts/local-bottom/balena-migrate", "scripts/init-top/balena-migrate"} {
 		if !have[f] {
 			missing = append(missing, f)
 		}

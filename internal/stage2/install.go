@@ -28,7 +28,7 @@ func (r *run) flash(ctx context.Context) error {
 	}
 	defer in.Close()
 	r.log.Infof("flashing %s (%s) to %s", filepath.Base(r.files.image), humanBytes(r.files.imageSize), r.cfg.BootDev)
-	_, err = flash.Image(ctx, r.cfg.BootDev, in, r.cfg.ImageSHA256, flash.Options{Size: r.files.imageSize, Log: r.log.Infof})
+	_, err = flash.Image(ctx, r.cfg.BootDev, in, r.cfg.ImageSHA256, flash.Options{Size: r.files.imageSize, Log: r.progressLog})
 	if err != nil {
 		return fmt.Errorf("flash failed: %w", err)
 	}

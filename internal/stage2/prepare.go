@@ -1,6 +1,7 @@
 package stage2
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -167,7 +168,7 @@ func (r *run) stageFiles() error {
 		if it.key == "NETWORK_CONFIGS" {
 			dst = filepath.Join(c.MigrateTmp, "system-connections", path.Base(it.name))
 		}
-		n, err := copyFile(c.HomeFile(it.name), dst, 0o600)
+		n, err := copyFileProgress(c.HomeFile(it.name), dst, 0o600, r.progress)
 		if err != nil {
 			return fmt.Errorf("%s: %w", it.key, err)
 		}
@@ -193,7 +194,7 @@ func (r *run) checkMemory(need int64) error {
 
 // verifyImage decompresses the staged image completely and checks its SHA-256.
 func (r *run) verifyImage(ctx context.Context) error {
-	n, err := flash.VerifyImage(ctx, r.files.image, r.cfg.ImageSHA256, flash.Options{Log: r.log.Infof})
+	n, err := flash.VerifyImage(ctx, r.files.image, r.cfg.ImageSHA256, flash.Options{Log: r.progressLog})
 	if err != nil {
 		return fmt.Errorf("image check failed: %w", err)
 	}
@@ -227,7 +228,18 @@ func (r *run) badblocks(ctx context.Context) error {
 	const bs = 4096
 	blocks := (r.files.imageSize + bs - 1) / bs
 	r.log.Infof("scanning %d blocks of %s for bad blocks", blocks, r.cfg.BootDev)
-	out, err := exec.CommandContext(ctx, bin, "-b", fmt.Sprint(bs), r.cfg.BootDev, fmt.Sprint(blocks-1)).Output()
+	cmd := exec.CommandContext(ctx, bin, "-b", fmt.Sprint(bs), r.cfg.BootDev, fmt.Sprint(blocks-1))
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	err = cmd.Start()
+	if err == nil {
+		// the scan logs nothing for minutes: its reads are the progress
+		done := make(chan struct{})
+		go r.watchReads(cmd.Process.Pid, done)
+		err = cmd.Wait()
+		close(done)
+	}
+	out := stdout.Bytes()
 	if err != nil {
 		return fmt.Errorf("badblocks %s: %w", r.cfg.BootDev, err)
 	}

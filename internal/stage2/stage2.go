@@ -46,6 +46,8 @@ type run struct {
 	mounted bool
 	// logDrive is set while LOG_DRIVE is mounted.
 	logDrive bool
+	// guard is set while stage 2 feeds the watchdog.
+	guard *guard
 }
 
 // Run executes stage 2 and returns the exit code. Unless opts.NoReboot, it
@@ -53,9 +55,11 @@ type run struct {
 func Run(ctx context.Context, cfg s2config.Config, opts Options) int {
 	r := &run{cfg: cfg, opts: opts, log: NewLogger(opts.Console)}
 	r.log.Infof("stage 2 starting: flashing %s onto %s", cfg.ImageFile, cfg.BootDev)
+	r.takeOverWatchdog(ctx)
 	if err := r.beforePointOfNoReturn(ctx); err != nil {
 		return r.termExit(err)
 	}
+	r.watchdogPastPointOfNoReturn()
 	r.log.Infof("old root unmounted: point of no return passed")
 	code := ExitOK
 	if err := r.afterPointOfNoReturn(ctx); err != nil {
@@ -75,16 +79,20 @@ func (r *run) beforePointOfNoReturn(ctx context.Context) error {
 	if err := r.findBootDev(); err != nil {
 		return err
 	}
+	r.progress()
 	if err := r.stageFiles(); err != nil {
 		return err
 	}
+	r.progress()
 	if err := r.verifyImage(ctx); err != nil {
 		return err
 	}
+	r.progress()
 	// The scan is read-only, so a dry run (NO_FLASH) makes it too.
 	if err := r.badblocks(ctx); err != nil {
 		return err
 	}
+	r.progress()
 	if r.cfg.NoFlash {
 		return errStop
 	}
@@ -95,16 +103,20 @@ func (r *run) afterPointOfNoReturn(ctx context.Context) error {
 	if err := r.flash(ctx); err != nil {
 		return err
 	}
+	r.progress()
 	parts, err := r.locatePartitions(ctx)
 	if err != nil {
 		return err
 	}
+	r.progress()
 	if err := r.mountNew(parts); err != nil {
 		return err
 	}
+	r.progress()
 	if err := r.placeFiles(); err != nil {
 		return err
 	}
+	r.progress()
 	return r.installGrub(ctx)
 }
 
@@ -125,6 +137,8 @@ func (r *run) termExit(err error) int {
 	} else {
 		r.log.Infof("TERM_EXIT=%q: handing back to the old system", r.cfg.TermExit)
 	}
+	// Disarmed before the log is saved, so that the saved log says so.
+	r.releaseWatchdog()
 	r.saveLogToOldRoot()
 	if r.cfg.TermExit.Reboot {
 		return r.finish(code)
@@ -135,6 +149,7 @@ func (r *run) termExit(err error) int {
 
 // finish reboots (unless NoReboot) and otherwise returns code.
 func (r *run) finish(code int) int {
+	r.releaseWatchdog()
 	if r.opts.NoReboot {
 		r.log.Infof("--no-reboot: exiting with code %d instead of rebooting", code)
 		r.closeLogDrive()

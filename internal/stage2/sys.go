@@ -85,6 +85,23 @@ func memAvailable() (int64, error) {
 
 // copyFile copies src to dst (created with perm) and syncs it.
 func copyFile(src, dst string, perm os.FileMode) (int64, error) {
+	return copyFileProgress(src, dst, perm, nil)
+}
+
+// progressWriter calls mark after each write.
+type progressWriter struct {
+	w    io.Writer
+	mark func()
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.mark()
+	return n, err
+}
+
+// copyFileProgress is copyFile calling mark (when set) for each MiB copied.
+func copyFileProgress(src, dst string, perm os.FileMode, mark func()) (int64, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return 0, err
@@ -97,7 +114,11 @@ func copyFile(src, dst string, perm os.FileMode) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.CopyBuffer(out, in, make([]byte, 1<<20))
+	var w io.Writer = out
+	if mark != nil {
+		w = progressWriter{out, mark}
+	}
+	n, err := io.CopyBuffer(w, in, make([]byte, 1<<20))
 	if err == nil {
 		err = out.Sync()
 	}

@@ -15,8 +15,14 @@ var Hook string
 //go:embed local-bottom
 var LocalBottom string
 
+// InitTop is the init-top script that arms the watchdog for the stage-2 boot.
+//
+//go:embed init-top
+var InitTop string
+
 // HookConfName is the file in the initramfs-tools config dir the hook reads.
 const HookConfName = "balena-migrate-hook.conf"
 
-// ScriptName is the name of both scripts in hooks/ and scripts/local-bottom/.
+// ScriptName is the name of the scripts in hooks/, scripts/init-top/ and
+// scripts/local-bottom/.
 const ScriptName = "balena-migrate"
