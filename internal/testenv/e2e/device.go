@@ -88,7 +88,8 @@ for f in /root/migrate/*/*.img.gz /root/migrate/*.img.gz; do
 	printf 'E2E-CORRUPTED-THIS-IMAGE' | dd of="$f" bs=1 seek=$((size / 2)) conv=notrunc status=none
 	echo "e2e: corrupted $f after stage 1" >/dev/console
 done
-systemctl disable e2e-corrupt.service
+# --no-reload: no daemon reload asked of systemd while it shuts down
+systemctl --no-reload disable e2e-corrupt.service
 sync
 `
 

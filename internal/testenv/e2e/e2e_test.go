@@ -22,7 +22,7 @@ import (
 // reports to the fake API with the config.json stage 2 placed, and
 // migdb-check-done moves each unit to done/. A third BIOS machine has its
 // image damaged after stage 1: stage 2 refuses, the old system answers SSH
-// again, and migdb-check-done, looking over SSH a minute after migration,
+// again, and migdb-check-done, looking over SSH soon after migration,
 // fails the unit as stage2 with stage 2's reason. A fourth is rehearsed
 // (--rehearsal, NO_FLASH=TRUE): nothing registered, stage 2 stops before
 // flashing, the old system answers SSH again, and the unit is back in
@@ -89,8 +89,8 @@ func TestMaxLooks(t *testing.T) {
 	for _, tc := range []struct {
 		d    time.Duration
 		want int
-	}{{59 * time.Second, 0}, {60 * time.Second, 1}, {89 * time.Second, 1}, {90 * time.Second, 2},
-		{149 * time.Second, 2}, {150 * time.Second, 3}, {270 * time.Second, 4}, {479 * time.Second, 4}} {
+	}{{44 * time.Second, 0}, {45 * time.Second, 1}, {67 * time.Second, 1}, {68 * time.Second, 2},
+		{112 * time.Second, 2}, {113 * time.Second, 3}, {202 * time.Second, 3}, {203 * time.Second, 4}, {479 * time.Second, 5}} {
 		if got := maxLooks(tc.d); got != tc.want {
 			t.Errorf("maxLooks(%v) = %d, want %d", tc.d, got, tc.want)
 		}

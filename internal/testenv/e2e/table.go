@@ -27,7 +27,7 @@ func (res *Result) WriteTable(w io.Writer) {
 	for _, p := range phases {
 		head = append(head, p.name)
 	}
-	fmt.Fprintln(tw, strings.Join(append(head, "total", "ended", "verdict"), "\t"))
+	fmt.Fprintln(tw, strings.Join(append(head, "total", "ssh looks", "ended", "verdict"), "\t"))
 	for _, d := range res.Devices {
 		row := []string{d.Name, secs(d.Booted)}
 		for _, p := range phases {
@@ -59,7 +59,14 @@ func (res *Result) WriteTable(w io.Writer) {
 		if d.Err != nil {
 			verdict = "WRONG: " + d.Err.Error()
 		}
-		fmt.Fprintln(tw, strings.Join(append(row, total, ended, verdict), "\t"))
+		looks := d.Looks // migdb-check-done's paced SSH looks for stage 2's refusal
+		switch {
+		case d.Kind.spec().rehearsal:
+			looks = "-" // a rehearsal is looked at at every check
+		case looks == "":
+			looks = "0"
+		}
+		fmt.Fprintln(tw, strings.Join(append(row, total, looks, ended, verdict), "\t"))
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "e2e done=%d expected=%d wall_s=%d\n", res.Done, res.Expected, int(res.Wall.Seconds()))
