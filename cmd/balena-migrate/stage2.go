@@ -21,7 +21,7 @@ func stage2Command() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: s2config.DefaultPath, Usage: "stage-2 config `FILE`"},
 			&cli.BoolFlag{Name: "no-reboot", Usage: "never reboot or power off; exit with the result instead"},
-			&cli.BoolFlag{Name: "arm-watchdog", Usage: "only start the watchdog with the config's WATCHDOG timeout and leave it running (the initramfs init-top script)"},
+			&cli.BoolFlag{Name: "early", Usage: "only the first step of the stage-2 boot (the initramfs init-top script): start the watchdog (WATCHDOG) and put back the boot files stage 1 changed"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -31,8 +31,8 @@ func stage2Command() *cli.Command {
 			if err != nil {
 				return cli.Exit(err.Error()+"\nfix the stage-2 config (stage 1 writes it) and retry", 2)
 			}
-			if c.Bool("arm-watchdog") {
-				stage2.ArmWatchdog(c.Context, cfg, os.Stdout)
+			if c.Bool("early") {
+				stage2.Early(c.Context, cfg, os.Stdout)
 				return nil
 			}
 			code := stage2.Run(c.Context, cfg, stage2.Options{NoReboot: c.Bool("no-reboot"), Console: os.Stdout})

@@ -60,26 +60,39 @@ func (r *run) restoreBootFiles() {
 	if len(c.RestoreBootFiles) == 0 {
 		return
 	}
-	base := c.RootMnt
-	if !c.MountBoot {
-		restore, err := writableRoot(c.RootMnt)
-		if err != nil {
-			r.log.Warnf("restore boot files: %v", err)
-		}
-		defer restore()
-	} else {
-		if err := mount(c.OrigBootPart, origBootMnt, c.OrigBootFSType, 0); err != nil {
-			r.log.Warnf("restore boot files: %v", err)
-			return
-		}
-		defer func() {
-			if err := unmount(origBootMnt); err != nil {
-				r.log.Warnf("restore boot files: %v", err)
-			}
-		}()
-		base = origBootMnt
+	if c.MountBoot {
+		r.restoreFromPartition()
+		return
 	}
-	for _, p := range c.RestoreBootFiles {
+	restore, err := writableRoot(c.RootMnt)
+	if err != nil {
+		r.log.Warnf("restore boot files: %v", err)
+	}
+	defer restore()
+	r.restoreUnder(c.RootMnt)
+}
+
+// restoreFromPartition mounts ORIG_BOOT_PART, the partition holding the
+// boot files (a separate boot partition, or the root filesystem before it is
+// mounted), and restores them there.
+func (r *run) restoreFromPartition() {
+	c := r.cfg
+	if err := mount(c.OrigBootPart, origBootMnt, c.OrigBootFSType, 0); err != nil {
+		r.log.Warnf("restore boot files: %v", err)
+		return
+	}
+	defer func() {
+		if err := unmount(origBootMnt); err != nil {
+			r.log.Warnf("restore boot files: %v", err)
+		}
+	}()
+	r.restoreUnder(origBootMnt)
+}
+
+// restoreUnder copies each checked backup over its original; the paths are
+// relative to base.
+func (r *run) restoreUnder(base string) {
+	for _, p := range r.cfg.RestoreBootFiles {
 		src, dst := filepath.Join(base, p.Backup), filepath.Join(base, p.Original)
 		if err := checkRestoreSource(src, p.SHA256); err != nil {
 			r.log.Warnf("not restoring %s: %v; it keeps the balena-migrate change", p.Original, err)

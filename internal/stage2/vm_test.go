@@ -39,6 +39,8 @@ type vmFixture struct {
 	first    []string // disks before it, which shift its name (vdb, …)
 	reboot   bool     // run stage 2 without --no-reboot
 	gpt      bool     // flash a generic-amd64-shaped GPT image
+	early    bool     // run stage2 --early first, as the init-top script does
+	rootDev  string   // the old root's device in the VM when not the disk's first partition
 }
 
 // newVMFixture builds the fixture; setup funcs may change the files that go
@@ -138,7 +140,10 @@ func (fx *vmFixture) boot(t *testing.T) vmtest.Result {
 	}
 	initrd := filepath.Join(fx.dir, "initrd.gz")
 	root := fmt.Sprintf("/dev/vd%c1", 'a'+len(fx.first))
-	if err := (vmtest.Stage2Initramfs{Kernel: k, Binary: bin, Config: conf, RootDev: root, Reboot: fx.reboot}).Write(initrd); err != nil {
+	if fx.rootDev != "" {
+		root = fx.rootDev
+	}
+	if err := (vmtest.Stage2Initramfs{Kernel: k, Binary: bin, Config: conf, RootDev: root, Reboot: fx.reboot, Early: fx.early}).Write(initrd); err != nil {
 		t.Fatal(err)
 	}
 	disks := append(append(append([]string{}, fx.first...), fx.disk), fx.extra...)

@@ -26,8 +26,8 @@ const (
 	stallAfter  = 15 * time.Minute
 )
 
-// ArmWatchdog is `balena-migrate stage2 --arm-watchdog`, run by the
-// initramfs init-top script before anything else can hang: it loads the
+// ArmWatchdog is the first half of Early, run by the initramfs init-top
+// script before anything else can hang: it loads the
 // watchdog driver stage 1 chose, starts the watchdog with the WATCHDOG
 // timeout and leaves it running. Stage 2 takes it over later; if the boot
 // hangs before that, the machine resets. A failure only costs the

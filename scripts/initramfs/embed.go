@@ -15,7 +15,8 @@ var Hook string
 //go:embed local-bottom
 var LocalBottom string
 
-// InitTop is the init-top script that arms the watchdog for the stage-2 boot.
+// InitTop is the init-top script that runs `balena-migrate stage2 --early`:
+// the watchdog is armed and changed boot files are put back first thing.
 //
 //go:embed init-top
 var InitTop string

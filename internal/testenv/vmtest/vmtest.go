@@ -89,10 +89,14 @@ type Stage2Initramfs struct {
 	// Reboot runs stage 2 without --no-reboot, as on a device: it may
 	// reboot the VM itself (Result.Rebooted).
 	Reboot bool
+	// Early runs `stage2 --early` first, as the init-top script of the
+	// real initramfs does.
+	Early bool
 }
 
-// initScript is /init: mount the basics, load modules, mount the old root
-// read-only (as initramfs-tools does), run stage 2, report, power off.
+// initScript is /init: mount the basics, load modules, (with Early) run the
+// init-top step, mount the old root read-only (as initramfs-tools does),
+// run stage 2, report, power off.
 const initScript = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -100,6 +104,9 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 . /etc/vmtest.env
 for m in $(cat /etc/modules.load); do insmod /lib/modules/$m || echo "vmtest: insmod $m failed"; done
+if [ -n "$EARLY" ]; then
+	/bin/balena-migrate stage2 --config /etc/balena-migrate-stage2.conf --early
+fi
 i=0; while [ ! -b "$ROOT_DEV" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 mkdir -p /root
 if mount -t ext4 -o ro "$ROOT_DEV" /root; then
@@ -141,7 +148,11 @@ func (s Stage2Initramfs) Write(path string) error {
 	if s.Reboot {
 		flags = ""
 	}
-	a.AddFile("etc/vmtest.env", []byte("ROOT_DEV="+s.RootDev+"\nSTAGE2_FLAGS="+flags+"\n"), 0o644)
+	early := ""
+	if s.Early {
+		early = "1"
+	}
+	a.AddFile("etc/vmtest.env", []byte("ROOT_DEV="+s.RootDev+"\nSTAGE2_FLAGS="+flags+"\nEARLY="+early+"\n"), 0o644)
 	a.AddFile("etc/balena-migrate-stage2.conf", s.Config, 0o600)
 	a["dev/console"] = Entry{Mode: ModeChar | 0o600, Major: 5, Minor: 1}
 	for _, d := range []string{"proc", "sys", "dev", "tmp", "root"} {
