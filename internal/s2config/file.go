@@ -63,6 +63,8 @@ func keys() []key {
 		str("DATA_MNT_DIR", func(c *Config) *string { return &c.DataMntDir }),
 		{"RESTORE_BOOT_FILES", func(c *Config) string { return renderRestore(c.RestoreBootFiles) },
 			func(c *Config, v string) (err error) { c.RestoreBootFiles, err = parseRestore(v); return err }},
+		{"REMOVE_BOOT_FILES", func(c *Config) string { return strings.Join(c.RemoveBootFiles, " ") },
+			func(c *Config, v string) error { c.RemoveBootFiles = strings.Fields(v); return nil }},
 		str("ORIG_BOOT_PART", func(c *Config) *string { return &c.OrigBootPart }),
 		str("ORIG_BOOT_FS_TYPE", func(c *Config) *string { return &c.OrigBootFSType }),
 		boolean("MOUNT_BOOT", func(c *Config) *bool { return &c.MountBoot }),

@@ -68,6 +68,10 @@ type Config struct {
 	OrigBootPart     string        // ORIG_BOOT_PART: device of the original boot partition
 	OrigBootFSType   string        // ORIG_BOOT_FS_TYPE: its filesystem type
 	MountBoot        bool          // MOUNT_BOOT: the boot partition must be mounted to restore
+	// REMOVE_BOOT_FILES: space-separated files stage 1 added on the original
+	// boot partition for one boot only (a Pi's tryboot.txt), removed by the
+	// first step of the stage-2 boot
+	RemoveBootFiles []string
 
 	NoFlash      bool     // NO_FLASH: stop before the point of no return
 	TermExit     TermExit // TERM_EXIT: what a failure before the point of no return does
@@ -182,8 +186,13 @@ func (c Config) Validate() error {
 			bad("BACKUP_FILE/BALENA_CONFIG/NETWORK_CONFIGS", "%q must not contain ..", n)
 		}
 	}
-	if c.MountBoot && c.OrigBootPart == "" {
-		bad("ORIG_BOOT_PART", "must be set when MOUNT_BOOT=TRUE")
+	for _, f := range c.RemoveBootFiles {
+		if strings.Contains(f, "..") || path.IsAbs(f) {
+			bad("REMOVE_BOOT_FILES", "%q must be a path inside the boot partition", f)
+		}
+	}
+	if (c.MountBoot || len(c.RemoveBootFiles) > 0) && c.OrigBootPart == "" {
+		bad("ORIG_BOOT_PART", "must be set when MOUNT_BOOT=TRUE or REMOVE_BOOT_FILES is set")
 	}
 	if c.MemMinFree < 0 {
 		bad("MEM_MIN_FREE", "must not be negative")

@@ -37,6 +37,7 @@ func sample() Config {
 	c.GrubBootImg = "boot.img"
 	c.GrubCoreImg = "core.img"
 	c.Watchdog, c.WatchdogModule = 300, "bcm2835_wdt"
+	c.RemoveBootFiles = []string{"tryboot.txt", "balena-migrate-cmdline.txt"}
 	return c
 }
 
@@ -105,6 +106,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"RESTORE_BOOT_FILES=config.txt", "RESTORE_BOOT_FILES"},
 		{"MOUNT_BOOT=TRUE", "ORIG_BOOT_PART"},
 		{"WATCHDOG=5", "WATCHDOG"},
+		{"REMOVE_BOOT_FILES=../etc/passwd", "REMOVE_BOOT_FILES"},
+		{"REMOVE_BOOT_FILES=tryboot.txt", "ORIG_BOOT_PART"},
 		{"WATCHDOG=3601", "WATCHDOG"},
 		{"WATCHDOG=soon", "WATCHDOG"},
 		{"WATCHDOG_MODULE=../softdog", "WATCHDOG_MODULE"},
@@ -136,7 +139,7 @@ func TestParseHelpers(t *testing.T) {
 	if n, pct, err := ParseBadblocks("2%"); err != nil || n != 2 || !pct {
 		t.Errorf("ParseBadblocks(2%%) = %v %v %v", n, pct, err)
 	}
-	if len(Keys()) != 31 {
+	if len(Keys()) != 32 {
 		t.Errorf("Keys() has %d entries", len(Keys()))
 	}
 }

@@ -29,8 +29,9 @@ type bootPlan struct {
 	backups    [][2]string
 	restore    []s2config.RestorePair
 	grubUEFI   bool
-	tryboot    bool   // Pi: tryboot.txt and a tryboot reboot; config.txt stays
-	bootMount  string // mount point of the boot filesystem
+	tryboot    bool     // Pi: tryboot.txt and a tryboot reboot; config.txt stays
+	added      []string // files added for one boot, relative to bootMount
+	bootMount  string   // mount point of the boot filesystem
 	bootPart   string
 	bootFSType string
 }
@@ -67,6 +68,13 @@ func (r *run) planBoot() (bootPlan, error) {
 		originals = nil
 		if data, err := r.read(filepath.Join(p.dir, trybootFile)); err == nil && !strings.Contains(string(data), "balena-migrate-initramfs") {
 			originals = []string{trybootFile}
+		} else {
+			// ours, read once by the firmware: the stage-2 boot removes it
+			// so that no later tryboot starts stage 2 again
+			p.added = append(p.added, relTo(p.bootMount, filepath.Join(p.dir, trybootFile)))
+		}
+		if r.cfg.Debug {
+			p.added = append(p.added, relTo(p.bootMount, filepath.Join(p.dir, trybootCmdline)))
 		}
 	case devicetype.FamilyBeagleBone:
 		// u-boot loads initrd.img-<release> named in uEnv.txt's uname_r:

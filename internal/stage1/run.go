@@ -272,7 +272,8 @@ func (r *run) writeStage2Config(img Image, p bootPlan) error {
 	}
 	c.NetworkConfigs = r.networks
 	c.RestoreBootFiles = p.restore
-	if len(p.restore) > 0 {
+	c.RemoveBootFiles = p.added
+	if len(p.restore) > 0 || len(p.added) > 0 {
 		// A separate boot partition is mounted by stage 2; boot files on the
 		// root filesystem are restored under ROOT_MNT.
 		c.OrigBootPart, c.OrigBootFSType, c.MountBoot = p.bootPart, p.bootFSType, p.bootMount != "/"

@@ -247,8 +247,12 @@ func wantTryboot(t *testing.T, d *device, release string, s2 s2config.Config) {
 		t.Errorf("balena-migrate-cmdline.txt: %q", got)
 	}
 	mustExist(t, d, "/boot/firmware/balena-migrate-initramfs-"+release)
-	if len(s2.RestoreBootFiles) != 0 || s2.MountBoot {
-		t.Errorf("stage 2 would restore %v (MOUNT_BOOT %t): nothing was changed", s2.RestoreBootFiles, s2.MountBoot)
+	if len(s2.RestoreBootFiles) != 0 {
+		t.Errorf("stage 2 would restore %v: nothing was changed", s2.RestoreBootFiles)
+	}
+	// the stage-2 boot removes what the firmware read once
+	if got := strings.Join(s2.RemoveBootFiles, " "); got != "tryboot.txt balena-migrate-cmdline.txt" || s2.OrigBootPart != "/dev/mmcblk0p1" || s2.OrigBootFSType != "vfat" {
+		t.Errorf("REMOVE_BOOT_FILES %q on %s (%s)", got, s2.OrigBootPart, s2.OrigBootFSType)
 	}
 	if !strings.Contains(d.log.String(), "only a `reboot \"0 tryboot\"` boots stage 2") {
 		t.Errorf("log:\n%s", d.log.String())

@@ -13,14 +13,15 @@ import (
 // Early is `balena-migrate stage2 --early`, the first thing the stage-2 boot
 // runs (the initramfs init-top script), before anything that can hang:
 // it starts the watchdog (ArmWatchdog) and then puts back the boot files
-// stage 1 changed. On a board without a one-shot boot (a Raspberry Pi before
+// stage 1 changed and removes those it added for this one boot (a Pi's
+// tryboot.txt, so that no later tryboot starts stage 2 again). On a board without a one-shot boot (a Raspberry Pi before
 // the 4, a BeagleBone) the boot files are what make a reset boot the
 // initramfs again; once they are back, any reset — the watchdog's after a
 // hang while waiting for the root device or in fsck, or a power cut — boots
 // the old system. Stage 2 restores them again later, which changes nothing.
 func Early(ctx context.Context, cfg s2config.Config, console io.Writer) {
 	ArmWatchdog(ctx, cfg, console)
-	if len(cfg.RestoreBootFiles) == 0 || cfg.OrigBootPart == "" {
+	if len(cfg.RestoreBootFiles) == 0 && len(cfg.RemoveBootFiles) == 0 || cfg.OrigBootPart == "" {
 		return
 	}
 	r := &run{cfg: cfg, log: NewLogger(console)}

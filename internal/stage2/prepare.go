@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -13,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/flash"
+	"github.com/fleetmig/balena-migrate/internal/fsutil"
 	"github.com/fleetmig/balena-migrate/internal/s2config"
 )
 
@@ -53,11 +56,12 @@ func checkRestoreSource(path, wantSHA string) error {
 }
 
 // restoreBootFiles puts the original boot configuration back (Raspberry Pi
-// config.txt/cmdline.txt, BeagleBone uEnv.txt) so that whatever happens next
-// the old system boots normally again. Failures are logged, not fatal.
+// config.txt/cmdline.txt, BeagleBone uEnv.txt) and removes the files added
+// for one boot (tryboot.txt), so that whatever happens next the old system
+// boots normally again. Failures are logged, not fatal.
 func (r *run) restoreBootFiles() {
 	c := r.cfg
-	if len(c.RestoreBootFiles) == 0 {
+	if len(c.RestoreBootFiles) == 0 && len(c.RemoveBootFiles) == 0 {
 		return
 	}
 	if c.MountBoot {
@@ -89,9 +93,20 @@ func (r *run) restoreFromPartition() {
 	r.restoreUnder(origBootMnt)
 }
 
-// restoreUnder copies each checked backup over its original; the paths are
-// relative to base.
+// restoreUnder removes the files added for one boot and copies each
+// checked backup over its original; the paths are relative to base.
 func (r *run) restoreUnder(base string) {
+	for _, f := range r.cfg.RemoveBootFiles {
+		p := filepath.Join(base, f)
+		err := os.Remove(p)
+		if err == nil {
+			err = fsutil.SyncDir(filepath.Dir(p))
+			r.log.Infof("removed %s, added by stage 1 for one boot", f)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			r.log.Warnf("remove %s: %v", f, err)
+		}
+	}
 	for _, p := range r.cfg.RestoreBootFiles {
 		src, dst := filepath.Join(base, p.Backup), filepath.Join(base, p.Original)
 		if err := checkRestoreSource(src, p.SHA256); err != nil {
