@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -30,9 +31,21 @@ func header() []string {
 		"device_type", "preflight", "rehearsal"}
 }
 
-// Collect reads every unit file in the state directories.
-func Collect(db *spool.DB) ([]Row, error) {
-	var rows []Row
+// Collect reads every unit file in the state directories. Files are read
+// by several goroutines: on NFS each open is a round trip to the server,
+// and on a local disk parsing is what costs.
+func Collect(db *spool.DB) ([]Row, error) { return collect(db, readers) }
+
+// readers is how many files Collect reads at once.
+const readers = 8
+
+type job struct {
+	i               int
+	path, id, state string
+}
+
+func collect(db *spool.DB, n int) ([]Row, error) {
+	var jobs []job
 	for _, d := range spool.StateDirs {
 		entries, err := os.ReadDir(db.Path(d))
 		if err != nil {
@@ -44,9 +57,26 @@ func Collect(db *spool.DB) ([]Row, error) {
 				continue
 			}
 			id, _, _ := spool.ParseName(name)
-			rows = append(rows, row(db.Path(d, e.Name()), id, string(d)))
+			jobs = append(jobs, job{i: len(jobs), path: db.Path(d, e.Name()), id: id, state: string(d)})
 		}
 	}
+	rows := make([]Row, len(jobs))
+	ch := make(chan job)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range ch {
+				rows[j.i] = row(j.path, j.id, j.state)
+			}
+		}()
+	}
+	for _, j := range jobs {
+		ch <- j
+	}
+	close(ch)
+	wg.Wait()
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })
 	return rows, nil
 }
