@@ -99,9 +99,12 @@ func finish(ctx context.Context, log *stage1.Log, cfg stage1.Config, bin string)
 			return nil
 		}
 	}
-	if res.Reboot != "" && res.Reboot != "reboot" {
-		// a plain reboot would boot the old system
+	if res.RebootArg != "" {
+		// A plain reboot would boot the old system; the fleet worker reads
+		// the argument from this line.
 		log.Info("boot stage 2 with: %s", res.Reboot)
+		fmt.Printf("migration successful, please reboot system; reboot argument: %s\n", res.RebootArg)
+		return nil
 	}
 	fmt.Println("migration successful, please reboot system")
 	return nil

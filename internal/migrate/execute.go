@@ -126,7 +126,7 @@ func (j *job) stage1(ctx context.Context, dev Device, what string, args ...strin
 	out := &verdict{ulog: j.ulog, log: j.log}
 	code, err := dev.RunAsRoot(ectx, RemoteDir, argv, out, out)
 	out.flush()
-	j.reboot = out.reboot
+	j.reboot, j.rebootArg = out.reboot, out.rebootArg
 	var msg string
 	switch {
 	case stopped(ctx):
@@ -172,8 +172,18 @@ func (j *job) rebootDevice(ctx context.Context, dev Device) {
 	if !j.reboot {
 		return
 	}
-	j.step("balena-migrate asks for a reboot: rebooting the device")
-	if err := dev.StartDetachedAsRoot(ctx, []string{"reboot"}); err != nil {
+	argv := []string{"reboot"}
+	if a := j.rebootArg; a != "" {
+		// A Raspberry Pi with tryboot boots stage 2 only from
+		// `reboot "0 tryboot"`; a plain reboot would boot the old system.
+		if !safeRebootArg(a) {
+			j.warn("balena-migrate asks for a reboot with the argument %q, which is not passed on: reboot the device by hand with it to finish the migration", a)
+			return
+		}
+		argv = append(argv, a)
+	}
+	j.step("balena-migrate asks for a reboot: rebooting the device (%s)", strings.Join(argv, " "))
+	if err := dev.StartDetachedAsRoot(ctx, argv); err != nil {
 		j.warn("could not reboot the device (%v): reboot it by hand to finish the migration", err)
 	}
 }

@@ -63,6 +63,29 @@ func TestVerdictClassComesFromTheFailureLine(t *testing.T) {
 	}
 }
 
+// The success line says whether to reboot and with what argument; only a
+// plain argument is passed on to reboot.
+func TestVerdictReboot(t *testing.T) {
+	for _, tc := range []struct {
+		out    string
+		reboot bool
+		arg    string
+		safe   bool
+	}{
+		{"migration successful, rebooting system in 10 seconds\n", false, "", false},
+		{"migration successful, please reboot system\n", true, "", false},
+		{"migration successful, please reboot system; reboot argument: 0 tryboot\n", true, "0 tryboot", true},
+		{"migration successful, please reboot system; reboot argument: 0; rm -rf /\n", true, "0; rm -rf /", false},
+	} {
+		v := &verdict{ulog: &strings.Builder{}, log: zerolog.Nop()}
+		v.Write([]byte(tc.out))
+		v.flush()
+		if v.reboot != tc.reboot || v.rebootArg != tc.arg || safeRebootArg(v.rebootArg) != tc.safe {
+			t.Errorf("%q: reboot %v arg %q safe %v, want %v %q %v", tc.out, v.reboot, v.rebootArg, safeRebootArg(v.rebootArg), tc.reboot, tc.arg, tc.safe)
+		}
+	}
+}
+
 func TestVerdictMemoryIsBounded(t *testing.T) {
 	v := &verdict{ulog: discard{}, log: zerolog.Nop()}
 	line := []byte("[ts balena-migrate] ERROR: " + strings.Repeat("x", 100) + "\n")

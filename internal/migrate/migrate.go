@@ -90,9 +90,10 @@ type job struct {
 	now  time.Time
 	// Found on the way: what the probe saw, the environment chosen for
 	// the device, and whether balena-migrate asked for a reboot.
-	probe  probe
-	env    environment
-	reboot bool
+	probe     probe
+	env       environment
+	reboot    bool
+	rebootArg string // the argument reboot must get, if any
 	// device is what the register step got from balena, for the config.
 	device balena.Device
 }

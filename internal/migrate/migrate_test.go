@@ -93,26 +93,37 @@ func TestMigratesDevicesEndToEnd(t *testing.T) {
 	}
 }
 
+// When balena-migrate asks for the reboot, the worker reboots the device,
+// with the argument it names: a tryboot Raspberry Pi boots stage 2 only
+// from `reboot "0 tryboot"`, a plain reboot would boot the old system.
 func TestPerArchBinaryAndReboot(t *testing.T) {
 	e := newEnv(t, sshtest.Config{})
 	e.cfg = e.environment(t, "balena-migrate-amd64", "balena-migrate-arm64")
-	write(t, filepath.Join(e.cfg, "MODE"), "reboot\n", 0o644)
-	dev := e.device(sshtest.UserConfig{})
-	e.addUnit("arch", e.unitFor(dev))
-	e.runOnce(e.settings(nil), 1)
-	if dir, u := e.find("arch"); dir != spool.Process {
-		t.Fatalf("in %s: %s", dir, u.Get(unit.FieldFailMsg))
-	}
-	ran, _ := os.ReadFile(dev.Path("migrate/ran-by"))
-	if filepath.Base(strings.TrimSpace(string(ran))) != "balena-migrate-amd64" {
-		t.Fatalf("ran %q", ran)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for dev.RebootCalls() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the device was not rebooted")
+	for _, c := range []struct{ mode, want string }{
+		{"reboot", "reboot"},
+		{"reboot-tryboot", "reboot [0 tryboot]"},
+	} {
+		write(t, filepath.Join(e.cfg, "MODE"), c.mode+"\n", 0o644)
+		dev := e.device(sshtest.UserConfig{})
+		e.addUnit(c.mode, e.unitFor(dev))
+		e.runOnce(e.settings(nil), 1)
+		if dir, u := e.find(c.mode); dir != spool.Process {
+			t.Fatalf("%s: in %s: %s", c.mode, dir, u.Get(unit.FieldFailMsg))
 		}
-		time.Sleep(50 * time.Millisecond)
+		ran, _ := os.ReadFile(dev.Path("migrate/ran-by"))
+		if filepath.Base(strings.TrimSpace(string(ran))) != "balena-migrate-amd64" {
+			t.Fatalf("%s: ran %q", c.mode, ran)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for dev.RebootCalls() != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the device was not rebooted", c.mode)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got := dev.Reboots(); got[0] != c.want {
+			t.Errorf("%s: the device ran %q, want %q", c.mode, got[0], c.want)
+		}
 	}
 }
 

@@ -57,7 +57,10 @@ type verdict struct {
 	failed  unit.FailClass
 	success bool
 	reboot  bool
-	sawEnd  bool // the success line was the last thing seen
+	// rebootArg is the argument reboot must get to boot stage 2 (a
+	// Raspberry Pi's "0 tryboot"; a plain reboot boots the old system).
+	rebootArg string
+	sawEnd    bool // the success line was the last thing seen
 }
 
 func (v *verdict) Write(p []byte) (int, error) {
@@ -107,6 +110,7 @@ func (v *verdict) line(l string) {
 	if strings.Contains(l, successWords) {
 		v.success, v.sawEnd = true, true
 		v.reboot = strings.Contains(l, rebootWords)
+		v.rebootArg = rebootArgOf(l)
 	}
 	v.tail = keep(v.tail, l)
 }
@@ -153,4 +157,24 @@ func knownClass(word string) unit.FailClass {
 		}
 	}
 	return unit.FailStage1
+}
+
+// rebootArgMark introduces the argument balena-migrate asks reboot to get.
+const rebootArgMark = "; reboot argument: "
+
+// rebootArgOf is the reboot argument a success line names ("" for none).
+func rebootArgOf(l string) string {
+	_, arg, _ := strings.Cut(l, rebootArgMark)
+	return strings.TrimSpace(arg)
+}
+
+// safeRebootArg reports whether arg may be handed to reboot as root: words
+// of digits and lower-case letters only.
+func safeRebootArg(arg string) bool {
+	for _, c := range arg {
+		if !(c == ' ' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z') {
+			return false
+		}
+	}
+	return arg != ""
 }

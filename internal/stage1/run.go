@@ -35,6 +35,9 @@ type Result struct {
 	// Raspberry Pi with tryboot TrybootReboot (a plain reboot boots the
 	// old system).
 	Reboot string
+	// RebootArg is the argument that command gives reboot ("" for none),
+	// for a caller that reboots the device itself.
+	RebootArg string
 }
 
 // run is the state of one stage-1 run.
@@ -92,7 +95,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		res.RebootIn = cfg.Reboot
 	}
 	if r.plan.tryboot {
-		res.Reboot = TrybootReboot
+		res.Reboot, res.RebootArg = TrybootReboot, TrybootArg
 	}
 	return res, nil
 }

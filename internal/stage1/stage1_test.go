@@ -192,8 +192,12 @@ func TestFixturesBootSetup(t *testing.T) {
 				t.Fatalf("%v\n%s", err, d.log.String())
 			}
 			tryboot := f.name == "pi4-rpios12" || f.name == "rpios13-pi5"
-			if reboot := map[bool]string{true: `reboot "0 tryboot"`, false: "reboot"}[tryboot]; !res.SetupDone || res.RebootIn != 10 || res.Reboot != reboot {
-				t.Fatalf("result %+v, want reboot command %q", res, reboot)
+			reboot, arg := "reboot", ""
+			if tryboot {
+				reboot, arg = `reboot "0 tryboot"`, "0 tryboot"
+			}
+			if !res.SetupDone || res.RebootIn != 10 || res.Reboot != reboot || res.RebootArg != arg {
+				t.Fatalf("result %+v, want reboot command %q, argument %q", res, reboot, arg)
 			}
 			s2 := loadS2(t, d)
 			if s2.ImageSHA256 != d.imgSum || s2.ImageFile != filepath.Join(f.home, f.image) || s2.HomeDir != f.home || s2.BackupFile != "backup.tgz" || !s2.NoFlash {

@@ -23,8 +23,11 @@ const trybootFile = "tryboot.txt"
 // stage 2 needs another command line (DEBUG); cmdline.txt stays as it is.
 const trybootCmdline = "balena-migrate-cmdline.txt"
 
+// TrybootArg is the reboot argument that starts the one-shot tryboot boot.
+const TrybootArg = "0 tryboot"
+
 // TrybootReboot is the reboot command that starts the one-shot tryboot boot.
-const TrybootReboot = `reboot "0 tryboot"`
+const TrybootReboot = `reboot "` + TrybootArg + `"`
 
 // hasTryboot says whether the board's firmware has the tryboot flag: the
 // BCM2711 boards (Pi 4, 400, CM4) and the BCM2712 ones (Pi 5, 500, CM5).

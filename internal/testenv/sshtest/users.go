@@ -110,7 +110,9 @@ func (u *User) writeFiles(keys []ssh.PublicKey) error {
 	for _, k := range keys {
 		ak.Write(ssh.MarshalAuthorizedKey(k))
 	}
-	reboot := fmt.Sprintf("#!/bin/sh\n# sshtest stand-in: records the call, reboots nothing.\necho \"reboot $*\" >> %s\n",
+	// Each argument is logged in brackets, so that "0 tryboot" shows as
+	// one argument.
+	reboot := fmt.Sprintf("#!/bin/sh\n# sshtest stand-in: records the call, reboots nothing.\n{ printf reboot; for a; do printf ' [%%s]' \"$a\"; done; echo; } >> %s\n",
 		filepath.Join(u.Home, "reboot.log"))
 	env := fmt.Sprintf("PATH=%s:/usr/local/bin:/usr/bin:/bin\n", filepath.Join(u.Home, "bin"))
 	files := []struct {
@@ -187,12 +189,16 @@ func (u *User) resolve(cmd string) (string, error) {
 func (u *User) Path(rel string) string { return filepath.Join(u.Home, rel) }
 
 // RebootCalls is how many times the ~/bin/reboot stand-in ran.
-func (u *User) RebootCalls() int {
+func (u *User) RebootCalls() int { return len(u.Reboots()) }
+
+// Reboots are the ~/bin/reboot stand-in's calls, one line each: "reboot"
+// and each argument in brackets ("reboot [0 tryboot]").
+func (u *User) Reboots() []string {
 	b, err := os.ReadFile(u.Path("reboot.log"))
 	if err != nil {
-		return 0
+		return nil
 	}
-	return len(lines(b))
+	return lines(b)
 }
 
 // remove deletes the sudoers drop-in and the account with its home.
