@@ -107,7 +107,7 @@ func MakeNodes(ctx context.Context, disk string, parts []Partition, log Logf) (m
 			continue
 		}
 		node := PartitionNode(disk, p.Number)
-		if err := ensurePartition(ctx, f, node, p, deadline, log); err != nil {
+		if err := ensurePartition(ctx, f, sysPath(node), p, deadline, log); err != nil {
 			return nil, err
 		}
 		if !waitFor(ctx, node, 500*time.Millisecond) {
@@ -122,31 +122,66 @@ func MakeNodes(ctx context.Context, disk string, parts []Partition, log Logf) (m
 
 func sysPath(node string) string { return filepath.Join("/sys/class/block", filepath.Base(node)) }
 
-// ensurePartition makes the kernel's partition p.Number match p.
-func ensurePartition(ctx context.Context, disk *os.File, node string, p Partition, deadline time.Time, log Logf) error {
-	sys := sysPath(node)
-	if waitFor(ctx, sys, time.Until(deadline)) {
-		start, length, err := sysGeometry(sys)
-		if err != nil {
+// ensurePartition makes the kernel's partition p.Number, whose sysfs
+// directory is sys, match p.
+//
+// udev re-reads a disk's table when a writer closes it (as stage 2 does
+// after flashing), so a partition can vanish and come back while it is
+// looked at: such a read, or a BLKPG that meets the re-added partition, is
+// tried again for up to vanishWait instead of failing a flashed disk.
+func ensurePartition(ctx context.Context, disk *os.File, sys string, p Partition, deadline time.Time, log Logf) error {
+	name := filepath.Base(sys)
+	giveUp := time.Now().Add(vanishWait)
+	retry := func(err error) bool {
+		if time.Now().After(giveUp) || ctx.Err() != nil {
+			return false
+		}
+		log("%s changed under us (%v): udev may be re-reading the table; looking again", name, err)
+		time.Sleep(100 * time.Millisecond)
+		return true
+	}
+	for {
+		if waitFor(ctx, sys, time.Until(deadline)) {
+			start, length, err := sysGeometry(sys)
+			if err != nil && vanished(err) && retry(err) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if start == p.Start && length == p.Length {
+				return nil
+			}
+			log("%s is still the old partition (start %d, %d bytes); replacing it with BLKPG", name, start, length)
+			if err := DeletePartition(disk, p); err != nil {
+				if vanished(err) && retry(err) {
+					continue
+				}
+				return err
+			}
+		} else {
+			log("kernel has no %s; adding it with BLKPG (start %d, %d bytes)", name, p.Start, p.Length)
+		}
+		if err := AddPartition(disk, p); err != nil {
+			if errors.Is(err, unix.EBUSY) && retry(err) {
+				continue
+			}
 			return err
 		}
-		if start == p.Start && length == p.Length {
-			return nil
+		if !waitFor(ctx, sys, 2*time.Second) {
+			return fmt.Errorf("partition %s did not appear in /sys/class/block", name)
 		}
-		log("%s is still the old partition (start %d, %d bytes); replacing it with BLKPG", filepath.Base(node), start, length)
-		if err := DeletePartition(disk, p); err != nil {
-			return err
-		}
-	} else {
-		log("kernel has no %s; adding it with BLKPG (start %d, %d bytes)", filepath.Base(node), p.Start, p.Length)
+		return nil
 	}
-	if err := AddPartition(disk, p); err != nil {
-		return err
-	}
-	if !waitFor(ctx, sys, 2*time.Second) {
-		return fmt.Errorf("partition %s did not appear in /sys/class/block", filepath.Base(node))
-	}
-	return nil
+}
+
+// vanishWait is how long a partition that vanishes while it is looked at
+// is waited for.
+const vanishWait = 15 * time.Second
+
+// vanished reports an error of a partition that went away mid-look.
+func vanished(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO)
 }
 
 // sysGeometry reads a partition's start and length in bytes from sysfs.
