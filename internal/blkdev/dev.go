@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -96,6 +97,7 @@ func MakeNodes(ctx context.Context, disk string, parts []Partition, log Logf) (m
 		scanned = false
 		log("%v; setting partitions up with BLKPG", err)
 	}
+	settle(ctx, log)
 	// BLKRRPART is synchronous; give sysfs one moment for all partitions.
 	deadline := time.Now()
 	if scanned {
@@ -118,6 +120,19 @@ func MakeNodes(ctx context.Context, disk string, parts []Partition, log Logf) (m
 		nodes[p.Number] = node
 	}
 	return nodes, nil
+}
+
+// settle waits for udev to finish the events queued so far, where udev
+// runs (the initramfs starts it): the close of the flashed disk makes it
+// re-read the table, which removes and re-adds every partition.
+func settle(ctx context.Context, log Logf) {
+	path, err := exec.LookPath("udevadm")
+	if err != nil {
+		return
+	}
+	if out, err := exec.CommandContext(ctx, path, "settle", "--timeout=15").CombinedOutput(); err != nil {
+		log("udevadm settle: %v: %s", err, strings.TrimSpace(string(out)))
+	}
 }
 
 func sysPath(node string) string { return filepath.Join("/sys/class/block", filepath.Base(node)) }
