@@ -6,9 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 
-	"github.com/fleetmig/balena-migrate/internal/blkdev"
 	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
 
@@ -40,7 +38,8 @@ func BuildGPT(ctx context.Context, o Options) (Image, error) {
 	for _, p := range parts {
 		size += p.Size
 	}
-	return buildGPT(o.Path, size, parts)
+	img, err := testimg.BuildGPT(o.Path, size, parts)
+	return Image{img}, err
 }
 
 // efiImage makes grub's EFI image: everything it needs built in, grub.cfg
@@ -54,47 +53,4 @@ func efiImage(ctx context.Context, tmp string) ([]byte, error) {
 		return nil, fmt.Errorf("grub-mkimage x86_64-efi (grub-efi-amd64-bin): %w: %s", err, b)
 	}
 	return os.ReadFile(out)
-}
-
-// buildGPT partitions a new image with sfdisk (partition names = labels)
-// and writes each partition's content.
-func buildGPT(path string, size int64, parts []testimg.Part) (Image, error) {
-	if err := os.WriteFile(path, nil, 0o644); err != nil {
-		return Image{}, err
-	}
-	if err := os.Truncate(path, size); err != nil {
-		return Image{}, err
-	}
-	var script strings.Builder
-	script.WriteString("label: gpt\nunit: sectors\n")
-	for _, p := range parts {
-		fmt.Fprintf(&script, "size=%d, type=%s, name=%s\n", p.Size/512, p.Type, p.Label)
-	}
-	cmd := exec.Command("sfdisk", "--no-reread", "--no-tell-kernel", "-q", path)
-	cmd.Stdin = strings.NewReader(script.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return Image{}, fmt.Errorf("sfdisk %s: %w: %s", path, err, out)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return Image{}, err
-	}
-	defer f.Close()
-	table, err := blkdev.ReadTable(f)
-	if err != nil {
-		return Image{}, fmt.Errorf("read back table of %s: %w", path, err)
-	}
-	if len(table) != len(parts) {
-		return Image{}, fmt.Errorf("%s: sfdisk made %d partitions, want %d", path, len(table), len(parts))
-	}
-	for i, p := range parts {
-		data, err := testimg.Content(filepath.Dir(path), table[i].Length, p)
-		if err != nil {
-			return Image{}, err
-		}
-		if _, err := f.WriteAt(data, table[i].Start); err != nil {
-			return Image{}, err
-		}
-	}
-	return Image{testimg.Image{Path: path, Size: size, Parts: table}}, f.Sync()
 }
