@@ -18,11 +18,8 @@ import (
 // looked at only once MIG_STAGE2_LOOK_AFTER has passed since migration,
 // then again after a wait that doubles from half that up to maxLookGap,
 // and once more at MIG_MAX_STATUS_AGE. The unit keeps the count.
-const (
-	fieldLooks  = "STAGE2_LOOKS"   // looks at the device since this migration
-	fieldLookTS = "STAGE2_LOOK_TS" // the last one, epoch seconds
-	maxLookGap  = time.Hour
-)
+// maxLookGap is the longest wait between two looks.
+const maxLookGap = time.Hour
 
 // lookDue says whether the device of u, migrated at since and not online
 // at now, is to be looked at over SSH now.
@@ -43,8 +40,8 @@ func dueLook(age, after time.Duration, looks int, sinceLast time.Duration) bool 
 // looks reads the count and time of the looks of this migration; those of
 // an earlier one (a retried unit) do not count.
 func looks(u *unit.Unit, since time.Time) (int, time.Time) {
-	ts, err1 := strconv.ParseInt(u.Get(fieldLookTS), 10, 64)
-	n, err2 := strconv.Atoi(u.Get(fieldLooks))
+	ts, err1 := strconv.ParseInt(u.Get(unit.FieldStage2LookTS), 10, 64)
+	n, err2 := strconv.Atoi(u.Get(unit.FieldStage2Looks))
 	if err1 != nil || err2 != nil || ts < since.Unix() || n < 0 {
 		return 0, time.Time{}
 	}
@@ -54,8 +51,8 @@ func looks(u *unit.Unit, since time.Time) (int, time.Time) {
 // noteLook records a look made at now.
 func noteLook(u *unit.Unit, since, now time.Time) {
 	n, _ := looks(u, since)
-	u.Set(fieldLooks, strconv.Itoa(n+1))
-	u.Set(fieldLookTS, strconv.FormatInt(now.Unix(), 10))
+	u.Set(unit.FieldStage2Looks, strconv.Itoa(n+1))
+	u.Set(unit.FieldStage2LookTS, strconv.FormatInt(now.Unix(), 10))
 }
 
 // readLook judges what a look at a migrated device found (err: the look

@@ -65,8 +65,8 @@ func TestLooksOfAnEarlierMigration(t *testing.T) {
 	} {
 		u, _ := unit.New("u", since)
 		if tc.looks != "" {
-			u.Set(fieldLooks, tc.looks)
-			u.Set(fieldLookTS, tc.ts)
+			u.Set(unit.FieldStage2Looks, tc.looks)
+			u.Set(unit.FieldStage2LookTS, tc.ts)
 		}
 		if n, _ := looks(u, since); n != tc.wantN {
 			t.Errorf("STAGE2_LOOKS=%q STAGE2_LOOK_TS=%q: %d looks, want %d", tc.looks, tc.ts, n, tc.wantN)
@@ -179,8 +179,8 @@ func TestStage2RefusalSeenEarly(t *testing.T) {
 		t.Fatalf("refused: in %s class %q: %s", d, u.Get(unit.FieldFailClass), u.Get(unit.FieldFailMsg))
 	}
 	for id, want := range map[string]string{"not-rebooted": "1", "silent": "1", "young": ""} {
-		if d, u := e.find(t, id); d != spool.Process || u.Has(unit.FieldFailClass) || u.Get(fieldLooks) != want {
-			t.Errorf("%s: in %s class %q, STAGE2_LOOKS=%q want %q: %s", id, d, u.Get(unit.FieldFailClass), u.Get(fieldLooks), want, readLog(t, u))
+		if d, u := e.find(t, id); d != spool.Process || u.Has(unit.FieldFailClass) || u.Get(unit.FieldStage2Looks) != want {
+			t.Errorf("%s: in %s class %q, STAGE2_LOOKS=%q want %q: %s", id, d, u.Get(unit.FieldFailClass), u.Get(unit.FieldStage2Looks), want, readLog(t, u))
 		}
 	}
 	if _, u := e.find(t, "silent"); !strings.Contains(readLog(t, u), "no SSH login") {
@@ -207,11 +207,11 @@ func TestStage2RefusalSeenEarly(t *testing.T) {
 		e.edit(t, id, func(u *unit.Unit) { u.SetDue(time.Now().Add(-time.Second)) })
 	}
 	e.runOnce(t)
-	if d, u := e.find(t, "not-rebooted"); d != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailStage2) || u.Get(fieldLooks) != "2" {
-		t.Errorf("not-rebooted, once rebooted: in %s class %q after %s looks: %s", d, u.Get(unit.FieldFailClass), u.Get(fieldLooks), u.Get(unit.FieldFailMsg))
+	if d, u := e.find(t, "not-rebooted"); d != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailStage2) || u.Get(unit.FieldStage2Looks) != "2" {
+		t.Errorf("not-rebooted, once rebooted: in %s class %q after %s looks: %s", d, u.Get(unit.FieldFailClass), u.Get(unit.FieldStage2Looks), u.Get(unit.FieldFailMsg))
 	}
-	if d, u := e.find(t, "silent"); d != spool.Process || u.Get(fieldLooks) != "2" {
-		t.Errorf("silent: in %s after %s looks", d, u.Get(fieldLooks))
+	if d, u := e.find(t, "silent"); d != spool.Process || u.Get(unit.FieldStage2Looks) != "2" {
+		t.Errorf("silent: in %s after %s looks", d, u.Get(unit.FieldStage2Looks))
 	}
 	if d, u := e.find(t, "young"); d != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailStage2) {
 		t.Errorf("young, a minute on: in %s class %q", d, u.Get(unit.FieldFailClass))

@@ -63,6 +63,10 @@ const (
 	FieldRehearsal      = "REHEARSAL"
 	FieldRehearsalMsg   = "REHEARSAL_MSG"
 	FieldRehearsalISOTS = "REHEARSAL_ISOTS"
+	// migdb-check-done's SSH looks for a stage-2 refusal since this
+	// migration: how many, and the last one (epoch seconds).
+	FieldStage2Looks    = "STAGE2_LOOKS"
+	FieldStage2LookTS   = "STAGE2_LOOK_TS"
 	settingFieldPattern = `^MIG_[A-Z0-9_]+$`
 )
 
