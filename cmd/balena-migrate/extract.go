@@ -5,10 +5,10 @@ import (
 	"os"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/devlog"
+	"github.com/fleetmig/balena-migrate/internal/device/devlog"
 	"github.com/urfave/cli/v2"
 
-	"github.com/fleetmig/balena-migrate/internal/extract"
+	"github.com/fleetmig/balena-migrate/internal/device/extract"
 )
 
 // extractCommand is `balena-migrate extract` (SPEC §11).

@@ -5,8 +5,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/devlog"
-	"github.com/fleetmig/balena-migrate/internal/fetch"
+	"github.com/fleetmig/balena-migrate/internal/device/devlog"
+	"github.com/fleetmig/balena-migrate/internal/device/fetch"
 	"github.com/urfave/cli/v2"
 )
 

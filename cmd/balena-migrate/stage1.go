@@ -11,7 +11,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/urfave/cli/v2"
 
-	"github.com/fleetmig/balena-migrate/internal/stage1"
+	"github.com/fleetmig/balena-migrate/internal/device/stage1"
 )
 
 func stage1Flags() []cli.Flag {

@@ -5,8 +5,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/fleetmig/balena-migrate/internal/s2config"
-	"github.com/fleetmig/balena-migrate/internal/stage2"
+	"github.com/fleetmig/balena-migrate/internal/device/s2config"
+	"github.com/fleetmig/balena-migrate/internal/device/stage2"
 )
 
 // stage2Command is `balena-migrate stage2`, run by the initramfs local-bottom

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
-	"github.com/fleetmig/balena-migrate/internal/addunit"
-	"github.com/fleetmig/balena-migrate/internal/config"
+	"github.com/fleetmig/balena-migrate/internal/fleet/addunit"
+	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/urfave/cli/v2"
 )

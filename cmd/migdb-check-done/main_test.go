@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/balena"
-	"github.com/fleetmig/balena-migrate/internal/balena/api"
-	"github.com/fleetmig/balena-migrate/internal/balena/fake"
-	"github.com/fleetmig/balena-migrate/internal/spool"
-	"github.com/fleetmig/balena-migrate/internal/unit"
+	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
+	"github.com/fleetmig/balena-migrate/internal/fleet/balena/api"
+	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
+	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
+	"github.com/fleetmig/balena-migrate/internal/testenv/fakebalena"
 )
 
 var bin string
@@ -32,8 +32,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func setup(t *testing.T) (*fake.Server, string, *spool.DB) {
-	srv := fake.Start(fake.Config{})
+func setup(t *testing.T) (*fakebalena.Server, string, *spool.DB) {
+	srv := fakebalena.Start(fakebalena.Config{})
 	t.Cleanup(srv.Close)
 	srv.AddUser("op", "tok")
 	srv.AddApp("org/fleet", "raspberrypi3")
@@ -75,7 +75,7 @@ func TestBadTokenExits2BeforeTouchingUnits(t *testing.T) {
 		t.Fatalf("message %q", out)
 	}
 	after, _ := os.ReadDir(db.Path(spool.Process))
-	if len(after) != len(before) || srv.Calls(fake.RouteDevice) != 0 {
+	if len(after) != len(before) || srv.Calls(fakebalena.RouteDevice) != 0 {
 		t.Fatal("units were touched")
 	}
 	// No token at all: also 2, naming where it looked.
@@ -146,7 +146,7 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 // with a certificate from a private CA that SSL_CERT_FILE names.
 func TestSelfHostedBalenaBehindItsOwnCA(t *testing.T) {
 	_, base, _ := setup(t) // units to check; their devices are unknown to the self-hosted API
-	api := fake.New(fake.Config{})
+	api := fakebalena.New(fakebalena.Config{})
 	api.AddUser("op", "self-hosted-secret")
 	api.AddApp("org/fleet", "raspberrypi3")
 	srv := httptest.NewTLSServer(api.Handler())
@@ -171,7 +171,7 @@ func TestSelfHostedBalenaBehindItsOwnCA(t *testing.T) {
 	if code != 0 || !strings.Contains(out, srv.URL) || !strings.Contains(out, "BALENARC_BALENA_URL") {
 		t.Fatalf("with the CA: exit %d: %s", code, out)
 	}
-	if api.Calls(fake.RouteDevice) == 0 {
+	if api.Calls(fakebalena.RouteDevice) == 0 {
 		t.Fatal("the worker did not ask the self-hosted API about its units")
 	}
 	if strings.Contains(out, "self-hosted-secret") {

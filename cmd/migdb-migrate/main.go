@@ -9,11 +9,11 @@ import (
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/cmd/internal/workercmd"
-	"github.com/fleetmig/balena-migrate/internal/config"
-	"github.com/fleetmig/balena-migrate/internal/migrate"
-	"github.com/fleetmig/balena-migrate/internal/spool"
-	"github.com/fleetmig/balena-migrate/internal/unit"
-	"github.com/fleetmig/balena-migrate/internal/worker"
+	"github.com/fleetmig/balena-migrate/internal/fleet/config"
+	"github.com/fleetmig/balena-migrate/internal/fleet/migrate"
+	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
+	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
+	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )

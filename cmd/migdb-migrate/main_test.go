@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/balena"
-	"github.com/fleetmig/balena-migrate/internal/balena/fake"
-	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
+	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
+	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
+	"github.com/fleetmig/balena-migrate/internal/testenv/fakebalena"
 	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
-	"github.com/fleetmig/balena-migrate/internal/unit"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -37,7 +37,7 @@ type fleet struct {
 	t      *testing.T
 	base   string
 	db     *spool.DB
-	fake   *fake.Server
+	fake   *fakebalena.Server
 	ssh    *sshtest.Server
 	key    string
 	envDir string
@@ -46,7 +46,7 @@ type fleet struct {
 
 func newFleet(t *testing.T, devices int, slow string) *fleet {
 	f := &fleet{t: t, base: t.TempDir(), ssh: sshtest.New(t, sshtest.Config{})}
-	f.fake = fake.Start(fake.Config{})
+	f.fake = fakebalena.Start(fakebalena.Config{})
 	t.Cleanup(f.fake.Close)
 	f.fake.AddUser("op", "tok")
 	f.fake.AddApp("org/fleet", "genericx86-64")
@@ -253,7 +253,7 @@ func TestStartupRefusals(t *testing.T) {
 		}
 	}
 	after := f.census()
-	if fmt.Sprint(before) != fmt.Sprint(after) || f.fake.Calls(fake.RouteRegister) != 0 {
+	if fmt.Sprint(before) != fmt.Sprint(after) || f.fake.Calls(fakebalena.RouteRegister) != 0 {
 		t.Fatalf("units touched: %v -> %v", before, after)
 	}
 }

@@ -25,8 +25,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/balena/fake"
 	"github.com/fleetmig/balena-migrate/internal/testenv"
+	"github.com/fleetmig/balena-migrate/internal/testenv/fakebalena"
 )
 
 const (
@@ -364,7 +364,7 @@ COMP_WORDS=(migdb-migrate --jobs 4 --onc); COMP_CWORD=3; _migdb_migrate; echo "$
 // instance's EnvironmentFile, against the fake API on the host.
 func runWorkers(t *testing.T, root string, migdb account) {
 	const token = "ci-token-7c1e"
-	api := fake.Start(fake.Config{})
+	api := fakebalena.Start(fakebalena.Config{})
 	t.Cleanup(api.Close)
 	api.AddUser("operator", token)
 	api.AddApp("myorg/gateways", "raspberrypi4-64")
@@ -419,11 +419,11 @@ func runWorkers(t *testing.T, root string, migdb account) {
 				vars = append(vars, line)
 			}
 		}
-		before := api.Calls(fake.RouteWhoami)
+		before := api.Calls(fakebalena.RouteWhoami)
 		user := unit["User"] + ":" + unit["Group"]
 		out := inRoot(t, root, user, vars, append(argv, "--once")...)
 		t.Logf("%s@ci --once:\n%s", w, out)
-		if api.Calls(fake.RouteWhoami) != before+1 {
+		if api.Calls(fakebalena.RouteWhoami) != before+1 {
 			t.Errorf("%s --once did not check its credentials with the fake API on the host", w)
 		}
 		st, err := os.Stat(filepath.Join(root, "var/lib/migdb/ci/db/units"))

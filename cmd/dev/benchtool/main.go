@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/remote"
-	"github.com/fleetmig/balena-migrate/internal/remote/upload"
+	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
+	"github.com/fleetmig/balena-migrate/internal/fleet/remote/upload"
 	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 )
 

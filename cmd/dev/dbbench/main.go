@@ -27,8 +27,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/spool"
-	"github.com/fleetmig/balena-migrate/internal/unit"
+	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
+	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fsnotify/fsnotify"
 )
 

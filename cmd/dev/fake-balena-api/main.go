@@ -16,7 +16,7 @@ import (
 	"syscall"
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
-	"github.com/fleetmig/balena-migrate/internal/balena/fake"
+	"github.com/fleetmig/balena-migrate/internal/testenv/fakebalena"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -58,20 +58,20 @@ func run(c *cli.Context) error {
 			return usage.Errorf("--api-endpoint %q: want an http(s) URL such as http://10.0.2.2:8080", e)
 		}
 	}
-	cfg := fake.Config{
+	cfg := fakebalena.Config{
 		APIEndpoint: c.String("api-endpoint"),
 		FaultRate:   c.Float64("fault-rate"), FaultStatus: c.Int("fault-status"), Latency: c.Duration("latency"),
 	}
 	if c.Bool("log-requests") {
 		cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true}).With().Timestamp().Logger()
 	}
-	api := fake.New(cfg)
+	api := fakebalena.New(cfg)
 	if c.String("token") == "" {
 		return usage.Errorf("--token must not be empty")
 	}
 	api.AddUser(c.String("user"), c.String("token"))
 	for _, spec := range c.StringSlice("app") {
-		slug, dt, err := fake.ParseAppSpec(spec)
+		slug, dt, err := fakebalena.ParseAppSpec(spec)
 		if err != nil {
 			return usage.Errorf("--app: %w", err)
 		}
@@ -93,7 +93,7 @@ func run(c *cli.Context) error {
 
 // announce writes the URL file, then prints the URL and applications, so
 // a script that has read the first line can rely on the file too.
-func announce(url string, apps []fake.App, urlFile string) error {
+func announce(url string, apps []fakebalena.App, urlFile string) error {
 	if urlFile != "" {
 		tmp := filepath.Join(filepath.Dir(urlFile), "."+filepath.Base(urlFile)+".tmp")
 		if err := os.WriteFile(tmp, []byte(url+"\n"), 0o644); err != nil {

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/balena"
-	"github.com/fleetmig/balena-migrate/internal/balena/api"
-	"github.com/fleetmig/balena-migrate/internal/balena/fake"
+	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
+	"github.com/fleetmig/balena-migrate/internal/fleet/balena/api"
+	"github.com/fleetmig/balena-migrate/internal/testenv/fakebalena"
 )
 
 func build(t *testing.T) string {
@@ -79,7 +79,7 @@ func TestRunner(t *testing.T) {
 	if on, err := c.IsOnline(ctx, uuid); on || err != nil {
 		t.Fatalf("IsOnline = %v, %v before the device reported", on, err)
 	}
-	if err := fake.ReportState(ctx, cfg.APIEndpoint, uuid, cfg.DeviceAPIKey); err != nil {
+	if err := fakebalena.ReportState(ctx, cfg.APIEndpoint, uuid, cfg.DeviceAPIKey); err != nil {
 		t.Fatal(err)
 	}
 	if on, err := c.IsOnline(ctx, uuid); !on || err != nil {

@@ -17,7 +17,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/flash"
+	"github.com/fleetmig/balena-migrate/internal/device/flash"
 )
 
 func main() {

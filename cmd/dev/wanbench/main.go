@@ -22,16 +22,16 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/balena"
-	"github.com/fleetmig/balena-migrate/internal/balena/api"
-	"github.com/fleetmig/balena-migrate/internal/balena/fake"
-	"github.com/fleetmig/balena-migrate/internal/config"
-	"github.com/fleetmig/balena-migrate/internal/migrate"
-	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
+	"github.com/fleetmig/balena-migrate/internal/fleet/balena/api"
+	"github.com/fleetmig/balena-migrate/internal/fleet/config"
+	"github.com/fleetmig/balena-migrate/internal/fleet/migrate"
+	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
+	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
+	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
+	"github.com/fleetmig/balena-migrate/internal/testenv/fakebalena"
 	"github.com/fleetmig/balena-migrate/internal/testenv/netsim"
 	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
-	"github.com/fleetmig/balena-migrate/internal/unit"
-	"github.com/fleetmig/balena-migrate/internal/worker"
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/ssh"
 )
@@ -87,7 +87,7 @@ func once(o options, pull bool) (time.Duration, error) {
 		return 0, err
 	}
 	defer srv.Close()
-	api0 := fake.Start(fake.Config{})
+	api0 := fakebalena.Start(fakebalena.Config{})
 	defer api0.Close()
 	api0.AddUser("op", "bench-token")
 	api0.AddApp("org/fleet", "genericx86-64-ext")

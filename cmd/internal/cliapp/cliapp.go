@@ -14,8 +14,8 @@ import (
 	"syscall"
 
 	"github.com/fleetmig/balena-migrate/internal/buildinfo"
-	"github.com/fleetmig/balena-migrate/internal/config"
-	"github.com/fleetmig/balena-migrate/internal/logging"
+	"github.com/fleetmig/balena-migrate/internal/fleet/config"
+	"github.com/fleetmig/balena-migrate/internal/fleet/logging"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"

@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/spool"
+	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 	"golang.org/x/crypto/ssh"
 )

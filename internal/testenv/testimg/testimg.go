@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/fleetmig/balena-migrate/internal/blkdev"
+	"github.com/fleetmig/balena-migrate/internal/device/blkdev"
 )
 
 // MiB is a mebibyte.

@@ -1,0 +1,547 @@
+package stage1
+
+// The real test: balena-migrate, built static from this module, runs as
+// root in Debian 11, 12 and 13 chroots (each with its own kernel,
+// initramfs-tools and grub programs) that live on an ext4 partition of a
+// loop device, so / is a real block device as on a device. The chroots are
+// built once by scripts/test-setup.d/20-stage1-chroot and cached as tarballs.
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/device/s2config"
+	"github.com/fleetmig/balena-migrate/internal/testenv"
+)
+
+const chrootHome = "/home/migrate"
+
+type chroot struct {
+	t    *testing.T
+	disk string // the disk image file behind the loop device
+	dir  string // mount point of the chroot's root
+	loop string // the loop disk, /dev/loopN
+	rel  string // this machine's kernel release
+	kver string // the chroot's installed kernel
+	esp  string // the EFI system partition of a UEFI layout
+}
+
+// chrootSuites are the Debian releases the chroot tests run in, with the
+// PRETTY_NAME of their /etc/os-release.
+var chrootSuites = []struct{ suite, pretty string }{
+	{"bullseye", "Debian GNU/Linux 11 (bullseye)"},
+	{"bookworm", "Debian GNU/Linux 12 (bookworm)"},
+	{"trixie", "Debian GNU/Linux 13 (trixie)"},
+}
+
+func chrootTarball(t *testing.T, suite string) string {
+	script, err := os.ReadFile("../../../scripts/test-setup.d/20-stage1-chroot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(script)
+	cache := os.Getenv("BALENA_MIGRATE_TEST_CACHE")
+	if cache == "" {
+		cache = "/var/cache/balena-migrate-test"
+	}
+	return filepath.Join(cache, "debian-"+suite+"-chroot-"+hex.EncodeToString(sum[:])[:16]+".tar.zst")
+}
+
+func sh(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// newChroot puts the cached tree of a Debian suite on a fresh ext4
+// partition of a loop disk (MBR, one partition, as on a BIOS PC).
+func newChroot(t *testing.T, suite string) *chroot { return newChrootOn(t, suite, false) }
+
+// newChrootOn with uefi lays the disk out as on a UEFI PC: GPT, an EFI
+// system partition (FAT, p1) and the root (p2).
+func newChrootOn(t *testing.T, suite string, uefi bool) *chroot {
+	testenv.NeedRoot(t, "the chroot test mounts loop devices")
+	tarball := chrootTarball(t, suite)
+	testenv.NeedFile(t, tarball, "run scripts/test-setup.d/20-stage1-chroot; scripts/test does")
+	start := time.Now()
+	// Not t.TempDir: its cleanup would delete through a mount that failed
+	// to come off (the chroot's /dev is the host's).
+	tmp, err := os.MkdirTemp("", "stage1-chroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeUnmounted(t, tmp) })
+	disk := filepath.Join(tmp, "disk.img")
+	f, err := os.Create(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(3 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cmd := exec.Command("sfdisk", "-q", disk)
+	cmd.Stdin = strings.NewReader("label: dos\nstart=2048, type=83\n")
+	rootPart := "p1"
+	if uefi {
+		cmd.Stdin = strings.NewReader("label: gpt\nsize=64MiB, type=U, name=esp\ntype=L, name=root\n")
+		rootPart = "p2"
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v: %s", err, out)
+	}
+	c := &chroot{t: t, dir: filepath.Join(tmp, "root"), disk: disk}
+	c.loop = sh(t, "losetup", "--find", "--show", disk)
+	t.Cleanup(c.release)
+	exec.Command("partx", "-u", c.loop).Run()
+	if _, err := os.Stat(c.loop + rootPart); err != nil {
+		sh(t, "partx", "-a", c.loop)
+	}
+	if uefi {
+		c.esp = c.loop + "p1"
+		sh(t, "mkfs.vfat", "-n", "ESP", c.esp)
+	}
+	sh(t, "mkfs.ext4", "-q", "-F", c.loop+rootPart)
+	if err := os.Mkdir(c.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "mount", c.loop+rootPart, c.dir)
+	t.Cleanup(c.unmount)
+	sh(t, "tar", "-C", c.dir, "--numeric-owner", "--xattrs", "-I", "zstd", "-xf", tarball)
+	for _, m := range []string{"proc", "sys", "dev"} {
+		sh(t, "mount", "--rbind", "/"+m, filepath.Join(c.dir, m))
+		sh(t, "mount", "--make-rslave", filepath.Join(c.dir, m))
+	}
+	c.rel = sh(t, "uname", "-r")
+	c.adoptKernel()
+	t.Logf("chroot on %s%s ready in %v", c.loop, rootPart, time.Since(start).Round(time.Millisecond))
+	return c
+}
+
+// unmount takes the chroot and its bind mounts off (idempotent).
+func (c *chroot) unmount() {
+	if exec.Command("umount", "-R", c.dir).Run() != nil {
+		exec.Command("umount", "-R", "-l", c.dir).Run()
+	}
+}
+
+// release unmounts and detaches the loop disk so that a VM can use the
+// image file (idempotent).
+func (c *chroot) release() {
+	c.unmount()
+	if c.loop != "" {
+		exec.Command("partx", "-d", c.loop).Run()
+		exec.Command("losetup", "-d", c.loop).Run()
+		c.loop = ""
+	}
+}
+
+// removeUnmounted deletes dir unless something is still mounted below it.
+func removeUnmounted(t *testing.T, dir string) {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Errorf("cannot check mounts, leaving %s: %v", dir, err)
+		return
+	}
+	for _, m := range parseMountinfo(string(info)) {
+		if m.Point == dir || strings.HasPrefix(m.Point, dir+"/") {
+			t.Errorf("%s is still mounted, leaving %s for manual cleanup", m.Point, dir)
+			return
+		}
+	}
+	os.RemoveAll(dir)
+}
+
+// adoptKernel makes the chroot's installed kernel answer to this machine's
+// release, since uname -r in the chroot reports the running kernel.
+func (c *chroot) adoptKernel() {
+	t := c.t
+	mods, err := os.ReadDir(filepath.Join(c.dir, "lib/modules"))
+	if err != nil || len(mods) != 1 {
+		t.Fatalf("want one kernel in the chroot's /lib/modules, got %v (%v)", mods, err)
+	}
+	ver := mods[0].Name()
+	c.kver = ver
+	if ver == c.rel {
+		return
+	}
+	if err := os.Symlink(ver, filepath.Join(c.dir, "lib/modules", c.rel)); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"config-", "vmlinuz-", "System.map-"} {
+		data, err := os.ReadFile(filepath.Join(c.dir, "boot", name+ver))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(c.dir, "boot", name+c.rel), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (c *chroot) path(p string) string { return filepath.Join(c.dir, p) }
+
+func (c *chroot) write(p, data string, perm fs.FileMode) {
+	c.t.Helper()
+	if err := os.MkdirAll(filepath.Dir(c.path(p)), 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(c.path(p), []byte(data), perm); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// run executes balena-migrate in the chroot; user "" is root.
+func (c *chroot) run(user string, args ...string) (string, int) {
+	c.t.Helper()
+	return c.runEnv(nil, user, args...)
+}
+
+// runEnv is run with more environment variables.
+func (c *chroot) runEnv(env []string, user string, args ...string) (string, int) {
+	c.t.Helper()
+	cargs := []string{}
+	if user != "" {
+		cargs = append(cargs, "--userspec="+user)
+	}
+	cargs = append(cargs, c.dir, chrootHome+"/balena-migrate", "--home", chrootHome)
+	cmd := exec.Command("chroot", append(cargs, args...)...)
+	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}, env...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	c.t.Logf("balena-migrate %s (%v):\n%s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), out)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// snapshot lists every entry under the dirs with mode and content hash.
+func (c *chroot) snapshot(dirs ...string) map[string]string {
+	c.t.Helper()
+	m := map[string]string{}
+	for _, d := range dirs {
+		err := filepath.WalkDir(c.path(d), func(p string, de fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := de.Info()
+			if err != nil {
+				return err
+			}
+			v := info.Mode().String()
+			switch {
+			case info.Mode()&fs.ModeSymlink != 0:
+				l, _ := os.Readlink(p)
+				v += " -> " + l
+			case info.Mode().IsRegular():
+				data, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				sum := sha256.Sum256(data)
+				v += " " + hex.EncodeToString(sum[:8])
+			}
+			m[strings.TrimPrefix(p, c.dir)] = v
+			return nil
+		})
+		if err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return m
+}
+
+func diffSnapshots(a, b map[string]string) []string {
+	var d []string
+	for k, v := range a {
+		if w, ok := b[k]; !ok {
+			d = append(d, "removed "+k)
+		} else if v != w {
+			d = append(d, "changed "+k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			d = append(d, "added "+k)
+		}
+	}
+	sort.Strings(d)
+	return d
+}
+
+// diskImage returns a gzip'd 4 MiB disk image with one partition in its
+// MBR, and the SHA-256 of the raw image.
+func diskImage(t *testing.T) ([]byte, string) {
+	raw := make([]byte, 4<<20)
+	copy(raw[446:], []byte{0x80, 0, 0, 0, 0x0c, 0, 0, 0, 0, 8, 0, 0, 0, 0x18, 0, 0}) // FAT32 LBA at 2048, 6144 sectors
+	raw[510], raw[511] = 0x55, 0xAA
+	copy(raw[1<<20:], "balena test image")
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write(raw)
+	zw.Close()
+	sum := sha256.Sum256(raw)
+	return b.Bytes(), hex.EncodeToString(sum[:])
+}
+
+// staticBinary builds balena-migrate from this module with CGO_ENABLED=0.
+func staticBinary(t *testing.T, dst string) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command(goBin, "build", "-o", dst, "../../../cmd/balena-migrate")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+}
+
+// fakeBalena listens where the chroot's connectivity check dials.
+func fakeBalena(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestChrootStage1(t *testing.T) {
+	for _, s := range chrootSuites {
+		t.Run(s.suite, func(t *testing.T) { chrootStage1(t, s.suite, s.pretty) })
+	}
+}
+
+func chrootStage1(t *testing.T, suite, pretty string) {
+	c := newChroot(t, suite)
+	img, imgSum := diskImage(t)
+	port := fakeBalena(t)
+	staticBinary(t, c.path(chrootHome+"/balena-migrate"))
+	if err := os.Chmod(c.path(chrootHome), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.write(chrootHome+"/resin-genericx86-64-2.99.0-test.img.gz", string(img), 0o644)
+	c.write(chrootHome+"/resin-raspberrypi3-2.99.0-test.img.gz", string(img), 0o644)
+	conf := func(image string) string {
+		return fmt.Sprintf("IMAGE_NAME=%s\nBACKUP_DIRECTORIES=/etc/default\nMIGRATE_ALL_WIFIS=TRUE\nREQUIRE_NMGR_FILE=TRUE\n"+
+			"BALENA_API_HOST=127.0.0.1\nBALENA_API_PORT=%d\nBALENA_VPN_HOST=127.0.0.1\nBALENA_VPN_PORT=%d\n", image, port, port)
+	}
+	refused := func(name, image, user, want string) {
+		t.Run(name, func(t *testing.T) {
+			c.write(chrootHome+"/balena-migrate.conf", conf(image), 0o644)
+			before := c.snapshot("/boot", "/etc", chrootHome)
+			out, code := c.run(user)
+			if code != 1 || !strings.Contains(out, "ERROR: ") || !strings.Contains(out, want) {
+				t.Fatalf("want exit 1 and an ERROR line with %q, got exit %d", want, code)
+			}
+			if strings.Contains(out, "migration successful") {
+				t.Fatal("a refused run claims success")
+			}
+			if d := diffSnapshots(before, c.snapshot("/boot", "/etc", chrootHome)); len(d) > 0 {
+				t.Fatalf("a refused run changed the system:\n%s", strings.Join(d, "\n"))
+			}
+		})
+	}
+	// No wifi configured yet: refused after the backup was made, which must be undone.
+	refused("NoNetworkConfig", "resin-genericx86-64-2.99.0-test.img.gz", "", "REQUIRE_NMGR_FILE")
+	c.write("/etc/wpa_supplicant/wpa_supplicant.conf", "ctrl_interface=DIR=/var/run/wpa_supplicant\nnetwork={\n\tssid=\"fleet-net\"\n\tpsk=\"s3cret-pass\"\n}\n", 0o600)
+	refused("WrongDevice", "resin-raspberrypi3-2.99.0-test.img.gz", "", "is for raspberrypi3 but this device is a BIOS PC")
+	refused("MissingImage", "resin-genericx86-64-9.9.9.img.gz", "", "resin-genericx86-64-9.9.9.img.gz: stat")
+	refused("NotRoot", "resin-genericx86-64-2.99.0-test.img.gz", "65534:65534", "must run as root")
+
+	t.Run("Pretend", func(t *testing.T) { c.pretend(t, conf, imgSum, pretty) })
+	if suite == "bookworm" {
+		t.Run("NoOSCheckFromEnvironment", func(t *testing.T) { c.noOSCheck(t, conf) })
+	}
+
+	// The real boot setup: 42_balena, update-grub and grub-reboot run by the
+	// chroot's own grub on its loop disk.
+	t.Run("GrubBootSetup", c.grubBootSetup)
+}
+
+// pretend runs --pretend and checks everything it prepared.
+func (c *chroot) pretend(t *testing.T, conf func(string) string, imgSum, pretty string) {
+	c.write(chrootHome+"/balena-migrate.conf", conf("resin-genericx86-64-2.99.0-test.img.gz"), 0o644)
+	before := c.snapshot("/boot")
+	out, code := c.run("", "--pretend")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || lines[len(lines)-1] != "migration successful, please reboot system" {
+		t.Fatalf("--pretend: exit %d, last line %q", code, lines[len(lines)-1])
+	}
+	if !strings.Contains(out, "system: "+pretty+" on BIOS PC (x86_64)") {
+		t.Fatalf("stage 1 did not report the chroot's system %q", pretty)
+	}
+	if d := diffSnapshots(before, c.snapshot("/boot")); len(d) > 0 {
+		t.Fatalf("--pretend changed the boot setup:\n%s", strings.Join(d, "\n"))
+	}
+	s2, err := s2config.Load(c.path(s2config.DefaultPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2.BootDev != c.loop || s2.ImageSHA256 != imgSum || !s2.NoFlash || s2.HomeDir != chrootHome ||
+		s2.BackupFile != "backup.tgz" || strings.Join(s2.NetworkConfigs, " ") != "resin-wifi-01" {
+		t.Fatalf("stage-2 config: %+v (want BOOT_DEV %s, sha %s)", s2, c.loop, imgSum)
+	}
+	wifi, err := os.ReadFile(c.path(chrootHome + "/resin-wifi-01"))
+	if err != nil || !bytes.Contains(wifi, []byte("ssid=fleet-net\n")) || !bytes.Contains(wifi, []byte("psk=s3cret-pass\n")) {
+		t.Fatalf("resin-wifi-01: %v\n%s", err, wifi)
+	}
+	c.checkInitramfs(t)
+}
+
+// noOSCheck: a system not in the list is refused, and runs with
+// NO_OS_CHECK=TRUE in the environment, saying so in the log.
+func (c *chroot) noOSCheck(t *testing.T, conf func(string) string) {
+	osRelease := mustRead(t, c.path("/etc/os-release"))
+	defer c.write("/etc/os-release", string(osRelease), 0o644)
+	c.write("/etc/os-release", "NAME=\"Example Linux\"\nID=example\nVERSION_ID=\"7\"\nPRETTY_NAME=\"Example Linux 7\"\n", 0o644)
+	c.write(chrootHome+"/balena-migrate.conf", conf("resin-genericx86-64-2.99.0-test.img.gz"), 0o644)
+	if out, code := c.run("", "--pretend"); code != 1 || !strings.Contains(out, "ERROR: failed (os): unsupported OS: OS example 7 (Example Linux 7) is not supported") {
+		t.Fatalf("an unlisted OS: exit %d", code)
+	}
+	out, code := c.runEnv([]string{"NO_OS_CHECK=TRUE"}, "", "--pretend")
+	if code != 0 || !strings.Contains(out, "WARN: NO_OS_CHECK: Example Linux 7 (ID=example VERSION_ID=7) is not a tested system") {
+		t.Fatalf("NO_OS_CHECK=TRUE: exit %d", code)
+	}
+}
+
+// grubBootSetup runs the real boot setup with the chroot's grub.
+func (c *chroot) grubBootSetup(t *testing.T) {
+	out, code := c.run("")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || lines[len(lines)-1] != "migration successful, please reboot system" {
+		t.Fatalf("exit %d, last line %q", code, lines[len(lines)-1])
+	}
+	cfg, err := os.ReadFile(c.path("/boot/grub/grub.cfg"))
+	if err != nil || !bytes.Contains(cfg, []byte("menuentry 'balena-migrate' --id balena-migrate {")) {
+		t.Fatalf("grub.cfg has no balena-migrate entry: %v\n%s", err, cfg)
+	}
+	for _, want := range []string{"linux /boot/vmlinuz-" + c.rel + " ", "initrd /boot/" + initramfsName(c.rel) + "\n"} {
+		if !bytes.Contains(cfg, []byte(want)) {
+			t.Errorf("grub.cfg lacks %q", want)
+		}
+	}
+	if out, err := exec.Command("chroot", c.dir, "grub-script-check", "/boot/grub/grub.cfg").CombinedOutput(); err != nil {
+		t.Errorf("grub-script-check: %v\n%s", err, out)
+	}
+	env := sh(t, "chroot", c.dir, "grub-editenv", "/boot/grub/grubenv", "list")
+	if !strings.Contains(env, "next_entry=balena-migrate") {
+		t.Errorf("grubenv: %q", env)
+	}
+	installed, err := os.ReadFile(c.path("/boot/" + initramfsName(c.rel)))
+	built, _ := os.ReadFile(c.path(chrootHome + "/" + initramfsName(c.rel)))
+	if err != nil || !bytes.Equal(installed, built) {
+		t.Errorf("the installed initramfs is not the built one: %v", err)
+	}
+}
+
+// checkInitramfs lists the built initramfs with the chroot's lsinitramfs.
+func (c *chroot) checkInitramfs(t *testing.T) {
+	initrd := chrootHome + "/" + initramfsName(c.rel)
+	out, err := exec.Command("chroot", c.dir, "lsinitramfs", initrd).CombinedOutput()
+	if err != nil {
+		t.Fatalf("lsinitramfs: %v\n%s", err, out)
+	}
+	have := map[string]bool{}
+	for _, l := range strings.Split(string(out), "\n") {
+		have[strings.TrimSpace(l)] = true
+		for _, m := range []string{"vfat", "softdog"} {
+			if strings.HasSuffix(l, "/"+m+".ko") || strings.HasSuffix(l, "/"+m+".ko.xz") || strings.HasSuffix(l, "/"+m+".ko.zst") {
+				have[m+".ko"] = true
+			}
+		}
+	}
+	for _, want := range [][]string{
+		{"bin/balena-migrate", "usr/bin/balena-migrate"},
+		{"etc/balena-migrate-stage2.conf"},
+		{"scripts/local-bottom/balena-migrate"},
+		{"scripts/init-top/balena-migrate"},
+		{"vfat.ko"},
+		// no hardware watchdog on this machine: the cloud kernel's softdog
+		{"softdog.ko"},
+	} {
+		found := false
+		for _, w := range want {
+			found = found || have[w]
+		}
+		if !found {
+			t.Errorf("the initramfs lacks %s (%d entries)", want[0], len(have))
+		}
+	}
+	t.Logf("initramfs %s: %d entries, kernel %s (as %s)", initrd, len(have), c.kver, strconv.Quote(c.rel))
+
+	// Unpacked, it carries exactly our binary and stage-2 config, and
+	// initramfs-tools runs our script in local-bottom.
+	sh(t, "chroot", c.dir, "unmkinitramfs", initrd, "/tmp/unpacked")
+	unpacked := c.path("/tmp/unpacked")
+	if _, err := os.Stat(filepath.Join(unpacked, "main")); err == nil {
+		unpacked = filepath.Join(unpacked, "main") // early microcode cpio first
+	}
+	for inside, outside := range map[string]string{
+		"usr/bin/balena-migrate":         chrootHome + "/balena-migrate",
+		"etc/balena-migrate-stage2.conf": s2config.DefaultPath,
+	} {
+		a, err := os.ReadFile(filepath.Join(unpacked, inside))
+		b, _ := os.ReadFile(c.path(outside))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("%s in the initramfs differs from %s (%v)", inside, outside, err)
+		}
+	}
+	// The modules are the chroot's own kernel's, not the machine's.
+	vfat := ""
+	filepath.WalkDir(unpacked, func(p string, de fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(de.Name(), "vfat.ko") {
+			vfat = strings.TrimPrefix(p, c.dir)
+		}
+		return nil
+	})
+	if vfat == "" {
+		t.Error("no vfat module in the unpacked initramfs")
+	} else if magic := sh(t, "chroot", c.dir, "modinfo", "-F", "vermagic", vfat); !strings.HasPrefix(magic, c.kver+" ") {
+		t.Errorf("%s in the initramfs is for kernel %q, not the chroot's %s", vfat, magic, c.kver)
+	}
+	for _, dir := range []string{"local-bottom", "init-top"} {
+		order, err := os.ReadFile(filepath.Join(unpacked, "scripts", dir, "ORDER"))
+		if err != nil || !bytes.Contains(order, []byte("/scripts/"+dir+"/balena-migrate")) {
+			t.Errorf("%s/ORDER does not run balena-migrate: %v\n%s", dir, err, order)
+		}
+	}
+	conf, err := s2config.Load(filepath.Join(unpacked, "etc/balena-migrate-stage2.conf"))
+	if err != nil || conf.Watchdog != 300 || conf.WatchdogModule != "softdog" {
+		t.Errorf("stage-2 config: WATCHDOG=%d WATCHDOG_MODULE=%q (%v), want 300 and softdog", conf.Watchdog, conf.WatchdogModule, err)
+	}
+	os.RemoveAll(c.path("/tmp/unpacked"))
+}

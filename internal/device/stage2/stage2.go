@@ -1,0 +1,183 @@
+// Package stage2 is `balena-migrate stage2`: it runs inside the initramfs
+// after the old root is mounted, secures the image and files in RAM, verifies
+// the image, and only then unmounts the old root and flashes balenaOS (SPEC
+// §10). Until the old root is unmounted every failure leaves the disk as it
+// was and hands back to the old system (TERM_EXIT); after that point the only
+// way out is forward: a failure reboots (`reboot -f`).
+package stage2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fleetmig/balena-migrate/internal/device/s2config"
+)
+
+// Exit codes of Run (SPEC §12).
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+)
+
+// Options are the command-line switches of stage 2.
+type Options struct {
+	// NoReboot never reboots: Run returns the exit code instead (tests, dry runs).
+	NoReboot bool
+	// Console receives the log lines.
+	Console io.Writer
+}
+
+// errStop ends the run before the point of no return without a failure
+// (NO_FLASH=TRUE).
+var errStop = errors.New("NO_FLASH=TRUE: stopping before flashing")
+
+// run carries the state of one stage-2 run.
+type run struct {
+	cfg   s2config.Config
+	opts  Options
+	log   *Logger
+	files staged // what was copied into MIGRATE_TMP
+	// mounted is set while resin-boot and resin-data are mounted.
+	mounted bool
+	// logDrive is set while LOG_DRIVE is mounted.
+	logDrive bool
+	// guard is set while stage 2 feeds the watchdog.
+	guard *guard
+}
+
+// Run executes stage 2 and returns the exit code. Unless opts.NoReboot, it
+// reboots where SPEC §10 says so and only returns if the reboot fails.
+func Run(ctx context.Context, cfg s2config.Config, opts Options) int {
+	r := &run{cfg: cfg, opts: opts, log: NewLogger(opts.Console)}
+	r.log.Infof("stage 2 starting: flashing %s onto %s", cfg.ImageFile, cfg.BootDev)
+	r.takeOverWatchdog(ctx)
+	if err := r.beforePointOfNoReturn(ctx); err != nil {
+		return r.termExit(err)
+	}
+	r.watchdogPastPointOfNoReturn()
+	r.log.Infof("old root unmounted: point of no return passed")
+	code := ExitOK
+	if err := r.afterPointOfNoReturn(ctx); err != nil {
+		r.log.Errorf("%v", err)
+		r.log.Errorf("stage 2 failed after flashing started; rebooting")
+		code = ExitFailed
+	} else {
+		r.log.Infof("balenaOS installed on %s", r.cfg.BootDev)
+	}
+	r.closeNew()
+	return r.finish(code)
+}
+
+func (r *run) beforePointOfNoReturn(ctx context.Context) error {
+	r.restoreBootFiles()
+	r.setupLogDrive()
+	if err := r.findBootDev(); err != nil {
+		return err
+	}
+	r.progress()
+	if err := r.stageFiles(); err != nil {
+		return err
+	}
+	r.progress()
+	if err := r.verifyImage(ctx); err != nil {
+		return err
+	}
+	r.progress()
+	// The scan is read-only, so a dry run (NO_FLASH) makes it too.
+	if err := r.badblocks(ctx); err != nil {
+		return err
+	}
+	r.progress()
+	if r.cfg.NoFlash {
+		return errStop
+	}
+	return r.unmountOldRoot()
+}
+
+func (r *run) afterPointOfNoReturn(ctx context.Context) error {
+	if err := r.flash(ctx); err != nil {
+		return err
+	}
+	r.progress()
+	parts, err := r.locatePartitions(ctx)
+	if err != nil {
+		return err
+	}
+	r.progress()
+	if err := r.mountNew(parts); err != nil {
+		return err
+	}
+	r.progress()
+	if err := r.placeFiles(); err != nil {
+		return err
+	}
+	r.progress()
+	return r.installGrub(ctx)
+}
+
+// termExit ends a run that stopped before the point of no return: the disk
+// is untouched, so TERM_EXIT decides (exit and let the old system boot, or
+// reboot). A deliberate stop exits with TERM_EXIT's code, a failure with 1.
+func (r *run) termExit(err error) int {
+	code := r.cfg.TermExit.Code
+	if errors.Is(err, errStop) {
+		r.log.Infof("%v; the disk is untouched", err)
+	} else {
+		r.log.Errorf("%v", err)
+		r.log.Errorf("stage 2 stopped before flashing; the disk is untouched")
+		code = ExitFailed
+	}
+	if r.cfg.TermExit.Reboot {
+		r.log.Infof("TERM_EXIT=%q: rebooting into the old system", r.cfg.TermExit)
+	} else {
+		r.log.Infof("TERM_EXIT=%q: handing back to the old system", r.cfg.TermExit)
+	}
+	// Disarmed before the log is saved, so that the saved log says so.
+	r.releaseWatchdog()
+	r.saveLogToOldRoot()
+	if r.cfg.TermExit.Reboot {
+		return r.finish(code)
+	}
+	r.closeLogDrive()
+	return code
+}
+
+// finish reboots (unless NoReboot) and otherwise returns code.
+func (r *run) finish(code int) int {
+	r.releaseWatchdog()
+	if r.opts.NoReboot {
+		r.log.Infof("--no-reboot: exiting with code %d instead of rebooting", code)
+		r.closeLogDrive()
+		return code
+	}
+	r.log.Infof("rebooting")
+	r.closeLogDrive()
+	if err := reboot(); err != nil {
+		r.log.Errorf("reboot: %v", err)
+	}
+	return code
+}
+
+func (r *run) unmountOldRoot() error {
+	if busy, err := mountedFrom(r.cfg.BootDev); err == nil {
+		for _, m := range busy {
+			if filepath.Clean(m) != filepath.Clean(r.cfg.RootMnt) {
+				return fmt.Errorf("%s is still mounted on %s; refusing to flash %s", r.cfg.BootDev, m, r.cfg.BootDev)
+			}
+		}
+	}
+	err := unmount(r.cfg.RootMnt)
+	if errors.Is(err, unix.EINVAL) {
+		r.log.Warnf("%s was not mounted", r.cfg.RootMnt)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot unmount the old root: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+// Package checkdone is the migdb-check-done pipeline: for a migrated unit,
+// ask balena whether its device is online and decide whether it is done,
+// lost, or to be asked again later.
+package checkdone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
+	"github.com/fleetmig/balena-migrate/internal/fleet/config"
+	"github.com/fleetmig/balena-migrate/internal/fleet/migrate"
+	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
+	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
+	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
+	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
+	"github.com/fleetmig/balena-migrate/internal/usage"
+	"github.com/rs/zerolog"
+)
+
+// Checker checks one unit at a time.
+type Checker struct {
+	Cloud    balena.Cloud
+	Settings *config.Settings
+	Log      zerolog.Logger
+	Now      func() time.Time
+	// Dial connects to a rehearsed device; nil means a remote.Dialer
+	// shared by every unit (known_hosts parsed once, jump hosts capped).
+	Dial func(context.Context, remote.Options) (Device, error)
+
+	dialer remote.Dialer
+}
+
+// Handle is the worker.Handler of migdb-check-done.
+func (k *Checker) Handle(ctx context.Context, j *worker.Job) worker.Outcome {
+	return k.check(ctx, j.Unit)
+}
+
+// check decides the outcome for u (a copy the caller owns).
+func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
+	now := k.Now()
+	fail := func(class unit.FailClass, msg string) worker.Outcome {
+		u.SetFail(class, msg, now)
+		return worker.Outcome{To: spool.Fail, Unit: u, Msg: fmt.Sprintf("failed (%s): %s", class, msg)}
+	}
+	s, err := k.Settings.ForUnit(u.Settings(), u.ID())
+	if err != nil {
+		return fail(unit.FailConfigError, err.Error())
+	}
+	since, ok, err := u.StatusTime()
+	if err != nil || !ok {
+		return fail(unit.FailConfigError, "STATUS_TS is missing or not an epoch second")
+	}
+	switch st := u.Status(); st {
+	case unit.StatusMigrated:
+	case unit.StatusRehearsing:
+		return k.rehearsal(ctx, u, s, since, now)
+	default:
+		return fail(unit.FailConfigError, fmt.Sprintf("STATUS is %q, expected MIGRATED or REHEARSING: only migrated units belong in process/", st))
+	}
+	uuid := u.Get(unit.FieldDeviceID)
+	if !balena.ValidUUID(uuid) {
+		return fail(unit.FailConfigError, fmt.Sprintf("DEVICE_ID %q is not a balena UUID (32 lowercase hex digits)", uuid))
+	}
+	online, err := k.Cloud.IsOnline(ctx, uuid)
+	missing := errors.Is(err, balena.ErrNotFound)
+	if err != nil && !missing {
+		if ctx.Err() != nil {
+			return worker.HandBack("stopping")
+		}
+		if errors.Is(err, balena.ErrUnauthorized) {
+			// Every unit would meet it: stop (exit 2) instead of polling.
+			return worker.Outcome{Msg: "balena rejected the token", Stop: usage.Errorf("balena rejected the token while checking device %s (--balena-token / MIG_BALENA_TOKEN / ~/.balena/token): log in again or give a valid API key, then start the worker again: %w", uuid, err)}
+		}
+		// Whatever balena's trouble, it is not the unit's fault: ask again.
+		u.SetDue(now.Add(s.Check.CheckInterval))
+		return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("balena could not be asked (%v); asking again in %v", err, s.Check.CheckInterval)}
+	}
+	if online {
+		u.SetStatus(unit.StatusDone, now)
+		u.Delete(unit.FieldDueTS)
+		return worker.Outcome{To: spool.Done, Unit: u, Msg: fmt.Sprintf("device %s is online after %v: done", uuid, now.Sub(since).Round(time.Second))}
+	}
+	age, maxAge := now.Sub(since), s.Check.MaxStatusAge
+	if age > maxAge && missing {
+		// A device that balena still does not know this long after it
+		// was registered was deleted there.
+		return fail(unit.FailAPI, fmt.Sprintf("device %s does not exist in balena %v after migration (deleted?); register it again with migdb-add-unit --retry", uuid, age.Round(time.Second)))
+	}
+	// Not online: stage 2 may have refused and the old system come back.
+	// Looked at over SSH now and then, and before calling it lost.
+	seenNote := ""
+	if age > maxAge || lookDue(u, s.Check.Stage2LookAfter, since, now) {
+		found, err := k.look(ctx, u, s)
+		if ctx.Err() != nil {
+			return worker.HandBack("stopping")
+		}
+		noteLook(u, since, now)
+		why, note := readLook(found, err, u.Get(unit.FieldBootID))
+		if why != "" {
+			return fail(unit.FailStage2, fmt.Sprintf("device %s is back on its old system: stage 2 refused before flashing: %s (its log: %s/%s on the device)", uuid, why, migrate.RemoteDir, migrate.Stage2Log))
+		}
+		seenNote = "; " + note
+	}
+	if age > maxAge {
+		return fail(unit.FailLost, fmt.Sprintf("device %s not online %v after migration (limit %v)%s; check the device's console or network", uuid, age.Round(time.Second), maxAge, seenNote))
+	}
+	u.SetDue(now.Add(s.Check.CheckInterval))
+	return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("device %s not online yet (%v since migration)%s; asking again in %v", uuid, age.Round(time.Second), seenNote, s.Check.CheckInterval)}
+}

@@ -1,0 +1,169 @@
+package fakebalena
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// patchDevice serves PATCH /v7/device(<id>) with a user token. Only
+// device_name may be changed here, the one field this project sets.
+func (a *API) patchDevice(w http.ResponseWriter, r *http.Request) {
+	data, err := readBody(w, r)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var req struct {
+		Name *string `json:"device_name"`
+	}
+	if a.authUser(w, r) == nil || !decodeJSON(w, data, err, &req, false) {
+		return
+	}
+	m := deviceIDRE.FindStringSubmatch(r.PathValue("resource"))
+	if m == nil {
+		http.NotFound(w, r)
+		return
+	}
+	id, _ := strconv.ParseInt(m[1], 10, 64)
+	d := a.deviceByID(id)
+	switch {
+	case d == nil:
+		// Like the real API, a PATCH that matches nothing changes nothing.
+		w.WriteHeader(http.StatusOK)
+		return
+	case req.Name == nil || *req.Name == "" || len(*req.Name) > 255:
+		http.Error(w, "Bad Request: device_name must be 1 to 255 characters", http.StatusBadRequest)
+		return
+	}
+	d.Name = *req.Name
+	w.WriteHeader(http.StatusOK)
+}
+
+// addTag serves POST /v7/device_tag: a tag on a device, 409 when the
+// device has a tag with that key already.
+func (a *API) addTag(w http.ResponseWriter, r *http.Request) {
+	data, err := readBody(w, r)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var req struct {
+		Device int64  `json:"device"`
+		Key    string `json:"tag_key"`
+		Value  string `json:"value"`
+	}
+	if a.authUser(w, r) == nil || !decodeJSON(w, data, err, &req, false) {
+		return
+	}
+	d := a.deviceByID(req.Device)
+	switch {
+	case d == nil:
+		http.Error(w, "Bad Request: no such device", http.StatusBadRequest)
+		return
+	case req.Key == "":
+		http.Error(w, "Bad Request: tag_key must not be empty", http.StatusBadRequest)
+		return
+	}
+	if _, dup := d.Tags[req.Key]; dup {
+		http.Error(w, `"device" and "tag_key" must be unique.`, http.StatusConflict)
+		return
+	}
+	if d.Tags == nil {
+		d.Tags = map[string]string{}
+	}
+	d.Tags[req.Key] = req.Value
+	writeJSON(w, http.StatusCreated, map[string]any{"id": a.id(), "device": map[string]any{"__id": d.ID},
+		"tag_key": req.Key, "value": req.Value})
+}
+
+// ProvisioningKey is a provisioning key the fake issued (the key itself
+// is not shown).
+type ProvisioningKey struct {
+	AppID   int64
+	Expires time.Time // zero: never
+}
+
+// ProvisioningKeys lists the provisioning keys issued so far, by
+// /api-key/v2/ and inside /download-config replies, soonest expiry first
+// and the ones that never expire last.
+func (a *API) ProvisioningKeys() []ProvisioningKey {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]ProvisioningKey, 0, len(a.provKeys))
+	for _, k := range a.provKeys {
+		out = append(out, ProvisioningKey{AppID: k.appID, Expires: k.expires})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		ei, ej := out[i].Expires, out[j].Expires
+		if ei.IsZero() || ej.IsZero() {
+			return !ei.IsZero() && ej.IsZero()
+		}
+		return ei.Before(ej)
+	})
+	return out
+}
+
+// UnexpiredProvisioningKeys counts the provisioning keys still valid at t.
+func (a *API) UnexpiredProvisioningKeys(t time.Time) int {
+	n := 0
+	for _, k := range a.ProvisioningKeys() {
+		if k.Expires.IsZero() || t.Before(k.Expires) {
+			n++
+		}
+	}
+	return n
+}
+
+// Requests is how many API requests the fake answered, all routes.
+func (a *API) Requests() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, c := range a.calls {
+		n += c
+	}
+	return n
+}
+
+// keysHook serves GET /_fake/provisioning-keys (no auth, no faults): each
+// issued provisioning key's application and expiry (null: never), and
+// whether it is still valid now.
+func (a *API) keysHook(w http.ResponseWriter, _ *http.Request) {
+	type row struct {
+		AppID   int64   `json:"app_id"`
+		Expires *string `json:"expires"`
+		Valid   bool    `json:"valid"`
+	}
+	now := a.cfg.Now()
+	rows := []row{}
+	for _, k := range a.ProvisioningKeys() {
+		r := row{AppID: k.AppID, Valid: k.Expires.IsZero() || now.Before(k.Expires)}
+		if !k.Expires.IsZero() {
+			s := k.Expires.UTC().Format(time.RFC3339)
+			r.Expires = &s
+		}
+		rows = append(rows, r)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(rows)
+}
+
+// callsHook serves GET /_fake/calls (no auth, no faults): the number of
+// requests per route so far, for measuring round trips per unit.
+func (a *API) callsHook(w http.ResponseWriter, _ *http.Request) {
+	a.mu.Lock()
+	out := make(map[Route]int, len(a.calls))
+	for r, n := range a.calls {
+		out[r] = n
+	}
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// RevokeProvisioningKeys deletes every provisioning key, as an operator
+// can in the dashboard; registrations with them then get 401.
+func (a *API) RevokeProvisioningKeys() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	clear(a.provKeys)
+}
