@@ -11,7 +11,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/device/extract"
 )
 
-// extractCommand is `balena-migrate extract` (SPEC §11).
+// extractCommand is `balena-migrate extract` (docs/device.md, extract).
 func extractCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "extract",

@@ -28,7 +28,8 @@ func main() {
 	}
 }
 
-// exitCode maps an error to SPEC §12: 2 for bad usage, 1 otherwise.
+// exitCode maps an error to the exit codes of docs/device-protocol.md: 2 for bad
+// usage, 1 otherwise.
 func exitCode(err error) int {
 	var ec cli.ExitCoder
 	switch {

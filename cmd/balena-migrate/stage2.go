@@ -10,7 +10,7 @@ import (
 )
 
 // stage2Command is `balena-migrate stage2`, run by the initramfs local-bottom
-// script once the old root is mounted (SPEC §10).
+// script once the old root is mounted (docs/device.md, stage 2).
 func stage2Command() *cli.Command {
 	return &cli.Command{
 		Name:  "stage2",

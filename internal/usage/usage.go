@@ -1,6 +1,6 @@
 // Package usage marks the errors that come from bad input — a flag, a
 // setting, a file the operator wrote — as opposed to a job that failed.
-// Every program answers them with exit code 2 (SPEC §12); only cmd/ decides
+// Every program answers them with exit code 2 (README, Exit codes); only cmd/ decides
 // exit codes, and it asks this package alone. Fleet and device code both
 // use it, so it imports neither.
 package usage

@@ -25,7 +25,7 @@ import (
 func main() {
 	cliapp.Main(&cli.App{
 		Name:  "fake-balena-api",
-		Usage: "serve an in-memory balena API (SPEC §8 calls) until SIGINT/SIGTERM",
+		Usage: "serve an in-memory balena API (the calls of docs/balena.md) until SIGINT/SIGTERM",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:0", Usage: "address to listen on (port 0: any free port)"},
 			&cli.StringFlag{Name: "token", Value: "fake-balena-token", EnvVars: []string{"MIG_BALENA_TOKEN"}, Usage: "API token the seeded user authenticates with"},

@@ -1,5 +1,5 @@
 // Package cliapp holds what the migdb programs share on the command line:
-// exit codes (SPEC §12) — decided here and nowhere else — process logging
+// exit codes (README, Exit codes) — decided here and nowhere else — process logging
 // from settings, and signal handling. Libraries return errors; this
 // package turns them into exit codes.
 package cliapp

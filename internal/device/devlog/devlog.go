@@ -3,7 +3,7 @@
 //
 //	[<ISO ts> balena-migrate] LEVEL: message
 //
-// migdb-migrate reads these lines (SPEC §9), so they are made in one place.
+// migdb-migrate reads these lines (docs/device-protocol.md), so they are made in one place.
 package devlog
 
 import (

@@ -1,4 +1,4 @@
-// Package extract is `balena-migrate extract` (SPEC §11): it pulls the
+// Package extract is `balena-migrate extract` (docs/device.md, extract): it pulls the
 // balenaOS image and the grub files out of an x86 flasher image (.img or
 // .zip) with Go readers for the partition table, ext4 and FAT — no mounting,
 // no root — and points the migrate config at what it wrote.

@@ -1,6 +1,6 @@
 // Package s2config is the stage-2 config: the KEY=VALUE file stage 1 writes to
 // /etc/balena-migrate-stage2.conf and `balena-migrate stage2` reads inside the
-// initramfs (SPEC §10). It is the only contract between the two stages.
+// initramfs (docs/stage2-config.md). It is the only contract between the two stages.
 //
 // Paths: BOOT_DEV, LOG_DRIVE and ORIG_BOOT_PART are device nodes; MIGRATE_TMP,
 // ROOT_MNT, BOOT_MNT_DIR and DATA_MNT_DIR are paths in the initramfs; HOME_DIR
@@ -132,7 +132,7 @@ func ParseTermExit(s string) (TermExit, error) {
 	return TermExit{}, fmt.Errorf("%q is not supported: write \"exit 0\" (the old system boots on) or \"reboot -f\"", s)
 }
 
-// Default returns the defaults of SPEC §10 (and the reference where §10 is silent).
+// Default returns the defaults of docs/stage2-config.md.
 func Default() Config {
 	return Config{
 		RootMnt:      "/root",

@@ -13,7 +13,7 @@ import (
 //	[<ISO ts> balena-migrate] ERROR: failed (<class>): <message>
 //
 // The fleet worker reads only that line, so the words below are a contract
-// (README "On the device"; the fleet's unit.FailClass uses the same words).
+// (docs/device-protocol.md; the fleet's unit.FailClass uses the same words).
 type Class string
 
 // The classes, one per kind of failure the operator fixes differently.

@@ -261,7 +261,7 @@ func (r *run) homePath(name string) string {
 	return filepath.Join(r.cfg.HomeDir, name)
 }
 
-// writeStage2Config writes /etc/balena-migrate-stage2.conf (SPEC §10).
+// writeStage2Config writes /etc/balena-migrate-stage2.conf (docs/stage2-config.md).
 func (r *run) writeStage2Config(img Image, p bootPlan) error {
 	c := s2config.Default()
 	c.BootDev = r.layout.Root.Disk

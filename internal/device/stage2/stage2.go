@@ -1,7 +1,7 @@
 // Package stage2 is `balena-migrate stage2`: it runs inside the initramfs
 // after the old root is mounted, secures the image and files in RAM, verifies
-// the image, and only then unmounts the old root and flashes balenaOS (SPEC
-// §10). Until the old root is unmounted every failure leaves the disk as it
+// the image, and only then unmounts the old root and flashes balenaOS (docs/device.md,
+// stage 2). Until the old root is unmounted every failure leaves the disk as it
 // was and hands back to the old system (TERM_EXIT); after that point the only
 // way out is forward: a failure reboots (`reboot -f`).
 package stage2
@@ -18,7 +18,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/device/s2config"
 )
 
-// Exit codes of Run (SPEC §12).
+// Exit codes of Run (docs/device-protocol.md).
 const (
 	ExitOK     = 0
 	ExitFailed = 1
@@ -51,7 +51,7 @@ type run struct {
 }
 
 // Run executes stage 2 and returns the exit code. Unless opts.NoReboot, it
-// reboots where SPEC §10 says so and only returns if the reboot fails.
+// reboots where docs/device.md says so and only returns if the reboot fails.
 func Run(ctx context.Context, cfg s2config.Config, opts Options) int {
 	r := &run{cfg: cfg, opts: opts, log: NewLogger(opts.Console)}
 	r.log.Infof("stage 2 starting: flashing %s onto %s", cfg.ImageFile, cfg.BootDev)

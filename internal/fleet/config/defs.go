@@ -91,7 +91,7 @@ var all = []Binary{AddUnit, Migrate, CheckDone}
 var workers = []Binary{Migrate, CheckDone}
 var submitters = []Binary{AddUnit, Migrate}
 
-// defs is the settings table (SPEC §4). It is read-only.
+// defs is the settings table (docs/settings.md). It is read-only.
 var defs = []Def{
 	{Name: DBDir, Flags: []string{"base"}, Usage: "directory holding db/", Default: ".", Bins: all, Path: true, field: func(s *Settings) any { return &s.Process.DBDir }},
 	{Name: CfgFile, Flags: []string{"cfg", "c"}, Usage: "settings file (KEY=VALUE); flags and environment beat it", Bins: all, Path: true, field: func(s *Settings) any { return &s.Process.CfgFile }},

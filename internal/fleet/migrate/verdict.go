@@ -10,7 +10,7 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// The words of balena-migrate's output that decide the outcome (SPEC §9).
+// The words of balena-migrate's output that decide the outcome (docs/device-protocol.md).
 // Success is its last line; a failure ends with a line such as
 //
 //	[2026-11-28T07:00:00Z balena-migrate] ERROR: failed (no_space): not enough space in /home

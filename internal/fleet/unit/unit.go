@@ -73,7 +73,7 @@ const (
 // FailClass says why a unit failed.
 type FailClass string
 
-// The failure classes of SPEC §3.
+// The failure classes of docs/failure-classes.md.
 const (
 	FailDNS         FailClass = "dns"
 	FailRefused     FailClass = "refused"

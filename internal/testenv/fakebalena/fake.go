@@ -1,4 +1,4 @@
-// Package fakebalena owns an in-memory balena API: the calls of SPEC §8 with the
+// Package fakebalena owns an in-memory balena API: the calls of docs/balena.md with the
 // real API's paths, shapes, status codes and rules (bearer tokens, 401 on a
 // bad one, provisioning keys valid only for /device/register and only until
 // they expire, 201 on register, 409 on a duplicate UUID, {"d":[…]}
@@ -79,7 +79,7 @@ type Device struct {
 // Route names an endpoint for call counting.
 type Route string
 
-// The endpoints of SPEC §8.
+// The endpoints of docs/balena.md.
 const (
 	RouteWhoami         Route = "GET /actor/v1/whoami"
 	RouteApplication    Route = "GET /v7/application"

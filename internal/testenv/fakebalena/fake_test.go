@@ -1,6 +1,6 @@
 package fakebalena
 
-// These tests pin the fake to the request and response shapes of SPEC §8
+// These tests pin the fake to the request and response shapes of docs/balena.md
 // with hand-written requests, independently of the api adapter.
 
 import (

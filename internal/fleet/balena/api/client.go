@@ -1,5 +1,5 @@
 // Package api owns the native HTTPS adapter of balena.Cloud: the balena API
-// calls the official SDK makes (SPEC §8), with a bearer token, retries with
+// calls the official SDK makes (docs/balena.md), with a bearer token, retries with
 // backoff on network errors, 429 and 5xx, and errors classified with the
 // balena package's error classes.
 package api

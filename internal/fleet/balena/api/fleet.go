@@ -9,7 +9,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 )
 
-// appSelect is the query of the SDK's application lookup (SPEC §8).
+// appSelect is the query of the SDK's application lookup (docs/balena.md).
 const appSelect = "$select=id,slug&$expand=is_for__device_type($select=slug)"
 
 type appInfo struct {

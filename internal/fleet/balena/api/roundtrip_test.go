@@ -127,7 +127,7 @@ func TestSharedKeyRevoked(t *testing.T) {
 }
 
 // oldUnit is the call sequence per unit before the round trips were cut
-// (SPEC §8 as first written): a provisioning key per device, the
+// (the first design): a provisioning key per device, the
 // registration, the device looked up again, a configuration downloaded per
 // device (minting a provisioning key that never expires) and a device key.
 func oldUnit(ctx context.Context, c *Client, app appInfo, userID int64) error {
