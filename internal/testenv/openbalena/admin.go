@@ -1,0 +1,221 @@
+package openbalena
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// startLimit bounds the server's start-up (a minute and a half is usual on
+// a busy 2-core machine).
+const startLimit = 6 * time.Minute
+
+// waitReady waits for /ping and for the device types the contracts define.
+func (s *Server) waitReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, startLimit)
+	defer cancel()
+	api := s.procs[len(s.procs)-1]
+	for {
+		var reply struct{ D []struct{ Slug string } }
+		err := s.call(ctx, "", "GET", "/v7/device_type?$select=slug&$filter=slug%20eq%20'raspberrypi4-64'", nil, &reply)
+		if err == nil && len(reply.D) == 1 {
+			return nil
+		}
+		if exited(api) {
+			return fmt.Errorf("the server exited during start-up (last answer: %v)", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready after %v (last answer: %v)", startLimit, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// adminKey logs the superuser in and makes an API key for it.
+func (s *Server) adminKey(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", s.URL+"/login_",
+		strings.NewReader(fmt.Sprintf(`{"username":%q,"password":%q}`, adminEmail, adminPassword)))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	jwt, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("admin login: HTTP %d: %s", resp.StatusCode, jwt)
+	}
+	var key string
+	err = s.call(ctx, strings.TrimSpace(string(jwt)), "POST", "/api-key/user/full",
+		map[string]any{"name": "tests", "description": "balena-migrate tests"}, &key)
+	if err != nil {
+		return "", fmt.Errorf("admin API key: %w", err)
+	}
+	return key, nil
+}
+
+// call makes one request with token as bearer (none when empty), the JSON
+// body, and decodes a 2xx reply into out.
+func (s *Server) call(ctx context.Context, token, method, path string, body, out any) error {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, r)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))
+	}
+	if out != nil && len(data) > 0 {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// Admin makes a request as the superuser: the JSON body, a 2xx reply
+// decoded into out.
+func (s *Server) Admin(ctx context.Context, method, path string, body, out any) error {
+	return s.call(ctx, s.AdminKey, method, path, body, out)
+}
+
+// Org is the superuser's organisation's handle; open-balena has no
+// sign-up, so every fleet of the tests belongs to it.
+const Org = "admin"
+
+// NewFleet creates a fleet (application) of deviceType in the admin's
+// organisation and returns its id and slug ("admin/<name>").
+func (s *Server) NewFleet(ctx context.Context, name, deviceType string) (int64, string, error) {
+	dt, err := s.deviceTypeID(ctx, deviceType)
+	if err != nil {
+		return 0, "", err
+	}
+	var app struct {
+		ID   int64  `json:"id"`
+		Slug string `json:"slug"`
+	}
+	err = s.Admin(ctx, "POST", "/v7/application",
+		map[string]any{"app_name": name, "organization": 1, "is_for__device_type": dt}, &app)
+	if err != nil {
+		return 0, "", err
+	}
+	return app.ID, app.Slug, nil
+}
+
+func (s *Server) deviceTypeID(ctx context.Context, slug string) (int64, error) {
+	var reply struct {
+		D []struct {
+			ID int64 `json:"id"`
+		} `json:"d"`
+	}
+	q := "/v7/device_type?$select=id&$filter=slug%20eq%20" + url.PathEscape("'"+slug+"'")
+	if err := s.Admin(ctx, "GET", q, nil, &reply); err != nil {
+		return 0, err
+	}
+	if len(reply.D) != 1 {
+		return 0, fmt.Errorf("open-balena-api knows no device type %q", slug)
+	}
+	return reply.D[0].ID, nil
+}
+
+// NewUserKey makes another API key of the superuser, with its id (to
+// revoke it with RevokeKey).
+func (s *Server) NewUserKey(ctx context.Context, name string) (id int64, key string, err error) {
+	if err := s.Admin(ctx, "POST", "/api-key/user/full", map[string]any{"name": name}, &key); err != nil {
+		return 0, "", err
+	}
+	var reply struct {
+		D []struct {
+			ID int64 `json:"id"`
+		} `json:"d"`
+	}
+	q := "/v7/api_key?$select=id&$filter=name%20eq%20" + url.PathEscape("'"+name+"'")
+	if err := s.Admin(ctx, "GET", q, nil, &reply); err != nil {
+		return 0, "", err
+	}
+	if len(reply.D) != 1 {
+		return 0, "", fmt.Errorf("api key %q: %d found", name, len(reply.D))
+	}
+	return reply.D[0].ID, key, nil
+}
+
+// RevokeKey deletes an API key, as an operator does in the dashboard.
+func (s *Server) RevokeKey(ctx context.Context, id int64) error {
+	return s.Admin(ctx, "DELETE", fmt.Sprintf("/v7/api_key(%d)", id), nil, nil)
+}
+
+// Device is what the API holds for a device.
+type Device struct {
+	ID                   int64             `json:"id"`
+	UUID                 string            `json:"uuid"`
+	Name                 string            `json:"device_name"`
+	IsOnline             bool              `json:"is_online"`
+	HeartbeatState       string            `json:"api_heartbeat_state"`
+	OSVersion            string            `json:"os_version"`
+	SupervisorVersion    string            `json:"supervisor_version"`
+	Status               string            `json:"status"`
+	ProvisioningState    string            `json:"provisioning_state"`
+	ProvisioningProgress *int              `json:"provisioning_progress"`
+	DeviceType           string            `json:"-"`
+	Tags                 map[string]string `json:"-"`
+}
+
+// Device looks a device up by UUID; found is false when there is none.
+func (s *Server) Device(ctx context.Context, uuid string) (d Device, found bool, err error) {
+	var reply struct {
+		D []struct {
+			Device
+			Type []struct {
+				Slug string `json:"slug"`
+			} `json:"is_of__device_type"`
+			Tags []struct {
+				Key   string `json:"tag_key"`
+				Value string `json:"value"`
+			} `json:"device_tag"`
+		} `json:"d"`
+	}
+	q := "/v7/device?$select=id,uuid,device_name,is_online,api_heartbeat_state,os_version,supervisor_version," +
+		"status,provisioning_state,provisioning_progress" +
+		"&$expand=is_of__device_type($select=slug),device_tag($select=tag_key,value)" +
+		"&$filter=uuid%20eq%20" + url.PathEscape("'"+uuid+"'")
+	if err := s.Admin(ctx, "GET", q, nil, &reply); err != nil || len(reply.D) == 0 {
+		return Device{}, false, err
+	}
+	r := reply.D[0]
+	d = r.Device
+	if len(r.Type) == 1 {
+		d.DeviceType = r.Type[0].Slug
+	}
+	d.Tags = map[string]string{}
+	for _, t := range r.Tags {
+		d.Tags[t.Key] = t.Value
+	}
+	return d, true, nil
+}
