@@ -2,9 +2,11 @@ package buildinfo
 
 import (
 	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -22,11 +24,11 @@ func goBin() string {
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
-// buildAll builds the four shipped programs with the given -ldflags.
-func buildAll(t *testing.T, ldflags string) string {
+// buildAll builds the four shipped programs with the given flags.
+func buildAll(t *testing.T, flags ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	args := []string{"build", "-o", dir + "/", "-ldflags", ldflags}
+	args := append([]string{"build", "-o", dir + "/"}, flags...)
 	for _, p := range programs {
 		args = append(args, "../../cmd/"+p)
 	}
@@ -47,33 +49,83 @@ func versionOf(t *testing.T, bin string) string {
 
 func TestEveryProgramPrintsItsStampedVersion(t *testing.T) {
 	pkg := "github.com/fleetmig/balena-migrate/internal/buildinfo"
-	stamped := buildAll(t, "-X "+pkg+".version=1.4.2 -X "+pkg+".commit=0123456789ab -X "+pkg+".date=2026-11-28T07:00:00Z")
-	plain := buildAll(t, "")
+	stamped := buildAll(t, "-ldflags", "-X "+pkg+".version=1.4.2 -X "+pkg+".commit=0123456789ab -X "+pkg+".date=2026-11-28T07:00:00Z")
 	for _, p := range programs {
 		want := p + " version 1.4.2 (commit 0123456789ab, built 2026-11-28T07:00:00Z)"
 		if got := versionOf(t, filepath.Join(stamped, p)); got != want {
 			t.Errorf("stamped %s --version = %q, want %q", p, got, want)
 		}
-		if got := versionOf(t, filepath.Join(plain, p)); !strings.HasPrefix(got, p+" version dev (commit ") {
-			t.Errorf("plain-built %s --version = %q, want it to say version dev", p, got)
+	}
+}
+
+// A binary built with a plain `go build` in a clone names the commit it was
+// built from, and the commit's time, as Go recorded them.
+func TestPlainBuildNamesItsCommit(t *testing.T) {
+	git := testenv.NeedProgram(t, "git")
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(root, ".git"))
+	testenv.Need(t, err == nil && st.IsDir(), "a git clone of the repository (Go records no commit in a git worktree, whose .git is a file)")
+	gitOut := func(args ...string) string {
+		cmd := exec.Command(git, append([]string{"-C", root}, args...)...)
+		cmd.Env = append(os.Environ(), "TZ=UTC")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("git %v: %v", args, err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	rev := gitOut("rev-parse", "--short=12", "HEAD")
+	when := gitOut("log", "-1", "--format=%cd", "--date=format-local:%Y-%m-%dT%H:%M:%SZ")
+	// -buildvcs=auto is go build's default; it is given so that a GOFLAGS
+	// of the environment cannot turn the recording off.
+	plain := buildAll(t, "-buildvcs=auto")
+	for _, p := range programs {
+		got := versionOf(t, filepath.Join(plain, p))
+		if !strings.HasPrefix(got, p+" version ") || strings.HasPrefix(got, p+" version dev ") ||
+			!strings.Contains(got, "(commit "+rev) || !strings.HasSuffix(got, "committed "+when+")") {
+			t.Errorf("plain-built %s --version = %q, want Go's module version, commit %s and its time %s", p, got, rev, when)
 		}
 	}
 }
 
-func TestInfoString(t *testing.T) {
+func TestResolve(t *testing.T) {
+	vcs := func(version string, settings ...string) *debug.BuildInfo {
+		bi := &debug.BuildInfo{Main: debug.Module{Path: "github.com/fleetmig/balena-migrate", Version: version}}
+		for i := 0; i+1 < len(settings); i += 2 {
+			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+		}
+		return bi
+	}
+	const rev = "a41f6693f3d23243333d9678afea1348f556735d"
+	clean := vcs("v0.0.0-20261207185310-a41f6693f3d2", "vcs", "git", "vcs.revision", rev, "vcs.time", "2026-12-07T18:53:10Z", "vcs.modified", "false")
 	for _, tc := range []struct {
-		in   Info
+		name string
+		s    stamp
+		bi   *debug.BuildInfo
 		want string
 	}{
-		{Info{"1.0.0", "abc", "2026-01-02T03:04:05Z"}, "1.0.0 (commit abc, built 2026-01-02T03:04:05Z)"},
-		{Info{"dev", "unknown", "unknown"}, "dev (commit unknown, built unknown)"},
+		{"stamped by scripts/release", stamp{"1.4.2", "0123456789ab", "2026-11-28T07:00:00Z"}, clean,
+			"1.4.2 (commit 0123456789ab, built 2026-11-28T07:00:00Z)"},
+		{"go build in a clone", stamp{"dev", "", ""}, clean,
+			"v0.0.0-20261207185310-a41f6693f3d2 (commit a41f6693f3d2, committed 2026-12-07T18:53:10Z)"},
+		{"go build of a changed tree", stamp{"dev", "", ""},
+			vcs("v0.0.0-20261207185310-a41f6693f3d2+dirty", "vcs.revision", rev, "vcs.time", "2026-12-07T18:53:10Z", "vcs.modified", "true"),
+			"v0.0.0-20261207185310-a41f6693f3d2+dirty (commit a41f6693f3d2-dirty, committed 2026-12-07T18:53:10Z)"},
+		{"go install module@version", stamp{"dev", "", ""}, vcs("v1.4.2"), "v1.4.2 (commit unknown, built unknown)"},
+		{"no version known", stamp{"dev", "", ""}, vcs("(devel)"), "dev (commit unknown, built unknown)"},
+		{"no build information", stamp{"dev", "", ""}, nil, "dev (commit unknown, built unknown)"},
+		{"only the version stamped", stamp{"2.0.0", "", ""}, clean, "2.0.0 (commit a41f6693f3d2, committed 2026-12-07T18:53:10Z)"},
 	} {
-		if got := tc.in.String(); got != tc.want {
-			t.Errorf("%+v.String() = %q, want %q", tc.in, got, tc.want)
+		if got := resolve(tc.s, tc.bi).String(); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	if i := Get(); i.Version != "dev" || i.Commit == "" || i.Date != "unknown" {
-		t.Errorf("unstamped test binary: Get() = %+v, want version dev, a commit or unknown, date unknown", i)
+	// A test binary carries no VCS information and no module version.
+	if i := Get(); i.Version != "dev" || i.Commit == "" || i.Date != "" {
+		t.Errorf("unstamped test binary: Get() = %+v, want version dev, a commit or unknown, no build date", i)
 	}
 }
 

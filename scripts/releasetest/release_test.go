@@ -350,6 +350,20 @@ func checkInstall(t *testing.T, root string) account {
 			t.Errorf("fish completion: %v", err)
 		}
 	}
+	copyright, err := os.ReadFile(filepath.Join(root, "usr/share/doc/balena-migrate/copyright"))
+	if err != nil {
+		t.Errorf("the package has no copyright file: %v", err)
+	}
+	var installed []string
+	for _, p := range programs {
+		installed = append(installed, filepath.Join(root, "usr/bin", p))
+	}
+	checkCopyright(t, string(copyright), installed...)
+	for _, f := range []string{"README.md.gz", "docs/README.md.gz", "docs/device-protocol.md.gz"} {
+		if _, err := os.Stat(filepath.Join(root, "usr/share/doc/balena-migrate", f)); err != nil {
+			t.Errorf("documentation: %v", err)
+		}
+	}
 	// The shipped bash completion completes in the root's own bash.
 	got := inRoot(t, root, "", nil, "bash", "-c", `. /usr/share/bash-completion/completions/migdb-migrate
 COMP_WORDS=(migdb-migrate --jobs 4 --onc); COMP_CWORD=3; _migdb_migrate; echo "${COMPREPLY[*]}"`)
