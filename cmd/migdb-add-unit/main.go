@@ -3,6 +3,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
@@ -45,14 +46,22 @@ func run(c *cli.Context) error {
 	if modes != 1 || c.NArg() > 1 {
 		return usage.Errorf("give exactly one of: a unit id, --from-csv FILE, --retry ID (see --help)")
 	}
-	a := &addunit.Adder{Base: s.Process.DBDir, Settings: s, Now: time.Now}
+	a := &addunit.Adder{Base: s.Process.DBDir, Settings: s, Now: time.Now, Created: func(root string) {
+		log.Info().Str("db", root).Msg("created a new database in " + root)
+	}}
 	switch {
 	case c.IsSet("retry"):
-		p, err := addunit.Retry(a.Base, c.String("retry"))
+		set := s.FlagUnitValues()
+		p, err := addunit.Retry(a.Base, c.String("retry"), set)
 		if err != nil {
 			return err
 		}
-		log.Info().Str("unit", c.String("retry")).Str("file", p).Msg("unit moved back to units/ for another try")
+		changed := make([]string, 0, len(set))
+		for k := range set {
+			changed = append(changed, k)
+		}
+		sort.Strings(changed)
+		log.Info().Str("unit", c.String("retry")).Str("file", p).Strs("changed", changed).Msg("unit moved back to units/ for another try")
 	case c.IsSet("from-csv"):
 		n, err := a.AddCSV(c.String("from-csv"))
 		if err != nil {

@@ -51,7 +51,7 @@ func main() {
 }
 
 func printStats(s *config.Settings, out string) error {
-	db, err := spool.Open(s.Process.DBDir)
+	db, err := spool.OpenExisting(s.Process.DBDir)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func main() {
 					if !c.Bool("stop") {
 						return false, nil
 					}
-					db, err := spool.Open(s.Process.DBDir)
+					db, err := spool.OpenExisting(s.Process.DBDir)
 					if err != nil {
 						return true, err
 					}

@@ -98,11 +98,8 @@ func TestReleaseInstallsOnDebian12(t *testing.T) {
 		}
 	}
 	runWorkers(t, root, migdb)
-
-	// The operator submits as migdb with the same settings file.
-	inRoot(t, root, "migdb:migdb", nil, "migdb-add-unit", "--cfg", "/etc/migdb/ci.env", "--host", "10.0.0.5", "gw-0001")
 	if units, _ := filepath.Glob(filepath.Join(root, "var/lib/migdb/ci/db/units/unit-gw-0001-*")); len(units) != 1 {
-		t.Errorf("migdb-add-unit as migdb: want one unit file for gw-0001 in units/, got %v", units)
+		t.Errorf("after the workers' runs: want one unit file for gw-0001 in units/, got %v", units)
 	}
 
 	inRoot(t, root, "", nil, "dpkg", "--purge", "balena-migrate")
@@ -373,9 +370,11 @@ COMP_WORDS=(migdb-migrate --jobs 4 --onc); COMP_CWORD=3; _migdb_migrate; echo "$
 	return account{uid, gid}
 }
 
-// runWorkers runs each worker with --once on an empty database the way its
-// installed systemd unit would: its ExecStart, as its User, with the
-// instance's EnvironmentFile, against the fake API on the host.
+// runWorkers runs each worker with --once the way its installed systemd
+// unit would: its ExecStart, as its User, with the instance's
+// EnvironmentFile, against the fake API on the host. Before the operator
+// has submitted anything there is no database, and the workers refuse to
+// start; the first migdb-add-unit makes it.
 func runWorkers(t *testing.T, root string, migdb account) {
 	const token = "ci-token-7c1e"
 	api := fakebalena.Start(fakebalena.Config{})
@@ -405,6 +404,7 @@ func runWorkers(t *testing.T, root string, migdb account) {
 	env := strings.Join([]string{
 		"MIG_DB_DIR=/var/lib/migdb/ci", "MIG_APP=myorg/gateways", "MIG_BALENA_VER=2.113.0",
 		"MIG_CFG_DIR=/var/lib/migdb/migratecfg", "MIG_BALENA_API=" + api.URL(), "MIG_JOBS=2",
+		"MIG_MIN_AGE=3600", // the unit submitted below is left alone
 	}, "\n") + "\n"
 	write("etc/migdb/ci.env", env, 0o640, account{0, migdb.gid}) // as README says
 	write("var/lib/migdb/.balena/token", token+"\n", 0o600, migdb)
@@ -414,6 +414,11 @@ func runWorkers(t *testing.T, root string, migdb account) {
 	}
 	write("var/lib/migdb/migratecfg/balena-migrate", string(stage1), 0o755, migdb)
 
+	type service struct {
+		argv, vars []string
+		user       string
+	}
+	services := map[string]service{}
 	for _, w := range workers {
 		unit := readUnit(t, filepath.Join(root, "lib/systemd/system", w+"@.service"), "ci")
 		if unit["User"] != "migdb" || unit["Group"] != "migdb" {
@@ -433,8 +438,27 @@ func runWorkers(t *testing.T, root string, migdb account) {
 				vars = append(vars, line)
 			}
 		}
+		services[w] = service{argv, vars, unit["User"] + ":" + unit["Group"]}
+	}
+	db := filepath.Join(root, "var/lib/migdb/ci/db")
+	for _, w := range workers {
+		sv := services[w]
+		out, err := inRootErr(root, sv.user, sv.vars, append(sv.argv, "--once")...)
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(out, "/var/lib/migdb/ci/db") {
+			t.Errorf("%s --once before any unit was submitted: %v, want exit code 2 naming /var/lib/migdb/ci/db\n%s", w, err, out)
+		}
+		if _, err := os.Stat(db); err == nil {
+			t.Fatalf("%s --once made a database", w)
+		}
+	}
+	// The operator submits as migdb with the same settings file.
+	out := inRoot(t, root, "migdb:migdb", nil, "migdb-add-unit", "--cfg", "/etc/migdb/ci.env", "--host", "10.0.0.5", "gw-0001")
+	if !strings.Contains(out, "created a new database in /var/lib/migdb/ci/db") {
+		t.Errorf("the first migdb-add-unit does not say it made the database:\n%s", out)
+	}
+	for _, w := range workers {
+		argv, vars, user := services[w].argv, services[w].vars, services[w].user
 		before := api.Calls(fakebalena.RouteWhoami)
-		user := unit["User"] + ":" + unit["Group"]
 		out := inRoot(t, root, user, vars, append(argv, "--once")...)
 		t.Logf("%s@ci --once:\n%s", w, out)
 		if api.Calls(fakebalena.RouteWhoami) != before+1 {

@@ -53,6 +53,14 @@ func Main(app *cli.App) {
 		app.Description = Precedence
 	}
 	app.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usage.Wrap(err) }
+	// A lone "help" is the help, as in most tools, never a unit called help.
+	action := app.Action
+	app.Action = func(c *cli.Context) error {
+		if c.NArg() == 1 && c.Args().First() == "help" {
+			return cli.ShowAppHelp(c)
+		}
+		return action(c)
+	}
 	buildinfo.Setup(app)
 	err := app.Run(flagsFirst(app.Flags, os.Args))
 	if err != nil {

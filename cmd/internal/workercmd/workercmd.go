@@ -68,7 +68,7 @@ func RunWorker(c *cli.Context, spec Spec) error {
 	}
 	// Register before anything slow, so `migdb-migrate --stop` waits for
 	// a worker that is still starting.
-	db, err := spool.Open(s.Process.DBDir)
+	db, err := spool.OpenExisting(s.Process.DBDir)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,14 @@ func RunWorker(c *cli.Context, spec Spec) error {
 		Jobs: s.Process.Jobs, Rescan: s.Process.Rescan, Once: c.Bool("once"), Log: log, Handle: handle, Reg: reg,
 	}
 	log.Info().Str("db", db.Root()).Int("jobs", loop.Jobs).Msg("worker started")
-	return loop.Run(graceful, hard)
+	if err := loop.Run(graceful, hard); err != nil {
+		return err
+	}
+	// A --once run (cron) reports failed units by its exit code.
+	if handled, failed := loop.Ended(); loop.Once && failed > 0 {
+		return fmt.Errorf("%d of the %d units handled went to %s", failed, handled, db.Path(spool.Fail))
+	}
+	return nil
 }
 
 // Cloud builds the balena client the settings describe and checks its

@@ -23,6 +23,8 @@ type Adder struct {
 	Base     string           // the database is opened (and created) only to write
 	Settings *config.Settings // unit-specific values are copied into each unit
 	Now      func() time.Time
+	// Created, when set, hears of a database made by this add (its db/ path).
+	Created func(root string)
 }
 
 // Add submits one unit and returns its file's path.
@@ -60,9 +62,12 @@ func (a *Adder) AddCSV(path string) (int, error) {
 }
 
 func (a *Adder) write(units []*unit.Unit) ([]string, error) {
-	db, err := spool.Open(a.Base)
+	db, created, err := spool.Create(a.Base)
 	if err != nil {
 		return nil, err
+	}
+	if created && a.Created != nil {
+		a.Created(db.Root())
 	}
 	paths, err := db.AddMany(units)
 	if errors.Is(err, spool.ErrExists) {
@@ -171,14 +176,27 @@ func columns(header []string, path string) ([]string, error) {
 	return cols, nil
 }
 
-// Retry moves a failed unit back to units/.
-func Retry(base, id string) (string, error) {
+// Retry moves a failed unit back to units/, with set (unit settings such
+// as MIG_SSH_HOST, typically those given as flags) applied to it.
+func Retry(base, id string, set map[string]string) (string, error) {
 	if err := unit.CheckID(id); err != nil {
 		return "", usage.Wrap(err)
 	}
-	db, err := spool.Open(base)
+	db, err := spool.OpenExisting(base)
 	if err != nil {
 		return "", err
 	}
-	return db.Retry(id)
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return db.Retry(id, func(u *unit.Unit) error {
+		for _, k := range keys {
+			if err := u.Set(k, set[k]); err != nil {
+				return usage.Errorf("%s: %v", k, err)
+			}
+		}
+		return nil
+	})
 }

@@ -220,3 +220,106 @@ func TestRetryFromFail(t *testing.T) {
 		t.Fatalf("unknown: exit %d %q", r.code, r.errOut)
 	}
 }
+
+// The first add makes the database and says so; later ones do not. A
+// --retry never makes one.
+func TestFirstAddMakesTheDatabaseAndSaysSo(t *testing.T) {
+	base := t.TempDir()
+	if r := run(t, base, nil, "--retry", "gw-1"); r.code != 2 || !strings.Contains(r.errOut, filepath.Join(base, "db")+" does not exist") || len(files(t, base)) != 0 {
+		t.Fatalf("--retry without a database: exit %d %q, files %v", r.code, r.errOut, files(t, base))
+	}
+	r := run(t, base, nil, "--host", "10.0.0.1", "gw-1")
+	if r.code != 0 || !strings.Contains(r.out, "created a new database in "+filepath.Join(base, "db")) {
+		t.Fatalf("first add: exit %d, out %q, err %q", r.code, r.out, r.errOut)
+	}
+	r = run(t, base, nil, "--host", "10.0.0.2", "gw-2")
+	if r.code != 0 || strings.Contains(r.out, "created") {
+		t.Fatalf("second add: exit %d, out %q, err %q", r.code, r.out, r.errOut)
+	}
+	// The db/ directory given as the base is refused, and nothing is made in it.
+	dbDir := filepath.Join(base, "db")
+	if r := run(t, dbDir, nil, "--host", "10.0.0.3", "gw-3"); r.code != 2 || !strings.Contains(r.errOut, "its parent, "+base) {
+		t.Fatalf("--base db/: exit %d %q", r.code, r.errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dbDir, "db")); err == nil {
+		t.Fatal("a database was made inside db/")
+	}
+}
+
+// What operators type from habit in --host is refused, with the flag that
+// takes the other part, and nothing is written.
+func TestHostThatCannotBeOneIsRefused(t *testing.T) {
+	for _, tc := range []struct{ host, want string }{
+		{"10.20.0.300", "not an IPv4 address"},
+		{"pi@host", "--user pi"},
+		{"host:22", "--port 22"},
+		{"", "is empty"},
+	} {
+		base := t.TempDir()
+		r := run(t, base, nil, "--host", tc.host, "gw-1")
+		if r.code != 2 || !strings.Contains(r.errOut, "MIG_SSH_HOST (from flag --host)") || !strings.Contains(r.errOut, tc.want) {
+			t.Errorf("--host %q: exit %d %q", tc.host, r.code, r.errOut)
+		}
+		if f := files(t, base); len(f) != 0 {
+			t.Errorf("--host %q wrote %v", tc.host, f)
+		}
+	}
+	// In a CSV too: the row is named, nothing is written.
+	base := t.TempDir()
+	csv := filepath.Join(base, "fleet.csv")
+	os.WriteFile(csv, []byte("unit_id,host\ngw-1,10.0.0.1\ngw-2,pi@10.0.0.2\n"), 0o600)
+	if r := run(t, base, nil, "--from-csv", csv); r.code != 2 || !strings.Contains(r.errOut, "line 3") || !strings.Contains(r.errOut, "--user pi") {
+		t.Errorf("CSV with user@host: exit %d %q", r.code, r.errOut)
+	}
+	if f := files(t, base); len(f) != 1 {
+		t.Errorf("the CSV wrote %v", f)
+	}
+}
+
+// --retry ID with unit settings given as flags applies them; settings from
+// the environment or a settings file are not forced onto the unit.
+func TestRetryAppliesNewValues(t *testing.T) {
+	base := t.TempDir()
+	if r := run(t, base, nil, "--host", "10.0.0.1", "-u", "pi", "--app", "org/a", "gw-r"); r.code != 0 {
+		t.Fatal(r.errOut)
+	}
+	src, _ := filepath.Glob(filepath.Join(base, "db", "units", "unit-gw-r-*"))
+	data, _ := os.ReadFile(src[0])
+	os.WriteFile(filepath.Join(base, "db", "fail", "fail-"+strings.TrimPrefix(filepath.Base(src[0]), "unit-")),
+		append(data, "FAIL_CLASS=unreachable\nFAIL_MSG=\"no route\"\nFAIL_TS=1\n"...), 0o600)
+	os.Remove(src[0])
+	r := run(t, base, []string{"MIG_APP=org/from-env"}, "--retry", "gw-r", "--host", "10.0.0.9", "-p", "2222")
+	if r.code != 0 || !strings.Contains(r.out, "MIG_SSH_HOST") {
+		t.Fatalf("retry: exit %d, out %q, err %q", r.code, r.out, r.errOut)
+	}
+	back, _ := filepath.Glob(filepath.Join(base, "db", "units", "unit-gw-r-*"))
+	if len(back) != 1 {
+		t.Fatalf("units/ holds %v", back)
+	}
+	data, _ = os.ReadFile(back[0])
+	for _, want := range []string{"MIG_SSH_HOST=10.0.0.9", "MIG_SSH_PORT=2222", "MIG_SSH_USER=pi", "MIG_APP=org/a"} {
+		if !strings.Contains(string(data), want+"\n") {
+			t.Errorf("retried unit lacks %s:\n%s", want, data)
+		}
+	}
+	if strings.Contains(string(data), "FAIL_") || strings.Contains(string(data), "10.0.0.1") {
+		t.Errorf("retried unit keeps old values:\n%s", data)
+	}
+	// A bad new value leaves the unit in fail/.
+	os.Rename(back[0], filepath.Join(base, "db", "fail", "fail-"+strings.TrimPrefix(filepath.Base(back[0]), "unit-")))
+	if r := run(t, base, nil, "--retry", "gw-r", "--host", "pi@10.0.0.9"); r.code != 2 {
+		t.Fatalf("retry with a bad host: exit %d %q", r.code, r.errOut)
+	}
+	if m, _ := filepath.Glob(filepath.Join(base, "db", "fail", "fail-gw-r-*")); len(m) != 1 {
+		t.Fatalf("after a refused retry fail/ holds %v", m)
+	}
+}
+
+// `migdb-add-unit help` is the help, not a unit called help.
+func TestHelpIsHelp(t *testing.T) {
+	base := t.TempDir()
+	r := run(t, base, nil, "help")
+	if r.code != 0 || !strings.Contains(r.out, "USAGE:") || len(files(t, base)) != 0 {
+		t.Fatalf("help: exit %d, out %q, files %v", r.code, r.out, files(t, base))
+	}
+}

@@ -96,13 +96,19 @@ func TestCfgDirAndArchiveExcludeEachOther(t *testing.T) {
 func TestSettingsFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "mig.cfg")
-	os.WriteFile(p, []byte("MIG_SSH_USER=pi\nMIG_MAX_STATUS_AGE=10\nNOT_OURS=1\n"), 0o600)
+	// One file for all three programs: MIG_MAX_STATUS_AGE is check-done's,
+	// MIG_APP migrate's and add-unit's; only a key nobody knows warns.
+	os.WriteFile(p, []byte("MIG_SSH_USER=pi\nMIG_MAX_STATUS_AGE=10\nMIG_APP=org/x\nMIG_SSH_HOTS=typo\n"), 0o600)
 	l, warns, err := ReadFileLayer(Migrate, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Values[SSHUser] != "pi" || len(l.Values) != 1 || len(warns) != 2 {
+	if l.Values[SSHUser] != "pi" || l.Values[App] != "org/x" || len(l.Values) != 2 || len(warns) != 1 || !strings.Contains(warns[0], "MIG_SSH_HOTS") {
 		t.Fatalf("values %v warns %v", l.Values, warns)
+	}
+	l, warns, err = ReadFileLayer(CheckDone, p)
+	if err != nil || l.Values[MaxStatusAge] != "10" || len(warns) != 1 || !strings.Contains(warns[0], "MIG_SSH_HOTS") {
+		t.Fatalf("check-done: values %v warns %v (%v)", l.Values, warns, err)
 	}
 	_, _, err = ReadFileLayer(Migrate, filepath.Join(dir, "missing"))
 	if !errors.Is(err, usage.Err) || !strings.Contains(err.Error(), "missing") {

@@ -27,6 +27,7 @@ const (
 	Count        // whole number ≥ 1
 	Enum         // one of Def.Enum (case-insensitive)
 	Bool         // true/false, yes/no, on/off, 1/0 (case-insensitive)
+	Host         // a host name or an IP address, nothing more (no user@, no :port)
 )
 
 // Setting names (their environment variables).
@@ -100,7 +101,7 @@ var defs = []Def{
 	{Name: CfgDir, Flags: []string{"cfg-dir", "mig-cfg-dir"}, Usage: "migration environment directory", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.CfgDir }},
 	{Name: CfgArchive, Flags: []string{"cfg-tgz"}, Usage: "migration environment as a .tgz", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.CfgArchive }},
 	{Name: ImageURL, Flags: []string{"image-url"}, Usage: "the devices fetch the image themselves from this base URL (a mirror; IMAGE_NAME is appended), checked against IMAGE_NAME.sha256 in the environment, instead of receiving it over SSH", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.ImageURL }},
-	{Name: SSHHost, Flags: []string{"host"}, Usage: "device host name or address", Bins: all, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHHost }},
+	{Name: SSHHost, Flags: []string{"host"}, Usage: "device host name or address (the user and port go to --user and --port)", Kind: Host, Bins: all, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHHost }},
 	{Name: SSHUser, Flags: []string{"user", "u"}, Usage: "SSH user on the device", Bins: all, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHUser }},
 	{Name: SSHPort, Flags: []string{"port", "p"}, Usage: "SSH port", Default: "22", Kind: Port, Bins: all, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHPort }},
 	{Name: SSHPasswd, Flags: []string{"passwd"}, Usage: "SSH password (stored 0600, never logged; prefer keys)", Bins: all, Unit: true, Secret: true, field: func(s *Settings) any { return &s.Unit.SSHPasswd }},

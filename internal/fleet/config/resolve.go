@@ -139,6 +139,8 @@ func (d Def) validate(raw string) error {
 		if _, err := ParseBool(raw); err != nil {
 			return err
 		}
+	case Host:
+		return checkHost(raw)
 	case Enum:
 		for _, e := range d.Enum {
 			if strings.EqualFold(raw, e) {
@@ -223,6 +225,18 @@ func (s *Settings) UnitValues() map[string]string {
 	return m
 }
 
+// FlagUnitValues returns the unit-specific settings given on the command
+// line: what an operator means to change when retrying a unit.
+func (s *Settings) FlagUnitValues() map[string]string {
+	m := map[string]string{}
+	for name, v := range s.vals {
+		if d, ok := lookup(name); ok && d.Unit && strings.HasPrefix(v.source, "flag ") {
+			m[name] = v.raw
+		}
+	}
+	return m
+}
+
 // ExpandHome replaces a leading ~/ with the user's home directory.
 func ExpandHome(p string) string {
 	if p == "~" || strings.HasPrefix(p, "~/") {
@@ -233,8 +247,10 @@ func ExpandHome(p string) string {
 	return p
 }
 
-// ReadFileLayer reads a MIG_CFG settings file. Keys that are not settings
-// of bin produce a warning; they never make the file fail.
+// ReadFileLayer reads a MIG_CFG settings file. One file may serve all three
+// programs, so a key of another program is skipped quietly; a key no
+// program knows (a typo, most likely) produces a warning. Neither makes the
+// file fail.
 func ReadFileLayer(bin Binary, path string) (Layer, []string, error) {
 	f, err := envfile.Read(ExpandHome(path))
 	if err != nil {
@@ -244,8 +260,11 @@ func ReadFileLayer(bin Binary, path string) (Layer, []string, error) {
 	var warns []string
 	for _, p := range f.Pairs() {
 		d, ok := lookup(p.Key)
-		if !ok || !d.appliesTo(bin) {
-			warns = append(warns, fmt.Sprintf("settings file %s: %s is not a setting of %s; ignored", path, p.Key, bin))
+		if !ok {
+			warns = append(warns, fmt.Sprintf("settings file %s: %s is not a setting of any migdb program; ignored", path, p.Key))
+			continue
+		}
+		if !d.appliesTo(bin) {
 			continue
 		}
 		l.Values[p.Key] = p.Value

@@ -18,6 +18,7 @@ func TestEveryDefinitionFillsItsField(t *testing.T) {
 		Seconds: {"90", 90 * time.Second},
 		Count:   {"7", 7},
 		Bool:    {"yes", true},
+		Host:    {"gw-0001.example.net", "gw-0001.example.net"},
 	}
 	for _, d := range defs {
 		if d.field == nil {

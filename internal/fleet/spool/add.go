@@ -209,8 +209,9 @@ func (db *DB) write(d Dir, u *unit.Unit, tag string) (string, error) {
 }
 
 // Retry moves unit id from fail/ back to units/, clearing its failure and
-// retry fields and keeping everything else.
-func (db *DB) Retry(id string) (string, error) {
+// retry fields and keeping everything else; change, when not nil, may
+// update the unit on the way (an error leaves it in fail/).
+func (db *DB) Retry(id string, change func(*unit.Unit) error) (string, error) {
 	found, err := db.Find(id)
 	if err != nil {
 		return "", err
@@ -235,6 +236,14 @@ func (db *DB) Retry(id string) (string, error) {
 	}
 	u := c.Unit.Clone()
 	u.ClearFail()
+	if change != nil {
+		if err := change(u); err != nil {
+			if rerr := c.Release(); rerr != nil {
+				return "", fmt.Errorf("unit %s: %w (and handing it back to fail/ failed: %v)", id, err, rerr)
+			}
+			return "", fmt.Errorf("unit %s: %w", id, err)
+		}
+	}
 	return c.Finish(Units, u)
 }
 

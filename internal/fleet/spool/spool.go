@@ -17,12 +17,14 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/fsutil"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 // Dir names one directory of the database.
@@ -74,13 +76,84 @@ type DB struct {
 	dirSync func(dir string) error
 }
 
-// Open creates <base>/db and its subdirectories (mode 0700: unit files can
-// hold passwords) as needed.
+// Errors about where the database is. Both are the operator's to fix
+// (usage errors): nothing was created.
+var (
+	// ErrNoDatabase means <base> holds no db/ and the caller must not make one.
+	ErrNoDatabase = errors.New("no database")
+	// ErrDatabaseAsBase means <base> is itself a db/ directory.
+	ErrDatabaseAsBase = errors.New("the directory given is itself a database")
+)
+
+// Open opens the database <base>/db, creating it and its subdirectories
+// (mode 0700: unit files can hold passwords) as needed.
 func Open(base string) (*DB, error) {
-	if base == "" {
-		base = "."
+	db, _, err := Create(base)
+	return db, err
+}
+
+// Create opens the database <base>/db, making it first when there is none;
+// created says whether it did.
+func Create(base string) (db *DB, created bool, err error) {
+	root, err := rootOf(base)
+	if err != nil {
+		return nil, false, err
 	}
+	if _, err := os.Stat(root); errors.Is(err, fs.ErrNotExist) {
+		created = true
+	}
+	db, err = open(root)
+	return db, created && err == nil, err
+}
+
+// OpenExisting opens the database <base>/db only when it exists (missing
+// subdirectories are made): a worker or a report given the wrong --base
+// must say so, not start on a new, empty database.
+func OpenExisting(base string) (*DB, error) {
+	root, err := rootOf(base)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, usage.Errorf("%w in %s: %s does not exist (give --base / MIG_DB_DIR the directory that holds db/; migdb-add-unit makes a new database on first use)", ErrNoDatabase, baseOf(base), root)
+	case err != nil:
+		return nil, fmt.Errorf("database %s: %w", root, err)
+	case !st.IsDir():
+		return nil, usage.Errorf("database %s is not a directory", root)
+	}
+	return open(root)
+}
+
+// rootOf is <base>/db. A base that looks like a database itself (it holds
+// units/ or process/ but no db/) is refused: the operator gave the db/
+// directory instead of its parent.
+func rootOf(base string) (string, error) {
+	base = baseOf(base)
 	root := filepath.Join(base, "db")
+	if _, err := os.Stat(root); err == nil {
+		return root, nil
+	}
+	for _, d := range []Dir{Units, Process} {
+		if st, err := os.Stat(filepath.Join(base, string(d))); err == nil && st.IsDir() {
+			abs, _ := filepath.Abs(base)
+			return "", usage.Errorf("%w: %s holds %s/ itself, so it is a db/ directory: give --base / MIG_DB_DIR its parent, %s",
+				ErrDatabaseAsBase, base, d, filepath.Dir(abs))
+		}
+	}
+	return root, nil
+}
+
+func baseOf(base string) string {
+	if base == "" {
+		return "."
+	}
+	return base
+}
+
+// open makes any missing directory of the database at root.
+func open(root string) (*DB, error) {
 	for _, d := range append([]Dir{""}, Units, Tmp, Process, Done, Fail, Log) {
 		p := filepath.Join(root, string(d))
 		if err := os.MkdirAll(p, 0o700); err != nil {

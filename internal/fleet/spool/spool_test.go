@@ -274,7 +274,7 @@ func TestAddRefusesExistingAnywhere(t *testing.T) {
 	if _, err := db.Add(u); !errors.Is(err, ErrExists) {
 		t.Fatalf("failed unit: err = %v", err)
 	}
-	p, err := db.Retry("dev-00000")
+	p, err := db.Retry("dev-00000", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestAddRefusesExistingAnywhere(t *testing.T) {
 	if strings.Contains(string(data), "FAIL_") || !strings.HasPrefix(filepath.Base(p), "unit-dev-00000-") {
 		t.Fatalf("retry left %s:\n%s", p, data)
 	}
-	if _, err := db.Retry("dev-00000"); err == nil {
+	if _, err := db.Retry("dev-00000", nil); err == nil {
 		t.Fatal("retry of a unit in units/ succeeded")
 	}
 }

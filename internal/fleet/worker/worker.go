@@ -87,6 +87,8 @@ type Loop struct {
 	// possible so `--stop` sees a worker that is still starting; nil makes
 	// Run register itself.
 	Reg *spool.Registration
+
+	handled, failed int // counted by Run, for Ended
 }
 
 // Run works until the stop file appears, graceful is cancelled, or (with
@@ -124,8 +126,17 @@ func (l *Loop) Run(graceful, hard context.Context) error {
 	r := &run{Loop: l, hard: hard, slots: make(chan struct{}, l.Jobs), done: make(chan struct{}, l.Jobs)}
 	err = r.loop(graceful, w)
 	r.wg.Wait()
+	l.handled, l.failed = r.counts()
+	if l.Once {
+		l.Log.Info().Int("handled", l.handled).Int("failed", l.failed).Msgf("--once: %d units handled, %d of them failed", l.handled, l.failed)
+	}
 	return err
 }
+
+// Ended says how many units the last Run ended (moved on or handed back)
+// and how many of them it moved to fail/: a --once run in which units
+// failed is one the program reports by its exit code.
+func (l *Loop) Ended() (handled, failed int) { return l.handled, l.failed }
 
 func (l *Loop) handBackOrphans() {
 	back, err := l.DB.RecoverOrphans()
@@ -154,6 +165,25 @@ type run struct {
 	// time given, so trouble that hands a unit back cannot spin.
 	resting map[string]time.Time
 	stopErr error // the first Outcome.Stop
+	// handled and failed count the units this run ended (moved on or
+	// handed back) and those of them it moved to fail/.
+	handled, failed int
+}
+
+// count records one unit ended, failed or not.
+func (r *run) count(failed bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.handled++
+	if failed {
+		r.failed++
+	}
+}
+
+func (r *run) counts() (handled, failed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.handled, r.failed
 }
 
 // handBackRest is how long a handed-back unit rests before this worker
@@ -390,10 +420,10 @@ func (r *run) handle(c *spool.Claim) {
 		r.wg.Done()
 	}()
 	if c.Unit == nil {
-		r.rejectUnreadable(c)
+		r.count(r.rejectUnreadable(c))
 		return
 	}
-	r.apply(c, r.runHandler(c))
+	r.count(r.apply(c, r.runHandler(c)))
 }
 
 // runHandler opens the unit's log, records its path in the unit, and runs the
@@ -423,8 +453,9 @@ func dbTrouble(what string, err error) Outcome {
 	return o
 }
 
-// apply moves the unit as the outcome says and logs the move.
-func (r *run) apply(c *spool.Claim, o Outcome) {
+// apply moves the unit as the outcome says and logs the move; failed says
+// whether it moved the unit to fail/.
+func (r *run) apply(c *spool.Claim, o Outcome) (failed bool) {
 	ev := o.Event(&r.Log)
 	if o.Stop != nil {
 		r.stop(o.Stop)
@@ -436,16 +467,16 @@ func (r *run) apply(c *spool.Claim, o Outcome) {
 		}
 		if err := c.Release(); err != nil {
 			r.Log.Error().Err(err).Str("unit", c.ID()).Msg("handing back failed")
-			return
+			return false
 		}
 		ev.Str("unit", c.ID()).Str("to", string(c.From())).Msg("handed back: " + o.Msg)
-		return
+		return false
 	}
 	dst, err := c.Finish(o.To, o.Unit)
 	if errors.Is(err, spool.ErrNotSynced) {
 		// The move happened; only its directory sync failed.
 		ev.Str("unit", c.ID()).Str("to", string(o.To)).Str("file", dst).Err(err).Msg(o.Msg + " (the directory could not be synced: a crash now may bring the unit back)")
-		return
+		return o.To == spool.Fail
 	}
 	if err != nil {
 		r.Log.Error().Err(err).Str("unit", c.ID()).Msg("saving the unit failed; handing it back")
@@ -453,19 +484,22 @@ func (r *run) apply(c *spool.Claim, o Outcome) {
 			r.stop(t.Stop)
 		}
 		r.rest(c.ID())
-		return
+		return false
 	}
 	ev.Str("unit", c.ID()).Str("to", string(o.To)).Str("file", dst).Msg(o.Msg)
+	return o.To == spool.Fail
 }
 
-// rejectUnreadable moves a file that is not a valid unit to fail/ as it is.
-func (r *run) rejectUnreadable(c *spool.Claim) {
+// rejectUnreadable moves a file that is not a valid unit to fail/ as it
+// is, and says whether it did.
+func (r *run) rejectUnreadable(c *spool.Claim) bool {
 	dst, err := c.FinishRaw(spool.Fail)
 	if err != nil {
 		r.Log.Error().Err(err).Str("unit", c.ID()).Msg("moving an unreadable unit file to fail/ failed")
-		return
+		return false
 	}
 	r.Log.Error().Str("unit", c.ID()).Str("file", dst).Msgf("unit file cannot be read (%v): moved to fail/ unchanged; fix it and use migdb-add-unit --retry", c.ParseErr)
+	return true
 }
 
 // busyRetry is how soon a locked unit file is looked at again.

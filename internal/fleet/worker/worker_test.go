@@ -190,6 +190,42 @@ func TestOnceHandlesDueAndLeavesTheRest(t *testing.T) {
 	}
 }
 
+// A run counts the units it ended and those it moved to fail/, so that the
+// program can report a --once run in which units failed.
+func TestRunCountsFailedUnits(t *testing.T) {
+	failSome := func(_ context.Context, j *Job) Outcome {
+		if strings.HasPrefix(j.Unit.ID(), "bad") {
+			return Outcome{To: spool.Fail, Unit: j.Unit, Msg: "failed"}
+		}
+		if strings.HasPrefix(j.Unit.ID(), "back") {
+			j.Unit.SetDue(time.Now().Add(time.Hour))
+			return Outcome{To: spool.Units, Unit: j.Unit, Msg: "later"}
+		}
+		return Outcome{To: spool.Process, Unit: j.Unit, Msg: "migrated"}
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		ids             []string
+		handled, failed int
+	}{
+		{[]string{"ok-1", "bad-1", "ok-2", "back-1"}, 4, 1},
+		{[]string{"ok-1", "ok-2"}, 2, 0},
+		{nil, 0, 0},
+	} {
+		l := newLoop(t, newRecorder())
+		l.Handle, l.Once = failSome, true
+		for _, id := range tc.ids {
+			add(t, l.DB, id, time.Time{})
+		}
+		if err := l.Run(ctx, ctx); err != nil {
+			t.Fatalf("%v: %v", tc.ids, err)
+		}
+		if handled, failed := l.Ended(); handled != tc.handled || failed != tc.failed {
+			t.Errorf("%v: Ended() = %d handled, %d failed; want %d, %d", tc.ids, handled, failed, tc.handled, tc.failed)
+		}
+	}
+}
+
 func TestUnreadableUnitGoesToFailUnchanged(t *testing.T) {
 	r := newRecorder()
 	l := newLoop(t, r)
@@ -199,6 +235,9 @@ func TestUnreadableUnitGoesToFailUnchanged(t *testing.T) {
 	ctx := context.Background()
 	if err := l.Run(ctx, ctx); err != nil {
 		t.Fatal(err)
+	}
+	if handled, failed := l.Ended(); handled != 1 || failed != 1 {
+		t.Errorf("Ended() = %d handled, %d failed; want 1, 1", handled, failed)
 	}
 	data, err := os.ReadFile(l.DB.Path(spool.Fail, "fail-broken-abc123"))
 	if err != nil || string(data) != "UNIT_ID=\"unterminated\n" {

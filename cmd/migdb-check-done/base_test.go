@@ -1,0 +1,58 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
+	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
+)
+
+// --stats and the worker never make a database: a --base without db/
+// exits 2 naming the path, and a --base that is db/ itself is refused.
+func TestWrongBaseExits2AndMakesNothing(t *testing.T) {
+	_, base, _ := setup(t)
+	empty := t.TempDir()
+	dbDir := filepath.Join(base, "db")
+	for _, tc := range []struct {
+		name, base, want string
+		extra            []string
+	}{
+		{"--stats, no db/", empty, filepath.Join(empty, "db") + " does not exist", []string{"--stats"}},
+		{"--once, no db/", empty, filepath.Join(empty, "db") + " does not exist", []string{"--once"}},
+		{"--stats, the db/ directory", dbDir, "give --base / MIG_DB_DIR its parent, " + base, []string{"--stats"}},
+	} {
+		out, err := cmd(tc.base, tc.extra...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s: %v, want exit 2 saying %q:\n%s", tc.name, err, tc.want, out)
+		}
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("%s holds %v after the refusals", empty, entries)
+	}
+	if _, err := os.Stat(filepath.Join(dbDir, "db")); err == nil {
+		t.Errorf("a database was made inside %s", dbDir)
+	}
+}
+
+// --once exits 1 when a unit it handled went to fail/, naming how many, and
+// 0 when none did.
+func TestOnceExits1WhenUnitsFailed(t *testing.T) {
+	srv, base, db := setup(t)
+	args := []string{"--balena-api", srv.URL(), "--balena-token", "tok", "--once", "--check-interval", "5"}
+	if out, err := cmd(base, args...).CombinedOutput(); err != nil {
+		t.Fatalf("no unit failed: %v\n%s", err, out)
+	}
+	// A unit in process/ that was never migrated fails as config_error.
+	u, _ := unit.New("c", time.Now())
+	p, _ := db.Add(u)
+	os.Rename(p, db.Path(spool.Process, filepath.Base(p)))
+	out, err := cmd(base, args...).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "1 of the 1 units handled went to "+db.Path(spool.Fail)) {
+		t.Fatalf("a unit failed: %v, want exit 1 saying so:\n%s", err, out)
+	}
+}
