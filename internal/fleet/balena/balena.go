@@ -33,10 +33,13 @@ type Cloud interface {
 	// the fleet's provisioning key. The bytes hold the device's API key:
 	// never log them.
 	DeviceConfig(ctx context.Context, dev Device, version string) ([]byte, error)
-	// IsOnline says whether the device with this UUID is online. A device
-	// balena does not know is not online, with an ErrNotFound error: a
-	// device registered a moment ago may not be visible yet, one that was
-	// deleted never will be, and only the caller can tell them apart.
+	// Status says whether the device with this UUID is online and how
+	// (VPN or heartbeat), and what it reported about itself. A device
+	// balena does not know is an ErrNotFound error: a device registered a
+	// moment ago may not be visible yet, one that was deleted never will
+	// be, and only the caller can tell them apart.
+	Status(ctx context.Context, uuid string) (DeviceStatus, error)
+	// IsOnline is Status(…).Online().
 	IsOnline(ctx context.Context, uuid string) (bool, error)
 }
 

@@ -40,7 +40,23 @@ type backend struct {
 	requests func() int
 	// inspect tells what balena holds for a device: type, name, tags.
 	inspect func(t *testing.T, uuid string) (deviceType, name string, tags map[string]string)
+	// keyExpiries lists the expiry of every provisioning key made for
+	// fleet (zero: never); nil where the adapter makes none itself.
+	keyExpiries func(t *testing.T) []time.Time
+	// can says which promises the backend can be tested on: the real
+	// server cannot be made to fail, the CLI prints no Retry-After.
+	can map[need]bool
 }
+
+// need is what a promise needs from the backend to be tested.
+type need string
+
+const (
+	always     need = ""
+	faults     need = "faults"      // failNext works
+	retryAfter need = "retry-after" // the adapter sees Retry-After
+	keys       need = "keys"        // keyExpiries works
+)
 
 // contractRetry retries fast, so the suite measures behaviour, not waits.
 var contractRetry = balena.RetryPolicy{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond}
@@ -90,6 +106,14 @@ func apiBackend(t *testing.T) *backend {
 			}
 			return d.DeviceType, d.Name, d.Tags
 		},
+		keyExpiries: func(*testing.T) []time.Time {
+			var out []time.Time
+			for _, k := range s.ProvisioningKeys() {
+				out = append(out, k.Expires)
+			}
+			return out
+		},
+		can: map[need]bool{always: true, faults: true, retryAfter: true, keys: true},
 	}
 }
 
@@ -134,7 +158,7 @@ func cliBackend(t *testing.T) *backend {
 		cloud: newClient(bin), rejected: newClient(outBin),
 		fleet: "ops/fleet-one", other: "ops/fleet-two",
 		// The stand-in's balena keeps online devices as files.
-		reportOnline: func(t *testing.T, uuid string, _ []byte) { write("online/"+uuid, "") },
+		reportOnline: func(t *testing.T, uuid string, _ []byte) { write("online/"+uuid, balena.OnlineByHeartbeat) },
 		failNext: func(n int, _ time.Duration) {
 			write("fail-next", strings.Repeat("BalenaRequestError: Request error: Service Unavailable\n", n))
 		},
@@ -160,16 +184,21 @@ func cliBackend(t *testing.T) *backend {
 			f := strings.Fields(string(dev)) // id fleet type
 			return f[2], strings.TrimSpace(string(name)), tags
 		},
+		can: map[need]bool{always: true, faults: true},
 	}
 }
 
+// TestContract runs every promise against the api adapter on the fake
+// and on the real server (open-balena-api), and the cli adapter on the
+// balena CLI stand-in. A promise a backend cannot be tested on (a fault
+// the real server cannot be made to produce) runs on the others.
 func TestContract(t *testing.T) {
-	for name, start := range map[string]func(*testing.T) *backend{"api": apiBackend, "cli": cliBackend} {
+	for name, start := range map[string]func(*testing.T) *backend{"api": apiBackend, "cli": cliBackend,
+		"api-openbalena": realBackend} {
 		t.Run(name, func(t *testing.T) {
+			b := start(t)
 			for _, c := range contract {
-				// The CLI prints no Retry-After; its retries are covered by the
-				// other transient cases.
-				if c.needsRetryAfter && name == "cli" {
+				if !b.can[c.needs] {
 					continue
 				}
 				t.Run(c.name, func(t *testing.T) { c.run(t, start(t)) })
@@ -183,21 +212,18 @@ func reg(fleet, uuid string) balena.Registration {
 	return balena.Registration{Fleet: fleet, UUID: uuid}
 }
 
-// retryAfterOnly marks a promise only adapters that see Retry-After keep.
-const retryAfterOnly = true
-
 var contract = []struct {
-	name            string
-	needsRetryAfter bool
-	run             func(t *testing.T, b *backend)
+	name  string
+	needs need
+	run   func(t *testing.T, b *backend)
 }{
-	{"whoami names the account", false, func(t *testing.T, b *backend) {
+	{"whoami names the account", always, func(t *testing.T, b *backend) {
 		u, err := b.cloud.Whoami(context.Background())
 		if err != nil || u.Username == "" {
 			t.Fatalf("Whoami = %+v, %v", u, err)
 		}
 	}},
-	{"register creates once, then returns the same device", false, func(t *testing.T, b *backend) {
+	{"register creates once, then returns the same device", always, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		uuid := balena.NewUUID()
 		d, err := b.cloud.Register(ctx, reg(b.fleet, uuid))
@@ -209,7 +235,7 @@ var contract = []struct {
 			t.Fatalf("second Register = %+v, %v; want device %d marked existing", again, err, d.ID)
 		}
 	}},
-	{"409: a UUID of another fleet is a conflict", false, func(t *testing.T, b *backend) {
+	{"409: a UUID of another fleet is a conflict", always, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		uuid := balena.NewUUID()
 		if _, err := b.cloud.Register(ctx, reg(b.other, uuid)); err != nil {
@@ -219,13 +245,13 @@ var contract = []struct {
 			t.Fatalf("err = %v, want ErrConflict", err)
 		}
 	}},
-	{"register in an unknown fleet is not found", false, func(t *testing.T, b *backend) {
+	{"register in an unknown fleet is not found", always, func(t *testing.T, b *backend) {
 		_, err := b.cloud.Register(context.Background(), reg("ops/no-such-fleet", balena.NewUUID()))
 		if !errors.Is(err, balena.ErrNotFound) {
 			t.Fatalf("err = %v, want ErrNotFound", err)
 		}
 	}},
-	{"config.json carries the device and its own key, not the fleet's", false, func(t *testing.T, b *backend) {
+	{"config.json carries the device and its own key, not the fleet's", always, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		uuid := balena.NewUUID()
 		d, err := b.cloud.Register(ctx, reg(b.fleet, uuid))
@@ -247,7 +273,7 @@ var contract = []struct {
 			t.Fatal("config.json holds the fleet's provisioning key (apiKey)")
 		}
 	}},
-	{"config needs the device Register returned", false, func(t *testing.T, b *backend) {
+	{"config needs the device Register returned", always, func(t *testing.T, b *backend) {
 		before := b.requests()
 		_, err := b.cloud.DeviceConfig(context.Background(), balena.Device{Fleet: b.fleet, UUID: balena.NewUUID()}, "2.113.0")
 		if !errors.Is(err, balena.ErrInvalid) {
@@ -257,7 +283,7 @@ var contract = []struct {
 			t.Errorf("%d requests, want 0", n)
 		}
 	}},
-	{"register with the device's own type, its name and tags", false, func(t *testing.T, b *backend) {
+	{"register with the device's own type, its name and tags", always, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		uuid := balena.NewUUID()
 		r := balena.Registration{Fleet: b.fleet, UUID: uuid, DeviceType: "raspberrypi4-64", Name: "unit-0007",
@@ -284,13 +310,16 @@ var contract = []struct {
 			t.Fatalf("config.json deviceType %q (%v), want the device's own", cfg.DeviceType, err)
 		}
 	}},
-	{"online only once the device reports", false, func(t *testing.T, b *backend) {
+	{"online only once the device reports, by heartbeat without a VPN", always, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		uuid := balena.NewUUID()
 		if on, err := b.cloud.IsOnline(ctx, uuid); on || !errors.Is(err, balena.ErrNotFound) {
 			t.Fatalf("unknown device: %v, %v; want false, ErrNotFound", on, err)
 		}
-		d, err := b.cloud.Register(ctx, reg(b.fleet, uuid))
+		if _, err := b.cloud.Status(ctx, uuid); !errors.Is(err, balena.ErrNotFound) {
+			t.Fatalf("unknown device: status err %v, want ErrNotFound", err)
+		}
+		d, err := b.cloud.Register(ctx, balena.Registration{Fleet: b.fleet, UUID: uuid, DeviceType: "raspberrypi4-64"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -298,15 +327,46 @@ var contract = []struct {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if on, err := b.cloud.IsOnline(ctx, uuid); on || err != nil {
-			t.Fatalf("registered, not booted: %v, %v; want false, nil", on, err)
+		if st, err := b.cloud.Status(ctx, uuid); st.Online() || err != nil || st.DeviceType != "raspberrypi4-64" {
+			t.Fatalf("registered, not booted: %+v, %v; want offline, of its own type", st, err)
 		}
 		b.reportOnline(t, uuid, data)
+		// The real server writes the heartbeat a moment after the request.
+		var st balena.DeviceStatus
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if st, err = b.cloud.Status(ctx, uuid); err != nil || st.Online() || time.Now().After(deadline) {
+				break
+			}
+		}
+		if err != nil || st.OnlineBy() != balena.OnlineByHeartbeat || st.VPN || st.Heartbeat != balena.HeartbeatOnline {
+			t.Fatalf("after its report: %+v, %v; want online by heartbeat, no VPN", st, err)
+		}
+		if !strings.HasPrefix(st.OSVersion, "balenaOS ") || st.SupervisorVersion == "" || st.DeviceType != "raspberrypi4-64" {
+			t.Fatalf("after its report: %+v; want the OS and supervisor it reported and its type", st)
+		}
 		if on, err := b.cloud.IsOnline(ctx, uuid); !on || err != nil {
-			t.Fatalf("after its report: %v, %v; want true, nil", on, err)
+			t.Fatalf("IsOnline after its report: %v, %v", on, err)
 		}
 	}},
-	{"bad UUID is refused without asking balena", false, func(t *testing.T, b *backend) {
+	{"provisioning keys expire", keys, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		before := len(b.keyExpiries(t))
+		for i := 0; i < 3; i++ {
+			if _, err := b.cloud.Register(ctx, reg(b.fleet, balena.NewUUID())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		exp := b.keyExpiries(t)
+		if len(exp) <= before {
+			t.Fatalf("%d provisioning keys after registering, %d before", len(exp), before)
+		}
+		for _, e := range exp {
+			if e.IsZero() || e.After(time.Now().Add(15*time.Minute)) || e.Before(time.Now()) {
+				t.Errorf("a provisioning key expires %v; want within 15 minutes from now", e)
+			}
+		}
+	}},
+	{"bad UUID is refused without asking balena", always, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		before := b.requests()
 		for name, call := range map[string]func(string) error{
@@ -327,13 +387,13 @@ var contract = []struct {
 			t.Errorf("%d requests for bad UUIDs, want 0", n)
 		}
 	}},
-	{"no version is refused", false, func(t *testing.T, b *backend) {
+	{"no version is refused", always, func(t *testing.T, b *backend) {
 		_, err := b.cloud.DeviceConfig(context.Background(), balena.Device{ID: 1, Fleet: b.fleet, UUID: balena.NewUUID()}, " ")
 		if !errors.Is(err, balena.ErrInvalid) || !strings.Contains(err.Error(), "MIG_BALENA_VER") {
 			t.Fatalf("err = %v, want ErrInvalid naming the setting", err)
 		}
 	}},
-	{"401: rejected credentials, not retried", false, func(t *testing.T, b *backend) {
+	{"401: rejected credentials, not retried", always, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		for name, call := range map[string]func() error{
 			"whoami":   func() error { _, err := b.rejected.Whoami(ctx); return err },
@@ -353,13 +413,13 @@ var contract = []struct {
 			}
 		}
 	}},
-	{"transient failures shorter than the retries are ridden out", false, func(t *testing.T, b *backend) {
+	{"transient failures shorter than the retries are ridden out", faults, func(t *testing.T, b *backend) {
 		b.failNext(contractRetry.Attempts-1, 0)
 		if _, err := b.cloud.Whoami(context.Background()); err != nil {
 			t.Fatalf("err = %v after %d transient failures", err, contractRetry.Attempts-1)
 		}
 	}},
-	{"transient failures outlasting the retries are ErrTransient", false, func(t *testing.T, b *backend) {
+	{"transient failures outlasting the retries are ErrTransient", faults, func(t *testing.T, b *backend) {
 		before := b.requests()
 		b.failNext(contractRetry.Attempts+2, 0)
 		_, err := b.cloud.Whoami(context.Background())
@@ -370,7 +430,7 @@ var contract = []struct {
 			t.Fatalf("%d tries, want %d", n, contractRetry.Attempts)
 		}
 	}},
-	{"transient with Retry-After waits as long as balena asked", retryAfterOnly, func(t *testing.T, b *backend) {
+	{"transient with Retry-After waits as long as balena asked", retryAfter, func(t *testing.T, b *backend) {
 		b.failNext(1, time.Second)
 		start := time.Now()
 		if _, err := b.cloud.Whoami(context.Background()); err != nil {
@@ -381,7 +441,7 @@ var contract = []struct {
 			t.Fatalf("took %v, want about the 1 s balena asked for", took)
 		}
 	}},
-	{"a cancelled context ends the call", false, func(t *testing.T, b *backend) {
+	{"a cancelled context ends the call", always, func(t *testing.T, b *backend) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if _, err := b.cloud.Register(ctx, reg(b.fleet, balena.NewUUID())); !errors.Is(err, context.Canceled) {

@@ -2,10 +2,13 @@
 // real API's paths, shapes, status codes and rules (bearer tokens, 401 on a
 // bad one, provisioning keys valid only for /device/register and only until
 // they expire, 201 on register, 409 on a duplicate UUID, {"d":[…]}
-// envelopes). A device is online only once it has reported its state itself
-// (PATCH /device/v3/state with its own device API key, as the supervisor of
-// a booted balenaOS does), so "online" proves the device runs with the
-// config.json it was given. Faults (429, 5xx, latency) can be injected by
+// envelopes). Online follows balena's two signals: api_heartbeat_state is
+// online for 1.5 times the supervisor poll interval after the device's own
+// GET /device/v3/<uuid>/state or PATCH /device/v3/state (made with its own
+// device API key, as the supervisor of a booted balenaOS does), then timeout,
+// then offline; is_online is the VPN's flag, set only by a VPN connect
+// (SetVPN) or a state PATCH that says so. So "online" proves the device runs
+// with the config.json it was given. Faults (429, 5xx, latency) can be injected by
 // rate or as a scripted sequence. Tests, the demo and benchmarks use it, served
 // by httptest (Start) or on any listener (API.Handler).
 package fakebalena
@@ -36,6 +39,12 @@ type Config struct {
 	RetryAfter int
 	// Latency is added to every API request.
 	Latency time.Duration
+	// PollInterval is the supervisor poll interval balena assumes; a device
+	// is online by heartbeat for 1.5 times it. Default 10 minutes.
+	PollInterval time.Duration
+	// HeartbeatTimeout is how long a device is "timeout" before
+	// "offline". Default 15 s.
+	HeartbeatTimeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Log gets one debug line per API request (method, path, status,
@@ -72,8 +81,17 @@ type Device struct {
 	ReportedAt   time.Time // last accepted state report; zero: never reported
 	LastState    string    // the JSON the device last reported for itself
 	Reports      int       // accepted state reports
-	ForcedOnline *bool     // set by SetOnline
-	DeviceKeys   int       // device API keys issued for it
+	// SeenAt is the device's last heartbeat: its last state GET or PATCH.
+	SeenAt time.Time
+	// VPN is is_online: set by SetVPN or a state PATCH saying is_online.
+	VPN bool
+	// What the device reported about itself.
+	OSVersion, SupervisorVersion, Status string
+	// Set by the operator's key (the dashboard's progress bar).
+	ProvisioningState    string
+	ProvisioningProgress *int
+	ForcedOnline         *bool // set by SetOnline
+	DeviceKeys           int   // device API keys issued for it
 }
 
 // Route names an endpoint for call counting.
@@ -89,13 +107,14 @@ const (
 	RouteDeviceKey      Route = "POST /api-key/device/<id>/device-key"
 	RouteDevice         Route = "GET /v7/device"
 	RouteStateReport    Route = "PATCH /device/v3/state"
+	RouteStateGet       Route = "GET /device/v3/<uuid>/state"
 	RouteDevicePatch    Route = "PATCH /v7/device(<id>)"
 	RouteDeviceTag      Route = "POST /v7/device_tag"
 )
 
 // Routes lists every endpoint, for totals.
 var Routes = []Route{RouteWhoami, RouteApplication, RouteProvisionKey, RouteRegister, RouteDownloadConfig,
-	RouteDeviceKey, RouteDevice, RouteStateReport, RouteDevicePatch, RouteDeviceTag}
+	RouteDeviceKey, RouteDevice, RouteStateReport, RouteStateGet, RouteDevicePatch, RouteDeviceTag}
 
 type provKey struct {
 	appID   int64
@@ -129,6 +148,12 @@ func New(cfg Config) *API {
 	}
 	if cfg.RetryAfter == 0 {
 		cfg.RetryAfter = 1
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 10 * time.Minute
+	}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = 15 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

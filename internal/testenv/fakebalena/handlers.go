@@ -17,10 +17,13 @@ const appExpand = "is_for__device_type($select=slug)"
 
 var (
 	appFields    = []string{"id", "slug", "app_name"}
-	deviceFields = []string{"id", "uuid", "device_name", "is_online", "last_connectivity_event", "belongs_to__application"}
-	byIDRE       = regexp.MustCompile(`^application\(([0-9]+)\)$`)
-	deviceIDRE   = regexp.MustCompile(`^device\(([0-9]+)\)$`)
-	uuidRE       = regexp.MustCompile(`^[0-9a-f]{32}([0-9a-f]{30})?$`)
+	deviceFields = []string{"id", "uuid", "device_name", "is_online", "api_heartbeat_state", "os_version",
+		"supervisor_version", "status", "provisioning_state", "provisioning_progress", "last_connectivity_event",
+		"belongs_to__application"}
+	deviceExpands = []string{"is_of__device_type($select=slug)"}
+	byIDRE        = regexp.MustCompile(`^application\(([0-9]+)\)$`)
+	deviceIDRE    = regexp.MustCompile(`^device\(([0-9]+)\)$`)
+	uuidRE        = regexp.MustCompile(`^[0-9a-f]{32}([0-9a-f]{30})?$`)
 )
 
 // Handler serves the fake API.
@@ -37,6 +40,7 @@ func (a *API) routes() *http.ServeMux {
 	m.HandleFunc("POST /download-config", a.admit(RouteDownloadConfig, a.downloadConfig))
 	m.HandleFunc("POST /api-key/device/{id}/device-key", a.admit(RouteDeviceKey, a.deviceKey))
 	m.HandleFunc("PATCH /device/v3/state", a.admit(RouteStateReport, a.stateReport))
+	m.HandleFunc("GET /device/v3/{uuid}/state", a.admit(RouteStateGet, a.stateGet))
 	m.HandleFunc("GET /_fake/devices", a.listHook)
 	m.HandleFunc("GET /_fake/provisioning-keys", a.keysHook)
 	m.HandleFunc("GET /_fake/calls", a.callsHook)
@@ -185,7 +189,10 @@ func (a *API) resource(w http.ResponseWriter, r *http.Request) {
 func (a *API) application(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.authUser(w, r) == nil {
+	// Like the real API, applications are readable without a valid token
+	// (public fleets): an unknown token sees none, and no 401.
+	if a.userByToken(bearer(r)) == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"d": []any{}})
 		return
 	}
 	q, err := parseQuery(r.URL.RawQuery, appFields, []string{"slug", "app_name"}, []string{appExpand})
@@ -228,7 +235,7 @@ func (a *API) device(w http.ResponseWriter, r *http.Request) {
 	if a.authUser(w, r) == nil {
 		return
 	}
-	q, err := parseQuery(r.URL.RawQuery, deviceFields, []string{"uuid"}, nil)
+	q, err := parseQuery(r.URL.RawQuery, deviceFields, []string{"uuid"}, deviceExpands)
 	if err != nil {
 		http.Error(w, "Bad Request: "+err.Error(), http.StatusBadRequest)
 		return
@@ -242,15 +249,29 @@ func (a *API) device(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, d := range devices {
-		online := a.onlineLocked(d)
 		var last any
-		if online {
-			last = a.cfg.Now().UTC().Format(time.RFC3339)
+		if !d.SeenAt.IsZero() {
+			last = d.SeenAt.UTC().Format(time.RFC3339)
 		}
-		rows = append(rows, q.row(map[string]any{
-			"id": d.ID, "uuid": d.UUID, "device_name": d.Name, "is_online": online, "last_connectivity_event": last,
-			"belongs_to__application": map[string]any{"__id": d.AppID},
-		}))
+		row := q.row(map[string]any{
+			"id": d.ID, "uuid": d.UUID, "device_name": d.Name, "is_online": a.vpnLocked(d),
+			"api_heartbeat_state": a.heartbeatLocked(d), "os_version": nullable(d.OSVersion),
+			"supervisor_version": nullable(d.SupervisorVersion), "status": nullable(d.Status),
+			"provisioning_state": d.ProvisioningState, "provisioning_progress": d.ProvisioningProgress,
+			"last_connectivity_event": last, "belongs_to__application": map[string]any{"__id": d.AppID},
+		})
+		if q.expand != "" {
+			row["is_of__device_type"] = []map[string]any{{"slug": d.DeviceType}}
+		}
+		rows = append(rows, row)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"d": rows})
+}
+
+// nullable is null for "", as the real API answers unset text fields.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

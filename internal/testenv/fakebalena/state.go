@@ -142,12 +142,64 @@ func (a *API) Faults() int {
 	return a.faults
 }
 
-// onlineLocked: a device is online once it has reported its state itself.
-func (a *API) onlineLocked(d *Device) bool {
+// SetVPN connects or disconnects the device's VPN (is_online), as balena's
+// VPN service does.
+func (a *API) SetVPN(uuid string, up bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d, ok := a.devices[uuid]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownDevice, uuid)
+	}
+	d.VPN = up
+	return nil
+}
+
+// Heartbeat is the device's api_heartbeat_state now.
+func (a *API) Heartbeat(uuid string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d, ok := a.devices[uuid]
+	if !ok {
+		return ""
+	}
+	return a.heartbeatLocked(d)
+}
+
+// heartbeatLocked: unknown before the first heartbeat, online for 1.5
+// poll intervals after the last, then timeout for HeartbeatTimeout, then
+// offline.
+func (a *API) heartbeatLocked(d *Device) string {
+	if d.ForcedOnline != nil {
+		if *d.ForcedOnline {
+			return "online"
+		}
+		return "offline"
+	}
+	if d.SeenAt.IsZero() {
+		return "unknown"
+	}
+	window := a.cfg.PollInterval * 3 / 2
+	switch age := a.cfg.Now().Sub(d.SeenAt); {
+	case age < window:
+		return "online"
+	case age < window+a.cfg.HeartbeatTimeout:
+		return "timeout"
+	}
+	return "offline"
+}
+
+// vpnLocked is is_online.
+func (a *API) vpnLocked(d *Device) bool {
 	if d.ForcedOnline != nil {
 		return *d.ForcedOnline
 	}
-	return !d.ReportedAt.IsZero()
+	return d.VPN
+}
+
+// onlineLocked: online by VPN or by heartbeat, as balena counts it.
+func (a *API) onlineLocked(d *Device) bool {
+	return a.vpnLocked(d) || a.heartbeatLocked(d) == "online"
 }
 
 // find returns the first item that matches, or nil.

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -39,29 +41,29 @@ func (s *Server) waitReady(ctx context.Context) error {
 }
 
 // adminKey logs the superuser in and makes an API key for it.
-func (s *Server) adminKey(ctx context.Context) (string, error) {
+func (s *Server) adminKey(ctx context.Context) (jwtToken, key string, err error) {
 	req, err := http.NewRequestWithContext(ctx, "POST", s.URL+"/login_",
 		strings.NewReader(fmt.Sprintf(`{"username":%q,"password":%q}`, adminEmail, adminPassword)))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	jwt, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("admin login: HTTP %d: %s", resp.StatusCode, jwt)
+		return "", "", fmt.Errorf("admin login: HTTP %d: %s", resp.StatusCode, jwt)
 	}
-	var key string
-	err = s.call(ctx, strings.TrimSpace(string(jwt)), "POST", "/api-key/user/full",
+	jwtToken = strings.TrimSpace(string(jwt))
+	err = s.call(ctx, jwtToken, "POST", "/api-key/user/full",
 		map[string]any{"name": "tests", "description": "balena-migrate tests"}, &key)
 	if err != nil {
-		return "", fmt.Errorf("admin API key: %w", err)
+		return "", "", fmt.Errorf("admin API key: %w", err)
 	}
-	return key, nil
+	return jwtToken, key, nil
 }
 
 // call makes one request with token as bearer (none when empty), the JSON
@@ -106,6 +108,12 @@ func (s *Server) Admin(ctx context.Context, method, path string, body, out any) 
 	return s.call(ctx, s.AdminKey, method, path, body, out)
 }
 
+// AdminSession is Admin with the superuser's session token, for what API
+// keys may not do (managing API keys).
+func (s *Server) AdminSession(ctx context.Context, method, path string, body, out any) error {
+	return s.call(ctx, s.AdminJWT, method, path, body, out)
+}
+
 // Org is the superuser's organisation's handle; open-balena has no
 // sign-up, so every fleet of the tests belongs to it.
 const Org = "admin"
@@ -148,7 +156,7 @@ func (s *Server) deviceTypeID(ctx context.Context, slug string) (int64, error) {
 // NewUserKey makes another API key of the superuser, with its id (to
 // revoke it with RevokeKey).
 func (s *Server) NewUserKey(ctx context.Context, name string) (id int64, key string, err error) {
-	if err := s.Admin(ctx, "POST", "/api-key/user/full", map[string]any{"name": name}, &key); err != nil {
+	if err := s.call(ctx, s.AdminJWT, "POST", "/api-key/user/full", map[string]any{"name": name}, &key); err != nil {
 		return 0, "", err
 	}
 	var reply struct {
@@ -157,7 +165,7 @@ func (s *Server) NewUserKey(ctx context.Context, name string) (id int64, key str
 		} `json:"d"`
 	}
 	q := "/v7/api_key?$select=id&$filter=name%20eq%20" + url.PathEscape("'"+name+"'")
-	if err := s.Admin(ctx, "GET", q, nil, &reply); err != nil {
+	if err := s.call(ctx, s.AdminJWT, "GET", q, nil, &reply); err != nil {
 		return 0, "", err
 	}
 	if len(reply.D) != 1 {
@@ -168,7 +176,7 @@ func (s *Server) NewUserKey(ctx context.Context, name string) (id int64, key str
 
 // RevokeKey deletes an API key, as an operator does in the dashboard.
 func (s *Server) RevokeKey(ctx context.Context, id int64) error {
-	return s.Admin(ctx, "DELETE", fmt.Sprintf("/v7/api_key(%d)", id), nil, nil)
+	return s.call(ctx, s.AdminJWT, "DELETE", fmt.Sprintf("/v7/api_key(%d)", id), nil, nil)
 }
 
 // Device is what the API holds for a device.
@@ -218,4 +226,33 @@ func (s *Server) Device(ctx context.Context, uuid string) (d Device, found bool,
 		d.Tags[t.Key] = t.Value
 	}
 	return d, true, nil
+}
+
+// ProvisioningKeyExpiries lists the expiry of every API key of the fleet
+// (provisioning keys; zero: never expires), read from the database: the
+// API shows application keys to no user.
+func (s *Server) ProvisioningKeyExpiries(ctx context.Context, fleet string) ([]time.Time, error) {
+	q := `SELECT coalesce(extract(epoch FROM k."expiry date")::bigint, 0) FROM "api key" k ` +
+		`JOIN application a ON a.actor = k."is of-actor" WHERE a.slug = '` + strings.ReplaceAll(fleet, "'", "''") + `'`
+	cmd := exec.CommandContext(ctx, "psql", "-qtA", "-h", "127.0.0.1", "-p", strconv.Itoa(s.PGPort),
+		"-U", "postgres", "-d", "resin", "-c", q)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("psql on port %d: %w: %s", s.PGPort, err, stderr.String())
+	}
+	var exp []time.Time
+	for _, f := range strings.Fields(string(out)) {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("psql answered %q", out)
+		}
+		var t time.Time
+		if n != 0 {
+			t = time.Unix(n, 0)
+		}
+		exp = append(exp, t)
+	}
+	return exp, nil
 }

@@ -91,12 +91,18 @@ type Options struct {
 // Server is one running API with what it needs.
 type Server struct {
 	// URL is the API's base URL, http://127.0.0.1:<port>.
-	URL string
+	URL string `json:"url"`
 	// AdminKey is an API key of the superuser "admin", whose organisation
 	// (id 1) holds the fleets tests make.
-	AdminKey string
+	AdminKey string `json:"admin_key"`
+	// AdminJWT is the superuser's session token (some routes, such as
+	// making API keys, take no API key).
+	AdminJWT string `json:"admin_jwt"`
+	// PGPort is its PostgreSQL's port (user postgres, database resin),
+	// for looking at what the API does not show (application API keys).
+	PGPort int `json:"pg_port"`
 	// StartTime is how long Start took.
-	StartTime time.Duration
+	StartTime time.Duration `json:"start_time"`
 
 	dir    string
 	procs  []*exec.Cmd
@@ -152,6 +158,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	pgPort, redisPort, apiPort := ports[0], ports[1], ports[2]
+	s.PGPort = pgPort
 	if err := s.startPostgres(ctx, pgPort, opts.Log); err != nil {
 		return nil, err
 	}
@@ -176,7 +183,7 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err := s.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	if s.AdminKey, err = s.adminKey(ctx); err != nil {
+	if s.AdminJWT, s.AdminKey, err = s.adminKey(ctx); err != nil {
 		return nil, err
 	}
 	s.StartTime = time.Since(began)

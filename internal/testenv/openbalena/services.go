@@ -45,7 +45,7 @@ func (s *Server) startPostgres(ctx context.Context, port int, log io.Writer) err
 	}
 	srv := exec.Command(pgBin+"/postgres", "-D", data, "-p", strconv.Itoa(port), "-k", dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=50")
+		"-c", "full_page_writes=off", "-c", "max_connections=150")
 	srv.SysProcAttr = &syscall.SysProcAttr{Credential: asPostgres.Credential}
 	srv.Dir = dir
 	if err := s.spawn(srv, log); err != nil {

@@ -8,17 +8,24 @@ import (
 
 // Query options of the device lookups.
 const (
-	deviceSelect = "$select=id,uuid,is_online,last_connectivity_event"
-	ownerSelect  = "$select=id,uuid,belongs_to__application"
+	statusSelect = "$select=id,uuid,is_online,api_heartbeat_state,os_version,supervisor_version" +
+		"&$expand=is_of__device_type($select=slug)"
+	ownerSelect = "$select=id,uuid,belongs_to__application"
 )
 
 type deviceRow struct {
-	ID       int64  `json:"id"`
-	UUID     string `json:"uuid"`
-	IsOnline bool   `json:"is_online"`
-	App      *struct {
+	ID                int64  `json:"id"`
+	UUID              string `json:"uuid"`
+	IsOnline          bool   `json:"is_online"`
+	Heartbeat         string `json:"api_heartbeat_state"`
+	OSVersion         string `json:"os_version"`
+	SupervisorVersion string `json:"supervisor_version"`
+	App               *struct {
 		ID int64 `json:"__id"`
 	} `json:"belongs_to__application"`
+	DeviceType []struct {
+		Slug string `json:"slug"`
+	} `json:"is_of__device_type"`
 }
 
 // device looks a device up by UUID with the given $select; found is false
@@ -35,15 +42,29 @@ func (c *Client) device(ctx context.Context, uuid, sel string) (row deviceRow, f
 	return reply.D[0], true, nil
 }
 
-// IsOnline asks for the device's is_online. A device balena does not know
-// is not online (false, nil).
+// Status asks for the device's is_online, heartbeat, OS and supervisor
+// versions and type, in one request.
+func (c *Client) Status(ctx context.Context, uuid string) (balena.DeviceStatus, error) {
+	if err := balena.CheckUUID("check device status", uuid); err != nil {
+		return balena.DeviceStatus{}, err
+	}
+	d, found, err := c.device(ctx, uuid, statusSelect)
+	if err != nil {
+		return balena.DeviceStatus{}, err
+	}
+	if !found {
+		return balena.DeviceStatus{}, &balena.Error{Op: "check device status", Class: balena.ErrNotFound, Msg: "no device " + uuid}
+	}
+	st := balena.DeviceStatus{Heartbeat: d.Heartbeat, VPN: d.IsOnline, OSVersion: d.OSVersion,
+		SupervisorVersion: d.SupervisorVersion}
+	if len(d.DeviceType) > 0 {
+		st.DeviceType = d.DeviceType[0].Slug
+	}
+	return st, nil
+}
+
+// IsOnline is Status(…).Online(): online by VPN or by heartbeat.
 func (c *Client) IsOnline(ctx context.Context, uuid string) (bool, error) {
-	if err := balena.CheckUUID("check device online", uuid); err != nil {
-		return false, err
-	}
-	d, found, err := c.device(ctx, uuid, deviceSelect)
-	if err == nil && !found {
-		return false, &balena.Error{Op: "check device online", Class: balena.ErrNotFound, Msg: "no device " + uuid}
-	}
-	return d.IsOnline, err
+	st, err := c.Status(ctx, uuid)
+	return st.Online(), err
 }

@@ -101,6 +101,11 @@ func (c *Client) app(ctx context.Context, ref string) (appInfo, error) {
 	}
 	switch {
 	case len(reply.D) == 0:
+		// balena answers a rejected token here with no applications, not
+		// 401 (public fleets are readable by anyone): ask who we are.
+		if _, err := c.Whoami(ctx); err != nil {
+			return appInfo{}, err
+		}
 		return appInfo{}, &balena.Error{Op: op, Class: balena.ErrNotFound,
 			Msg: "no such application visible to this token"}
 	case len(reply.D) > 1:

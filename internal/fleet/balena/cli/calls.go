@@ -59,6 +59,9 @@ type deviceInfo struct {
 	UUID       string `json:"uuid"`
 	Name       string `json:"device_name"`
 	IsOnline   bool   `json:"is_online"`
+	Heartbeat  string `json:"api_heartbeat_state"`
+	OSVersion  string `json:"os_version"`
+	Supervisor string `json:"supervisor_version"`
 	Fleet      string `json:"fleet"`
 	DeviceType string `json:"device_type"`
 }
@@ -80,17 +83,27 @@ func (c *Client) device(ctx context.Context, uuid string) (d deviceInfo, found b
 	return d, true, nil
 }
 
-// IsOnline reads is_online from `balena device <uuid> --json`. A device
-// balena does not know is not online (false, nil).
-func (c *Client) IsOnline(ctx context.Context, uuid string) (bool, error) {
-	if err := balena.CheckUUID("check device online", uuid); err != nil {
-		return false, err
+// Status reads is_online, api_heartbeat_state, the versions and the type
+// from `balena device <uuid> --json`.
+func (c *Client) Status(ctx context.Context, uuid string) (balena.DeviceStatus, error) {
+	if err := balena.CheckUUID("check device status", uuid); err != nil {
+		return balena.DeviceStatus{}, err
 	}
 	d, found, err := c.device(ctx, uuid)
-	if err == nil && !found {
-		return false, &balena.Error{Op: "check device online", Class: balena.ErrNotFound, Msg: "no device " + uuid}
+	if err != nil {
+		return balena.DeviceStatus{}, err
 	}
-	return d.IsOnline, err
+	if !found {
+		return balena.DeviceStatus{}, &balena.Error{Op: "check device status", Class: balena.ErrNotFound, Msg: "no device " + uuid}
+	}
+	return balena.DeviceStatus{Heartbeat: d.Heartbeat, VPN: d.IsOnline, OSVersion: d.OSVersion,
+		SupervisorVersion: d.Supervisor, DeviceType: d.DeviceType}, nil
+}
+
+// IsOnline is Status(…).Online(): online by VPN or by heartbeat.
+func (c *Client) IsOnline(ctx context.Context, uuid string) (bool, error) {
+	st, err := c.Status(ctx, uuid)
+	return st.Online(), err
 }
 
 // Register runs `balena device register <fleet> --uuid <uuid>
