@@ -21,7 +21,7 @@ func main() {
 		Action:   stage1Action,
 		Flags:    stage1Flags(),
 	}
-	buildinfo.Setup(app)
+	buildinfo.Setup(app, manual()...)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "balena-migrate:", err)
 		os.Exit(exitCode(err))

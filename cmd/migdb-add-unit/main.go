@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
+	"github.com/fleetmig/balena-migrate/internal/buildinfo"
 	"github.com/fleetmig/balena-migrate/internal/fleet/addunit"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/usage"
@@ -24,19 +25,23 @@ func main() {
 		),
 		HideHelpCommand: true,
 		Action:          run,
-	})
+	},
+		buildinfo.Item{Tag: "migdb-add-unit --cfg fleet.cfg --host 10.20.0.11 -u pi gw-0001", Text: "Submit one device; the first unit makes the database in MIG_DB_DIR (--base)."},
+		buildinfo.Item{Tag: "migdb-add-unit --cfg fleet.cfg --from-csv fleet.csv", Text: "Submit every row of a CSV file (header unit_id,host,user,port,...); one bad row writes nothing."},
+		buildinfo.Item{Tag: "migdb-add-unit --cfg fleet.cfg --retry gw-0001 --host 10.20.0.99", Text: "Move a failed unit back to units/ with a new address."},
+	)
 }
 
-func run(c *cli.Context) error {
+func run(c *cli.Context) (err error) {
 	s, err := config.FromCLI(c, config.AddUnit)
 	if err != nil {
 		return err
 	}
-	log, closer, err := cliapp.Logger(s, config.AddUnit)
+	log, end, err := cliapp.Logger(s, config.AddUnit)
 	if err != nil {
 		return err
 	}
-	defer closer.Close()
+	defer func() { end(err) }()
 	modes := 0
 	for _, set := range []bool{c.NArg() > 0, c.IsSet("from-csv"), c.IsSet("retry")} {
 		if set {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/cmd/internal/workercmd"
+	"github.com/fleetmig/balena-migrate/internal/buildinfo"
 	"github.com/fleetmig/balena-migrate/internal/fleet/checkdone"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
@@ -28,7 +29,7 @@ func main() {
 		Flags: append(config.Flags(config.CheckDone),
 			&cli.BoolFlag{Name: "once", Usage: "handle the units due now, then exit (for cron)"},
 			&cli.BoolFlag{Name: "stats", Usage: "print a summary by state and failure class, and exit"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "with --stats: write one CSV row per unit to this file"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "with --stats: write one CSV row per unit to `FILE` (- for stdout; the summary then goes to stderr)"},
 		),
 		HideHelpCommand: true,
 		Action: func(c *cli.Context) error {
@@ -47,7 +48,11 @@ func main() {
 				},
 			})
 		},
-	})
+	},
+		buildinfo.Item{Tag: "migdb-check-done -c fleet.cfg --jobs 4", Text: "Wait for migrated devices to come online, four at a time, until stopped."},
+		buildinfo.Item{Tag: "migdb-check-done -c fleet.cfg --stats -o report.csv", Text: "Print units per state, failure class and pre-flight or rehearsal result; write one CSV row per unit."},
+		buildinfo.Item{Tag: "migdb-check-done -c fleet.cfg --stats -o - | grep ,fail,", Text: "The CSV on stdout (the summary goes to stderr)."},
+	)
 }
 
 func printStats(s *config.Settings, out string) error {
@@ -58,6 +63,13 @@ func printStats(s *config.Settings, out string) error {
 	rows, err := stats.Collect(db)
 	if err != nil {
 		return err
+	}
+	if out == "-" {
+		// The CSV alone on stdout, so that it can be piped.
+		if err := stats.WriteCSV(os.Stdout, rows); err != nil {
+			return err
+		}
+		return stats.WriteSummary(os.Stderr, rows)
 	}
 	if out != "" {
 		f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)

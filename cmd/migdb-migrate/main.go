@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/cmd/internal/workercmd"
+	"github.com/fleetmig/balena-migrate/internal/buildinfo"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/migrate"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
@@ -48,5 +49,10 @@ func main() {
 				},
 			})
 		},
-	})
+	},
+		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --pretend --once", Text: "Pre-flight every unit due now: probe, upload, balena-migrate --pretend; nothing registered, nothing rebooted."},
+		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --rehearsal", Text: "Rehearse with an environment whose balena-migrate.conf says NO_FLASH=TRUE."},
+		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --jobs 8", Text: "Migrate, eight devices at a time, until stopped."},
+		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --stop", Text: "Stop every worker of the database once it has finished the unit in hand."},
+	)
 }

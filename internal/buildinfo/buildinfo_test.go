@@ -56,6 +56,34 @@ func TestEveryProgramPrintsItsStampedVersion(t *testing.T) {
 			t.Errorf("stamped %s --version = %q, want %q", p, got, want)
 		}
 	}
+	checkManPages(t, stamped)
+}
+
+// checkManPages wants each program's man page to say more than --help: its
+// exit status, its environment and examples, as troff groff reads without
+// a warning.
+func checkManPages(t *testing.T, dir string) {
+	groff := testenv.NeedProgram(t, "groff")
+	for _, p := range programs {
+		out, err := exec.Command(filepath.Join(dir, p), "--generate-man").Output()
+		if err != nil {
+			t.Fatalf("%s --generate-man: %v", p, err)
+		}
+		env := `.B MIG_DB_DIR` + "\n"
+		if p == "balena-migrate" {
+			env = ".B NO_OS_CHECK\n"
+		}
+		for _, want := range []string{".TH " + p + " 1", ".SH EXIT STATUS\n", ".TP\n.B 2\n", ".SH ENVIRONMENT\n", env, ".SH EXAMPLES\n", ".SH SEE ALSO\n"} {
+			if !bytes.Contains(out, []byte(want)) {
+				t.Errorf("%s's man page lacks %q", p, want)
+			}
+		}
+		cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-z")
+		cmd.Stdin = bytes.NewReader(out)
+		if warn, err := cmd.CombinedOutput(); err != nil || len(warn) > 0 {
+			t.Errorf("groff on %s's man page: %v\n%s", p, err, warn)
+		}
+	}
 }
 
 // A binary built with a plain `go build` in a clone names the commit it was
@@ -188,6 +216,21 @@ func TestDocumentationFlags(t *testing.T) {
 	err := testApp(&out, &ran).Run([]string{"migdb-try", "--generate-completion", "tcsh"})
 	if !usage.Is(err) || !strings.Contains(err.Error(), "tcsh") {
 		t.Errorf("unknown shell: err = %v, want a usage error naming it", err)
+	}
+}
+
+// The sections a program gives end its man page, escaped for troff.
+func TestManPageSections(t *testing.T) {
+	var out bytes.Buffer
+	app := &cli.App{Name: "migdb-one", Writer: &out, Action: func(*cli.Context) error { return nil }}
+	Setup(app, Section{Title: "Exit status", Items: []Item{{"2", "bad usage"}}},
+		Section{Title: "EXAMPLES", Text: ".starts with a dot", Items: []Item{{"migdb-one --once", `a \ and a - in it`}}})
+	if err := app.Run([]string{"migdb-one", "--generate-man"}); err != nil {
+		t.Fatal(err)
+	}
+	want := ".SH EXIT STATUS\n.TP\n.B 2\nbad usage\n.SH EXAMPLES\n\\&.starts with a dot\n.TP\n.B migdb\\-one \\-\\-once\na \\e and a \\- in it\n"
+	if !strings.HasSuffix(out.String(), want) {
+		t.Errorf("man page ends\n%s\nwant it to end\n%s", out.String()[max(0, out.Len()-300):], want)
 	}
 }
 

@@ -16,10 +16,17 @@ const (
 	completionFlag = "generate-completion"
 )
 
-// Setup gives app its --version text and the hidden documentation flags.
-// Call it once, before app.Run.
-func Setup(app *cli.App) {
+// Setup gives app its --version text and the hidden documentation flags;
+// the man page ends with the given sections (exit status, environment,
+// examples). Call it once, before app.Run.
+func Setup(app *cli.App, sections ...Section) {
 	app.Version = Get().String()
+	if len(sections) > 0 {
+		if app.Metadata == nil {
+			app.Metadata = map[string]any{}
+		}
+		app.Metadata[sectionsKey] = sections
+	}
 	app.Flags = append(app.Flags,
 		&cli.BoolFlag{Name: manFlag, Hidden: true, Usage: "print the man page (troff) and exit"},
 		&cli.StringFlag{Name: completionFlag, Hidden: true, Usage: "print the completion script for SHELL (bash, fish) and exit"},
@@ -36,7 +43,7 @@ func Setup(app *cli.App) {
 			if err != nil {
 				return fmt.Errorf("man page: %w", err)
 			}
-			_, err = io.WriteString(c.App.Writer, man)
+			_, err = io.WriteString(c.App.Writer, strings.TrimRight(man, "\n")+"\n"+troff(sectionsOf(c.App)))
 			return err
 		case c.IsSet(completionFlag):
 			return WriteCompletion(c.App.Writer, c.App, c.String(completionFlag))

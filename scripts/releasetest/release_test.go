@@ -340,7 +340,8 @@ func checkInstall(t *testing.T, root string) account {
 		}
 		man, err := io.ReadAll(zr)
 		f.Close()
-		if err != nil || !bytes.Contains(man, []byte(".TH "+p+" 1")) || !bytes.Contains(man, []byte("version")) {
+		if err != nil || !bytes.Contains(man, []byte(".TH "+p+" 1")) || !bytes.Contains(man, []byte("version")) ||
+			!bytes.Contains(man, []byte(".SH EXIT STATUS")) || !bytes.Contains(man, []byte(".SH EXAMPLES")) {
 			t.Errorf("%s.1.gz is not its man page (%v):\n%s", p, err, man)
 		}
 		if _, err := os.Stat(filepath.Join(root, "usr/share/fish/vendor_completions.d", p+".fish")); err != nil {

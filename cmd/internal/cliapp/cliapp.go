@@ -42,12 +42,22 @@ func Code(err error) int {
 	return ExitFailed
 }
 
+// exitStatus says what each exit code means, for the man pages.
+func exitStatus() []buildinfo.Item {
+	return []buildinfo.Item{
+		{Tag: "0", Text: "Success. A worker also exits 0 when it was stopped (migdb-migrate --stop, SIGINT, SIGTERM)."},
+		{Tag: "1", Text: "The job failed: a unit was refused, a migration or a check failed; with --once, a unit the worker handled went to fail/."},
+		{Tag: "2", Text: "Bad usage or settings, found before any unit is touched: a flag or setting that does not parse (the message names it and where the value came from), balena credentials that do not work, a missing migration environment, a --base without a database."},
+	}
+}
+
 // Precedence says in one line which value of a setting wins.
 const Precedence = "Settings: flags beat MIG_* environment variables, which beat the settings file (--cfg / MIG_CFG); a unit's own values beat all of them for that unit."
 
 // Main runs app and exits with the right code; errors are printed as one
-// line naming the program, never as a stack trace.
-func Main(app *cli.App) {
+// line naming the program, never as a stack trace. examples end the man
+// page, after its exit status and environment.
+func Main(app *cli.App, examples ...buildinfo.Item) {
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	if app.Description == "" {
 		app.Description = Precedence
@@ -61,7 +71,7 @@ func Main(app *cli.App) {
 		}
 		return action(c)
 	}
-	buildinfo.Setup(app)
+	buildinfo.Setup(app, manual(config.Binary(app.Name), examples)...)
 	err := app.Run(flagsFirst(app.Flags, os.Args))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
@@ -69,8 +79,11 @@ func Main(app *cli.App) {
 	os.Exit(Code(err))
 }
 
-// Logger opens the process log described by the settings.
-func Logger(s *config.Settings, bin config.Binary) (zerolog.Logger, io.Closer, error) {
+// Logger opens the process log described by the settings. The program
+// calls end with its result as it returns: when the log goes to a file, an
+// error that ends the program is written there too (under systemd or cron
+// stderr may be read by nobody), then the file is closed.
+func Logger(s *config.Settings, bin config.Binary) (log zerolog.Logger, end func(error), err error) {
 	l, c, err := logging.Open(logging.Options{
 		Binary: string(bin),
 		To:     s.Process.LogTo,
@@ -79,12 +92,20 @@ func Logger(s *config.Settings, bin config.Binary) (zerolog.Logger, io.Closer, e
 		Level:  s.Process.LogLevel,
 	})
 	if err != nil {
-		return l, c, usage.Wrap(err)
+		return l, nil, usage.Wrap(err)
 	}
 	for _, w := range s.Warnings {
 		l.Warn().Msg(w)
 	}
-	return l, c, nil
+	return l, func(err error) { finish(l, c, s.Process.LogTo != "", err) }, nil
+}
+
+// finish logs the error that ends the program to a log file, then closes it.
+func finish(l zerolog.Logger, c io.Closer, toFile bool, err error) {
+	if err != nil && toFile {
+		l.Error().Int("exit_code", Code(err)).Msg("stopped: " + err.Error())
+	}
+	c.Close()
 }
 
 // Signals returns a context cancelled by the first SIGINT or SIGTERM (a

@@ -46,7 +46,7 @@ type Spec struct {
 
 // RunWorker runs a worker program: settings, log, signals, registration,
 // checks, the balena client, then the loop until stopped.
-func RunWorker(c *cli.Context, spec Spec) error {
+func RunWorker(c *cli.Context, spec Spec) (err error) {
 	if c.NArg() > 0 {
 		return usage.Errorf("unexpected argument %q (see --help)", c.Args().First())
 	}
@@ -54,11 +54,11 @@ func RunWorker(c *cli.Context, spec Spec) error {
 	if err != nil {
 		return err
 	}
-	log, closer, err := cliapp.Logger(s, spec.Bin)
+	log, end, err := cliapp.Logger(s, spec.Bin)
 	if err != nil {
 		return err
 	}
-	defer closer.Close()
+	defer func() { end(err) }()
 	graceful, hard, stop := cliapp.Signals(c.Context)
 	defer stop()
 	if spec.Before != nil {

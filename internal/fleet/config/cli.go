@@ -16,12 +16,14 @@ func Flags(bin Binary) []cli.Flag {
 		if d.Name == CfgFile && bin == AddUnit {
 			aliases = nil // -c is not an add-unit option
 		}
+		// The default before the variable: "[X] (default)" would read as a
+		// link in the markdown the man page is made from.
 		usage := d.Usage
-		if !d.NoEnv {
-			usage += " [" + d.Name + "]"
-		}
 		if d.Default != "" {
 			usage += " (default " + d.Default + ")"
+		}
+		if !d.NoEnv {
+			usage += " [" + d.Name + "]"
 		}
 		if d.Kind == Bool {
 			// A yes/no setting is a switch on the command line: --pretend.

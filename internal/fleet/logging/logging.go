@@ -67,7 +67,15 @@ func New(w io.Writer, binary, format string, color bool) zerolog.Logger {
 }
 
 // Console renders zerolog events as `[ts prefix LEVEL]: message key=value`.
+// Every part is coloured here, by color alone: zerolog's own colouring
+// follows NO_COLOR even when the operator asked for --color ON.
 func Console(w io.Writer, prefix string, color bool) zerolog.ConsoleWriter {
+	paint := func(s string, code int) string {
+		if !color {
+			return s
+		}
+		return fmt.Sprintf("\x1b[%dm%s\x1b[0m", code, s)
+	}
 	return zerolog.ConsoleWriter{
 		Out:        w,
 		NoColor:    !color,
@@ -81,16 +89,18 @@ func Console(w io.Writer, prefix string, color bool) zerolog.ConsoleWriter {
 			if l == "WARN" || l == "WARNING" {
 				l = "WARN"
 			}
-			if color {
-				switch l {
-				case "ERROR", "FATAL":
-					l = "\x1b[31m" + l + "\x1b[0m"
-				case "WARN":
-					l = "\x1b[33m" + l + "\x1b[0m"
-				}
+			switch l {
+			case "ERROR", "FATAL":
+				l = paint(l, 31)
+			case "WARN":
+				l = paint(l, 33)
 			}
 			return l + "]:"
 		},
+		FormatMessage:       func(i any) string { return fmt.Sprint(i) },
+		FormatFieldName:     func(i any) string { return paint(fmt.Sprintf("%s=", i), 36) },
+		FormatErrFieldName:  func(i any) string { return paint(fmt.Sprintf("%s=", i), 36) },
+		FormatErrFieldValue: func(i any) string { return paint(fmt.Sprint(i), 31) },
 	}
 }
 

@@ -3,6 +3,7 @@ package logging
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,6 +30,37 @@ func TestColorOnlyWhenWanted(t *testing.T) {
 	lc.Error().Msg("boom")
 	if strings.Contains(plain.String(), "\x1b[") || !strings.Contains(colored.String(), "\x1b[31mERROR") {
 		t.Fatalf("plain %q colored %q", plain.String(), colored.String())
+	}
+}
+
+// An explicit --color ON beats NO_COLOR, in every part of the line; off
+// (or NO_COLOR without --color) leaves no escape anywhere.
+func TestExplicitColorBeatsNoColor(t *testing.T) {
+	t.Setenv("NO_COLOR", "1")
+	var b bytes.Buffer
+	l := New(&b, "x", "console", true)
+	l.Error().Str("unit", "gw-1").Err(errors.New("boom")).Msg("failed")
+	for _, want := range []string{"\x1b[31mERROR", "\x1b[36munit=", "\x1b[36merror=", "\x1b[31mboom"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("colored line lacks %q: %q", want, b.String())
+		}
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		setting string
+		colored bool
+	}{{"on", true}, {"off", false}, {"", false}} {
+		path := filepath.Join(dir, "log-"+tc.setting)
+		l, c, err := Open(Options{Binary: "x", To: path, Color: tc.setting})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Warn().Str("unit", "gw-1").Msg("slow")
+		c.Close()
+		data, _ := os.ReadFile(path)
+		if got := strings.Contains(string(data), "\x1b["); got != tc.colored {
+			t.Errorf("--color %q with NO_COLOR set: colored %v, want %v: %q", tc.setting, got, tc.colored, data)
+		}
 	}
 }
 

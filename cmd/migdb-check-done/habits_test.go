@@ -56,3 +56,38 @@ func TestOnceExits1WhenUnitsFailed(t *testing.T) {
 		t.Fatalf("a unit failed: %v, want exit 1 saying so:\n%s", err, out)
 	}
 }
+
+// --stats -o - writes the CSV alone to stdout (the summary to stderr) and
+// makes no file called "-".
+func TestStatsCSVToStdout(t *testing.T) {
+	_, base, _ := setup(t)
+	c := cmd(base, "--stats", "-o", "-")
+	c.Dir = base
+	var stdout, stderr strings.Builder
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "id,state,fail_class,") || !strings.Contains(stderr.String(), "total    2") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(base, "-")); err == nil {
+		t.Error(`a file called "-" was written`)
+	}
+}
+
+// An error that stops a worker logging to a file is in that file too, not
+// only on stderr.
+func TestFatalErrorReachesTheLogFile(t *testing.T) {
+	srv, base, _ := setup(t)
+	logFile := filepath.Join(base, "worker.log")
+	out, err := cmd(base, "--balena-api", srv.URL(), "--balena-token", "wrong-secret", "--once", "--log-to", logFile).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	data, _ := os.ReadFile(logFile)
+	if !strings.Contains(string(data), "ERROR]: stopped: balena at "+srv.URL()+" rejected the token") || strings.Contains(string(data), "wrong-secret") {
+		t.Errorf("the log file does not say why the worker stopped:\n%s", data)
+	}
+}
