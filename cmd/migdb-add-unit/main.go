@@ -21,7 +21,7 @@ func main() {
 		ArgsUsage: "<unit-id>",
 		Flags: append(config.Flags(config.AddUnit),
 			&cli.StringFlag{Name: "from-csv", Usage: "submit every row of a CSV file (header: unit_id,host,user,...); all or nothing"},
-			&cli.StringFlag{Name: "retry", Usage: "move a failed unit from fail/ back to units/"},
+			&cli.StringFlag{Name: "retry", Usage: "move the failed unit `ID` from fail/ back to units/, with the unit settings given as flags (--host, --port, ...) applied"},
 		),
 		HideHelpCommand: true,
 		Action:          run,
