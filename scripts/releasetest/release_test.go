@@ -2,7 +2,9 @@
 // every artefact against SHA256SUMS and its architecture, installs the
 // host's .deb with dpkg into a clean Debian 12 root, and there runs each
 // program's --version and --help and each worker once, as its systemd unit
-// would, against the fake balena API on the host's loopback.
+// would, against the fake balena API on the host's loopback. The ARM
+// device builds of scripts/build-balena-migrate run under qemu's user
+// emulation (arm_test.go).
 package releasetest
 
 import (

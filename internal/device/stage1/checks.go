@@ -33,7 +33,7 @@ func (f files) detectDevice(machine string) (devicetype.Device, error) {
 	model, _ := f.read("/proc/device-tree/model")
 	d, err := devicetype.Detect(devicetype.Inputs{Machine: machine, CPUInfo: string(cpuinfo), DTModel: string(model), EFI: f.exists("/sys/firmware/efi")})
 	if err != nil {
-		return d, fmt.Errorf("%w: %w", ErrDeviceType, err)
+		return d, err // devicetype.ErrUnknown, which is ErrDeviceType
 	}
 	if d.Family == devicetype.FamilyExtlinux {
 		return d, fmt.Errorf("%w: %s (%s) boots through u-boot's extlinux.conf, for which balena-migrate has no one-shot boot setup yet: flash it by hand", ErrDeviceType, d.Name, d.Slugs[0])

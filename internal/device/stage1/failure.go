@@ -5,6 +5,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/fleetmig/balena-migrate/internal/devicetype"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
@@ -30,8 +31,10 @@ const (
 
 // Errors that exist only to be classified.
 var (
-	ErrOS            = errors.New("unsupported OS")
-	ErrDeviceType    = errors.New("unsupported device")
+	ErrOS = errors.New("unsupported OS")
+	// ErrDeviceType is the detection's own error, so that its message does
+	// not say "unsupported device" twice.
+	ErrDeviceType    = devicetype.ErrUnknown
 	ErrAlreadyBalena = errors.New("already running balenaOS")
 )
 
