@@ -2,9 +2,7 @@ package releasetest
 
 import (
 	"bytes"
-	"compress/gzip"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,8 +113,8 @@ func TestARMBuildsRunUnderQemu(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("extract: exit %d\n%s", code, stdout)
 			}
-			if got := gunzip(t, img); !bytes.Equal(got, want) {
-				t.Errorf("extract wrote %d bytes that are not the %d-byte image inside the flasher", len(got), len(want))
+			if got, err := testimg.Gunzip(img); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("extract wrote %d bytes that are not the %d-byte image inside the flasher (%v)", len(got), len(want), err)
 			}
 			if cfg, err := os.ReadFile(filepath.Join(work, "grub.cfg")); err != nil || string(cfg) != "# internal grub.cfg\n" {
 				t.Errorf("extract --grub: %q, %v", cfg, err)
@@ -152,22 +150,4 @@ func qemuRun(t *testing.T, dir string, cred *syscall.Credential, args ...string)
 		t.Fatal(err)
 	}
 	return string(out), 0
-}
-
-func gunzip(t *testing.T, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }

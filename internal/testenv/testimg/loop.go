@@ -54,6 +54,24 @@ func Gzip(src, dst string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), out.Close()
 }
 
+// Gunzip returns the uncompressed content of the gzip file at path.
+func Gunzip(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, nil
+}
+
 // SHA256File returns the SHA-256 of the first n bytes of path (n < 0: all).
 func SHA256File(path string, n int64) (string, error) {
 	f, err := os.Open(path)
