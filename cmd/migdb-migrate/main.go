@@ -42,7 +42,8 @@ func main() {
 					}
 					return true, migrate.Stop(ctx, db, log)
 				},
-				Check: migrate.CheckEnvironment,
+				Check:      migrate.CheckEnvironment,
+				CheckFleet: true,
 				Handler: func(e workercmd.Env) (worker.Handler, func(*unit.Unit) time.Time) {
 					m := &migrate.Migrator{Cloud: e.Cloud, Settings: e.Settings, Log: e.Log, Now: time.Now}
 					return m.Handle, m.DueOf

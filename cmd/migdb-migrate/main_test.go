@@ -245,7 +245,15 @@ func TestStartupRefusals(t *testing.T) {
 		{"bad port", args("--reconn-time", "-4"), "MIG_RECONN_TIME"},
 		{"environment that would not flash", args("--cfg-dir", noFlash), "--rehearsal"},
 		{"pretend and rehearsal", append(args(), "--pretend", "--rehearsal"), "exclude each other"},
+		// The fleet is checked before any device is touched, in --pretend too.
+		{"unknown fleet", args("--app", "org/none"), "no such application"},
+		{"unknown fleet, pretending", append(args("--app", "org/none"), "--pretend"), "no such application"},
+		{"malformed fleet", args("--app", "org/fleet/one"), "org/name"},
+		{"malformed version", args("--balena-ver", "latest"), "--balena-ver"},
+		{"version balena does not list", args("--app", "org/listed"), "no balenaOS 2.113.0 for intel-nuc"},
 	}
+	f.fake.AddApp("org/listed", "intel-nuc")
+	f.fake.AddOSRelease("intel-nuc", "2.112.0+rev1")
 	for _, c := range cases {
 		code, out := run(c.args...)
 		if code != 2 || !strings.Contains(out, c.want) || strings.Contains(out, "nope-secret") {

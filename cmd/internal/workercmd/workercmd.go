@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
@@ -34,6 +35,9 @@ type Env struct {
 type Spec struct {
 	Bin   config.Binary
 	Input spool.Dir
+	// CheckFleet checks the worker's --app and --balena-ver in balena at
+	// start-up (migdb-migrate).
+	CheckFleet bool
 	// Before runs once settings and the log are up and before the worker
 	// registers; done ends the program there (--stop, --stats).
 	Before func(ctx context.Context, s *config.Settings, log zerolog.Logger) (done bool, err error)
@@ -86,6 +90,11 @@ func RunWorker(c *cli.Context, spec Spec) (err error) {
 	if err != nil {
 		return err
 	}
+	if spec.CheckFleet {
+		if err := CheckFleet(graceful, s, cl, log); err != nil {
+			return err
+		}
+	}
 	handle, dueOf := spec.Handler(Env{Settings: s, Log: log, DB: db, Cloud: cl})
 	loop := &worker.Loop{
 		DB: db, Input: spec.Input, Name: string(spec.Bin), DueOf: dueOf,
@@ -130,4 +139,39 @@ func Cloud(ctx context.Context, s *config.Settings, log zerolog.Logger) (balena.
 	}
 	log.Info().Str("user", user.Username).Int64("user_id", user.ID).Msg("balena credentials accepted")
 	return c, nil
+}
+
+// CheckFleet checks the worker's fleet and balenaOS version (--app,
+// --balena-ver) before any device is touched: a fleet that does not exist
+// or that the token cannot register into, a malformed reference or a
+// version balena does not know stops the worker (exit 2) with the reason.
+// A rehearsal registers nothing and skips it; without --app each unit's
+// own fleet is looked up when it is registered.
+func CheckFleet(ctx context.Context, s *config.Settings, c balena.Cloud, log zerolog.Logger) error {
+	if s.Migrate.Rehearsal {
+		return nil
+	}
+	app, ver := s.Unit.App, s.Unit.BalenaVer
+	if app == "" {
+		log.Info().Msg("no --app / MIG_APP for the worker: each unit's fleet is checked when it is registered")
+		return nil
+	}
+	f, err := c.CheckFleet(ctx, app, ver)
+	if err != nil {
+		where := "--app / MIG_APP " + s.Source(config.App)
+		if errors.Is(err, balena.ErrInvalid) && strings.Contains(err.Error(), balena.SettingVersion) {
+			where = "--balena-ver / MIG_BALENA_VER " + s.Source(config.BalenaVer)
+		}
+		return usage.Errorf("the fleet cannot take devices (%s): %v", strings.TrimSpace(where), err)
+	}
+	ev := log.Info().Str("fleet", f.Slug).Int64("fleet_id", f.ID).Str("device_type", f.DeviceType)
+	switch {
+	case ver == "":
+		ev.Msg("fleet checked; no --balena-ver for the worker: each unit's version is checked when it is registered")
+	case f.OSVersionChecked:
+		ev.Str("balena_ver", ver).Msg("fleet and balenaOS version checked")
+	default:
+		ev.Str("balena_ver", ver).Msg("fleet checked; balena lists no balenaOS releases for this type (openBalena keeps none), so the version was checked only by generating a config.json with it")
+	}
+	return nil
 }

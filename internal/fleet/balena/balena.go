@@ -33,6 +33,15 @@ type Cloud interface {
 	// the fleet's provisioning key. The bytes hold the device's API key:
 	// never log them.
 	DeviceConfig(ctx context.Context, dev Device, version string) ([]byte, error)
+	// CheckFleet checks before any device is touched that devices can be
+	// registered into fleet and given a config.json for balenaOS version:
+	// the fleet exists and the token sees it (ErrNotFound), the token may
+	// register devices into it (ErrUnauthorized), the reference and the
+	// version are well formed (ErrInvalid) and balena knows the version
+	// (ErrNotFound) where it lists OS releases; an empty version checks
+	// the fleet alone. Whatever it looks up is kept for the
+	// registrations, so they cost no more for it.
+	CheckFleet(ctx context.Context, fleet, version string) (Fleet, error)
 	// Status says whether the device with this UUID is online and how
 	// (VPN or heartbeat), and what it reported about itself. A device
 	// balena does not know is an ErrNotFound error: a device registered a

@@ -43,6 +43,8 @@ type backend struct {
 	// keyExpiries lists the expiry of every provisioning key made for
 	// fleet (zero: never); nil where the adapter makes none itself.
 	keyExpiries func(t *testing.T) []time.Time
+	// addOSRelease makes balena list a balenaOS release for a type.
+	addOSRelease func(deviceType, version string)
 	// can says which promises the backend can be tested on: the real
 	// server cannot be made to fail, the CLI prints no Retry-After.
 	can map[need]bool
@@ -56,6 +58,7 @@ const (
 	faults     need = "faults"      // failNext works
 	retryAfter need = "retry-after" // the adapter sees Retry-After
 	keys       need = "keys"        // keyExpiries works
+	releases   need = "releases"    // addOSRelease works
 )
 
 // contractRetry retries fast, so the suite measures behaviour, not waits.
@@ -113,7 +116,8 @@ func apiBackend(t *testing.T) *backend {
 			}
 			return out
 		},
-		can: map[need]bool{always: true, faults: true, retryAfter: true, keys: true},
+		addOSRelease: s.AddOSRelease,
+		can:          map[need]bool{always: true, faults: true, retryAfter: true, keys: true, releases: true},
 	}
 }
 
@@ -364,6 +368,47 @@ var contract = []struct {
 			if e.IsZero() || e.After(time.Now().Add(15*time.Minute)) || e.Before(time.Now()) {
 				t.Errorf("a provisioning key expires %v; want within 15 minutes from now", e)
 			}
+		}
+	}},
+	{"the fleet is checked before any device: found, well formed, registrable", always, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		f, err := b.cloud.CheckFleet(ctx, b.fleet, "2.113.0")
+		if err != nil || !strings.EqualFold(f.Slug, b.fleet) || f.OSVersionChecked {
+			t.Fatalf("CheckFleet = %+v, %v; want the fleet, the version unchecked (no OS releases listed)", f, err)
+		}
+		if f, err := b.cloud.CheckFleet(ctx, b.fleet, ""); err != nil || !strings.EqualFold(f.Slug, b.fleet) {
+			t.Fatalf("CheckFleet without a version = %+v, %v; want the fleet alone checked", f, err)
+		}
+		if _, err := b.cloud.CheckFleet(ctx, "ops/no-such-fleet", "2.113.0"); !errors.Is(err, balena.ErrNotFound) {
+			t.Errorf("unknown fleet: %v, want ErrNotFound", err)
+		}
+		if _, err := b.rejected.CheckFleet(ctx, b.fleet, "2.113.0"); !errors.Is(err, balena.ErrUnauthorized) {
+			t.Errorf("rejected token: %v, want ErrUnauthorized", err)
+		}
+		before := b.requests()
+		for _, c := range []struct{ fleet, version, says string }{
+			{"", "2.113.0", "MIG_APP"}, {"ops/fleet/one", "2.113.0", "org/name"}, {"/fleet", "2.113.0", "org/name"},
+			{"ops/my fleet", "2.113.0", "org/name"}, {b.fleet, "banana", "not a balenaOS version"},
+			{b.fleet, "1.1.9", "too old"},
+		} {
+			if _, err := b.cloud.CheckFleet(ctx, c.fleet, c.version); !errors.Is(err, balena.ErrInvalid) || !strings.Contains(err.Error(), c.says) {
+				t.Errorf("CheckFleet(%q, %q) = %v, want ErrInvalid saying %q", c.fleet, c.version, err, c.says)
+			}
+		}
+		if n := b.requests() - before; n != 0 {
+			t.Errorf("%d requests for malformed settings, want 0", n)
+		}
+	}},
+	{"a balenaOS version balena does not list is refused", releases, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		b.addOSRelease("raspberrypi3", "2.112.0+rev1")
+		b.addOSRelease("raspberrypi3", "2.113.0+rev2")
+		if f, err := b.cloud.CheckFleet(ctx, b.fleet, "v2.113.0"); err != nil || !f.OSVersionChecked {
+			t.Fatalf("listed version: %+v, %v", f, err)
+		}
+		_, err := b.cloud.CheckFleet(ctx, b.fleet, "2.114.0")
+		if !errors.Is(err, balena.ErrNotFound) || !strings.Contains(err.Error(), "2.113.0+rev2") {
+			t.Fatalf("unlisted version: %v, want ErrNotFound naming what balena has", err)
 		}
 	}},
 	{"bad UUID is refused without asking balena", always, func(t *testing.T, b *backend) {

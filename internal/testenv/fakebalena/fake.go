@@ -108,13 +108,14 @@ const (
 	RouteDevice         Route = "GET /v7/device"
 	RouteStateReport    Route = "PATCH /device/v3/state"
 	RouteStateGet       Route = "GET /device/v3/<uuid>/state"
+	RouteRelease        Route = "GET /v7/release"
 	RouteDevicePatch    Route = "PATCH /v7/device(<id>)"
 	RouteDeviceTag      Route = "POST /v7/device_tag"
 )
 
 // Routes lists every endpoint, for totals.
 var Routes = []Route{RouteWhoami, RouteApplication, RouteProvisionKey, RouteRegister, RouteDownloadConfig,
-	RouteDeviceKey, RouteDevice, RouteStateReport, RouteStateGet, RouteDevicePatch, RouteDeviceTag}
+	RouteDeviceKey, RouteDevice, RouteStateReport, RouteStateGet, RouteRelease, RouteDevicePatch, RouteDeviceTag}
 
 type provKey struct {
 	appID   int64
@@ -136,7 +137,8 @@ type API struct {
 	calls      map[Route]int
 	registers  map[string]int // register calls per UUID
 	faults     int
-	images     map[string][]byte // served at /_fake/images/<name>
+	osReleases map[string][]string // balenaOS versions by device type, newest first
+	images     map[string][]byte   // served at /_fake/images/<name>
 	imageBytes int64
 	mux        *http.ServeMux
 }
@@ -166,6 +168,7 @@ func New(cfg Config) *API {
 		deviceKeys: map[string]int64{},
 		calls:      map[Route]int{},
 		registers:  map[string]int{},
+		osReleases: map[string][]string{},
 	}
 	a.mux = a.routes()
 	return a

@@ -137,7 +137,7 @@ func TestApplicationQueries(t *testing.T) {
 		{"bad filter", "/v7/application" + sel + "&$filter=slug%20ne%20'x'", userToken, 400, ""},
 		// As on the real server: fleets can be public, so no token sees none.
 		{"no token", "/v7/application" + sel, "", 200, `{"d":[]}`},
-		{"unknown resource", "/v7/release", userToken, 404, ""},
+		{"unknown resource", "/v7/image", userToken, 404, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -181,6 +181,8 @@ func (a *API) resource(w http.ResponseWriter, r *http.Request) {
 		a.admit(RouteApplication, a.application)(w, r)
 	case res == "device":
 		a.admit(RouteDevice, a.device)(w, r)
+	case res == "release":
+		a.admit(RouteRelease, a.releases)(w, r)
 	default:
 		http.NotFound(w, r)
 	}

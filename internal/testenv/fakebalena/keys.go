@@ -153,7 +153,10 @@ func (a *API) downloadConfig(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Not Found: no such application", http.StatusNotFound)
 		return
 	case req.Version == "":
-		http.Error(w, "Bad Request: An OS version is required when calling /download-config", http.StatusBadRequest)
+		http.Error(w, "Bad Request: A version is required.", http.StatusBadRequest)
+		return
+	case oldOSVersion(req.Version):
+		http.Error(w, "balenaOS versions <= 1.2.0 are no longer supported, please update", http.StatusBadRequest)
 		return
 	case req.Network != "ethernet" && req.Network != "wifi":
 		http.Error(w, "Bad Request: network must be ethernet or wifi", http.StatusBadRequest)

@@ -40,24 +40,32 @@ func (s *Server) waitReady(ctx context.Context) error {
 	}
 }
 
-// adminKey logs the superuser in and makes an API key for it.
-func (s *Server) adminKey(ctx context.Context) (jwtToken, key string, err error) {
+// login logs the superuser in: a fresh session token (making API keys
+// takes one only minutes old).
+func (s *Server) login(ctx context.Context) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, "POST", s.URL+"/login_",
 		strings.NewReader(fmt.Sprintf(`{"username":%q,"password":%q}`, adminEmail, adminPassword)))
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
 	jwt, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return "", "", fmt.Errorf("admin login: HTTP %d: %s", resp.StatusCode, jwt)
+		return "", fmt.Errorf("admin login: HTTP %d: %s", resp.StatusCode, jwt)
 	}
-	jwtToken = strings.TrimSpace(string(jwt))
+	return strings.TrimSpace(string(jwt)), nil
+}
+
+// adminKey logs the superuser in and makes an API key for it.
+func (s *Server) adminKey(ctx context.Context) (jwtToken, key string, err error) {
+	if jwtToken, err = s.login(ctx); err != nil {
+		return "", "", err
+	}
 	err = s.call(ctx, jwtToken, "POST", "/api-key/user/full",
 		map[string]any{"name": "tests", "description": "balena-migrate tests"}, &key)
 	if err != nil {
@@ -156,7 +164,11 @@ func (s *Server) deviceTypeID(ctx context.Context, slug string) (int64, error) {
 // NewUserKey makes another API key of the superuser, with its id (to
 // revoke it with RevokeKey).
 func (s *Server) NewUserKey(ctx context.Context, name string) (id int64, key string, err error) {
-	if err := s.call(ctx, s.AdminJWT, "POST", "/api-key/user/full", map[string]any{"name": name}, &key); err != nil {
+	jwt, err := s.login(ctx)
+	if err != nil {
+		return 0, "", err
+	}
+	if err := s.call(ctx, jwt, "POST", "/api-key/user/full", map[string]any{"name": name}, &key); err != nil {
 		return 0, "", err
 	}
 	var reply struct {

@@ -195,3 +195,23 @@ func (c *Client) DeviceConfig(ctx context.Context, dev balena.Device, version st
 	}
 	return data, nil
 }
+
+// CheckFleet checks the reference and version for form and looks the
+// fleet up with `balena fleet <fleet>`. The CLI makes its provisioning
+// keys itself and lists no OS releases here, so neither is checked:
+// OSVersionChecked stays false.
+func (c *Client) CheckFleet(ctx context.Context, ref, version string) (balena.Fleet, error) {
+	op := fmt.Sprintf("check fleet %q", strings.TrimSpace(ref))
+	if err := balena.CheckFleetRef(op, ref); err != nil {
+		return balena.Fleet{}, err
+	}
+	if version != "" {
+		if err := balena.CheckOSVersion(op, version); err != nil {
+			return balena.Fleet{}, err
+		}
+	}
+	if _, err := c.run(ctx, op, "fleet", strings.TrimSpace(ref)); err != nil {
+		return balena.Fleet{}, withLoginAdvice(err)
+	}
+	return balena.Fleet{Slug: strings.TrimSpace(ref)}, nil
+}
