@@ -86,3 +86,15 @@ func SameOSVersion(setting, listed string) bool {
 	base, _, _ := strings.Cut(b, "+")
 	return !strings.Contains(a, "+") && a == base
 }
+
+// CheckFleetSettings is CheckFleetRef and, when version is given,
+// CheckOSVersion: what CheckFleet refuses without asking balena.
+func CheckFleetSettings(op, ref, version string) error {
+	if err := CheckFleetRef(op, ref); err != nil {
+		return err
+	}
+	if version == "" {
+		return nil
+	}
+	return CheckOSVersion(op, version)
+}

@@ -16,13 +16,8 @@ import (
 // check costs one request more than its first unit would have.
 func (c *Client) CheckFleet(ctx context.Context, ref, version string) (balena.Fleet, error) {
 	op := fmt.Sprintf("check fleet %q", strings.TrimSpace(ref))
-	if err := balena.CheckFleetRef(op, ref); err != nil {
+	if err := balena.CheckFleetSettings(op, ref, version); err != nil {
 		return balena.Fleet{}, err
-	}
-	if version != "" {
-		if err := balena.CheckOSVersion(op, version); err != nil {
-			return balena.Fleet{}, err
-		}
 	}
 	app, err := c.app(ctx, ref)
 	if err != nil {

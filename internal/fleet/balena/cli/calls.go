@@ -202,13 +202,8 @@ func (c *Client) DeviceConfig(ctx context.Context, dev balena.Device, version st
 // OSVersionChecked stays false.
 func (c *Client) CheckFleet(ctx context.Context, ref, version string) (balena.Fleet, error) {
 	op := fmt.Sprintf("check fleet %q", strings.TrimSpace(ref))
-	if err := balena.CheckFleetRef(op, ref); err != nil {
+	if err := balena.CheckFleetSettings(op, ref, version); err != nil {
 		return balena.Fleet{}, err
-	}
-	if version != "" {
-		if err := balena.CheckOSVersion(op, version); err != nil {
-			return balena.Fleet{}, err
-		}
 	}
 	if _, err := c.run(ctx, op, "fleet", strings.TrimSpace(ref)); err != nil {
 		return balena.Fleet{}, withLoginAdvice(err)
