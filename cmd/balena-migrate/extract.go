@@ -5,7 +5,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/device/devlog"
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/urfave/cli/v2"
 
 	"github.com/fleetmig/balena-migrate/internal/device/extract"
@@ -33,7 +33,7 @@ func extractCommand() *cli.Command {
 				return cli.Exit("extract needs --img OUT.img.gz and exactly one flasher image (.img or .zip); see --help", 2)
 			}
 			logf := func(format string, args ...any) {
-				fmt.Fprint(os.Stdout, devlog.Line(time.Now(), "INFO", fmt.Sprintf(format, args...)))
+				fmt.Fprint(os.Stdout, devproto.Line(time.Now(), devproto.Info, fmt.Sprintf(format, args...)))
 			}
 			_, err := extract.Run(c.Context, extract.Options{Flasher: c.Args().First(), Image: c.String("img"),
 				GrubCfg: c.String("grub"), GrubBoot: c.String("grub-boot"), GrubCore: c.String("grub-core"),

@@ -5,8 +5,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/device/devlog"
 	"github.com/fleetmig/balena-migrate/internal/device/fetch"
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/urfave/cli/v2"
 )
 
@@ -23,18 +23,18 @@ func fetchCommand() *cli.Command {
 			&cli.IntFlag{Name: "tries", Value: 5, Usage: "attempts, each resuming where the last stopped"},
 		},
 		Action: func(c *cli.Context) error {
-			say := func(level, format string, a ...any) {
-				fmt.Fprint(os.Stdout, devlog.Line(time.Now(), level, fmt.Sprintf(format, a...)))
+			say := func(level devproto.Level, format string, a ...any) {
+				fmt.Fprint(os.Stdout, devproto.Line(time.Now(), level, fmt.Sprintf(format, a...)))
 			}
 			start := time.Now()
 			res, err := fetch.Run(c.Context, fetch.Options{URL: c.String("url"), SHA256: c.String("sha256"), Out: c.String("out"),
-				Tries: c.Int("tries"), Log: func(format string, a ...any) { say("INFO", format, a...) }})
+				Tries: c.Int("tries"), Log: func(format string, a ...any) { say(devproto.Info, format, a...) }})
 			if err != nil {
-				say("ERROR", "failed (transfer): fetching %s: %v", c.String("url"), err)
+				say(devproto.Error, "%s", devproto.NewFailure(devproto.ClassTransfer, fmt.Sprintf("fetching %s: %v", c.String("url"), err)).Format())
 				return cli.Exit("fetch failed", 1)
 			}
 			if !res.Already {
-				say("INFO", "fetched %s: %.1f MB in %v (%.1f MB kept from an earlier try), SHA-256 verified",
+				say(devproto.Info, "fetched %s: %.1f MB in %v (%.1f MB kept from an earlier try), SHA-256 verified",
 					c.String("out"), float64(res.Bytes)/1e6, time.Since(start).Round(time.Millisecond), float64(res.Resumed)/1e6)
 			}
 			return nil

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/urfave/cli/v2"
 
@@ -95,17 +96,15 @@ func finish(ctx context.Context, log *stage1.Log, cfg stage1.Config, bin string)
 		if err := stage1.ScheduleReboot(res.RebootIn, res.Reboot); err != nil {
 			log.Warn("%v", err)
 		} else {
-			fmt.Printf("migration successful, rebooting system in %d seconds\n", res.RebootIn)
+			fmt.Println(devproto.Success{RebootIn: res.RebootIn}.Format())
 			return nil
 		}
 	}
 	if res.RebootArg != "" {
 		// A plain reboot would boot the old system; the fleet worker reads
-		// the argument from this line.
+		// the argument from the success line.
 		log.Info("boot stage 2 with: %s", res.Reboot)
-		fmt.Printf("migration successful, please reboot system; reboot argument: %s\n", res.RebootArg)
-		return nil
 	}
-	fmt.Println("migration successful, please reboot system")
+	fmt.Println(devproto.Success{AskReboot: true, RebootArg: res.RebootArg}.Format())
 	return nil
 }

@@ -2,31 +2,11 @@ package stage1
 
 import (
 	"errors"
-	"strings"
 	"syscall"
 
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/usage"
-)
-
-// Class is the failure class stage 1 names on its last line when it fails:
-//
-//	[<ISO ts> balena-migrate] ERROR: failed (<class>): <message>
-//
-// The fleet worker reads only that line, so the words below are a contract
-// (docs/device-protocol.md; the fleet's unit.FailClass uses the same words).
-type Class string
-
-// The classes, one per kind of failure the operator fixes differently.
-const (
-	ClassConfigError   Class = "config_error"   // bad flag or config file (a usage error)
-	ClassNoSpace       Class = "no_space"       // ENOSPC, or too little space/memory found by a check
-	ClassReadOnly      Class = "read_only"      // EROFS
-	ClassAlreadyBalena Class = "already_balena" // the device runs balenaOS already
-	ClassOS            Class = "os"             // an OS release stage 1 does not support
-	ClassDeviceType    Class = "device_type"    // an unsupported board, or an image for another one
-	ClassBackup        Class = "backup"         // the backup step (BACKUP_SCRIPT / BACKUP_DIRECTORIES)
-	ClassStage1        Class = "stage1"         // anything else
 )
 
 // Errors that exist only to be classified.
@@ -38,37 +18,37 @@ var (
 	ErrAlreadyBalena = errors.New("already running balenaOS")
 )
 
-// classes maps errors to classes; the first match wins, so a backup that
-// ran out of space is no_space (the fix is to free space, not to change
-// the backup script).
+// classes maps errors to the failure classes stage 1 names on its last
+// line (devproto.Failure), one per kind of failure the operator fixes
+// differently. The first match wins, so a backup that ran out of space is
+// no_space (the fix is to free space, not to change the backup script).
 var classes = []struct {
-	class Class
+	class devproto.Class
 	is    func(error) bool
 }{
-	{ClassConfigError, usage.Is},
-	{ClassNoSpace, func(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, errNoSpace) }},
-	{ClassReadOnly, func(err error) bool { return errors.Is(err, syscall.EROFS) }},
-	{ClassAlreadyBalena, func(err error) bool { return errors.Is(err, ErrAlreadyBalena) }},
-	{ClassOS, func(err error) bool { return errors.Is(err, ErrOS) }},
-	{ClassDeviceType, func(err error) bool {
+	{devproto.ClassConfigError, usage.Is},
+	{devproto.ClassNoSpace, func(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, errNoSpace) }},
+	{devproto.ClassReadOnly, func(err error) bool { return errors.Is(err, syscall.EROFS) }},
+	{devproto.ClassAlreadyBalena, func(err error) bool { return errors.Is(err, ErrAlreadyBalena) }},
+	{devproto.ClassOS, func(err error) bool { return errors.Is(err, ErrOS) }},
+	{devproto.ClassDeviceType, func(err error) bool {
 		return errors.Is(err, ErrDeviceType) || errors.Is(err, ErrWrongDevice) || errors.Is(err, ErrUnknownTarget)
 	}},
-	{ClassBackup, func(err error) bool { return errors.Is(err, ErrBackup) }},
+	{devproto.ClassBackup, func(err error) bool { return errors.Is(err, ErrBackup) }},
 }
 
 // ClassOf returns the failure class of a stage-1 error.
-func ClassOf(err error) Class {
+func ClassOf(err error) devproto.Class {
 	for _, c := range classes {
 		if c.is(err) {
 			return c.class
 		}
 	}
-	return ClassStage1
+	return devproto.ClassStage1
 }
 
-// Failed prints the final line of a failed run. Multi-line messages (a
-// program's output) are joined so that the verdict stays one line.
+// Failed prints the final line of a failed run, the verdict the fleet
+// worker reads.
 func (l *Log) Failed(err error) {
-	msg := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", " | ")), " ")
-	l.Error("failed (%s): %s", ClassOf(err), msg)
+	l.Error("%s", devproto.NewFailure(ClassOf(err), err.Error()).Format())
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
@@ -18,22 +19,22 @@ func TestClassOf(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		err  error
-		want Class
+		want devproto.Class
 	}{
-		{"usage", usage.Errorf("IMAGE_NAME is not set"), ClassConfigError},
-		{"ENOSPC deep down", fmt.Errorf("%w: write x: %w", ErrInitramfs, enospc), ClassNoSpace},
-		{"space check", fmt.Errorf("%w on /: 3 MiB free", errNoSpace), ClassNoSpace},
-		{"backup out of space is no_space", fmt.Errorf("%w: %w", ErrBackup, enospc), ClassNoSpace},
-		{"EROFS", fmt.Errorf("write /etc/balena-migrate-stage2.conf: %w", &fs.PathError{Op: "open", Path: "/etc/x", Err: syscall.EROFS}), ClassReadOnly},
-		{"balenaOS", fmt.Errorf("%w: ID=balena-os", ErrAlreadyBalena), ClassAlreadyBalena},
-		{"OS", fmt.Errorf("%w: ubuntu 12.04", ErrOS), ClassOS},
-		{"board", fmt.Errorf("%w: RockPro64", ErrDeviceType), ClassDeviceType},
-		{"image for another board", fmt.Errorf("%w: raspberrypi4-64", ErrWrongDevice), ClassDeviceType},
-		{"backup script", fmt.Errorf("%w: BACKUP_SCRIPT: exit status 1", ErrBackup), ClassBackup},
+		{"usage", usage.Errorf("IMAGE_NAME is not set"), devproto.ClassConfigError},
+		{"ENOSPC deep down", fmt.Errorf("%w: write x: %w", ErrInitramfs, enospc), devproto.ClassNoSpace},
+		{"space check", fmt.Errorf("%w on /: 3 MiB free", errNoSpace), devproto.ClassNoSpace},
+		{"backup out of space is no_space", fmt.Errorf("%w: %w", ErrBackup, enospc), devproto.ClassNoSpace},
+		{"EROFS", fmt.Errorf("write /etc/balena-migrate-stage2.conf: %w", &fs.PathError{Op: "open", Path: "/etc/x", Err: syscall.EROFS}), devproto.ClassReadOnly},
+		{"balenaOS", fmt.Errorf("%w: ID=balena-os", ErrAlreadyBalena), devproto.ClassAlreadyBalena},
+		{"OS", fmt.Errorf("%w: ubuntu 12.04", ErrOS), devproto.ClassOS},
+		{"board", fmt.Errorf("%w: RockPro64", ErrDeviceType), devproto.ClassDeviceType},
+		{"image for another board", fmt.Errorf("%w: raspberrypi4-64", ErrWrongDevice), devproto.ClassDeviceType},
+		{"backup script", fmt.Errorf("%w: BACKUP_SCRIPT: exit status 1", ErrBackup), devproto.ClassBackup},
 		// the word "backup" in a message is not the backup step
-		{"boot-file backup", fmt.Errorf("%w: backup of config.txt: %w", ErrBootSetup, fs.ErrPermission), ClassStage1},
-		{"text mentioning no space", errors.New("mkinitramfs: No space left on device"), ClassStage1},
-		{"other", fmt.Errorf("%w: grub-reboot", ErrBootSetup), ClassStage1},
+		{"boot-file backup", fmt.Errorf("%w: backup of config.txt: %w", ErrBootSetup, fs.ErrPermission), devproto.ClassStage1},
+		{"text mentioning no space", errors.New("mkinitramfs: No space left on device"), devproto.ClassStage1},
+		{"other", fmt.Errorf("%w: grub-reboot", ErrBootSetup), devproto.ClassStage1},
 	} {
 		if got := ClassOf(tc.err); got != tc.want {
 			t.Errorf("%s: ClassOf(%v) = %s, want %s", tc.name, tc.err, got, tc.want)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 )
 
 // Real /etc/os-release files (trimmed to the fields that matter) and what
@@ -55,7 +57,7 @@ func TestNoOSCheck(t *testing.T) {
 	d.write("/etc/os-release", []byte(fedoraLike))
 	before := d.tree(t)
 	_, err := d.run()
-	if !errors.Is(err, ErrOS) || ClassOf(err) != ClassOS || !strings.Contains(err.Error(), "Example Linux 7") || !strings.Contains(err.Error(), "--no-os-check (NO_OS_CHECK=TRUE)") {
+	if !errors.Is(err, ErrOS) || ClassOf(err) != devproto.ClassOS || !strings.Contains(err.Error(), "Example Linux 7") || !strings.Contains(err.Error(), "--no-os-check (NO_OS_CHECK=TRUE)") {
 		t.Fatalf("want a refusal naming the system and the override, got %v", err)
 	}
 	if diff := diffSnapshots(before, d.tree(t)); len(diff) > 0 {
@@ -82,7 +84,7 @@ func TestDracutSystemRefused(t *testing.T) {
 	for _, noCheck := range []bool{false, true} {
 		d.cfg.NoOSCheck = noCheck
 		_, err := d.run()
-		if !errors.Is(err, ErrMissingProg) || ClassOf(err) != ClassOS {
+		if !errors.Is(err, ErrMissingProg) || ClassOf(err) != devproto.ClassOS {
 			t.Fatalf("NO_OS_CHECK=%v: want ErrMissingProg, got %v", noCheck, err)
 		}
 		for _, want := range []string{"with dracut", "needs initramfs-tools", "mkinitramfs, /usr/share/initramfs-tools/hook-functions, /etc/initramfs-tools/initramfs.conf is missing", "install the initramfs-tools package"} {

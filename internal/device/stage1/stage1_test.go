@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 
 	"golang.org/x/sys/unix"
@@ -324,7 +325,7 @@ type refusal struct {
 	setup  func(d *device)
 	target error
 	words  string
-	class  Class // the verdict's class
+	class  devproto.Class // the verdict's class
 }
 
 // refusals are the ways stage 1 must say no; each case breaks one thing.
@@ -332,124 +333,124 @@ func refusals() []refusal {
 	pc, pi := fixtures[2], fixtures[0]
 	self, _ := os.Executable()
 	return []refusal{
-		{"not root", pc, func(d *device) { d.host.uid = 1000 }, ErrNotRoot, "must run as root", ClassStage1},
+		{"not root", pc, func(d *device) { d.host.uid = 1000 }, ErrNotRoot, "must run as root", devproto.ClassStage1},
 		{"old OS", pc, func(d *device) {
 			d.write("/etc/os-release", []byte("ID=ubuntu\nVERSION_ID=\"12.04\"\n"))
-		}, ErrOS, "ubuntu 12.04", ClassOS},
+		}, ErrOS, "ubuntu 12.04", devproto.ClassOS},
 		{"balenaOS already", pi, func(d *device) {
 			d.write("/etc/os-release", []byte("ID=balena-os\nNAME=balenaOS\nVERSION_ID=2.80.3\nPRETTY_NAME=\"balenaOS 2.80.3\"\n"))
-		}, ErrAlreadyBalena, "needs no migration", ClassAlreadyBalena},
+		}, ErrAlreadyBalena, "needs no migration", devproto.ClassAlreadyBalena},
 		{"unknown board", pi, func(d *device) {
 			d.write("/proc/device-tree/model", []byte("Pine64 RockPro64\x00"))
 			d.write("/proc/cpuinfo", []byte("processor : 0\n"))
-		}, ErrDeviceType, "RockPro64", ClassDeviceType},
+		}, ErrDeviceType, "RockPro64", devproto.ClassDeviceType},
 		{"boot on another disk", pc, func(d *device) {
 			d.write("/proc/self/mountinfo", []byte("25 0 8:1 / / rw - ext4 /dev/sda1 rw\n26 25 8:17 / /boot rw - ext4 /dev/sdb1 rw\n"))
 			os.MkdirAll(d.path("/sys/devices/virtual/block/sdb/sdb1"), 0o755)
 			os.WriteFile(d.path("/sys/devices/virtual/block/sdb/sdb1/partition"), []byte("1\n"), 0o644)
 			os.Symlink("../../devices/virtual/block/sdb/sdb1", d.path("/sys/dev/block/8:17"))
-		}, ErrBootLayout, "/boot is on /dev/sdb", ClassStage1},
+		}, ErrBootLayout, "/boot is on /dev/sdb", devproto.ClassStage1},
 		{"root on LVM", pc, func(d *device) {
 			d.write("/proc/self/mountinfo", []byte("25 0 254:0 / / rw - ext4 /dev/mapper/vg-root rw\n"))
 			d.write("/sys/devices/virtual/block/dm-0/slaves/sda2", nil)
 			os.Symlink("../../devices/virtual/block/dm-0", d.path("/sys/dev/block/254:0"))
-		}, ErrBootLayout, "device-mapper", ClassStage1},
-		{"disk unreadable", pc, func(d *device) { os.Remove(d.path("/dev/sda")) }, ErrBootLayout, "cannot record the identity of /dev/sda", ClassStage1},
-		{"grub-reboot missing", pc, func(d *device) { os.Remove(d.path("/usr/sbin/grub-reboot")) }, ErrMissingProg, "grub-reboot", ClassStage1},
-		{"no kernel modules", pc, func(d *device) { os.RemoveAll(d.path("/lib/modules")) }, ErrUnsupported, "/lib/modules/4.15.0-20-generic", ClassStage1},
+		}, ErrBootLayout, "device-mapper", devproto.ClassStage1},
+		{"disk unreadable", pc, func(d *device) { os.Remove(d.path("/dev/sda")) }, ErrBootLayout, "cannot record the identity of /dev/sda", devproto.ClassStage1},
+		{"grub-reboot missing", pc, func(d *device) { os.Remove(d.path("/usr/sbin/grub-reboot")) }, ErrMissingProg, "grub-reboot", devproto.ClassStage1},
+		{"no kernel modules", pc, func(d *device) { os.RemoveAll(d.path("/lib/modules")) }, ErrUnsupported, "/lib/modules/4.15.0-20-generic", devproto.ClassStage1},
 		{"dynamic binary", pc, func(d *device) {
 			if !isDynamic(self) {
 				d.t().Skip("the test binary is static here")
 			}
 			d.write(filepath.Join(d.home, "balena-migrate"), mustRead(d.t(), self))
-		}, ErrInitramfs, "dynamically linked", ClassStage1},
-		{"no space", pc, func(d *device) { d.host.free = 10 << 20 }, errNoSpace, "not enough space", ClassNoSpace},
-		{"slow disk", pc, func(d *device) { d.cfg.MinWriteSpeed = 1 << 40 }, ErrSlowDisk, "below MIN_WRITE_SPEED", ClassStage1},
+		}, ErrInitramfs, "dynamically linked", devproto.ClassStage1},
+		{"no space", pc, func(d *device) { d.host.free = 10 << 20 }, errNoSpace, "not enough space", devproto.ClassNoSpace},
+		{"slow disk", pc, func(d *device) { d.cfg.MinWriteSpeed = 1 << 40 }, ErrSlowDisk, "below MIN_WRITE_SPEED", devproto.ClassStage1},
 		{"checksum", pc, func(d *device) {
 			d.write(filepath.Join(d.home, "checksums.md5"), []byte("00000000000000000000000000000000  "+d.image+"\n"))
-		}, ErrChecksum, "damaged in transfer", ClassStage1},
-		{"API unreachable", pc, func(d *device) { d.host.dialErr = errors.New("connection refused") }, ErrNoNetwork, "balena API", ClassStage1},
+		}, ErrChecksum, "damaged in transfer", devproto.ClassStage1},
+		{"API unreachable", pc, func(d *device) { d.host.dialErr = errors.New("connection refused") }, ErrNoNetwork, "balena API", devproto.ClassStage1},
 		{"log drive on the boot disk", pc, func(d *device) {
 			d.cfg.LogDrive = "/dev/sda2"
 			if err := unixMknodBlock(d.path("/dev/sda2")); err != nil {
 				d.t().Skip(err)
 			}
-		}, usage.Err, "the disk that gets flashed", ClassConfigError},
-		{"log drive missing", pc, func(d *device) { d.cfg.LogDrive = "/dev/sdb1" }, usage.Err, "not a block device", ClassConfigError},
+		}, usage.Err, "the disk that gets flashed", devproto.ClassConfigError},
+		{"log drive missing", pc, func(d *device) { d.cfg.LogDrive = "/dev/sdb1" }, usage.Err, "not a block device", devproto.ClassConfigError},
 		{"grub.cfg missing", pc, func(d *device) {
 			d.cfg.GrubInstall, d.cfg.GrubCfg = true, filepath.Join(d.home, "grub.cfg")
 			d.cfg.GrubBootImg, d.cfg.GrubCoreImg = filepath.Join(d.home, "boot.img"), filepath.Join(d.home, "core.img")
-		}, usage.Err, "GRUB_CFG", ClassConfigError},
+		}, usage.Err, "GRUB_CFG", devproto.ClassConfigError},
 		// stage 2 has no grub-install: a BIOS machine needs boot.img and core.img
 		{"grub-install needed", pc, func(d *device) {
 			d.cfg.GrubInstall, d.cfg.GrubCfg = true, filepath.Join(d.home, "grub.cfg")
 			d.write(d.cfg.GrubCfg, []byte("menuentry x {}\n"))
-		}, usage.Err, "needs GRUB_BOOT_IMG and GRUB_CORE_IMG", ClassConfigError},
+		}, usage.Err, "needs GRUB_BOOT_IMG and GRUB_CORE_IMG", devproto.ClassConfigError},
 		{"core.img larger than the MBR gap", pc, func(d *device) {
 			grubFiles(d, 1<<20)
-		}, usage.Err, "leaves 1048064 bytes between the MBR and its first partition", ClassConfigError},
+		}, usage.Err, "leaves 1048064 bytes between the MBR and its first partition", devproto.ClassConfigError},
 		{"core.img over a GPT", pc, func(d *device) {
 			grubFiles(d, 30000)
 			raw, _ := genericAMD64(d.t()) // a real GPT: stage 1 checks its checksums first
 			d.write(d.cfg.ImageName, gz(raw))
-		}, usage.Err, "GPT image and core.img would overwrite its partition table", ClassConfigError},
+		}, usage.Err, "GPT image and core.img would overwrite its partition table", devproto.ClassConfigError},
 		{"badblocks missing", pc, func(d *device) {
 			d.cfg.MaxBadblocks = "0"
 			os.Remove(d.path("/usr/sbin/badblocks"))
-		}, ErrMissingProg, "badblocks", ClassStage1},
+		}, ErrMissingProg, "badblocks", devproto.ClassStage1},
 		{"badblocks not in the initramfs", pc, func(d *device) {
 			d.cfg.MaxBadblocks = "0"
 			d.host.omit = "badblocks"
-		}, ErrInitramfs, "lacks program badblocks", ClassStage1},
-		{"module not in the initramfs", pc, func(d *device) { d.host.omit = "nls_cp437" }, ErrInitramfs, "lacks module nls_cp437", ClassStage1},
-		{"binary not in the initramfs", pc, func(d *device) { d.host.omit = "bin/balena-migrate" }, ErrInitramfs, "lacks bin/balena-migrate", ClassStage1},
-		{"missing image", pc, func(d *device) { os.Remove(d.path(d.cfg.ImageName)) }, ErrImage, "no such file", ClassStage1},
+		}, ErrInitramfs, "lacks program badblocks", devproto.ClassStage1},
+		{"module not in the initramfs", pc, func(d *device) { d.host.omit = "nls_cp437" }, ErrInitramfs, "lacks module nls_cp437", devproto.ClassStage1},
+		{"binary not in the initramfs", pc, func(d *device) { d.host.omit = "bin/balena-migrate" }, ErrInitramfs, "lacks bin/balena-migrate", devproto.ClassStage1},
+		{"missing image", pc, func(d *device) { os.Remove(d.path(d.cfg.ImageName)) }, ErrImage, "no such file", devproto.ClassStage1},
 		{"wrong device", pi, func(d *device) {
 			d.cfg.ImageName = filepath.Join(d.home, "resin-raspberrypi4-64-2.80.img.gz")
 			d.write(d.cfg.ImageName, mustRead(d.t(), d.path(filepath.Join(d.home, d.image))))
-		}, ErrWrongDevice, "for raspberrypi4-64 but this device is a Raspberry Pi 3 Model B", ClassDeviceType},
+		}, ErrWrongDevice, "for raspberrypi4-64 but this device is a Raspberry Pi 3 Model B", devproto.ClassDeviceType},
 		{"untagged, config.json for another device", pi, func(d *device) {
 			d.cfg.ImageName = filepath.Join(d.home, "balenaos.img.gz")
 			d.write(d.cfg.ImageName, mustRead(d.t(), d.path(filepath.Join(d.home, d.image))))
 			d.cfg.BalenaConfig = filepath.Join(d.home, "config.json")
 			d.write(d.cfg.BalenaConfig, []byte(`{"deviceType":"genericx86-64","wifiSsid":"x"}`))
-		}, ErrWrongDevice, "for genericx86-64", ClassDeviceType},
+		}, ErrWrongDevice, "for genericx86-64", devproto.ClassDeviceType},
 		{"untagged, no config.json", pi, func(d *device) {
 			d.cfg.ImageName = filepath.Join(d.home, "balenaos.img.gz")
 			d.write(d.cfg.ImageName, mustRead(d.t(), d.path(filepath.Join(d.home, d.image))))
-		}, ErrUnknownTarget, "no device-type tag", ClassDeviceType},
-		{"not a disk image", pc, func(d *device) { d.write(d.cfg.ImageName, gz([]byte(strings.Repeat("not a disk ", 100)))) }, ErrImage, "boot sector", ClassStage1},
+		}, ErrUnknownTarget, "no device-type tag", devproto.ClassDeviceType},
+		{"not a disk image", pc, func(d *device) { d.write(d.cfg.ImageName, gz([]byte(strings.Repeat("not a disk ", 100)))) }, ErrImage, "boot sector", devproto.ClassStage1},
 		{"truncated gzip", pc, func(d *device) {
 			data := mustRead(d.t(), d.path(d.cfg.ImageName))
 			d.write(d.cfg.ImageName, data[:len(data)-100])
-		}, ErrImage, "damaged", ClassStage1},
+		}, ErrImage, "damaged", devproto.ClassStage1},
 		{"damaged zip", pi, func(d *device) {
 			d.cfg.ImageName = filepath.Join(d.home, "balena-raspberrypi3-2.50.img.zip")
 			d.write(d.cfg.ImageName, []byte("PK\x03\x04 this is not really a zip"))
-		}, ErrImage, "not a readable zip", ClassStage1},
-		{"no network config", pc, func(d *device) { d.cfg.RequireNmgrFile = true }, ErrNoNetworkConfig, "REQUIRE_NMGR_FILE", ClassStage1},
+		}, ErrImage, "not a readable zip", devproto.ClassStage1},
+		{"no network config", pc, func(d *device) { d.cfg.RequireNmgrFile = true }, ErrNoNetworkConfig, "REQUIRE_NMGR_FILE", devproto.ClassStage1},
 		{"backup script fails", pc, func(d *device) {
 			d.cfg.BackupScript = filepath.Join(d.home, "backup.sh")
 			d.write(d.cfg.BackupScript, []byte("#!/bin/sh\nexit 1\n"))
 			os.Chmod(d.path(d.cfg.BackupScript), 0o755)
 			d.host.fail = map[string]error{"backup.sh": errors.New("exit status 1")}
-		}, ErrBackup, "backup", ClassBackup},
+		}, ErrBackup, "backup", devproto.ClassBackup},
 		{"mkinitramfs fails", pc, func(d *device) {
 			d.host.fail = map[string]error{"mkinitramfs": errors.New("No space left on device")}
-		}, ErrInitramfs, "mkinitramfs", ClassStage1},
-		{"not enough memory", pc, func(d *device) { d.cfg.MemMinFreeS1 = 4 << 30 }, errNoSpace, "not enough memory", ClassNoSpace},
-		{"update-grub fails", pc, func(d *device) { d.host.fail = map[string]error{"update-grub": errors.New("exit status 1")} }, ErrBootSetup, "update-grub", ClassStage1},
-		{"grub-reboot fails", fixtures[3], func(d *device) { d.host.fail = map[string]error{"grub-reboot": errors.New("exit status 1")} }, ErrBootSetup, "grub-reboot", ClassStage1},
+		}, ErrInitramfs, "mkinitramfs", devproto.ClassStage1},
+		{"not enough memory", pc, func(d *device) { d.cfg.MemMinFreeS1 = 4 << 30 }, errNoSpace, "not enough memory", devproto.ClassNoSpace},
+		{"update-grub fails", pc, func(d *device) { d.host.fail = map[string]error{"update-grub": errors.New("exit status 1")} }, ErrBootSetup, "update-grub", devproto.ClassStage1},
+		{"grub-reboot fails", fixtures[3], func(d *device) { d.host.fail = map[string]error{"grub-reboot": errors.New("exit status 1")} }, ErrBootSetup, "grub-reboot", devproto.ClassStage1},
 		{"Pi set up by an earlier run", pi, func(d *device) {
 			cfg := mustRead(d.t(), d.path("/boot/config.txt"))
 			d.write("/boot/config.txt", append(cfg, "[all]\ninitramfs balena-migrate-initramfs-4.19.66-v7+ followkernel\n"...))
-		}, ErrBootSetup, "already boots balena-migrate-initramfs-4.19.66-v7+", ClassStage1},
+		}, ErrBootSetup, "already boots balena-migrate-initramfs-4.19.66-v7+", devproto.ClassStage1},
 		{"BeagleBone set up by an earlier run", fixtures[4], func(d *device) {
 			d.write("/boot/initrd.img-4.14.71-ti-r80", []byte("ours"))
 			d.write(filepath.Join(d.home, "balena-migrate-initramfs-4.14.71-ti-r80"), []byte("ours"))
-		}, ErrBootSetup, "initramfs of an earlier run", ClassStage1},
-		{"no cmdline.txt", pi, func(d *device) { os.Remove(d.path("/boot/cmdline.txt")) }, ErrBootSetup, "cmdline.txt is missing", ClassStage1},
-		{"initrd missing on BeagleBone", fixtures[4], func(d *device) { os.Remove(d.path("/boot/initrd.img-4.14.71-ti-r80")) }, ErrBootSetup, "initrd.img-4.14.71-ti-r80 is missing", ClassStage1},
+		}, ErrBootSetup, "initramfs of an earlier run", devproto.ClassStage1},
+		{"no cmdline.txt", pi, func(d *device) { os.Remove(d.path("/boot/cmdline.txt")) }, ErrBootSetup, "cmdline.txt is missing", devproto.ClassStage1},
+		{"initrd missing on BeagleBone", fixtures[4], func(d *device) { os.Remove(d.path("/boot/initrd.img-4.14.71-ti-r80")) }, ErrBootSetup, "initrd.img-4.14.71-ti-r80 is missing", devproto.ClassStage1},
 	}
 }
 

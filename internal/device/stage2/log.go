@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/device/devlog"
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fsutil"
 )
 
@@ -33,16 +33,16 @@ func NewLogger(console io.Writer) *Logger {
 }
 
 // Infof logs at INFO.
-func (l *Logger) Infof(format string, args ...any) { l.line("INFO", format, args...) }
+func (l *Logger) Infof(format string, args ...any) { l.line(devproto.Info, format, args...) }
 
 // Warnf logs at WARN.
-func (l *Logger) Warnf(format string, args ...any) { l.line("WARN", format, args...) }
+func (l *Logger) Warnf(format string, args ...any) { l.line(devproto.Warn, format, args...) }
 
 // Errorf logs at ERROR.
-func (l *Logger) Errorf(format string, args ...any) { l.line("ERROR", format, args...) }
+func (l *Logger) Errorf(format string, args ...any) { l.line(devproto.Error, format, args...) }
 
-func (l *Logger) line(level, format string, args ...any) {
-	s := devlog.Line(l.now(), level, fmt.Sprintf(format, args...))
+func (l *Logger) line(level devproto.Level, format string, args ...any) {
+	s := devproto.Line(l.now(), level, fmt.Sprintf(format, args...))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	io.WriteString(l.console, s)

@@ -7,16 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"golang.org/x/sys/unix"
 )
 
-// oldRootLog is where a stage 2 that stopped before the point of no return
-// leaves its log: in HOME_DIR on the old root, next to the image, for the
-// operator and the fleet worker.
-const oldRootLog = "balena-migrate-stage2.log"
-
 // saveLogToOldRoot writes the log to HOME_DIR on the old root unless it
-// already goes to LOG_DRIVE. Failures are logged: the old system boots
+// already goes to LOG_DRIVE: a stage 2 that stopped before the point of no
+// return leaves it next to the image, for the operator and the fleet
+// worker (devproto.Stage2LogName). Failures are logged: the old system boots
 // either way.
 func (r *run) saveLogToOldRoot() {
 	if r.logDrive {
@@ -28,8 +26,8 @@ func (r *run) saveLogToOldRoot() {
 		return
 	}
 	defer restore()
-	p := filepath.Join(r.cfg.RootMnt, r.cfg.HomeDir, oldRootLog)
-	r.log.Infof("saving this log to %s on the old root", filepath.Join(r.cfg.HomeDir, oldRootLog))
+	p := filepath.Join(r.cfg.RootMnt, r.cfg.HomeDir, devproto.Stage2LogName)
+	r.log.Infof("saving this log to %s on the old root", filepath.Join(r.cfg.HomeDir, devproto.Stage2LogName))
 	if err := r.log.SaveTo(p); err != nil {
 		r.log.Warnf("cannot keep this log on the old root: %v", err)
 	}

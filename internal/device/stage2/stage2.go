@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fleetmig/balena-migrate/internal/device/s2config"
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 )
 
 // Exit codes of Run (docs/device-protocol.md).
@@ -31,10 +32,6 @@ type Options struct {
 	// Console receives the log lines.
 	Console io.Writer
 }
-
-// errStop ends the run before the point of no return without a failure
-// (NO_FLASH=TRUE).
-var errStop = errors.New("NO_FLASH=TRUE: stopping before flashing")
 
 // run carries the state of one stage-2 run.
 type run struct {
@@ -94,7 +91,7 @@ func (r *run) beforePointOfNoReturn(ctx context.Context) error {
 	}
 	r.progress()
 	if r.cfg.NoFlash {
-		return errStop
+		return devproto.ErrNoFlash
 	}
 	return r.unmountOldRoot()
 }
@@ -125,7 +122,7 @@ func (r *run) afterPointOfNoReturn(ctx context.Context) error {
 // reboot). A deliberate stop exits with TERM_EXIT's code, a failure with 1.
 func (r *run) termExit(err error) int {
 	code := r.cfg.TermExit.Code
-	if errors.Is(err, errStop) {
+	if errors.Is(err, devproto.ErrNoFlash) {
 		r.log.Infof("%v; the disk is untouched", err)
 	} else {
 		r.log.Errorf("%v", err)

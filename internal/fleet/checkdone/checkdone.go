@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
-	"github.com/fleetmig/balena-migrate/internal/fleet/migrate"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
@@ -41,28 +41,28 @@ func (k *Checker) Handle(ctx context.Context, j *worker.Job) worker.Outcome {
 // check decides the outcome for u (a copy the caller owns).
 func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 	now := k.Now()
-	fail := func(class unit.FailClass, msg string) worker.Outcome {
+	fail := func(class devproto.Class, msg string) worker.Outcome {
 		u.SetFail(class, msg, now)
 		return worker.Outcome{To: spool.Fail, Unit: u, Msg: fmt.Sprintf("failed (%s): %s", class, msg)}
 	}
 	s, err := k.Settings.ForUnit(u.Settings(), u.ID())
 	if err != nil {
-		return fail(unit.FailConfigError, err.Error())
+		return fail(devproto.ClassConfigError, err.Error())
 	}
 	since, ok, err := u.StatusTime()
 	if err != nil || !ok {
-		return fail(unit.FailConfigError, "STATUS_TS is missing or not an epoch second")
+		return fail(devproto.ClassConfigError, "STATUS_TS is missing or not an epoch second")
 	}
 	switch st := u.Status(); st {
 	case unit.StatusMigrated:
 	case unit.StatusRehearsing:
 		return k.rehearsal(ctx, u, s, since, now)
 	default:
-		return fail(unit.FailConfigError, fmt.Sprintf("STATUS is %q, expected MIGRATED or REHEARSING: only migrated units belong in process/", st))
+		return fail(devproto.ClassConfigError, fmt.Sprintf("STATUS is %q, expected MIGRATED or REHEARSING: only migrated units belong in process/", st))
 	}
 	uuid := u.Get(unit.FieldDeviceID)
 	if !balena.ValidUUID(uuid) {
-		return fail(unit.FailConfigError, fmt.Sprintf("DEVICE_ID %q is not a balena UUID (32 lowercase hex digits)", uuid))
+		return fail(devproto.ClassConfigError, fmt.Sprintf("DEVICE_ID %q is not a balena UUID (32 lowercase hex digits)", uuid))
 	}
 	online, err := k.Cloud.IsOnline(ctx, uuid)
 	missing := errors.Is(err, balena.ErrNotFound)
@@ -87,7 +87,7 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 	if age > maxAge && missing {
 		// A device that balena still does not know this long after it
 		// was registered was deleted there.
-		return fail(unit.FailAPI, fmt.Sprintf("device %s does not exist in balena %v after migration (deleted?); register it again with migdb-add-unit --retry", uuid, age.Round(time.Second)))
+		return fail(devproto.ClassAPI, fmt.Sprintf("device %s does not exist in balena %v after migration (deleted?); register it again with migdb-add-unit --retry", uuid, age.Round(time.Second)))
 	}
 	// Not online: stage 2 may have refused and the old system come back.
 	// Looked at over SSH now and then, and before calling it lost.
@@ -100,12 +100,12 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 		noteLook(u, since, now)
 		why, note := readLook(found, err, u.Get(unit.FieldBootID))
 		if why != "" {
-			return fail(unit.FailStage2, fmt.Sprintf("device %s is back on its old system: stage 2 refused before flashing: %s (its log: %s/%s on the device)", uuid, why, migrate.RemoteDir, migrate.Stage2Log))
+			return fail(devproto.ClassStage2, fmt.Sprintf("device %s is back on its old system: stage 2 refused before flashing: %s (its log: %s on the device)", uuid, why, devproto.Stage2LogPath))
 		}
 		seenNote = "; " + note
 	}
 	if age > maxAge {
-		return fail(unit.FailLost, fmt.Sprintf("device %s not online %v after migration (limit %v)%s; check the device's console or network", uuid, age.Round(time.Second), maxAge, seenNote))
+		return fail(devproto.ClassLost, fmt.Sprintf("device %s not online %v after migration (limit %v)%s; check the device's console or network", uuid, age.Round(time.Second), maxAge, seenNote))
 	}
 	u.SetDue(now.Add(s.Check.CheckInterval))
 	return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("device %s not online yet (%v since migration)%s; asking again in %v", uuid, age.Round(time.Second), seenNote, s.Check.CheckInterval)}

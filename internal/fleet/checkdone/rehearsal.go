@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/migrate"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
@@ -22,11 +23,8 @@ type Device interface {
 	Close() error
 }
 
-// The words of stage 2's log that end a rehearsal (stage2: errStop).
-const rehearsalWords = "stopping before flashing"
-
 // lookScript prints stage 2's log left on the old system, then the boot id.
-const lookScript = `cat ` + migrate.RemoteDir + `/` + migrate.Stage2Log + ` 2>/dev/null; printf '\n@@boot_id\n'; cat /proc/sys/kernel/random/boot_id 2>/dev/null; true`
+const lookScript = `cat ` + devproto.Stage2LogPath + ` 2>/dev/null; printf '\n@@boot_id\n'; cat /proc/sys/kernel/random/boot_id 2>/dev/null; true`
 
 // rehearsal checks a rehearsed device over SSH: it must be back on its old
 // system with stage 2's log beside the environment. The unit goes back to
@@ -53,14 +51,14 @@ func (k *Checker) rehearsal(ctx context.Context, u *unit.Unit, s *config.Setting
 	rebooted := bootID != "" && u.Get(unit.FieldBootID) != "" && bootID != u.Get(unit.FieldBootID)
 	switch {
 	case strings.TrimSpace(log) == "" && rebooted:
-		return k.rehearsalFailed(u, now, "the device rebooted but stage 2 left no log in "+migrate.RemoteDir+"/"+migrate.Stage2Log+": it did not boot into stage 2")
+		return k.rehearsalFailed(u, now, "the device rebooted but stage 2 left no log in "+devproto.Stage2LogPath+": it did not boot into stage 2")
 	case strings.TrimSpace(log) == "":
 		return later("the device has not rebooted yet")
 	}
-	if why := stage2Refusal(log); why != "" {
+	if why := devproto.Refusal(log); why != "" {
 		return k.rehearsalFailed(u, now, "stage 2 refused: "+why)
 	}
-	if !strings.Contains(log, rehearsalWords) {
+	if !devproto.StoppedBeforeFlashing(log) {
 		return k.rehearsalFailed(u, now, "stage 2's log ends without a verdict: "+lastLine(log))
 	}
 	msg := "rehearsal passed: the device booted into stage 2, which verified everything, stopped before flashing and booted the old system again"
@@ -74,8 +72,8 @@ func (k *Checker) rehearsal(ctx context.Context, u *unit.Unit, s *config.Setting
 
 func (k *Checker) rehearsalFailed(u *unit.Unit, now time.Time, msg string) worker.Outcome {
 	u.SetResult(unit.FieldRehearsal, false, msg, now)
-	u.SetFail(unit.FailRehearsal, msg, now)
-	return worker.Outcome{To: spool.Fail, Unit: u, Msg: fmt.Sprintf("failed (%s): %s", unit.FailRehearsal, msg)}
+	u.SetFail(devproto.ClassRehearsal, msg, now)
+	return worker.Outcome{To: spool.Fail, Unit: u, Msg: fmt.Sprintf("failed (%s): %s", devproto.ClassRehearsal, msg)}
 }
 
 // seen is what look found on a device.
@@ -113,20 +111,6 @@ func (k *Checker) look(ctx context.Context, u *unit.Unit, s *config.Settings) (s
 	}
 	log, bootID, _ := strings.Cut(string(out), "\n@@boot_id\n")
 	return seen{log: log, bootID: strings.TrimSpace(bootID)}, nil
-}
-
-// stage2Refusal is why stage 2 stopped before flashing, from its log: its
-// failure line, else its first ERROR line; "" when it did not refuse.
-func stage2Refusal(log string) string {
-	if class, msg, ok := migrate.FailureLine(log); ok {
-		return fmt.Sprintf("(%s) %s", class, msg)
-	}
-	for _, l := range strings.Split(log, "\n") {
-		if _, msg, ok := strings.Cut(l, "] ERROR: "); ok {
-			return msg
-		}
-	}
-	return ""
 }
 
 func lastLine(s string) string {

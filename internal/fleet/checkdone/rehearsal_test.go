@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/migrate"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
@@ -114,7 +115,7 @@ func TestRehearsal(t *testing.T) {
 	if d, u := e.find(t, "good"); d != spool.Units || u.Get(unit.FieldRehearsal) != "ok" || u.Status() != unit.StatusInit {
 		t.Errorf("good: in %s REHEARSAL=%q (%s) STATUS %s", d, u.Get(unit.FieldRehearsal), u.Get(unit.FieldRehearsalMsg), u.Status())
 	}
-	if d, u := e.find(t, "refused"); d != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailRehearsal) ||
+	if d, u := e.find(t, "refused"); d != spool.Fail || u.Get(unit.FieldFailClass) != string(devproto.ClassRehearsal) ||
 		u.Get(unit.FieldRehearsal) != "failed" || !strings.Contains(u.Get(unit.FieldFailMsg), "image checksum mismatch") {
 		t.Errorf("refused: in %s class %q REHEARSAL=%q: %s", d, u.Get(unit.FieldFailClass), u.Get(unit.FieldRehearsal), u.Get(unit.FieldFailMsg))
 	}
@@ -156,7 +157,7 @@ func TestStage2RefusalIsNotLost(t *testing.T) {
 
 	e.runOnce(t)
 	d, u := e.find(t, "refused")
-	if d != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailStage2) || !strings.Contains(u.Get(unit.FieldFailMsg), "image checksum mismatch") {
+	if d != spool.Fail || u.Get(unit.FieldFailClass) != string(devproto.ClassStage2) || !strings.Contains(u.Get(unit.FieldFailMsg), "image checksum mismatch") {
 		t.Fatalf("in %s class %q: %s", d, u.Get(unit.FieldFailClass), u.Get(unit.FieldFailMsg))
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/backoff"
-	"github.com/fleetmig/balena-migrate/internal/fleet/migrate"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 )
 
@@ -62,7 +62,7 @@ func noteLook(u *unit.Unit, since, now time.Time) {
 // and note says what was seen, for the unit log. A device that cannot be
 // logged into is never a refusal: it may be flashing, or run balenaOS.
 func readLook(found seen, err error, bootBefore string) (why, note string) {
-	log := migrate.RemoteDir + "/" + migrate.Stage2Log
+	log := devproto.Stage2LogPath
 	switch {
 	case errors.Is(err, errUnreachable):
 		return "", fmt.Sprintf("no SSH login to the old system (%v): flashing, or balenaOS runs", err)
@@ -75,10 +75,10 @@ func readLook(found seen, err error, bootBefore string) (why, note string) {
 	case strings.TrimSpace(found.log) == "":
 		return "", "the old system answers SSH and stage 2 left no log in " + log
 	}
-	if why := stage2Refusal(found.log); why != "" {
+	if why := devproto.Refusal(found.log); why != "" {
 		return why, ""
 	}
-	if strings.Contains(found.log, rehearsalWords) {
+	if devproto.StoppedBeforeFlashing(found.log) {
 		return "it stopped before flashing because the environment's balena-migrate.conf says NO_FLASH=TRUE (a rehearsal environment in a real run)", ""
 	}
 	return "", "stage 2's log on the old system ends without a verdict: " + lastLine(found.log)

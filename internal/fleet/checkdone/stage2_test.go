@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
@@ -174,7 +175,7 @@ func TestStage2RefusalSeenEarly(t *testing.T) {
 	}
 
 	e.runOnce(t)
-	if d, u := e.find(t, "refused"); d != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailStage2) ||
+	if d, u := e.find(t, "refused"); d != spool.Fail || u.Get(unit.FieldFailClass) != string(devproto.ClassStage2) ||
 		!strings.Contains(u.Get(unit.FieldFailMsg), "image checksum mismatch") {
 		t.Fatalf("refused: in %s class %q: %s", d, u.Get(unit.FieldFailClass), u.Get(unit.FieldFailMsg))
 	}
@@ -207,13 +208,13 @@ func TestStage2RefusalSeenEarly(t *testing.T) {
 		e.edit(t, id, func(u *unit.Unit) { u.SetDue(time.Now().Add(-time.Second)) })
 	}
 	e.runOnce(t)
-	if d, u := e.find(t, "not-rebooted"); d != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailStage2) || u.Get(unit.FieldStage2Looks) != "2" {
+	if d, u := e.find(t, "not-rebooted"); d != spool.Fail || u.Get(unit.FieldFailClass) != string(devproto.ClassStage2) || u.Get(unit.FieldStage2Looks) != "2" {
 		t.Errorf("not-rebooted, once rebooted: in %s class %q after %s looks: %s", d, u.Get(unit.FieldFailClass), u.Get(unit.FieldStage2Looks), u.Get(unit.FieldFailMsg))
 	}
 	if d, u := e.find(t, "silent"); d != spool.Process || u.Get(unit.FieldStage2Looks) != "2" {
 		t.Errorf("silent: in %s after %s looks", d, u.Get(unit.FieldStage2Looks))
 	}
-	if d, u := e.find(t, "young"); d != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailStage2) {
+	if d, u := e.find(t, "young"); d != spool.Fail || u.Get(unit.FieldFailClass) != string(devproto.ClassStage2) {
 		t.Errorf("young, a minute on: in %s class %q", d, u.Get(unit.FieldFailClass))
 	}
 	if n := dials.Load(); n != 6 {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
@@ -26,7 +27,7 @@ func TestMigratesThroughBastion(t *testing.T) {
 	if dir != spool.Process || u.Status() != unit.StatusMigrated {
 		t.Fatalf("unit in %s, status %s: %s %s", dir, u.Status(), u.Get(unit.FieldFailClass), u.Get(unit.FieldFailMsg))
 	}
-	if _, err := os.Stat(b.Login.User.Path("migrate/" + ConfigName)); err != nil {
+	if _, err := os.Stat(b.Login.User.Path("migrate/" + devproto.BalenaConfigName)); err != nil {
 		t.Errorf("config.json not on the hidden device: %v", err)
 	}
 	if ran, err := os.ReadFile(b.Login.User.Path("migrate/ran-by")); err != nil || !strings.Contains(string(ran), "balena-migrate") {

@@ -10,15 +10,12 @@ import (
 	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/envfile"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote/upload"
-	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 )
-
-// stage1Conf is balena-migrate's config file in an environment.
-const stage1Conf = "balena-migrate.conf"
 
 // environment is the migration environment one device gets. A directory
 // environment may hold one sub-directory per device type (named by its
@@ -65,12 +62,12 @@ func (j *job) chooseEnvironment(ctx context.Context, p probe) (environment, erro
 	for _, e := range entries {
 		env.size += e.Size
 	}
-	conf, err := src.ReadFile(ctx, stage1Conf, 1<<20)
+	conf, err := src.ReadFile(ctx, devproto.ConfName, 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return env, nil
 	}
 	if err != nil {
-		return env, usage.Errorf("%s in %s: %w", stage1Conf, env.path, err)
+		return env, usage.Errorf("%s in %s: %w", devproto.ConfName, env.path, err)
 	}
 	return env, env.readConf(conf, p)
 }
@@ -90,7 +87,7 @@ func (env *environment) readConf(data []byte, p probe) error {
 		return nil
 	}
 	if !p.device.Accepts(slug) {
-		return &DeviceError{Class: unit.FailDeviceType, Msg: fmt.Sprintf("the image %s in %s is for %s, which does not boot on this %s (it takes %s)",
+		return &DeviceError{Class: devproto.ClassDeviceType, Msg: fmt.Sprintf("the image %s in %s is for %s, which does not boot on this %s (it takes %s)",
 			image, env.path, slug, p.device.Name, strings.Join(p.device.Slugs, ", "))}
 	}
 	if env.slug == "" {
@@ -104,11 +101,11 @@ func (env *environment) readConf(data []byte, p probe) error {
 func (env *environment) parseConf(data []byte) (*envfile.File, error) {
 	f, err := envfile.Parse(data)
 	if err != nil {
-		return nil, usage.Errorf("%s in %s: %w", stage1Conf, env.path, err)
+		return nil, usage.Errorf("%s in %s: %w", devproto.ConfName, env.path, err)
 	}
 	if v := f.Value("NO_FLASH"); v != "" {
 		if env.noFlash, err = config.ParseBool(v); err != nil {
-			return nil, usage.Errorf("%s in %s: NO_FLASH: %w", stage1Conf, env.path, err)
+			return nil, usage.Errorf("%s in %s: NO_FLASH: %w", devproto.ConfName, env.path, err)
 		}
 	}
 	return f, nil
@@ -131,7 +128,7 @@ func pickSubdir(root string, p probe) (sub, why string, err error) {
 	if hasBinary(root) {
 		return "", "", nil
 	}
-	return "", "", &DeviceError{Class: unit.FailDeviceType, Msg: fmt.Sprintf("no migration environment in %s fits this %s: add a sub-directory named %s (or after its architecture, %s)",
+	return "", "", &DeviceError{Class: devproto.ClassDeviceType, Msg: fmt.Sprintf("no migration environment in %s fits this %s: add a sub-directory named %s (or after its architecture, %s)",
 		root, p.device.Name, strings.Join(p.device.Slugs, " or "), p.machine)}
 }
 
@@ -146,7 +143,7 @@ func isEnvDir(dir string) bool {
 func hasBinary(dir string) bool {
 	names, _ := filepath.Glob(filepath.Join(dir, "balena-migrate*"))
 	for _, n := range names {
-		if st, err := os.Stat(n); err == nil && st.Mode().IsRegular() && n != filepath.Join(dir, stage1Conf) {
+		if st, err := os.Stat(n); err == nil && st.Mode().IsRegular() && n != filepath.Join(dir, devproto.ConfName) {
 			return true
 		}
 	}

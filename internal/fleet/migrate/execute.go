@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote/upload"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
@@ -42,7 +43,7 @@ func (j *job) binary(files map[string]bool) (string, error) {
 		j.warn("no balena-migrate-<arch> for device architecture %s: using balena-migrate", m)
 		return "./balena-migrate", nil
 	}
-	return "", &DeviceError{Class: unit.FailDeviceType, Msg: fmt.Sprintf("no balena-migrate binary for device architecture %s in %s", m, j.env.path)}
+	return "", &DeviceError{Class: devproto.ClassDeviceType, Msg: fmt.Sprintf("no balena-migrate binary for device architecture %s in %s", m, j.env.path)}
 }
 
 // hasPerArch reports whether files hold balena-migrate-<arch> binaries.
@@ -75,7 +76,7 @@ func topFiles(ctx context.Context, src *upload.Source) (map[string]bool, error) 
 // registered before it passes.
 func (j *job) preflight(ctx context.Context, dev Device) (worker.Outcome, bool) {
 	o, ok := j.stage1(ctx, dev, "pre-flight", "--pretend")
-	if !ok && j.s.Migrate.Pretend && o.To == spool.Fail && j.u.Get(unit.FieldFailClass) != string(unit.FailConfigError) {
+	if !ok && j.s.Migrate.Pretend && o.To == spool.Fail && j.u.Get(unit.FieldFailClass) != string(devproto.ClassConfigError) {
 		// A pre-flight run records the device's refusal and hands the
 		// unit back: the refusal is what the operator asked to learn.
 		msg := j.u.Get(unit.FieldFailMsg)
@@ -98,10 +99,10 @@ func (j *job) execute(ctx context.Context, dev Device) (worker.Outcome, bool) {
 		return worker.HandBack("cannot save the unit before stage 1: " + err.Error()), false
 	}
 	// A stage-2 log left by an earlier attempt would be taken for this one's.
-	if _, err := dev.Output(ctx, "rm -f "+RemoteDir+"/"+Stage2Log, nil); err != nil {
+	if _, err := dev.Output(ctx, "rm -f "+devproto.Stage2LogPath, nil); err != nil {
 		return j.deviceTrouble(ctx, "removing an old stage-2 log", err), false
 	}
-	args := []string{"--reboot", "10", "--balena-cfg", ConfigName}
+	args := []string{"--reboot", "10", "--balena-cfg", devproto.BalenaConfigName}
 	if j.s.Migrate.Rehearsal {
 		args = []string{"--reboot", "10"}
 	}
@@ -112,7 +113,7 @@ func (j *job) execute(ctx context.Context, dev Device) (worker.Outcome, bool) {
 func (j *job) stage1(ctx context.Context, dev Device, what string, args ...string) (worker.Outcome, bool) {
 	files, err := topFiles(ctx, j.env.src)
 	if err != nil {
-		return j.fail(unit.FailConfigError, err.Error()), false
+		return j.fail(devproto.ClassConfigError, err.Error()), false
 	}
 	bin, err := j.binary(files)
 	if err != nil {
@@ -124,14 +125,14 @@ func (j *job) stage1(ctx context.Context, dev Device, what string, args ...strin
 	argv := append([]string{bin}, args...)
 	j.step("%s: running %s on the device (limit %v)", what, strings.Join(argv, " "), timeout)
 	out := &verdict{ulog: j.ulog, log: j.log}
-	code, err := dev.RunAsRoot(ectx, RemoteDir, argv, out, out)
+	code, err := dev.RunAsRoot(ectx, devproto.Dir, argv, out, out)
 	out.flush()
-	j.reboot, j.rebootArg = out.reboot, out.rebootArg
+	j.reboot, j.rebootArg = out.reboot()
 	var msg string
 	switch {
 	case stopped(ctx):
 		return worker.HandBack("worker stopping"), false
-	case out.success && (err == nil && code == 0 || err != nil && out.sawEnd):
+	case out.success != nil && (err == nil && code == 0 || err != nil && out.sawEnd):
 		// A connection lost after the success line is the device rebooting.
 		j.step("%s passed", what)
 		return worker.Outcome{}, true
@@ -142,9 +143,10 @@ func (j *job) stage1(ctx context.Context, dev Device, what string, args ...strin
 	case code != 0:
 		msg = fmt.Sprintf("balena-migrate exited %d: %s", code, out.last())
 	default:
-		msg = "balena-migrate ended without saying \"migration successful\": " + out.last()
+		msg = "balena-migrate ended without saying that it succeeded: " + out.last()
 	}
-	return j.fail(out.class(), what+": "+msg), false
+	class, why := out.failure()
+	return j.fail(class, what+": "+msg+why), false
 }
 
 // finish ends a run that passed every step, as the mode says.

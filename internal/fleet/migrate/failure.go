@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/backoff"
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
@@ -33,7 +34,7 @@ const (
 // failure is one row of the table.
 type failure struct {
 	err    error // matched with errors.Is
-	class  unit.FailClass
+	class  devproto.Class
 	action action
 	advice string // what the operator should do, for FAIL_MSG
 }
@@ -42,23 +43,23 @@ type failure struct {
 // own verdict) is matched before it and keeps the class the device gave.
 func failures() []failure {
 	return []failure{
-		{remote.ErrHostKey, unit.FailHostKey, failNow, "the device's host key changed: verify the device, then fix known_hosts; the unit is not retried"},
-		{remote.ErrAuth, unit.FailAuth, failNow, "check the user, password or key; the unit is not retried"},
-		{usage.Err, unit.FailConfigError, failNow, "fix the unit's settings, then migdb-add-unit --retry"},
-		{remote.ErrTimeout, unit.FailTimeout, retryLater, ""},
-		{remote.ErrDNS, unit.FailDNS, retryLater, ""},
-		{remote.ErrRefused, unit.FailRefused, retryLater, ""},
-		{remote.ErrUnreachable, unit.FailUnreachable, retryLater, ""},
-		{remote.ErrTransfer, unit.FailTransfer, retryLater, ""},
-		{balena.ErrTransient, unit.FailAPI, askLater, ""},
-		{balena.ErrUnauthorized, unit.FailAPI, stopWorker, "balena rejected the token (--balena-token / MIG_BALENA_TOKEN / ~/.balena/token): log in again or give a valid API key, then start the worker again"},
+		{remote.ErrHostKey, devproto.ClassHostKey, failNow, "the device's host key changed: verify the device, then fix known_hosts; the unit is not retried"},
+		{remote.ErrAuth, devproto.ClassAuth, failNow, "check the user, password or key; the unit is not retried"},
+		{usage.Err, devproto.ClassConfigError, failNow, "fix the unit's settings, then migdb-add-unit --retry"},
+		{remote.ErrTimeout, devproto.ClassTimeout, retryLater, ""},
+		{remote.ErrDNS, devproto.ClassDNS, retryLater, ""},
+		{remote.ErrRefused, devproto.ClassRefused, retryLater, ""},
+		{remote.ErrUnreachable, devproto.ClassUnreachable, retryLater, ""},
+		{remote.ErrTransfer, devproto.ClassTransfer, retryLater, ""},
+		{balena.ErrTransient, devproto.ClassAPI, askLater, ""},
+		{balena.ErrUnauthorized, devproto.ClassAPI, stopWorker, "balena rejected the token (--balena-token / MIG_BALENA_TOKEN / ~/.balena/token): log in again or give a valid API key, then start the worker again"},
 	}
 }
 
 // DeviceError is a failure balena-migrate reported on the device, with the
 // class from its final line.
 type DeviceError struct {
-	Class unit.FailClass
+	Class devproto.Class
 	Msg   string
 }
 
@@ -81,12 +82,12 @@ func classify(err error, fallback failure) failure {
 // deviceTrouble decides what a failed step on the device means for the
 // unit; errors of no known class are transfer trouble, tried again.
 func (j *job) deviceTrouble(ctx context.Context, what string, err error) worker.Outcome {
-	return j.decide(ctx, what, err, failure{class: unit.FailTransfer, action: retryLater})
+	return j.decide(ctx, what, err, failure{class: devproto.ClassTransfer, action: retryLater})
 }
 
 // cloudTrouble decides what a failed balena call means; errors of no known
 // class fail the unit with class.
-func (j *job) cloudTrouble(ctx context.Context, class unit.FailClass, what string, err error) worker.Outcome {
+func (j *job) cloudTrouble(ctx context.Context, class devproto.Class, what string, err error) worker.Outcome {
 	return j.decide(ctx, what, err, failure{class: class, action: failNow})
 }
 
@@ -114,7 +115,7 @@ func (j *job) decide(ctx context.Context, what string, err error, fallback failu
 
 // retry puts the unit back with a growing delay until the attempts are
 // used up.
-func (j *job) retry(what, msg string, class unit.FailClass) worker.Outcome {
+func (j *job) retry(what, msg string, class devproto.Class) worker.Outcome {
 	tries, _ := j.u.Int(unit.FieldConnRetries)
 	tries++
 	j.u.Set(unit.FieldConnRetries, strconv.Itoa(tries))
@@ -130,7 +131,7 @@ func (j *job) retry(what, msg string, class unit.FailClass) worker.Outcome {
 }
 
 // fail ends the unit in fail/.
-func (j *job) fail(class unit.FailClass, msg string) worker.Outcome {
+func (j *job) fail(class devproto.Class, msg string) worker.Outcome {
 	j.u.SetFail(class, msg, j.now)
 	return worker.Outcome{To: spool.Fail, Unit: j.u, Msg: fmt.Sprintf("failed (%s): %s", class, msg)}
 }

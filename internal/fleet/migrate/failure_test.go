@@ -6,33 +6,33 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
-	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/rs/zerolog"
 )
 
 func TestFailureTable(t *testing.T) {
-	fallback := failure{class: unit.FailTransfer, action: retryLater}
+	fallback := failure{class: devproto.ClassTransfer, action: retryLater}
 	for _, tc := range []struct {
 		name   string
 		err    error
-		class  unit.FailClass
+		class  devproto.Class
 		action action
 	}{
-		{"host key", fmt.Errorf("dial: %w", &remote.HostKeyError{Changed: true}), unit.FailHostKey, failNow},
-		{"auth", fmt.Errorf("login: %w", remote.ErrAuth), unit.FailAuth, failNow},
-		{"refused", fmt.Errorf("dial: %w", remote.ErrRefused), unit.FailRefused, retryLater},
-		{"dns", remote.ErrDNS, unit.FailDNS, retryLater},
-		{"unreachable", remote.ErrUnreachable, unit.FailUnreachable, retryLater},
-		{"timeout", remote.ErrTimeout, unit.FailTimeout, retryLater},
-		{"transfer", remote.ErrTransfer, unit.FailTransfer, retryLater},
-		{"balena busy", fmt.Errorf("register: %w", balena.ErrTransient), unit.FailAPI, askLater},
-		{"token revoked", fmt.Errorf("register: %w", balena.ErrUnauthorized), unit.FailAPI, stopWorker},
-		{"bad settings", usage.Errorf("MIG_SSH_OPTS: bad"), unit.FailConfigError, failNow},
-		{"device verdict", fmt.Errorf("run: %w", &DeviceError{Class: unit.FailNoSpace, Msg: "full"}), unit.FailNoSpace, failNow},
-		{"unknown", errors.New("something else"), unit.FailTransfer, retryLater},
+		{"host key", fmt.Errorf("dial: %w", &remote.HostKeyError{Changed: true}), devproto.ClassHostKey, failNow},
+		{"auth", fmt.Errorf("login: %w", remote.ErrAuth), devproto.ClassAuth, failNow},
+		{"refused", fmt.Errorf("dial: %w", remote.ErrRefused), devproto.ClassRefused, retryLater},
+		{"dns", remote.ErrDNS, devproto.ClassDNS, retryLater},
+		{"unreachable", remote.ErrUnreachable, devproto.ClassUnreachable, retryLater},
+		{"timeout", remote.ErrTimeout, devproto.ClassTimeout, retryLater},
+		{"transfer", remote.ErrTransfer, devproto.ClassTransfer, retryLater},
+		{"balena busy", fmt.Errorf("register: %w", balena.ErrTransient), devproto.ClassAPI, askLater},
+		{"token revoked", fmt.Errorf("register: %w", balena.ErrUnauthorized), devproto.ClassAPI, stopWorker},
+		{"bad settings", usage.Errorf("MIG_SSH_OPTS: bad"), devproto.ClassConfigError, failNow},
+		{"device verdict", fmt.Errorf("run: %w", &DeviceError{Class: devproto.ClassNoSpace, Msg: "full"}), devproto.ClassNoSpace, failNow},
+		{"unknown", errors.New("something else"), devproto.ClassTransfer, retryLater},
 	} {
 		f := classify(tc.err, fallback)
 		if f.class != tc.class || f.action != tc.action {
@@ -41,24 +41,33 @@ func TestFailureTable(t *testing.T) {
 	}
 }
 
+// A class word this version does not know is recorded as unknown, with
+// the word in FAIL_MSG and in the worker log; it is never turned into
+// another class.
 func TestVerdictClassComesFromTheFailureLine(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		out  string
-		want unit.FailClass
+		want devproto.Class
+		word string // in FAIL_MSG and the worker log
 	}{
-		{"no space", "[ts balena-migrate] INFO: checking\n[ts balena-migrate] ERROR: failed (no_space): /home has 3 MB, needs 20 MB\n", unit.FailNoSpace},
-		{"backup words are not a class", "[ts balena-migrate] INFO: backup of config.txt\n[ts balena-migrate] ERROR: failed (stage1): backup of config.txt: permission denied\n", unit.FailStage1},
-		{"read-only words are not a class", "[ts balena-migrate] ERROR: /boot is read-only\n", unit.FailStage1},
-		{"stderr after the line", "[ts balena-migrate] ERROR: failed (os): debian 8 is not supported\nbalena-migrate: migration failed: debian 8\n", unit.FailOS},
-		{"unknown word", "[ts balena-migrate] ERROR: failed (martian): ?\n", unit.FailStage1},
-		{"no line", "panic: oops\n", unit.FailStage1},
+		{"no space", "[ts balena-migrate] INFO: checking\n[ts balena-migrate] ERROR: failed (no_space): /home has 3 MB, needs 20 MB\n", devproto.ClassNoSpace, ""},
+		{"backup words are not a class", "[ts balena-migrate] INFO: backup of config.txt\n[ts balena-migrate] ERROR: failed (stage1): backup of config.txt: permission denied\n", devproto.ClassStage1, ""},
+		{"read-only words are not a class", "[ts balena-migrate] ERROR: /boot is read-only\n", devproto.ClassStage1, ""},
+		{"stderr after the line", "[ts balena-migrate] ERROR: failed (os): debian 8 is not supported\nbalena-migrate: migration failed: debian 8\n", devproto.ClassOS, ""},
+		{"unknown word", "[ts balena-migrate] ERROR: failed (martian): ?\n", devproto.ClassUnknown, "martian"},
+		{"no line", "panic: oops\n", devproto.ClassStage1, ""},
 	} {
-		v := &verdict{ulog: &strings.Builder{}, log: zerolog.Nop()}
+		var log strings.Builder
+		v := &verdict{ulog: &strings.Builder{}, log: zerolog.New(&log)}
 		v.Write([]byte(tc.out))
 		v.flush()
-		if got := v.class(); got != tc.want {
+		got, why := v.failure()
+		if got != tc.want {
 			t.Errorf("%s: class %s, want %s", tc.name, got, tc.want)
+		}
+		if said := strings.Contains(why, `"`+tc.word+`"`) && strings.Contains(log.String(), `"class":"`+tc.word+`"`); said != (tc.word != "") {
+			t.Errorf("%s: FAIL_MSG adds %q; worker log %s", tc.name, why, log.String())
 		}
 	}
 }
@@ -80,8 +89,9 @@ func TestVerdictReboot(t *testing.T) {
 		v := &verdict{ulog: &strings.Builder{}, log: zerolog.Nop()}
 		v.Write([]byte(tc.out))
 		v.flush()
-		if v.reboot != tc.reboot || v.rebootArg != tc.arg || safeRebootArg(v.rebootArg) != tc.safe {
-			t.Errorf("%q: reboot %v arg %q safe %v, want %v %q %v", tc.out, v.reboot, v.rebootArg, safeRebootArg(v.rebootArg), tc.reboot, tc.arg, tc.safe)
+		reboot, arg := v.reboot()
+		if reboot != tc.reboot || arg != tc.arg || safeRebootArg(arg) != tc.safe {
+			t.Errorf("%q: reboot %v arg %q safe %v, want %v %q %v", tc.out, reboot, arg, safeRebootArg(arg), tc.reboot, tc.arg, tc.safe)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 )
@@ -35,7 +36,7 @@ func (j *job) fetchImage(ctx context.Context, dev Device) (worker.Outcome, bool)
 	tctx, cancel := context.WithTimeout(ctx, j.s.Migrate.TxTimeout)
 	defer cancel()
 	j.step("the device fetches %s (limit %v)", url, j.s.Migrate.TxTimeout)
-	cmd := fmt.Sprintf("cd %s && %s fetch --url %s --sha256 %s --out %s", RemoteDir, bin, shellWord(url), sum, shellWord(j.env.image))
+	cmd := fmt.Sprintf("cd %s && %s fetch --url %s --sha256 %s --out %s", devproto.Dir, bin, shellWord(url), sum, shellWord(j.env.image))
 	out, err := dev.Output(tctx, cmd, nil)
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if l != "" {
@@ -43,8 +44,8 @@ func (j *job) fetchImage(ctx context.Context, dev Device) (worker.Outcome, bool)
 		}
 	}
 	if err != nil {
-		if class, msg, ok := FailureLine(string(out)); ok {
-			err = fmt.Errorf("%w (%s: %s)", err, class, msg)
+		if f, ok := devproto.LastFailure(string(out)); ok {
+			err = fmt.Errorf("%w (%s: %s)", err, f.Named(), f.Msg)
 		}
 		return j.deviceTrouble(ctx, "fetching the image on the device", err), false
 	}
@@ -55,7 +56,7 @@ func (j *job) fetchImage(ctx context.Context, dev Device) (worker.Outcome, bool)
 // SHA-256 the worker expects of it.
 func (j *job) imageSource(ctx context.Context, base string) (url, sum string, err error) {
 	if j.env.image == "" {
-		return "", "", usage.Errorf("MIG_IMAGE_URL is set, but %s in %s names no IMAGE_NAME", stage1Conf, j.env.path)
+		return "", "", usage.Errorf("MIG_IMAGE_URL is set, but %s in %s names no IMAGE_NAME", devproto.ConfName, j.env.path)
 	}
 	if _, err := j.env.src.ReadFile(ctx, j.env.image, 1); err == nil {
 		return "", "", usage.Errorf("MIG_IMAGE_URL is set, but %s holds the image %s: remove it, the devices fetch it themselves", j.env.path, j.env.image)

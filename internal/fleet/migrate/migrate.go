@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/logging"
@@ -25,13 +26,6 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
 	"github.com/rs/zerolog"
 )
-
-// RemoteDir is where the migration environment goes, relative to the login
-// directory on the device.
-const RemoteDir = "migrate"
-
-// ConfigName is the config.json's name inside RemoteDir.
-const ConfigName = "balena-migrate-config.json"
 
 // Migrator runs the pipeline; one value serves every unit of a worker.
 type Migrator struct {
@@ -133,11 +127,11 @@ func (j *job) steps() []step {
 func (j *job) run(ctx context.Context) worker.Outcome {
 	s, err := j.Settings.ForUnit(j.u.Settings(), j.name)
 	if err != nil {
-		return j.fail(unit.FailConfigError, err.Error())
+		return j.fail(devproto.ClassConfigError, err.Error())
 	}
 	j.s = s
 	if msg := s.Unit.Missing(); msg != "" {
-		return j.fail(unit.FailConfigError, msg)
+		return j.fail(devproto.ClassConfigError, msg)
 	}
 	if o, done := j.alreadyOnline(ctx); done {
 		return o

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/backoff"
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
@@ -63,7 +64,7 @@ func TestMigratesDevicesEndToEnd(t *testing.T) {
 			return nil
 		})
 		var cfg map[string]any
-		data, _ := os.ReadFile(dev.Path("migrate/" + ConfigName))
+		data, _ := os.ReadFile(dev.Path("migrate/" + devproto.BalenaConfigName))
 		if err := json.Unmarshal(data, &cfg); err != nil {
 			t.Fatalf("%s: config.json: %v", id, err)
 		}
@@ -131,12 +132,12 @@ func TestDeviceFailures(t *testing.T) {
 	e := newEnv(t, sshtest.Config{})
 	cases := []struct {
 		name, mode string
-		class      unit.FailClass
+		class      devproto.Class
 		msg        string
 	}{
-		{"nospace", "nospace", unit.FailNoSpace, "not enough space"},
-		{"silent", "silent", unit.FailStage1, "without saying"},
-		{"hang", "hang", unit.FailStage1, "did not finish within"},
+		{"nospace", "nospace", devproto.ClassNoSpace, "not enough space"},
+		{"silent", "silent", devproto.ClassStage1, "without saying"},
+		{"hang", "hang", devproto.ClassStage1, "did not finish within"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -152,7 +153,7 @@ func TestDeviceFailures(t *testing.T) {
 			e.addUnit(c.name, e.unitFor(dev))
 			e.runOnce(e.settings(map[string]string{config.ExecTimeout: "3"}), 1)
 			dir, u := e.find(c.name)
-			if dir != spool.Fail || unit.FailClass(u.Get(unit.FieldFailClass)) != c.class || !strings.Contains(u.Get(unit.FieldFailMsg), c.msg) {
+			if dir != spool.Fail || devproto.Class(u.Get(unit.FieldFailClass)) != c.class || !strings.Contains(u.Get(unit.FieldFailMsg), c.msg) {
 				t.Fatalf("in %s, class %s, msg %q", dir, u.Get(unit.FieldFailClass), u.Get(unit.FieldFailMsg))
 			}
 			// The pre-flight refused: nothing may have been registered.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
@@ -86,13 +87,13 @@ func TestWrongBoardRefusedBeforeUpload(t *testing.T) {
 	e.addUnit("pi", e.unitFor(dev))
 	e.runWith(e.settings(nil), boards{dev.Name: pi4Board}) // the environment holds a genericx86-64 image
 	dir, u := e.find("pi")
-	if dir != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailDeviceType) {
+	if dir != spool.Fail || u.Get(unit.FieldFailClass) != string(devproto.ClassDeviceType) {
 		t.Fatalf("in %s, class %q: %s", dir, u.Get(unit.FieldFailClass), u.Get(unit.FieldFailMsg))
 	}
 	if !strings.Contains(u.Get(unit.FieldFailMsg), "Raspberry Pi 4") || u.Has(unit.FieldDeviceID) {
 		t.Errorf("message %q, DEVICE_ID %q", u.Get(unit.FieldFailMsg), u.Get(unit.FieldDeviceID))
 	}
-	if _, err := os.Stat(dev.Path(RemoteDir)); !os.IsNotExist(err) {
+	if _, err := os.Stat(dev.Path(devproto.Dir)); !os.IsNotExist(err) {
 		t.Errorf("something was uploaded to the refused device (%v)", err)
 	}
 	if n := len(e.fake.Devices()); n != 0 {
@@ -133,10 +134,10 @@ func TestMixedFleetGetsEachDevicesOwnEnvironmentAndType(t *testing.T) {
 		if d, ok := e.fake.Device(u.Get(unit.FieldDeviceID)); !ok || d.DeviceType != w.slug || d.Name != id || d.Tags["migdb_unit"] != id || d.Tags["migdb_host"] != e.ssh.Host {
 			t.Errorf("%s: balena has %+v", id, d)
 		}
-		if _, err := os.Stat(w.user.Path(RemoteDir + "/balena-" + w.slug + "-2.113.0.img.gz")); err != nil {
+		if _, err := os.Stat(w.user.Path(devproto.Dir + "/balena-" + w.slug + "-2.113.0.img.gz")); err != nil {
 			t.Errorf("%s: its image is not on the device: %v", id, err)
 		}
-		if imgs, _ := filepath.Glob(w.user.Path(RemoteDir + "/balena-*.img.gz")); len(imgs) != 1 {
+		if imgs, _ := filepath.Glob(w.user.Path(devproto.Dir + "/balena-*.img.gz")); len(imgs) != 1 {
 			t.Errorf("%s: the device got images %v", id, imgs)
 		}
 	}
@@ -158,7 +159,7 @@ func TestPretendRegistersNothing(t *testing.T) {
 	if n := len(e.fake.Devices()); n != 0 {
 		t.Errorf("balena has %d devices after a pre-flight", n)
 	}
-	if _, err := os.Stat(dev.Path(RemoteDir + "/" + ConfigName)); !os.IsNotExist(err) {
+	if _, err := os.Stat(dev.Path(devproto.Dir + "/" + devproto.BalenaConfigName)); !os.IsNotExist(err) {
 		t.Errorf("a config.json reached the device in a pre-flight (%v)", err)
 	}
 	// The same worker does not take the unit again.
@@ -202,7 +203,7 @@ func TestEnvironmentThatWouldNotFlashIsRefusedOutsideARehearsal(t *testing.T) {
 	fields[config.CfgDir] = noFlash
 	e.addUnit("ghost", fields)
 	e.runWith(e.settings(nil), nil)
-	if dir, u := e.find("ghost"); dir != spool.Fail || u.Get(unit.FieldFailClass) != string(unit.FailConfigError) || len(e.fake.Devices()) != 0 {
+	if dir, u := e.find("ghost"); dir != spool.Fail || u.Get(unit.FieldFailClass) != string(devproto.ClassConfigError) || len(e.fake.Devices()) != 0 {
 		t.Fatalf("in %s class %q, %d devices: %s", dir, u.Get(unit.FieldFailClass), len(e.fake.Devices()), u.Get(unit.FieldFailMsg))
 	}
 }
@@ -224,7 +225,7 @@ func TestDeviceFetchesTheImageItself(t *testing.T) {
 	if dir, u := e.find("pull"); dir != spool.Process {
 		t.Fatalf("in %s: %s", dir, u.Get(unit.FieldFailMsg))
 	}
-	got, err := os.ReadFile(dev.Path(RemoteDir + "/resin-genericx86-64.img.gz"))
+	got, err := os.ReadFile(dev.Path(devproto.Dir + "/resin-genericx86-64.img.gz"))
 	if err != nil || !bytes.Equal(got, image) {
 		t.Fatalf("the image on the device differs (%v)", err)
 	}
@@ -243,7 +244,7 @@ func TestDeviceFetchesTheImageItself(t *testing.T) {
 	if dir != spool.Units || !strings.Contains(u.Get(unit.FieldTransferFail), "checksum") || u.Has(unit.FieldDeviceID) {
 		t.Fatalf("in %s, %q, DEVICE_ID %q", dir, u.Get(unit.FieldTransferFail), u.Get(unit.FieldDeviceID))
 	}
-	if _, err := os.Stat(other.Path(RemoteDir + "/resin-genericx86-64.img.gz")); !os.IsNotExist(err) {
+	if _, err := os.Stat(other.Path(devproto.Dir + "/resin-genericx86-64.img.gz")); !os.IsNotExist(err) {
 		t.Error("a file with the wrong checksum was kept")
 	}
 }

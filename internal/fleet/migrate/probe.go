@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
@@ -23,7 +24,7 @@ import (
 const probeScript = devicetype.Probe + `; printf '\n@@fleet\n@os\n'; cat /etc/os-release 2>/dev/null; ` +
 	`printf '@balena\n'; [ -e /etc/balena-release ] || [ -e /etc/resin-release ] || grep -qs '^ID="\?balena-os' /etc/os-release && echo yes; ` +
 	`printf '@free_kb\n'; df -Pk . 2>/dev/null | awk 'NR==2 {print $4}'; ` +
-	`printf '@used_kb\n'; du -sk ` + RemoteDir + ` 2>/dev/null | awk '{print $1}'; ` +
+	`printf '@used_kb\n'; du -sk ` + devproto.Dir + ` 2>/dev/null | awk '{print $1}'; ` +
 	`printf '@boot_id\n'; cat /proc/sys/kernel/random/boot_id 2>/dev/null; true`
 
 // probe is what the probe found.
@@ -32,7 +33,7 @@ type probe struct {
 	os      map[string]string // /etc/os-release
 	balena  bool              // already runs balenaOS
 	freeKB  int64             // -1 when unknown
-	usedKB  int64             // already in RemoteDir
+	usedKB  int64             // already in devproto.Dir
 	bootID  string
 	machine string // uname -m
 }
@@ -78,7 +79,7 @@ func parseProbe(out string) (probe, error) {
 	}
 	d, err := devicetype.Detect(in)
 	if err != nil {
-		return p, &DeviceError{Class: unit.FailDeviceType, Msg: err.Error()}
+		return p, &DeviceError{Class: devproto.ClassDeviceType, Msg: err.Error()}
 	}
 	p.device = d
 	return p, nil
@@ -99,12 +100,12 @@ func (p probe) osName() string {
 // made on the device in the pre-flight.
 func (p probe) checkOS() error {
 	if p.balena {
-		return &DeviceError{Class: unit.FailAlreadyBalena, Msg: "the device already runs balenaOS: it is not migrated again"}
+		return &DeviceError{Class: devproto.ClassAlreadyBalena, Msg: "the device already runs balenaOS: it is not migrated again"}
 	}
 	id := p.os["ID"]
 	family := " " + id + " " + p.os["ID_LIKE"] + " "
 	if id == "" || !strings.Contains(family, " debian ") && !strings.Contains(family, " ubuntu ") && !strings.Contains(family, " raspbian ") {
-		return &DeviceError{Class: unit.FailOS, Msg: fmt.Sprintf("the device runs %s: balena-migrate migrates Debian, Ubuntu and Raspberry Pi OS systems", p.osName())}
+		return &DeviceError{Class: devproto.ClassOS, Msg: fmt.Sprintf("the device runs %s: balena-migrate migrates Debian, Ubuntu and Raspberry Pi OS systems", p.osName())}
 	}
 	return nil
 }
@@ -116,7 +117,7 @@ func (p probe) checkSpace(needBytes int64) error {
 	}
 	need := needBytes/1024 - p.usedKB
 	if margin := need / 20; need > 0 && p.freeKB < need+margin {
-		return &DeviceError{Class: unit.FailNoSpace, Msg: fmt.Sprintf("the device has %d MB free in its home directory; the migration environment needs %d MB more", p.freeKB/1024, (need+margin)/1024+1)}
+		return &DeviceError{Class: devproto.ClassNoSpace, Msg: fmt.Sprintf("the device has %d MB free in its home directory; the migration environment needs %d MB more", p.freeKB/1024, (need+margin)/1024+1)}
 	}
 	return nil
 }
@@ -168,9 +169,9 @@ func modeMismatch(m config.MigrateTuning, env environment) error {
 	switch {
 	case m.Pretend:
 	case m.Rehearsal && !env.noFlash:
-		return usage.Errorf("this is a rehearsal (--rehearsal), but %s in %s does not set NO_FLASH=TRUE: stage 2 would flash", stage1Conf, env.path)
+		return usage.Errorf("this is a rehearsal (--rehearsal), but %s in %s does not set NO_FLASH=TRUE: stage 2 would flash", devproto.ConfName, env.path)
 	case !m.Rehearsal && env.noFlash:
-		return usage.Errorf("%s in %s sets NO_FLASH=TRUE, so stage 2 would not flash: run migdb-migrate --rehearsal to rehearse, or set NO_FLASH=FALSE to migrate", stage1Conf, env.path)
+		return usage.Errorf("%s in %s sets NO_FLASH=TRUE, so stage 2 would not flash: run migdb-migrate --rehearsal to rehearse, or set NO_FLASH=FALSE to migrate", devproto.ConfName, env.path)
 	}
 	return nil
 }

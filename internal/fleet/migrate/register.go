@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
@@ -19,7 +20,7 @@ func (j *job) register(ctx context.Context, _ Device) (worker.Outcome, bool) {
 	if !balena.ValidUUID(uuid) {
 		uuid = balena.NewUUID()
 		if err := j.u.Set(unit.FieldDeviceID, uuid); err != nil {
-			return j.fail(unit.FailOther, err.Error()), false
+			return j.fail(devproto.ClassOther, err.Error()), false
 		}
 		if err := j.save(j.u); err != nil {
 			return worker.HandBack("cannot save DEVICE_ID: " + err.Error()), false
@@ -36,7 +37,7 @@ func (j *job) register(ctx context.Context, _ Device) (worker.Outcome, bool) {
 	}
 	dev, err := j.Cloud.Register(ctx, r)
 	if err != nil {
-		return j.cloudTrouble(ctx, unit.FailRegister, "registering the device", err), false
+		return j.cloudTrouble(ctx, devproto.ClassRegister, "registering the device", err), false
 	}
 	if dev.Existing {
 		j.step("device %s was already registered (id %d): re-using it", uuid, dev.ID)
@@ -55,18 +56,18 @@ func (j *job) sendConfig(ctx context.Context, dev Device) (worker.Outcome, bool)
 	j.step("generating config.json for balenaOS %s", ver)
 	data, err := j.Cloud.DeviceConfig(ctx, j.device, ver)
 	if err != nil {
-		return j.cloudTrouble(ctx, unit.FailConfig, "generating config.json", err), false
+		return j.cloudTrouble(ctx, devproto.ClassConfig, "generating config.json", err), false
 	}
 	var cfg struct {
 		UUID         string `json:"uuid"`
 		DeviceAPIKey string `json:"deviceApiKey"`
 	}
 	if err := json.Unmarshal(data, &cfg); err != nil || cfg.UUID != uuid || cfg.DeviceAPIKey == "" {
-		return j.fail(unit.FailConfig, fmt.Sprintf("config.json from balena does not carry device %s and its key (uuid %q)", uuid, cfg.UUID)), false
+		return j.fail(devproto.ClassConfig, fmt.Sprintf("config.json from balena does not carry device %s and its key (uuid %q)", uuid, cfg.UUID)), false
 	}
-	if err := dev.WriteFile(ctx, path.Join(RemoteDir, ConfigName), data, 0o600); err != nil {
+	if err := dev.WriteFile(ctx, path.Join(devproto.Dir, devproto.BalenaConfigName), data, 0o600); err != nil {
 		return j.deviceTrouble(ctx, "sending config.json", err), false
 	}
-	j.step("config.json for %s sent to %s/%s", uuid, RemoteDir, ConfigName)
+	j.step("config.json for %s sent to %s/%s", uuid, devproto.Dir, devproto.BalenaConfigName)
 	return worker.Outcome{}, true
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote/upload"
 	"github.com/fleetmig/balena-migrate/internal/usage"
@@ -67,7 +68,7 @@ func checkMode(ctx context.Context, s *config.Settings, dir string) error {
 		return usage.Wrap(err)
 	}
 	env := environment{path: dir}
-	conf, err := src.ReadFile(ctx, stage1Conf, 1<<20)
+	conf, err := src.ReadFile(ctx, devproto.ConfName, 1<<20)
 	if err == nil {
 		if _, err := env.parseConf(conf); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote/upload"
 	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
 	"github.com/fleetmig/balena-migrate/internal/usage"
@@ -29,14 +30,14 @@ func (m *Migrator) source(path string) (*upload.Source, error) {
 	return src, nil
 }
 
-// transfer copies the migration environment into RemoteDir.
+// transfer copies the migration environment into devproto.Dir.
 func (j *job) transfer(ctx context.Context, dev Device) (worker.Outcome, bool) {
 	path, src := j.env.path, j.env.src
 	timeout := j.s.Migrate.TxTimeout
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	j.step("copying the migration environment %s to %s/ (limit %v)", path, RemoteDir, timeout)
-	st, err := upload.Run(tctx, dev, src, RemoteDir, upload.Options{Interval: 5 * time.Second,
+	j.step("copying the migration environment %s to %s/ (limit %v)", path, devproto.Dir, timeout)
+	st, err := upload.Run(tctx, dev, src, devproto.Dir, upload.Options{Interval: 5 * time.Second,
 		Progress: func(p upload.Progress) {
 			j.log.Info().Str("file", p.File).Int64("done", p.Done).Int64("total", p.Total).
 				Str("rate", fmt.Sprintf("%.1f MB/s", p.Rate/1e6)).Msg("transfer progress")

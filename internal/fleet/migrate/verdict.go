@@ -2,42 +2,13 @@ package migrate
 
 import (
 	"bytes"
-	"regexp"
+	"fmt"
 	"strings"
 	"sync"
 
-	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/rs/zerolog"
 )
-
-// The words of balena-migrate's output that decide the outcome (docs/device-protocol.md).
-// Success is its last line; a failure ends with a line such as
-//
-//	[2026-11-28T07:00:00Z balena-migrate] ERROR: failed (no_space): not enough space in /home
-//
-// whose word in brackets is the unit's FAIL_CLASS.
-const (
-	successWords = "migration successful"
-	rebootWords  = "please reboot system"
-)
-
-// failLine finds the class word of balena-migrate's failure line.
-var failLine = regexp.MustCompile(`ERROR: failed \(([a-z_0-9]+)\): (.*)`)
-
-// Stage2Log is the log stage 2 leaves beside the environment on the old
-// system when it stops before flashing (a rehearsal, or a refusal); it
-// ends with stage 2's verdict.
-const Stage2Log = "balena-migrate-stage2.log"
-
-// FailureLine finds the last failure line in a balena-migrate log.
-func FailureLine(log string) (class unit.FailClass, msg string, ok bool) {
-	for _, l := range strings.Split(log, "\n") {
-		if m := failLine.FindStringSubmatch(l); m != nil {
-			class, msg, ok = knownClass(m[1]), strings.TrimSpace(m[2]), true
-		}
-	}
-	return class, msg, ok
-}
 
 // Limits that keep a device printing without end from growing the worker.
 const (
@@ -52,15 +23,11 @@ type verdict struct {
 	ulog    interface{ Write([]byte) (int, error) }
 	log     zerolog.Logger
 	partial []byte
-	tail    []string // last lines, for FAIL_MSG
-	errs    []string // last ERROR lines
-	failed  unit.FailClass
-	success bool
-	reboot  bool
-	// rebootArg is the argument reboot must get to boot stage 2 (a
-	// Raspberry Pi's "0 tryboot"; a plain reboot boots the old system).
-	rebootArg string
-	sawEnd    bool // the success line was the last thing seen
+	tail    []string          // last lines, for FAIL_MSG
+	errs    []string          // last ERROR lines
+	failed  *devproto.Failure // the last failure line
+	success *devproto.Success // the last success line
+	sawEnd  bool              // the success line was the last thing seen
 }
 
 func (v *verdict) Write(p []byte) (int, error) {
@@ -97,20 +64,21 @@ func (v *verdict) line(l string) {
 		return
 	}
 	v.sawEnd = false
-	switch {
-	case strings.Contains(l, "ERROR"):
+	switch level, _, _ := devproto.ParseLine(l); level {
+	case devproto.Error:
 		v.errs = keep(v.errs, l)
 		v.log.Error().Str("device", l).Msg("device says")
-	case strings.Contains(l, "WARN"):
+	case devproto.Warn:
 		v.log.Warn().Str("device", l).Msg("device says")
 	}
-	if m := failLine.FindStringSubmatch(l); m != nil {
-		v.failed = knownClass(m[1])
+	if f, ok := devproto.ParseFailure(l); ok {
+		v.failed = &f
+		if f.Class == devproto.ClassUnknown && f.Word != string(devproto.ClassUnknown) {
+			v.log.Warn().Str("class", f.Word).Msg("the device names a failure class this worker does not know (a newer balena-migrate?): recorded as unknown")
+		}
 	}
-	if strings.Contains(l, successWords) {
-		v.success, v.sawEnd = true, true
-		v.reboot = strings.Contains(l, rebootWords)
-		v.rebootArg = rebootArgOf(l)
+	if s, ok := devproto.ParseSuccess(l); ok {
+		v.success, v.sawEnd = &s, true
 	}
 	v.tail = keep(v.tail, l)
 }
@@ -139,33 +107,29 @@ func (v *verdict) last() string {
 	return strings.Join(lines, " | ")
 }
 
-// class is the FAIL_CLASS balena-migrate gave in its failure line; stage1
-// when it gave none (it crashed, hung or is an older version).
-func (v *verdict) class() unit.FailClass {
-	if v.failed != "" {
-		return v.failed
+// failure is the FAIL_CLASS and what to add to FAIL_MSG from
+// balena-migrate's failure line: stage1 when it gave none (it crashed,
+// hung or is an older version); a class this worker does not know is
+// unknown, and the message keeps the device's word.
+func (v *verdict) failure() (devproto.Class, string) {
+	switch f := v.failed; {
+	case f == nil:
+		return devproto.ClassStage1, ""
+	case f.Class == devproto.ClassUnknown:
+		return f.Class, fmt.Sprintf(" (the device named the failure class %q, which this version of migdb-migrate does not know)", f.Word)
+	default:
+		return f.Class, ""
 	}
-	return unit.FailStage1
 }
 
-// knownClass accepts the device's word only when it is a failure class
-// this version knows; anything else is stage1.
-func knownClass(word string) unit.FailClass {
-	for _, c := range unit.FailClasses {
-		if string(c) == word {
-			return c
-		}
+// reboot says whether balena-migrate asked to be rebooted, and with what
+// argument (a Raspberry Pi's "0 tryboot"; a plain reboot boots the old
+// system).
+func (v *verdict) reboot() (bool, string) {
+	if v.success == nil || !v.success.AskReboot {
+		return false, ""
 	}
-	return unit.FailStage1
-}
-
-// rebootArgMark introduces the argument balena-migrate asks reboot to get.
-const rebootArgMark = "; reboot argument: "
-
-// rebootArgOf is the reboot argument a success line names ("" for none).
-func rebootArgOf(l string) string {
-	_, arg, _ := strings.Cut(l, rebootArgMark)
-	return strings.TrimSpace(arg)
+	return true, v.success.RebootArg
 }
 
 // safeRebootArg reports whether arg may be handed to reboot as root: words

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 )
 
@@ -267,7 +268,7 @@ func TestAddRefusesExistingAnywhere(t *testing.T) {
 	if _, err := db.Add(u); !errors.Is(err, ErrExists) || !strings.Contains(err.Error(), "tmp") {
 		t.Fatalf("claimed unit: err = %v", err)
 	}
-	c.Unit.SetFail(unit.FailAuth, "denied", time.Now())
+	c.Unit.SetFail(devproto.ClassAuth, "denied", time.Now())
 	if _, err := c.Finish(Fail, c.Unit); err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,9 @@
 //
 // A unit file is a KEY=VALUE file (see package envfile) that every stage only
 // adds to or updates; fields it does not know are kept. This package defines
-// the field names, the states a unit moves through, the failure classes and
-// what a valid unit id is.
+// the field names, the states a unit moves through and what a valid unit id
+// is. Its FAIL_CLASS words are devproto's classes, which the device names
+// too.
 package unit
 
 import (
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/envfile"
 )
 
@@ -69,47 +71,6 @@ const (
 	FieldStage2LookTS   = "STAGE2_LOOK_TS"
 	settingFieldPattern = `^MIG_[A-Z0-9_]+$`
 )
-
-// FailClass says why a unit failed.
-type FailClass string
-
-// The failure classes of docs/failure-classes.md.
-const (
-	FailDNS         FailClass = "dns"
-	FailRefused     FailClass = "refused"
-	FailUnreachable FailClass = "unreachable"
-	FailAuth        FailClass = "auth"
-	FailHostKey     FailClass = "host_key"
-	FailTimeout     FailClass = "timeout"
-	FailTransfer    FailClass = "transfer"
-	FailRegister    FailClass = "register"
-	FailConfig      FailClass = "config"
-	FailStage1      FailClass = "stage1"
-	FailNoSpace     FailClass = "no_space"
-	FailReadOnly    FailClass = "read_only"
-	FailBackup      FailClass = "backup"
-	// The device cannot be migrated as it is: an OS or board balena-migrate
-	// does not support, or a device already running balenaOS.
-	FailOS            FailClass = "os"
-	FailDeviceType    FailClass = "device_type"
-	FailAlreadyBalena FailClass = "already_balena"
-	// Stage 2 refused to flash and the old system came back.
-	FailStage2 FailClass = "stage2"
-	// A rehearsal (NO_FLASH) found a problem.
-	FailRehearsal   FailClass = "rehearsal"
-	FailLost        FailClass = "lost"
-	FailAPI         FailClass = "api"
-	FailConfigError FailClass = "config_error"
-	FailOther       FailClass = "other"
-)
-
-// FailClasses lists every class, for summaries and validation.
-var FailClasses = []FailClass{
-	FailDNS, FailRefused, FailUnreachable, FailAuth, FailHostKey, FailTimeout, FailTransfer,
-	FailRegister, FailConfig, FailStage1, FailNoSpace, FailReadOnly, FailBackup,
-	FailOS, FailDeviceType, FailAlreadyBalena, FailStage2, FailRehearsal, FailLost,
-	FailAPI, FailConfigError, FailOther,
-}
 
 var (
 	idRe      = regexp.MustCompile(`^[A-Za-z0-9_:@+][A-Za-z0-9._:@+-]{0,127}$`)
@@ -267,8 +228,8 @@ func (u *Unit) SetResult(field string, ok bool, msg string, now time.Time) {
 	u.mustSet(field+"_ISOTS", ISO(now))
 }
 
-// SetFail records why the unit failed.
-func (u *Unit) SetFail(class FailClass, msg string, now time.Time) {
+// SetFail records why the unit failed (FAIL_CLASS is class).
+func (u *Unit) SetFail(class devproto.Class, msg string, now time.Time) {
 	u.mustSet(FieldFailTS, strconv.FormatInt(now.Unix(), 10))
 	u.mustSet(FieldFailClass, string(class))
 	u.mustSet(FieldFailMsg, Sanitize(msg))

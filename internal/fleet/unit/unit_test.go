@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 )
 
 func TestCheckID(t *testing.T) {
@@ -55,7 +57,7 @@ func TestLifecycleKeepsUnknownFields(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	back.SetFail(FailStage1, "line1\nline2\\", now)
+	back.SetFail(devproto.ClassStage1, "line1\nline2\\", now)
 	if got := back.Get(FieldFailMsg); got != "line1 line2" {
 		t.Errorf("FAIL_MSG = %q", got)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/envfile"
 	"github.com/fleetmig/balena-migrate/internal/testenv/balenaimg"
 	"github.com/fleetmig/balena-migrate/internal/testenv/devvm"
@@ -322,10 +323,10 @@ func (d *Device) check(ctx context.Context, registered map[string]bool) {
 	case sp.corrupt && !strings.Contains(d.Msg, "image check failed"):
 		d.Err = fmt.Errorf("FAIL_MSG does not give stage 2's reason (image check failed): %s", d.Msg)
 	case sp.corrupt && !strings.Contains(c, "stage 2 stopped before flashing"):
-		d.Err = fmt.Errorf("the console does not show stage 2 stopping before flashing")
+		d.Err = fmt.Errorf("the console does not show stage 2's refusal before flashing")
 	case sp.rehearsal && d.Rehearsal != "ok":
 		d.Err = fmt.Errorf("REHEARSAL=%q (%s), want ok", d.Rehearsal, d.Msg)
-	case sp.rehearsal && !strings.Contains(c, "stopping before flashing"):
+	case sp.rehearsal && !devproto.StoppedBeforeFlashing(c):
 		d.Err = fmt.Errorf("stage 2 did not stop before flashing")
 	case sp.rehearsal && (registered == nil || d.UUID != "" && registered[d.UUID]):
 		d.Err = fmt.Errorf("a rehearsal registered device %q in balena (or the fake's device list is unreadable)", d.UUID)
