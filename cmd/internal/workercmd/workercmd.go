@@ -133,7 +133,7 @@ func Cloud(ctx context.Context, s *config.Settings, log zerolog.Logger) (balena.
 	user, err := c.Whoami(ctx)
 	switch {
 	case errors.Is(err, balena.ErrUnauthorized):
-		return nil, usage.Errorf("balena at %s rejected the token (--balena-token / MIG_BALENA_TOKEN / BALENA_API_KEY / ~/.balena/token): log in again or give a valid API key: %v", b.API, err)
+		return nil, usage.Errorf("balena at %s rejected the token: %v", b.API, err)
 	case err != nil:
 		return nil, usage.Errorf("cannot check the balena credentials at %s: %v (a self-signed or private CA: point SSL_CERT_FILE at its certificate)", b.API, err)
 	}

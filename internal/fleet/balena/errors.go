@@ -11,7 +11,8 @@ import (
 // them; callers test with errors.Is.
 var (
 	// ErrUnauthorized: balena rejected the credentials (HTTP 401, or the CLI
-	// is not logged in). Retrying does not help; the operator must act.
+	// is not logged in). Retrying does not help; the operator must act
+	// (TokenAdvice), and a worker stops rather than fail every unit.
 	ErrUnauthorized = errors.New("balena rejected the credentials")
 	// ErrNotFound: the application or device does not exist (or is not
 	// visible to these credentials).
@@ -74,9 +75,11 @@ func (e *Error) Unwrap() []error {
 	return errs
 }
 
-// UnauthorizedAdvice is what an operator should do about a rejected token.
-const UnauthorizedAdvice = "the token was rejected; give a valid API key or session token " +
-	"with --balena-token / MIG_BALENA_TOKEN or in ~/.balena/token (balena login refreshes it)"
+// TokenAdvice is what the operator does about ErrUnauthorized. The API
+// adapter puts it in the error (the CLI adapter its own), so every message
+// that carries the error says it, once; the workers stop on it.
+const TokenAdvice = "the token was rejected: log in again (balena login) or give a valid API key with --balena-token / MIG_BALENA_TOKEN / " +
+	"BALENA_API_KEY or in ~/.balena/token, then start the worker again"
 
 // ClassOfStatus maps an HTTP status to an error class: 401 unauthorized,
 // 404 not found, 409 conflict, 408/429/5xx transient, other 4xx invalid.

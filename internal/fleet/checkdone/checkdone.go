@@ -12,7 +12,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
-	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
+	"github.com/fleetmig/balena-migrate/internal/fleet/session"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
@@ -26,11 +26,9 @@ type Checker struct {
 	Settings *config.Settings
 	Log      zerolog.Logger
 	Now      func() time.Time
-	// Dial connects to a rehearsed device; nil means a remote.Dialer
-	// shared by every unit (known_hosts parsed once, jump hosts capped).
-	Dial func(context.Context, remote.Options) (Device, error)
-
-	dialer remote.Dialer
+	// Devices opens the SSH sessions of the looks at devices; the zero
+	// value dials for real.
+	Devices session.Opener[Device]
 }
 
 // Handle is the worker.Handler of migdb-check-done.
@@ -41,10 +39,7 @@ func (k *Checker) Handle(ctx context.Context, j *worker.Job) worker.Outcome {
 // check decides the outcome for u (a copy the caller owns).
 func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 	now := k.Now()
-	fail := func(class devproto.Class, msg string) worker.Outcome {
-		u.SetFail(class, msg, now)
-		return worker.Outcome{To: spool.Fail, Unit: u, Msg: fmt.Sprintf("failed (%s): %s", class, msg)}
-	}
+	fail := func(class devproto.Class, msg string) worker.Outcome { return worker.Fail(u, class, msg, now) }
 	s, err := k.Settings.ForUnit(u.Settings(), u.ID())
 	if err != nil {
 		return fail(devproto.ClassConfigError, err.Error())
@@ -72,7 +67,7 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 		}
 		if errors.Is(err, balena.ErrUnauthorized) {
 			// Every unit would meet it: stop (exit 2) instead of polling.
-			return worker.Outcome{Msg: "balena rejected the token", Stop: usage.Errorf("balena rejected the token while checking device %s (--balena-token / MIG_BALENA_TOKEN / ~/.balena/token): log in again or give a valid API key, then start the worker again: %w", uuid, err)}
+			return worker.Outcome{Msg: "balena rejected the token", Stop: usage.Errorf("balena rejected the token while checking device %s: %w", uuid, err)}
 		}
 		// Whatever balena's trouble, it is not the unit's fault: ask again.
 		u.SetDue(now.Add(s.Check.CheckInterval))

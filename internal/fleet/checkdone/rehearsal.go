@@ -10,18 +10,19 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
-	"github.com/fleetmig/balena-migrate/internal/fleet/migrate"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
 )
 
-// Device is what the rehearsal check needs from an SSH connection.
+// Device is what a look at a device needs from an SSH connection.
 type Device interface {
 	Output(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error)
 	Close() error
 }
+
+var _ Device = (*remote.Client)(nil) // what session.Opener dials
 
 // lookScript prints stage 2's log left on the old system, then the boot id.
 const lookScript = `cat ` + devproto.Stage2LogPath + ` 2>/dev/null; printf '\n@@boot_id\n'; cat /proc/sys/kernel/random/boot_id 2>/dev/null; true`
@@ -72,8 +73,7 @@ func (k *Checker) rehearsal(ctx context.Context, u *unit.Unit, s *config.Setting
 
 func (k *Checker) rehearsalFailed(u *unit.Unit, now time.Time, msg string) worker.Outcome {
 	u.SetResult(unit.FieldRehearsal, false, msg, now)
-	u.SetFail(devproto.ClassRehearsal, msg, now)
-	return worker.Outcome{To: spool.Fail, Unit: u, Msg: fmt.Sprintf("failed (%s): %s", devproto.ClassRehearsal, msg)}
+	return worker.Fail(u, devproto.ClassRehearsal, msg, now)
 }
 
 // seen is what look found on a device.
@@ -89,18 +89,11 @@ var errUnreachable = errors.New("device not reachable")
 // reads stage 2's log and the boot id. A device that cannot be reached is
 // errUnreachable; settings that cannot work are other errors.
 func (k *Checker) look(ctx context.Context, u *unit.Unit, s *config.Settings) (seen, error) {
-	o, err := migrate.SSHOptions(s, k.Log, func(w string) { k.Log.Warn().Str("unit", u.ID()).Msg(w) })
-	if err == nil {
-		o, err = k.dialer.Resolve(o) // ~/.ssh/config, as migdb-migrate reads it
-	}
+	o, err := k.Devices.Options(s, k.Log, func(w string) { k.Log.Warn().Str("unit", u.ID()).Msg(w) })
 	if err != nil {
 		return seen{}, err
 	}
-	dial := k.Dial
-	if dial == nil {
-		dial = func(ctx context.Context, o remote.Options) (Device, error) { return k.dialer.Dial(ctx, o) }
-	}
-	dev, err := dial(ctx, o)
+	dev, err := k.Devices.Open(ctx, o)
 	if err != nil {
 		return seen{}, fmt.Errorf("%w: %w", errUnreachable, err)
 	}

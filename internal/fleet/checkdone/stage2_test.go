@@ -132,7 +132,7 @@ func TestStage2RefusalSeenEarly(t *testing.T) {
 		config.SSHKey: key, config.KnownHosts: filepath.Join(t.TempDir(), "known_hosts"), config.ConnTimeout: "5"})
 	var dials atomic.Int32
 	var d remote.Dialer
-	e.k.Dial = func(ctx context.Context, o remote.Options) (Device, error) {
+	e.k.Devices.Dial = func(ctx context.Context, o remote.Options) (Device, error) {
 		dials.Add(1)
 		return d.Dial(ctx, o)
 	}

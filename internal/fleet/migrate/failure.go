@@ -52,7 +52,7 @@ func failures() []failure {
 		{remote.ErrUnreachable, devproto.ClassUnreachable, retryLater, ""},
 		{remote.ErrTransfer, devproto.ClassTransfer, retryLater, ""},
 		{balena.ErrTransient, devproto.ClassAPI, askLater, ""},
-		{balena.ErrUnauthorized, devproto.ClassAPI, stopWorker, "balena rejected the token (--balena-token / MIG_BALENA_TOKEN / ~/.balena/token): log in again or give a valid API key, then start the worker again"},
+		{balena.ErrUnauthorized, devproto.ClassAPI, stopWorker, ""}, // the error says what to do (balena.TokenAdvice)
 	}
 }
 
@@ -99,7 +99,7 @@ func (j *job) decide(ctx context.Context, what string, err error, fallback failu
 	msg := fmt.Sprintf("%s: %v", what, err)
 	switch f.action {
 	case stopWorker:
-		return worker.Outcome{Msg: msg, Stop: usage.Errorf("%s: %w (%s)", what, err, f.advice)}
+		return worker.Outcome{Msg: msg, Stop: usage.Errorf("%s: %w", what, err)}
 	case askLater:
 		later := j.s.Migrate.ReconnTime
 		j.u.SetDue(j.now.Add(later))
@@ -132,8 +132,7 @@ func (j *job) retry(what, msg string, class devproto.Class) worker.Outcome {
 
 // fail ends the unit in fail/.
 func (j *job) fail(class devproto.Class, msg string) worker.Outcome {
-	j.u.SetFail(class, msg, j.now)
-	return worker.Outcome{To: spool.Fail, Unit: j.u, Msg: fmt.Sprintf("failed (%s): %s", class, msg)}
+	return worker.Fail(j.u, class, msg, j.now)
 }
 
 // maxBackoff caps the wait between connection attempts.

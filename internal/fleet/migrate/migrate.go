@@ -22,6 +22,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/fleet/logging"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote/upload"
+	"github.com/fleetmig/balena-migrate/internal/fleet/session"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
 	"github.com/rs/zerolog"
@@ -33,10 +34,8 @@ type Migrator struct {
 	Settings *config.Settings // the worker's; each unit's own values go on top
 	Log      zerolog.Logger
 	Now      func() time.Time
-	// Dial connects to a device; nil means a remote.Dialer shared by every
-	// unit of the worker (known_hosts parsed once).
-	Dial   func(context.Context, remote.Options) (Device, error)
-	dialer remote.Dialer
+	// Devices opens the SSH sessions; the zero value dials for real.
+	Devices session.Opener[Device]
 
 	mu sync.Mutex
 	// sources keeps one Source per migration environment, so each file is
@@ -51,6 +50,8 @@ type Device interface {
 	StartDetachedAsRoot(ctx context.Context, argv []string) error
 	Close() error
 }
+
+var _ Device = (*remote.Client)(nil) // what session.Opener dials
 
 // never is the due time of a unit this worker will not handle.
 func never() time.Time { return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC) }

@@ -16,6 +16,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
+	"github.com/fleetmig/balena-migrate/internal/fleet/session"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
@@ -62,7 +63,7 @@ func (bs boards) dial(ctx context.Context, o remote.Options) (Device, error) {
 func (e *env) runWith(s *config.Settings, bs boards) {
 	e.t.Helper()
 	log := zerolog.New(e.logs)
-	m := &Migrator{Cloud: e.cloud, Settings: s, Log: log, Now: time.Now, Dial: bs.dial}
+	m := &Migrator{Cloud: e.cloud, Settings: s, Log: log, Now: time.Now, Devices: session.Opener[Device]{Dial: bs.dial}}
 	l := &worker.Loop{DB: e.db, Input: spool.Units, Name: "test", Jobs: 3, Once: true, DueOf: m.DueOf, Log: log, Handle: m.Handle}
 	if err := l.Run(context.Background(), context.Background()); err != nil {
 		e.t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/logging"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
@@ -71,6 +72,13 @@ func (o Outcome) Event(l *zerolog.Logger) *zerolog.Event {
 
 // HandBack returns the unit, as last saved, to where it came from.
 func HandBack(msg string) Outcome { return Outcome{Msg: msg} }
+
+// Fail ends u in fail/ with class and msg (FAIL_CLASS, FAIL_MSG, FAIL_TS
+// at now).
+func Fail(u *unit.Unit, class devproto.Class, msg string, now time.Time) Outcome {
+	u.SetFail(class, msg, now)
+	return Outcome{To: spool.Fail, Unit: u, Msg: fmt.Sprintf("failed (%s): %s", class, msg)}
+}
 
 // Loop runs a worker over one input directory.
 type Loop struct {

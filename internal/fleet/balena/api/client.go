@@ -170,7 +170,7 @@ func statusError(op string, resp *http.Response, data []byte) error {
 		e.Class = balena.ErrInvalid
 	}
 	if e.Class == balena.ErrUnauthorized {
-		e.Msg = balena.UnauthorizedAdvice
+		e.Msg = balena.TokenAdvice
 	} else {
 		e.Msg = shorten(strings.TrimSpace(string(data)), 200)
 	}
