@@ -48,6 +48,10 @@ type Cloud interface {
 	// moment ago may not be visible yet, one that was deleted never will
 	// be, and only the caller can tell them apart.
 	Status(ctx context.Context, uuid string) (DeviceStatus, error)
+	// SetTag sets the device's tag key to value, replacing the value a tag
+	// of that key has (the dashboard shows tags; migdb-check-done records
+	// its verdict in one).
+	SetTag(ctx context.Context, uuid, key, value string) error
 	// IsOnline is Status(…).Online().
 	IsOnline(ctx context.Context, uuid string) (bool, error)
 }

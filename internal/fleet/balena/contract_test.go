@@ -181,7 +181,7 @@ func cliBackend(t *testing.T) *backend {
 			name, _ := os.ReadFile(filepath.Join(dir, "names", uuid))
 			tagLines, _ := os.ReadFile(filepath.Join(dir, "tags", uuid))
 			tags := map[string]string{}
-			for _, l := range strings.Fields(string(tagLines)) {
+			for _, l := range strings.Split(strings.TrimSpace(string(tagLines)), "\n") {
 				k, v, _ := strings.Cut(l, "=")
 				tags[k] = v
 			}
@@ -409,6 +409,26 @@ var contract = []struct {
 		_, err := b.cloud.CheckFleet(ctx, b.fleet, "2.114.0")
 		if !errors.Is(err, balena.ErrNotFound) || !strings.Contains(err.Error(), "2.113.0+rev2") {
 			t.Fatalf("unlisted version: %v, want ErrNotFound naming what balena has", err)
+		}
+	}},
+	{"a tag is set, then replaced", always, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		uuid := balena.NewUUID()
+		r := reg(b.fleet, uuid)
+		r.Tags = map[string]string{"migdb_unit": "unit-0009"}
+		if _, err := b.cloud.Register(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []string{"migrating", "done (heartbeat)"} {
+			if err := b.cloud.SetTag(ctx, uuid, "migdb_result", v); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, tags := b.inspect(t, uuid); tags["migdb_result"] != v || tags["migdb_unit"] != "unit-0009" || len(tags) != 2 {
+				t.Fatalf("tags %v after setting migdb_result=%q", tags, v)
+			}
+		}
+		if err := b.cloud.SetTag(ctx, balena.NewUUID(), "migdb_result", "x"); !errors.Is(err, balena.ErrNotFound) {
+			t.Fatalf("tag on an unknown device: %v, want ErrNotFound", err)
 		}
 	}},
 	{"bad UUID is refused without asking balena", always, func(t *testing.T, b *backend) {

@@ -19,6 +19,8 @@ const (
 
 // DeviceStatus is what balena says about a device's life and health.
 type DeviceStatus struct {
+	// ID is the device's id in balena (0 when the adapter cannot tell).
+	ID int64
 	// Heartbeat is api_heartbeat_state (Heartbeat*); "" when the adapter
 	// cannot tell.
 	Heartbeat string

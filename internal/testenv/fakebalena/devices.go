@@ -3,8 +3,11 @@ package fakebalena
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -73,6 +76,38 @@ func (a *API) addTag(w http.ResponseWriter, r *http.Request) {
 	d.Tags[req.Key] = req.Value
 	writeJSON(w, http.StatusCreated, map[string]any{"id": a.id(), "device": map[string]any{"__id": d.ID},
 		"tag_key": req.Key, "value": req.Value})
+}
+
+// tagFilterRE is the PATCH of one device's tag: by device id and key.
+var tagFilterRE = regexp.MustCompile(`^device eq ([0-9]+) and tag_key eq '((?:[^']|'')*)'$`)
+
+// patchTag serves PATCH /v7/device_tag?$filter=device eq <id> and
+// tag_key eq '<key>': the tag's new value. Like the real API, a filter
+// that matches nothing changes nothing.
+func (a *API) patchTag(w http.ResponseWriter, r *http.Request) {
+	data, err := readBody(w, r)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var req struct {
+		Value *string `json:"value"`
+	}
+	if a.authUser(w, r) == nil || !decodeJSON(w, data, err, &req, false) {
+		return
+	}
+	q, perr := url.ParseQuery(r.URL.RawQuery)
+	m := tagFilterRE.FindStringSubmatch(q.Get("$filter"))
+	if perr != nil || m == nil || req.Value == nil {
+		http.Error(w, "Bad Request: unsupported device_tag PATCH", http.StatusBadRequest)
+		return
+	}
+	id, _ := strconv.ParseInt(m[1], 10, 64)
+	key := strings.ReplaceAll(m[2], "''", "'")
+	if d := a.deviceByID(id); d != nil {
+		if _, ok := d.Tags[key]; ok {
+			d.Tags[key] = *req.Value
+		}
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 // ProvisioningKey is a provisioning key the fake issued (the key itself

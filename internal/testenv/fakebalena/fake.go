@@ -111,11 +111,12 @@ const (
 	RouteRelease        Route = "GET /v7/release"
 	RouteDevicePatch    Route = "PATCH /v7/device(<id>)"
 	RouteDeviceTag      Route = "POST /v7/device_tag"
+	RouteTagPatch       Route = "PATCH /v7/device_tag"
 )
 
 // Routes lists every endpoint, for totals.
 var Routes = []Route{RouteWhoami, RouteApplication, RouteProvisionKey, RouteRegister, RouteDownloadConfig,
-	RouteDeviceKey, RouteDevice, RouteStateReport, RouteStateGet, RouteRelease, RouteDevicePatch, RouteDeviceTag}
+	RouteDeviceKey, RouteDevice, RouteStateReport, RouteStateGet, RouteRelease, RouteDevicePatch, RouteDeviceTag, RouteTagPatch}
 
 type provKey struct {
 	appID   int64

@@ -33,7 +33,7 @@ func (a *API) routes() *http.ServeMux {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /actor/v1/whoami", a.admit(RouteWhoami, a.whoami))
 	m.HandleFunc("GET /v7/{resource}", a.resource)
-	m.HandleFunc("PATCH /v7/{resource}", a.admit(RouteDevicePatch, a.patchDevice))
+	m.HandleFunc("PATCH /v7/{resource}", a.patchResource)
 	m.HandleFunc("POST /v7/device_tag", a.admit(RouteDeviceTag, a.addTag))
 	m.HandleFunc("POST /api-key/v2/{$}", a.admit(RouteProvisionKey, a.provisionKey))
 	m.HandleFunc("POST /device/register", a.admit(RouteRegister, a.register))
@@ -171,6 +171,15 @@ func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
 		"id": u.ID, "actorType": "user", "actorTypeId": u.ID,
 		"username": u.Username, "email": u.Email,
 	})
+}
+
+// patchResource serves PATCH /v7/device(<id>) and /v7/device_tag.
+func (a *API) patchResource(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("resource") == "device_tag" {
+		a.admit(RouteTagPatch, a.patchTag)(w, r)
+		return
+	}
+	a.admit(RouteDevicePatch, a.patchDevice)(w, r)
 }
 
 // resource serves GET /v7/application, /v7/application(<id>), /v7/device.

@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 )
@@ -55,7 +58,7 @@ func (c *Client) Status(ctx context.Context, uuid string) (balena.DeviceStatus, 
 	if !found {
 		return balena.DeviceStatus{}, &balena.Error{Op: "check device status", Class: balena.ErrNotFound, Msg: "no device " + uuid}
 	}
-	st := balena.DeviceStatus{Heartbeat: d.Heartbeat, VPN: d.IsOnline, OSVersion: d.OSVersion,
+	st := balena.DeviceStatus{ID: d.ID, Heartbeat: d.Heartbeat, VPN: d.IsOnline, OSVersion: d.OSVersion,
 		SupervisorVersion: d.SupervisorVersion}
 	if len(d.DeviceType) > 0 {
 		st.DeviceType = d.DeviceType[0].Slug
@@ -67,4 +70,32 @@ func (c *Client) Status(ctx context.Context, uuid string) (balena.DeviceStatus, 
 func (c *Client) IsOnline(ctx context.Context, uuid string) (bool, error) {
 	st, err := c.Status(ctx, uuid)
 	return st.Online(), err
+}
+
+// SetTag adds the tag (POST /v7/device_tag, by the device's UUID) and,
+// when the device has one of that key already (409), changes its value
+// (PATCH /v7/device_tag filtered by device and key).
+func (c *Client) SetTag(ctx context.Context, uuid, key, value string) error {
+	op := fmt.Sprintf("tag device %s with %s", uuid, key)
+	if err := balena.CheckUUID(op, uuid); err != nil {
+		return err
+	}
+	if strings.TrimSpace(key) == "" {
+		return &balena.Error{Op: op, Class: balena.ErrInvalid, Msg: "empty tag key"}
+	}
+	d, found, err := c.device(ctx, uuid, "$select=id")
+	if err != nil {
+		return err
+	}
+	if !found {
+		return &balena.Error{Op: op, Class: balena.ErrNotFound, Msg: "no device " + uuid}
+	}
+	err = c.call(ctx, request{op: op, method: "POST", path: "/v7/device_tag",
+		body: map[string]any{"device": d.ID, "tag_key": key, "value": value}, want: 201})
+	if !errors.Is(err, balena.ErrConflict) {
+		return err
+	}
+	return c.call(ctx, request{op: op, method: "PATCH", path: "/v7/device_tag",
+		query: fmt.Sprintf("$filter=device%%20eq%%20%d%%20and%%20tag_key%%20eq%%20%s", d.ID, literal(key)),
+		body:  map[string]any{"value": value}, want: 200})
 }

@@ -96,7 +96,7 @@ func (c *Client) Status(ctx context.Context, uuid string) (balena.DeviceStatus, 
 	if !found {
 		return balena.DeviceStatus{}, &balena.Error{Op: "check device status", Class: balena.ErrNotFound, Msg: "no device " + uuid}
 	}
-	return balena.DeviceStatus{Heartbeat: d.Heartbeat, VPN: d.IsOnline, OSVersion: d.OSVersion,
+	return balena.DeviceStatus{ID: d.ID, Heartbeat: d.Heartbeat, VPN: d.IsOnline, OSVersion: d.OSVersion,
 		SupervisorVersion: d.Supervisor, DeviceType: d.DeviceType}, nil
 }
 
@@ -209,4 +209,18 @@ func (c *Client) CheckFleet(ctx context.Context, ref, version string) (balena.Fl
 		return balena.Fleet{}, withLoginAdvice(err)
 	}
 	return balena.Fleet{Slug: strings.TrimSpace(ref)}, nil
+}
+
+// SetTag runs `balena tag set <key> <value> --device <uuid>`, which
+// replaces a tag of that key.
+func (c *Client) SetTag(ctx context.Context, uuid, key, value string) error {
+	op := fmt.Sprintf("tag device %s with %s", uuid, key)
+	if err := balena.CheckUUID(op, uuid); err != nil {
+		return err
+	}
+	if strings.TrimSpace(key) == "" {
+		return &balena.Error{Op: op, Class: balena.ErrInvalid, Msg: "empty tag key"}
+	}
+	_, err := c.run(ctx, op, "tag", "set", key, value, "--device", uuid)
+	return withLoginAdvice(err)
 }
