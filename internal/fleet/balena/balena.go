@@ -52,6 +52,11 @@ type Cloud interface {
 	// of that key has (the dashboard shows tags; migdb-check-done records
 	// its verdict in one).
 	SetTag(ctx context.Context, uuid, key, value string) error
+	// SetProgress shows on the device's dashboard entry where its
+	// migration is (state, e.g. "balena-migrate: stage 1", and percent),
+	// until balenaOS's supervisor reports. A device balena does not know
+	// is left alone, without error.
+	SetProgress(ctx context.Context, uuid, state string, percent int) error
 	// IsOnline is Status(…).Online().
 	IsOnline(ctx context.Context, uuid string) (bool, error)
 }

@@ -3,6 +3,7 @@ package balena_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"sync/atomic"
@@ -97,6 +98,58 @@ func realBackend(t *testing.T) *backend {
 			}
 			return exp
 		},
+		progress: func(t *testing.T, uuid string) string {
+			d, _, err := srv.Device(ctx, uuid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.ProvisioningProgress == nil {
+				return d.ProvisioningState
+			}
+			return fmt.Sprintf("%d%% %s", *d.ProvisioningProgress, d.ProvisioningState)
+		},
 		can: map[need]bool{always: true, keys: true},
+	}
+}
+
+// TestRoundTripsPerUnitOnOpenBalena measures what a migdb-migrate worker's
+// units cost the real server: the start-up checks (whoami; the fleet, a
+// provisioning key, the OS release list and the config template of
+// CheckFleet) once, then two requests per unit (register, name), the
+// config.json coming from the kept template — as on the fake.
+func TestRoundTripsPerUnitOnOpenBalena(t *testing.T) {
+	srv := realAPI.Get(t)
+	ctx := context.Background()
+	_, fleet, err := srv.NewFleet(ctx, "roundtrips-"+balena.NewUUID()[:8], "raspberrypi4-64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := &counting{next: http.DefaultTransport}
+	c, err := api.New(balena.Options{APIURL: srv.URL, Token: srv.AdminKey, Retry: contractRetry,
+		HTTPClient: &http.Client{Transport: count, Timeout: 30 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Whoami(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CheckFleet(ctx, fleet, "2.113.0"); err != nil {
+		t.Fatal(err)
+	}
+	perWorker := int(count.n.Load())
+	const units = 10
+	for i := 0; i < units; i++ {
+		d, err := c.Register(ctx, balena.Registration{Fleet: fleet, UUID: balena.NewUUID(), Name: fmt.Sprintf("unit-%02d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.DeviceConfig(ctx, d, "2.113.0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	perUnit := float64(int(count.n.Load())-perWorker) / units
+	t.Logf("open-balena-api: %d requests per worker, %.1f per unit", perWorker, perUnit)
+	if perWorker != 5 || perUnit != 2 {
+		t.Errorf("%d requests per worker and %.1f per unit, want 5 and 2", perWorker, perUnit)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,8 @@ type backend struct {
 	// keyExpiries lists the expiry of every provisioning key made for
 	// fleet (zero: never); nil where the adapter makes none itself.
 	keyExpiries func(t *testing.T) []time.Time
+	// progress is what the device's dashboard entry shows of its migration.
+	progress func(t *testing.T, uuid string) string
 	// addOSRelease makes balena list a balenaOS release for a type.
 	addOSRelease func(deviceType, version string)
 	// can says which promises the backend can be tested on: the real
@@ -117,6 +120,13 @@ func apiBackend(t *testing.T) *backend {
 			return out
 		},
 		addOSRelease: s.AddOSRelease,
+		progress: func(t *testing.T, uuid string) string {
+			d, _ := s.Device(uuid)
+			if d.ProvisioningProgress == nil {
+				return d.ProvisioningState
+			}
+			return fmt.Sprintf("%d%% %s", *d.ProvisioningProgress, d.ProvisioningState)
+		},
 		can:          map[need]bool{always: true, faults: true, retryAfter: true, keys: true, releases: true},
 	}
 }
@@ -187,6 +197,15 @@ func cliBackend(t *testing.T) *backend {
 			}
 			f := strings.Fields(string(dev)) // id fleet type
 			return f[2], strings.TrimSpace(string(name)), tags
+		},
+		progress: func(t *testing.T, uuid string) string {
+			b, _ := os.ReadFile(filepath.Join(dir, "tags", uuid))
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, cli.ProgressTag+"="); ok {
+					return v
+				}
+			}
+			return ""
 		},
 		can: map[need]bool{always: true, faults: true},
 	}
@@ -409,6 +428,27 @@ var contract = []struct {
 		_, err := b.cloud.CheckFleet(ctx, b.fleet, "2.114.0")
 		if !errors.Is(err, balena.ErrNotFound) || !strings.Contains(err.Error(), "2.113.0+rev2") {
 			t.Fatalf("unlisted version: %v, want ErrNotFound naming what balena has", err)
+		}
+	}},
+	{"the dashboard shows the migration's progress", always, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		uuid := balena.NewUUID()
+		if _, err := b.cloud.Register(ctx, reg(b.fleet, uuid)); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []struct {
+			state string
+			pct   int
+		}{{"balena-migrate: stage 1", 60}, {"balena-migrate: rebooting into stage 2", 80}} {
+			if err := b.cloud.SetProgress(ctx, uuid, p.state, p.pct); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := b.progress(t, uuid), fmt.Sprintf("%d%% %s", p.pct, p.state); got != want {
+				t.Fatalf("dashboard shows %q, want %q", got, want)
+			}
+		}
+		if err := b.cloud.SetProgress(ctx, balena.NewUUID(), "balena-migrate: stage 1", 60); err != nil {
+			t.Fatalf("progress of a device balena does not know: %v, want no error", err)
 		}
 	}},
 	{"a tag is set, then replaced", always, func(t *testing.T, b *backend) {

@@ -11,35 +11,55 @@ import (
 	"time"
 )
 
-// patchDevice serves PATCH /v7/device(<id>) with a user token. Only
-// device_name may be changed here, the one field this project sets.
+// patchDevice serves PATCH /v7/device(<id>) and PATCH
+// /v7/device?$filter=uuid eq '<uuid>' with a user token: the fields this
+// project sets, device_name and the dashboard's provisioning_state and
+// provisioning_progress.
 func (a *API) patchDevice(w http.ResponseWriter, r *http.Request) {
 	data, err := readBody(w, r)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var req struct {
-		Name *string `json:"device_name"`
+		Name     *string `json:"device_name"`
+		State    *string `json:"provisioning_state"`
+		Progress *int    `json:"provisioning_progress"`
 	}
 	if a.authUser(w, r) == nil || !decodeJSON(w, data, err, &req, false) {
 		return
 	}
-	m := deviceIDRE.FindStringSubmatch(r.PathValue("resource"))
-	if m == nil {
+	var d *Device
+	if m := deviceIDRE.FindStringSubmatch(r.PathValue("resource")); m != nil {
+		id, _ := strconv.ParseInt(m[1], 10, 64)
+		d = a.deviceByID(id)
+	} else if q, err := parseQuery(r.URL.RawQuery, nil, []string{"uuid"}, nil); r.PathValue("resource") == "device" &&
+		err == nil && q.filterField == "uuid" {
+		d = a.devices[q.filterValue]
+	} else {
 		http.NotFound(w, r)
 		return
 	}
-	id, _ := strconv.ParseInt(m[1], 10, 64)
-	d := a.deviceByID(id)
 	switch {
 	case d == nil:
 		// Like the real API, a PATCH that matches nothing changes nothing.
 		w.WriteHeader(http.StatusOK)
 		return
-	case req.Name == nil || *req.Name == "" || len(*req.Name) > 255:
+	case req.Name == nil && req.State == nil && req.Progress == nil:
+		http.Error(w, "Bad Request: nothing to change", http.StatusBadRequest)
+		return
+	case req.Name != nil && (*req.Name == "" || len(*req.Name) > 255):
 		http.Error(w, "Bad Request: device_name must be 1 to 255 characters", http.StatusBadRequest)
 		return
 	}
-	d.Name = *req.Name
+	if req.Name != nil {
+		d.Name = *req.Name
+	}
+	if req.State != nil {
+		d.ProvisioningState = *req.State
+	}
+	if req.Progress != nil {
+		p := *req.Progress
+		d.ProvisioningProgress = &p
+	}
 	w.WriteHeader(http.StatusOK)
 }
 

@@ -99,3 +99,15 @@ func (c *Client) SetTag(ctx context.Context, uuid, key, value string) error {
 		query: fmt.Sprintf("$filter=device%%20eq%%20%d%%20and%%20tag_key%%20eq%%20%s", d.ID, literal(key)),
 		body:  map[string]any{"value": value}, want: 200})
 }
+
+// SetProgress sets the device's provisioning_state and
+// provisioning_progress (the dashboard's progress bar of a device that
+// is configuring) with one PATCH by UUID.
+func (c *Client) SetProgress(ctx context.Context, uuid, state string, percent int) error {
+	op := "show migration progress of " + uuid
+	if err := balena.CheckUUID(op, uuid); err != nil {
+		return err
+	}
+	return c.call(ctx, request{op: op, method: "PATCH", path: "/v7/device", query: filterEq("uuid", uuid),
+		body: map[string]any{"provisioning_state": state, "provisioning_progress": min(max(percent, 0), 100)}, want: 200})
+}

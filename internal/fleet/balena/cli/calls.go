@@ -224,3 +224,17 @@ func (c *Client) SetTag(ctx context.Context, uuid, key, value string) error {
 	_, err := c.run(ctx, op, "tag", "set", key, value, "--device", uuid)
 	return withLoginAdvice(err)
 }
+
+// ProgressTag is the tag the cli adapter shows migration progress in: the
+// CLI cannot set a device's provisioning state.
+const ProgressTag = "migdb_progress"
+
+// SetProgress tags the device with ProgressTag = "<percent>% <state>"; a
+// device balena does not know is left alone.
+func (c *Client) SetProgress(ctx context.Context, uuid, state string, percent int) error {
+	err := c.SetTag(ctx, uuid, ProgressTag, fmt.Sprintf("%d%% %s", min(max(percent, 0), 100), state))
+	if errors.Is(err, balena.ErrNotFound) {
+		return nil
+	}
+	return err
+}
