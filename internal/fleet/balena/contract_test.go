@@ -127,7 +127,7 @@ func apiBackend(t *testing.T) *backend {
 			}
 			return fmt.Sprintf("%d%% %s", *d.ProvisioningProgress, d.ProvisioningState)
 		},
-		can:          map[need]bool{always: true, faults: true, retryAfter: true, keys: true, releases: true},
+		can: map[need]bool{always: true, faults: true, retryAfter: true, keys: true, releases: true},
 	}
 }
 
