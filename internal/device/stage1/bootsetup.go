@@ -37,18 +37,18 @@ type bootPlan struct {
 }
 
 // planBoot names the files the boot setup will touch.
-func (r *run) planBoot() (bootPlan, error) {
+func (r *run) planBoot(f facts) (bootPlan, error) {
 	p := bootPlan{
-		family: r.device.Family, dir: r.layout.BootDir,
+		family: f.device.Family, dir: f.layout.BootDir,
 		stamp:     r.host.Now().UTC().Format("20060102T150405Z"),
-		bootMount: r.layout.Boot.Point, bootPart: r.layout.Boot.Partition, bootFSType: r.layout.Boot.FSType,
+		bootMount: f.layout.Boot.Point, bootPart: f.layout.Boot.Partition, bootFSType: f.layout.Boot.FSType,
 	}
-	p.initrd = filepath.Join(p.dir, initramfsName(r.release))
+	p.initrd = filepath.Join(p.dir, initramfsName(f.release))
 	var originals []string
 	switch p.family {
 	case devicetype.FamilyRaspberryPi:
 		originals = []string{"config.txt", "cmdline.txt"}
-		if !hasTryboot(r.device) {
+		if !hasTryboot(f.device) {
 			break
 		}
 		// autoboot.txt may turn tryboot into a switch of partitions
@@ -79,12 +79,12 @@ func (r *run) planBoot() (bootPlan, error) {
 	case devicetype.FamilyBeagleBone:
 		// u-boot loads initrd.img-<release> named in uEnv.txt's uname_r:
 		// stage 1 puts its initramfs there and stage 2 puts the old one back.
-		originals = []string{"uEnv.txt", "initrd.img-" + r.release}
-		p.initrd = filepath.Join(p.dir, "initrd.img-"+r.release)
+		originals = []string{"uEnv.txt", "initrd.img-" + f.release}
+		p.initrd = filepath.Join(p.dir, "initrd.img-"+f.release)
 	case devicetype.FamilyPC:
 		p.grubUEFI = r.exists("/sys/firmware/efi")
-		if !r.exists(filepath.Join("/boot", "vmlinuz-"+r.release)) {
-			return p, fmt.Errorf("%w: /boot/vmlinuz-%s, the running kernel, is missing: reboot into the installed kernel first", ErrBootSetup, r.release)
+		if !r.exists(filepath.Join("/boot", "vmlinuz-"+f.release)) {
+			return p, fmt.Errorf("%w: /boot/vmlinuz-%s, the running kernel, is missing: reboot into the installed kernel first", ErrBootSetup, f.release)
 		}
 	}
 	for _, name := range originals {
@@ -106,9 +106,9 @@ func (r *run) planBoot() (bootPlan, error) {
 
 // checkNotSetUp refuses a boot configuration an earlier run already pointed
 // at our initramfs: its backups would restore our change, not the original.
-func (r *run) checkNotSetUp() error {
-	dir := r.layout.BootDir
-	switch r.device.Family {
+func (r *run) checkNotSetUp(f facts) error {
+	dir := f.layout.BootDir
+	switch f.device.Family {
 	case devicetype.FamilyRaspberryPi:
 		data, _ := r.read(filepath.Join(dir, "config.txt"))
 		for _, l := range strings.Split(string(data), "\n") {
@@ -118,10 +118,10 @@ func (r *run) checkNotSetUp() error {
 			}
 		}
 	case devicetype.FamilyBeagleBone:
-		installed, err := r.read(filepath.Join(dir, "initrd.img-"+r.release))
-		ours, err2 := r.read(filepath.Join(r.cfg.HomeDir, initramfsName(r.release)))
+		installed, err := r.read(filepath.Join(dir, "initrd.img-"+f.release))
+		ours, err2 := r.read(filepath.Join(r.cfg.HomeDir, initramfsName(f.release)))
 		if err == nil && err2 == nil && bytes.Equal(installed, ours) {
-			return fmt.Errorf("%w: %s/initrd.img-%s is the balena-migrate initramfs of an earlier run: put back the original from its timestamped backup, then try again", ErrBootSetup, dir, r.release)
+			return fmt.Errorf("%w: %s/initrd.img-%s is the balena-migrate initramfs of an earlier run: put back the original from its timestamped backup, then try again", ErrBootSetup, dir, f.release)
 		}
 	}
 	return nil
@@ -137,10 +137,11 @@ func relTo(mount, p string) string {
 
 // applyBoot installs the initramfs and points the boot loader at it. Every
 // change is journaled until the caller commits.
-func (r *run) applyBoot(ctx context.Context, p bootPlan, initrd string) error {
+func (r *run) applyBoot(ctx context.Context, f facts, inputs []string, initrd string) error {
+	p := f.boot
 	// What stage 2 reads must be on disk before the boot loader points at
 	// it: a power cut after the boot change must not find it missing.
-	if err := r.durable(r.stage2Inputs(initrd)...); err != nil {
+	if err := r.durable(inputs...); err != nil {
 		return err
 	}
 	for i, b := range p.backups {
@@ -175,7 +176,7 @@ func (r *run) applyBoot(ctx context.Context, p bootPlan, initrd string) error {
 	case devicetype.FamilyBeagleBone:
 		return r.setupBeagleBone(p)
 	}
-	return r.setupGrub(ctx, p)
+	return r.setupGrub(ctx, f)
 }
 
 func (r *run) editFile(path string, edit func(string) string) error {

@@ -35,13 +35,13 @@ func (r *run) durable(paths ...string) error {
 }
 
 // stage2Inputs are the files stage 2 reads from the old root (device paths).
-func (r *run) stage2Inputs(initrd string) []string {
-	in := []string{r.imageGz, r.homePath(r.backup), r.s2path, initrd}
-	for _, n := range r.networks {
+func (r *run) stage2Inputs(f facts, out prepared) []string {
+	in := []string{out.image.Path, r.homePath(out.backup), r.s2path, out.initrd}
+	for _, n := range out.networks {
 		in = append(in, r.homePath(n))
 	}
 	in = append(in, r.cfg.BalenaConfig)
-	if r.grub != s2config.GrubNone {
+	if f.grub != s2config.GrubNone {
 		in = append(in, r.cfg.GrubCfg, r.cfg.GrubBootImg, r.cfg.GrubCoreImg)
 	}
 	return in

@@ -10,8 +10,8 @@ import (
 
 // setupGrub writes /etc/grub.d/42_balena, regenerates grub.cfg and makes
 // the entry the default for the next boot only (grub-reboot).
-func (r *run) setupGrub(ctx context.Context, p bootPlan) error {
-	entry, err := r.grubEntry(ctx, p)
+func (r *run) setupGrub(ctx context.Context, f facts) error {
+	entry, err := r.grubEntry(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -24,7 +24,7 @@ func (r *run) setupGrub(ctx context.Context, p bootPlan) error {
 			return fmt.Errorf("%w: %w", ErrBootSetup, err)
 		}
 	}
-	if _, err := r.host.Run(ctx, nil, r.progs["update-grub"]); err != nil {
+	if _, err := r.host.Run(ctx, nil, f.progs["update-grub"]); err != nil {
 		return fmt.Errorf("%w: update-grub: %w", ErrBootSetup, err)
 	}
 	data, err := r.read(cfg)
@@ -35,7 +35,7 @@ func (r *run) setupGrub(ctx context.Context, p bootPlan) error {
 	if err := r.durable(cfg); err != nil {
 		return err
 	}
-	if _, err := r.host.Run(ctx, nil, r.progs["grub-reboot"], grubEntryID); err != nil {
+	if _, err := r.host.Run(ctx, nil, f.progs["grub-reboot"], grubEntryID); err != nil {
 		return fmt.Errorf("%w: grub-reboot: %w", ErrBootSetup, err)
 	}
 	if err := r.durable("/boot/grub/grubenv"); err != nil {
@@ -51,9 +51,10 @@ func (r *run) setupGrub(ctx context.Context, p bootPlan) error {
 
 // grubEntry renders the /etc/grub.d script with a menu entry that boots the
 // running kernel with its command line and our initramfs.
-func (r *run) grubEntry(ctx context.Context, p bootPlan) (string, error) {
+func (r *run) grubEntry(ctx context.Context, f facts) (string, error) {
+	p := f.boot
 	probe := func(target string) (string, error) {
-		out, err := r.host.Run(ctx, nil, r.progs["grub-probe"], "--target="+target, p.bootMount)
+		out, err := r.host.Run(ctx, nil, f.progs["grub-probe"], "--target="+target, p.bootMount)
 		if err != nil {
 			return "", fmt.Errorf("%w: grub-probe: %w", ErrBootSetup, err)
 		}
@@ -80,7 +81,7 @@ func (r *run) grubEntry(ctx context.Context, p bootPlan) (string, error) {
 	if r.cfg.Debug {
 		args = append(args, "debug")
 	}
-	kernel := "/" + relTo(p.bootMount, filepath.Join("/boot", "vmlinuz-"+r.release))
+	kernel := "/" + relTo(p.bootMount, filepath.Join("/boot", "vmlinuz-"+f.release))
 	initrd := "/" + relTo(p.bootMount, p.initrd)
 	return fmt.Sprintf(`#!/bin/sh
 exec tail -n +3 $0

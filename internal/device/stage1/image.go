@@ -73,7 +73,7 @@ func kindOf(path string) imageKind {
 // prepareImage packs a zip or a raw image as gzip (once: stage 2 reads the
 // gzip), verifies the content and its device type. A file it writes is
 // recorded in the journal.
-func (r *run) prepareImage(ctx context.Context) (Image, error) {
+func (r *run) prepareImage(ctx context.Context, d devicetype.Device) (Image, error) {
 	src := r.cfg.ImageName
 	st, err := r.stat(src)
 	if err != nil {
@@ -91,7 +91,7 @@ func (r *run) prepareImage(ctx context.Context) (Image, error) {
 	slug := ""
 	if tagged || kind != kindZip {
 		// refuse a wrong image before spending minutes packing it
-		if slug, err = r.imageSlug(names); err != nil {
+		if slug, err = r.imageSlug(names, d); err != nil {
 			return Image{}, err
 		}
 	}
@@ -103,7 +103,7 @@ func (r *run) prepareImage(ctx context.Context) (Image, error) {
 			return Image{}, err
 		}
 		if slug == "" {
-			if slug, err = r.imageSlug(append(names, inner)); err != nil {
+			if slug, err = r.imageSlug(append(names, inner), d); err != nil {
 				return Image{}, err
 			}
 		}
@@ -237,8 +237,8 @@ func checkBootSector(b []byte, size int64) (int, error) {
 }
 
 // imageSlug finds the image's device type from its name tag, else from the
-// config.json deviceType, and insists it boots on this device.
-func (r *run) imageSlug(names []string) (string, error) {
+// config.json deviceType, and insists it boots on d.
+func (r *run) imageSlug(names []string, d devicetype.Device) (string, error) {
 	cfgSlug, err := r.configDeviceType()
 	if err != nil {
 		return "", err
@@ -258,12 +258,12 @@ func (r *run) imageSlug(names []string) (string, error) {
 		return "", fmt.Errorf("%w: %s carries no device-type tag (e.g. raspberrypi3, genericx86-64) and there is no config.json deviceType: rename the image with its tag or set BALENA_CONFIG", ErrUnknownTarget, names[0])
 	}
 	for _, s := range []string{tag, cfgSlug} {
-		if s != "" && !r.device.Accepts(s) {
+		if s != "" && !d.Accepts(s) {
 			return "", fmt.Errorf("%w: the image/config is for %s but this device is a %s (%s): use an image for this device type",
-				ErrWrongDevice, s, r.device.Name, strings.Join(r.device.Slugs, ", "))
+				ErrWrongDevice, s, d.Name, strings.Join(d.Slugs, ", "))
 		}
 	}
-	r.log.Info("image %s is for %s, which boots on this %s", names[0], slug, r.device.Name)
+	r.log.Info("image %s is for %s, which boots on this %s", names[0], slug, d.Name)
 	return slug, nil
 }
 

@@ -46,7 +46,7 @@ func (f files) checkStaticBinary(path string) error {
 // buildInitramfs copies /etc/initramfs-tools into the home dir, adds the
 // balena-migrate hook and local-bottom script and runs mkinitramfs. It
 // returns the device path of the new initramfs.
-func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, error) {
+func (r *run) buildInitramfs(ctx context.Context, f facts) (string, error) {
 	confDir := filepath.Join(r.cfg.HomeDir, "initramfs-tools")
 	if err := r.journal.Replace(confDir); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInitramfs, err)
@@ -54,18 +54,18 @@ func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, er
 	if err := copyTree(r.p("/etc/initramfs-tools"), r.p(confDir)); err != nil {
 		return "", fmt.Errorf("%w: copy /etc/initramfs-tools: %w", ErrInitramfs, err)
 	}
-	mods := append(stage2Modules(), r.layout.Root.Modules...)
-	if r.watchdog.module != "" {
-		mods = append(mods, r.watchdog.module)
+	mods := append(stage2Modules(), f.layout.Root.Modules...)
+	if f.watchdog.module != "" {
+		mods = append(mods, f.watchdog.module)
 	}
 	var progs []string
 	for _, p := range stage2Programs(r.cfg) {
-		progs = append(progs, r.progs[p])
+		progs = append(progs, f.progs[p])
 	}
 	settings := envfile.New()
 	for _, kv := range [][2]string{
 		{"BALENA_MIGRATE_BIN", r.binary},
-		{"BALENA_MIGRATE_STAGE2_CONF", stage2Conf},
+		{"BALENA_MIGRATE_STAGE2_CONF", r.s2path},
 		{"BALENA_MIGRATE_MODULES", strings.Join(mods, " ")},
 		{"BALENA_MIGRATE_PROGRAMS", strings.Join(progs, " ")},
 	} {
@@ -94,12 +94,12 @@ func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, er
 			return "", fmt.Errorf("%w: %w", ErrInitramfs, err)
 		}
 	}
-	out := filepath.Join(r.cfg.HomeDir, initramfsName(r.release))
+	out := filepath.Join(r.cfg.HomeDir, initramfsName(f.release))
 	if err := r.journal.Replace(out); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInitramfs, err)
 	}
 	r.log.Info("building %s with mkinitramfs (modules: %s)", out, strings.Join(mods, " "))
-	if _, err := r.host.Run(ctx, nil, r.progs["mkinitramfs"], "-d", confDir, "-o", out, r.release); err != nil {
+	if _, err := r.host.Run(ctx, nil, f.progs["mkinitramfs"], "-d", confDir, "-o", out, f.release); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrInitramfs, err)
 	}
 	st, err := r.stat(out)
@@ -107,7 +107,7 @@ func (r *run) buildInitramfs(ctx context.Context, stage2Conf string) (string, er
 		return "", fmt.Errorf("%w: mkinitramfs wrote no %s", ErrInitramfs, out)
 	}
 	r.log.Info("initramfs %s: %d KiB", out, st.Size()>>10)
-	if err := r.checkInitramfs(ctx, out, mods, stage2Programs(r.cfg)); err != nil {
+	if err := r.checkInitramfs(ctx, f, out, mods, stage2Programs(r.cfg)); err != nil {
 		return "", err
 	}
 	return out, nil

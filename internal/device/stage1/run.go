@@ -12,10 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/fleetmig/balena-migrate/internal/device/blkdev"
 	"github.com/fleetmig/balena-migrate/internal/device/s2config"
-	"github.com/fleetmig/balena-migrate/internal/devicetype"
-	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 // Options are the inputs of one stage-1 run.
@@ -40,27 +37,17 @@ type Result struct {
 	RebootArg string
 }
 
-// run is the state of one stage-1 run.
+// run is one stage-1 run: the device and the settings, and the journal of
+// its changes. What the checks find about the device is not kept here but
+// returned as facts, which the change takes as a value.
 type run struct {
 	files
-	cfg      *Config
-	host     Host
-	log      *Log
-	journal  *Journal
-	binary   string
-	release  string
-	machine  string
-	device   devicetype.Device
-	layout   BootLayout
-	progs    map[string]string
-	s2path   string
-	imageGz  string
-	backup   string
-	networks []string
-	plan     bootPlan
-	grub     string // GRUB_INSTALL for stage 2
-	identity blkdev.Identity
-	watchdog watchdogChoice
+	cfg     *Config
+	host    Host
+	log     *Log
+	journal *Journal
+	binary  string // device path of the static balena-migrate binary
+	s2path  string // device path of the stage-2 config
 }
 
 // Run performs stage 1. On error every change made is undone.
@@ -74,10 +61,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		r.s2path = s2config.DefaultPath
 	}
 	r.journal = newJournal(r.root)
-	if err := r.check(ctx); err != nil {
+	f, err := r.check(ctx)
+	if err != nil {
 		return Result{}, err
 	}
-	setup, err := r.change(ctx)
+	setup, err := r.change(ctx, f)
 	if err != nil {
 		if n := r.journal.Len(); n > 0 {
 			if rerr := r.journal.Rollback(); rerr != nil {
@@ -94,149 +82,53 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if setup {
 		res.RebootIn = cfg.Reboot
 	}
-	if r.plan.tryboot {
+	if f.boot.tryboot {
 		res.Reboot, res.RebootArg = TrybootReboot, TrybootArg
 	}
 	return res, nil
 }
 
-// check runs every check that changes nothing.
-func (r *run) check(ctx context.Context) error {
-	if r.host.Getuid() != 0 {
-		return fmt.Errorf("%w: balena-migrate must run as root: run it with sudo", ErrNotRoot)
-	}
+// prepared is what the change made for stage 2 before the boot setup.
+type prepared struct {
+	image    Image
+	backup   string   // archive name in HOME_DIR; "": no backup
+	networks []string // NetworkManager files in HOME_DIR
+	initrd   string   // the built initramfs (device path)
+}
+
+// change makes the journaled changes from what the checks found. It
+// reports whether the boot setup was done.
+func (r *run) change(ctx context.Context, f facts) (bool, error) {
+	var out prepared
 	var err error
-	if r.machine, r.release, err = r.host.Uname(); err != nil {
-		return err
-	}
-	osr, err := r.checkOS()
-	if err != nil {
-		return err
-	}
-	if r.device, err = r.detectDevice(r.machine); err != nil {
-		return err
-	}
-	r.log.Info("system: %s on %s (%s), kernel %s", osr.PrettyName, r.device.Name, r.machine, r.release)
-	if r.layout, err = r.detectLayout(r.device.Family == devicetype.FamilyRaspberryPi); err != nil {
-		return err
-	}
-	r.log.Info("/ is %s, %s is %s, on disk %s", r.layout.Root.Source, r.layout.BootDir, r.layout.Boot.Source, r.layout.Root.Disk)
-	if r.identity, err = r.diskIdentity(r.layout.Root); err != nil {
-		return err
-	}
-	r.log.Info("disk %s: %s", r.layout.Root.Disk, r.identity)
-	if err := r.checkInitramfsTools(); err != nil {
-		return err
-	}
-	if r.progs, err = r.checkPrograms(requiredPrograms(r.cfg, r.device.Family)); err != nil {
-		return err
-	}
-	if err := r.checkNotSetUp(); err != nil {
-		return err
-	}
-	if r.plan, err = r.planBoot(); err != nil {
-		return err
-	}
-	if r.grub, err = r.grubMode(r.plan); err != nil {
-		return err
-	}
-	return r.checkEnvironment(ctx)
-}
-
-func (r *run) checkEnvironment(ctx context.Context) error {
-	if st, err := r.stat("/lib/modules/" + r.release); err != nil || !st.IsDir() {
-		return fmt.Errorf("%w: /lib/modules/%s is missing: the running kernel has no modules installed; reboot into the installed kernel and try again", ErrUnsupported, r.release)
-	}
-	r.watchdog = r.chooseWatchdog()
-	if r.cfg.BackupScript != "" {
-		if st, err := r.stat(r.cfg.BackupScript); err != nil || st.Mode()&0o111 == 0 {
-			return usage.Errorf("BACKUP_SCRIPT %s is missing or not executable", r.cfg.BackupScript)
-		}
-	}
-	if err := r.checkStaticBinary(r.binary); err != nil {
-		return err
-	}
-	if err := r.checkOptionalFiles(); err != nil {
-		return err
-	}
-	if err := checkSpace(r.host, r.p(r.cfg.HomeDir), r.cfg.MinRootAvail, "backup and initramfs (MIN_ROOT_AVAIL)"); err != nil {
-		return err
-	}
-	if err := r.checkChecksums(ctx, r.cfg.HomeDir, r.log); err != nil {
-		return err
-	}
-	if err := r.checkWriteSpeed(ctx); err != nil {
-		return err
-	}
-	bc, _, err := r.readBalenaConfig()
-	if err != nil {
-		return err
-	}
-	return checkConnectivity(ctx, r.host, endpoints(*r.cfg, bc), r.log)
-}
-
-// checkOptionalFiles checks LOG_DRIVE and the grub files before anything changes.
-func (r *run) checkOptionalFiles() error {
-	if d := r.cfg.LogDrive; d != "" {
-		st, err := r.stat(d)
-		if err != nil || st.Mode()&os.ModeDevice == 0 {
-			return usage.Errorf("LOG_DRIVE %s is not a block device: plug in the log drive or unset LOG_DRIVE", d)
-		}
-		if strings.HasPrefix(d, r.layout.Root.Disk) {
-			return usage.Errorf("LOG_DRIVE %s is on %s, the disk that gets flashed: use a separate drive (USB stick) or unset LOG_DRIVE", d, r.layout.Root.Disk)
-		}
-	}
-	if !r.cfg.GrubInstall {
-		return nil
-	}
-	if r.device.Family != devicetype.FamilyPC {
-		r.log.Warn("GRUB_INSTALL is ignored on a %s", r.device.Name)
-		return nil
-	}
-	for _, f := range []struct{ key, path string }{{"GRUB_CFG", r.cfg.GrubCfg}, {"GRUB_BOOT_IMG", r.cfg.GrubBootImg}, {"GRUB_CORE_IMG", r.cfg.GrubCoreImg}} {
-		if f.path == "" {
-			continue
-		}
-		if _, err := r.stat(f.path); err != nil {
-			return usage.Errorf("%s %s: %w: extract it with `balena-migrate extract` into %s", f.key, f.path, err, r.cfg.HomeDir)
-		}
-	}
-	return nil
-}
-
-// change makes the journaled changes. It reports whether the boot setup was done.
-func (r *run) change(ctx context.Context) (bool, error) {
-	img, err := r.prepareImage(ctx)
-	if err != nil {
+	if out.image, err = r.prepareImage(ctx, f.device); err != nil {
 		return false, err
 	}
-	r.imageGz = img.Path
+	img := out.image
 	r.log.Info("image %s: %d MiB, sha256 %s", img.Path, img.Size>>20, img.SHA256)
-	if err := r.checkGrubFlash(img, r.grub, r.plan); err != nil {
+	if err := r.checkGrubFlash(img, f.grub, f.boot); err != nil {
 		return false, err
 	}
-	if r.backup, err = r.makeBackup(ctx); err != nil {
+	if out.backup, err = r.makeBackup(ctx); err != nil {
 		return false, err
 	}
-	if r.networks, err = r.networkConfigs(); err != nil {
+	if out.networks, err = r.networkConfigs(); err != nil {
 		return false, err
 	}
-	plan := r.plan
-	if err := r.writeStage2Config(img, plan); err != nil {
+	if err := r.writeStage2Config(f, out); err != nil {
 		return false, err
 	}
-	initrd, err := r.buildInitramfs(ctx, r.s2path)
+	if out.initrd, err = r.buildInitramfs(ctx, f); err != nil {
+		return false, err
+	}
+	if err := r.checkMemory(img.Path, r.homePath(out.backup), out.initrd); err != nil {
+		return false, err
+	}
+	st, err := r.stat(out.initrd)
 	if err != nil {
 		return false, err
 	}
-	if err := r.checkMemory(r.imageGz, r.homePath(r.backup), initrd); err != nil {
-		return false, err
-	}
-	st, err := r.stat(initrd)
-	if err != nil {
-		return false, err
-	}
-	if err := checkSpace(r.host, r.p(plan.dir), st.Size()+1<<20, "the initramfs in "+plan.dir); err != nil {
+	if err := checkSpace(r.host, r.p(f.boot.dir), st.Size()+1<<20, "the initramfs in "+f.boot.dir); err != nil {
 		return false, err
 	}
 	if r.cfg.NoSetup {
@@ -248,7 +140,7 @@ func (r *run) change(ctx context.Context) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("stopped before the boot setup: %w", err)
 	}
-	if err := r.applyBoot(ctx, plan, initrd); err != nil {
+	if err := r.applyBoot(ctx, f, r.stage2Inputs(f, out), out.initrd); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -262,18 +154,19 @@ func (r *run) homePath(name string) string {
 }
 
 // writeStage2Config writes /etc/balena-migrate-stage2.conf (docs/stage2-config.md).
-func (r *run) writeStage2Config(img Image, p bootPlan) error {
+func (r *run) writeStage2Config(f facts, out prepared) error {
+	img, p := out.image, f.boot
 	c := s2config.Default()
-	c.BootDev = r.layout.Root.Disk
-	c.DiskSize, c.DiskTableID, c.RootPartStart = r.identity.Size, r.identity.TableID, r.identity.RootStart
+	c.BootDev = f.layout.Root.Disk
+	c.DiskSize, c.DiskTableID, c.RootPartStart = f.identity.Size, f.identity.TableID, f.identity.RootStart
 	c.HomeDir = r.cfg.HomeDir
 	c.ImageFile = img.Path
 	c.ImageSHA256 = img.SHA256
-	c.BackupFile = r.backup
+	c.BackupFile = out.backup
 	if r.cfg.BalenaConfig != "" {
 		c.BalenaConfig = relOrAbs(r.cfg.HomeDir, r.cfg.BalenaConfig)
 	}
-	c.NetworkConfigs = r.networks
+	c.NetworkConfigs = out.networks
 	c.RestoreBootFiles = p.restore
 	c.RemoveBootFiles = p.added
 	if len(p.restore) > 0 || len(p.added) > 0 {
@@ -287,8 +180,8 @@ func (r *run) writeStage2Config(img Image, p bootPlan) error {
 	c.LogDrive, c.LogFSType = r.cfg.LogDrive, r.cfg.LogFSType
 	c.MemMinFree = r.cfg.MemMinFreeS2
 	c.MaxBadblocks = r.cfg.MaxBadblocks
-	c.Watchdog, c.WatchdogModule = r.watchdog.timeout, r.watchdog.module
-	if c.GrubInstall = r.grub; c.GrubInstall != s2config.GrubNone {
+	c.Watchdog, c.WatchdogModule = f.watchdog.timeout, f.watchdog.module
+	if c.GrubInstall = f.grub; c.GrubInstall != s2config.GrubNone {
 		c.GrubCfg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubCfg)
 		c.GrubBootImg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubBootImg)
 		c.GrubCoreImg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubCoreImg)

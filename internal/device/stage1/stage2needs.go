@@ -103,8 +103,8 @@ func stage2Programs(c *Config) []string {
 // checkInitramfs lists the built initramfs and refuses it when something
 // stage 2 needs is not inside: our binary, its config, the local-bottom
 // script, every module (unless built into the kernel) and every program.
-func (r *run) checkInitramfs(ctx context.Context, initrd string, mods, progs []string) error {
-	out, err := r.host.Run(ctx, nil, r.progs["lsinitramfs"], initrd)
+func (r *run) checkInitramfs(ctx context.Context, f facts, initrd string, mods, progs []string) error {
+	out, err := r.host.Run(ctx, nil, f.progs["lsinitramfs"], initrd)
 	if err != nil {
 		return fmt.Errorf("%w: list %s: %w", ErrInitramfs, initrd, err)
 	}
@@ -118,12 +118,7 @@ func (r *run) checkInitramfs(ctx context.Context, initrd string, mods, progs []s
 			have["module:"+moduleName(base)] = true
 		}
 	}
-	builtin := map[string]bool{}
-	if data, err := r.read("/lib/modules/" + r.release + "/modules.builtin"); err == nil {
-		for _, l := range strings.Fields(string(data)) {
-			builtin[moduleName(path.Base(l))] = true
-		}
-	}
+	builtin := r.builtinModules(f.release)
 	var missing []string
 	for _, f := range []string{"bin/balena-migrate", "etc/balena-migrate-stage2.conf", "scripts/local-bottom/balena-migrate", "scripts/init-top/balena-migrate"} {
 		if !have[f] {
@@ -136,7 +131,7 @@ func (r *run) checkInitramfs(ctx context.Context, initrd string, mods, progs []s
 		}
 	}
 	for _, p := range progs {
-		if !have[strings.TrimPrefix(strings.TrimPrefix(r.progs[p], "/"), "usr/")] {
+		if !have[strings.TrimPrefix(strings.TrimPrefix(f.progs[p], "/"), "usr/")] {
 			missing = append(missing, "program "+p)
 		}
 	}

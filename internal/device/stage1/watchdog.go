@@ -21,36 +21,36 @@ type watchdogChoice struct {
 // initramfs or stage 2 but not a hung kernel. Without either the boot runs
 // unguarded, as before: a warning, not a refusal, since stage 2 can finish
 // without it.
-func (r *run) chooseWatchdog() watchdogChoice {
-	if r.cfg.Watchdog == 0 {
-		r.log.Info("WATCHDOG=0: the stage-2 boot runs without a watchdog")
+func (f files) chooseWatchdog(timeout int, release string, log *Log) watchdogChoice {
+	if timeout == 0 {
+		log.Info("WATCHDOG=0: the stage-2 boot runs without a watchdog")
 		return watchdogChoice{}
 	}
-	avail := r.kernelModules()
-	if hw, ok := r.hardwareWatchdog(); ok {
+	avail := f.kernelModules(release)
+	if hw, ok := f.hardwareWatchdog(); ok {
 		if hw.module == "" || avail[hw.module] {
-			hw.timeout = r.cfg.Watchdog
-			r.log.Info("watchdog: %s, %d s timeout for the stage-2 boot", hw.what, hw.timeout)
+			hw.timeout = timeout
+			log.Info("watchdog: %s, %d s timeout for the stage-2 boot", hw.what, hw.timeout)
 			return hw
 		}
-		r.log.Warn("watchdog: the driver %s of %s is not among the kernel's modules; trying softdog", hw.module, hw.what)
+		log.Warn("watchdog: the driver %s of %s is not among the kernel's modules; trying softdog", hw.module, hw.what)
 	}
 	if avail["softdog"] {
 		mod := "softdog"
-		if r.builtinModules()["softdog"] {
+		if f.builtinModules(release)["softdog"] {
 			mod = ""
 		}
-		r.log.Info("watchdog: no hardware watchdog, softdog (resets a hung initramfs or stage 2, not a hung kernel), %d s timeout for the stage-2 boot", r.cfg.Watchdog)
-		return watchdogChoice{timeout: r.cfg.Watchdog, module: mod, what: "softdog"}
+		log.Info("watchdog: no hardware watchdog, softdog (resets a hung initramfs or stage 2, not a hung kernel), %d s timeout for the stage-2 boot", timeout)
+		return watchdogChoice{timeout: timeout, module: mod, what: "softdog"}
 	}
-	r.log.Warn("watchdog: no hardware watchdog and no softdog module for kernel %s: a hang in the stage-2 boot is not reset", r.release)
+	log.Warn("watchdog: no hardware watchdog and no softdog module for kernel %s: a hang in the stage-2 boot is not reset", release)
 	return watchdogChoice{}
 }
 
 // hardwareWatchdog reads the first watchdog in /sys/class/watchdog and the
 // module of its driver (none when the driver is built in).
-func (r *run) hardwareWatchdog() (watchdogChoice, bool) {
-	entries, err := os.ReadDir(r.p("/sys/class/watchdog"))
+func (f files) hardwareWatchdog() (watchdogChoice, bool) {
+	entries, err := os.ReadDir(f.p("/sys/class/watchdog"))
 	if err != nil {
 		return watchdogChoice{}, false
 	}
@@ -61,16 +61,16 @@ func (r *run) hardwareWatchdog() (watchdogChoice, bool) {
 	sort.Strings(names) // watchdog0 is /dev/watchdog
 	for _, n := range names {
 		dir := filepath.Join("/sys/class/watchdog", n)
-		ident, _ := r.read(filepath.Join(dir, "identity"))
+		ident, _ := f.read(filepath.Join(dir, "identity"))
 		what := strings.TrimSpace(string(ident))
 		if what == "" {
 			what = n
 		}
-		if !r.exists(filepath.Join(dir, "device", "driver")) {
+		if !f.exists(filepath.Join(dir, "device", "driver")) {
 			continue
 		}
 		what = n + " (" + what + ")"
-		link, err := os.Readlink(r.p(filepath.Join(dir, "device", "driver", "module")))
+		link, err := os.Readlink(f.p(filepath.Join(dir, "device", "driver", "module")))
 		if err != nil {
 			return watchdogChoice{what: what + ", driver built in"}, true
 		}
@@ -82,9 +82,9 @@ func (r *run) hardwareWatchdog() (watchdogChoice, bool) {
 
 // kernelModules lists the modules of the running kernel (modules.dep) and
 // those built into it, by modprobe name.
-func (r *run) kernelModules() map[string]bool {
-	have := r.builtinModules()
-	data, _ := r.read("/lib/modules/" + r.release + "/modules.dep")
+func (f files) kernelModules(release string) map[string]bool {
+	have := f.builtinModules(release)
+	data, _ := f.read("/lib/modules/" + release + "/modules.dep")
 	for _, l := range strings.Split(string(data), "\n") {
 		if f, _, ok := strings.Cut(l, ":"); ok {
 			have[moduleName(path.Base(f))] = true
@@ -93,9 +93,9 @@ func (r *run) kernelModules() map[string]bool {
 	return have
 }
 
-func (r *run) builtinModules() map[string]bool {
+func (f files) builtinModules(release string) map[string]bool {
 	have := map[string]bool{}
-	data, _ := r.read("/lib/modules/" + r.release + "/modules.builtin")
+	data, _ := f.read("/lib/modules/" + release + "/modules.builtin")
 	for _, l := range strings.Fields(string(data)) {
 		have[moduleName(path.Base(l))] = true
 	}

@@ -61,8 +61,7 @@ func TestChooseWatchdog(t *testing.T) {
 				}
 			}
 			var log bytes.Buffer
-			r := &run{files: files{root}, cfg: &Config{Watchdog: tc.timeout}, log: &Log{W: &log}, release: rel}
-			got := r.chooseWatchdog()
+			got := files{root}.chooseWatchdog(tc.timeout, rel, &Log{W: &log})
 			if got.timeout != tc.want.timeout || got.module != tc.want.module {
 				t.Errorf("got timeout %d module %q, want %d %q", got.timeout, got.module, tc.want.timeout, tc.want.module)
 			}
