@@ -35,18 +35,13 @@ func (f files) detectDevice(machine string) (devicetype.Device, error) {
 	if err != nil {
 		return d, err // devicetype.ErrUnknown, which is ErrDeviceType
 	}
-	if d.Family == devicetype.FamilyExtlinux {
-		return d, fmt.Errorf("%w: %s (%s) boots through u-boot's extlinux.conf, for which balena-migrate has no one-shot boot setup yet: flash it by hand", ErrDeviceType, d.Name, d.Slugs[0])
-	}
 	return d, nil
 }
 
-// requiredPrograms are the programs stage 1 runs on this device.
-func requiredPrograms(c *Config, fam devicetype.Family) []string {
-	progs := append([]string{"mkinitramfs", "lsinitramfs"}, stage2Programs(c)...)
-	if fam == devicetype.FamilyPC {
-		progs = append(progs, "update-grub", "grub-reboot", "grub-probe")
-	}
+// requiredPrograms are the programs stage 1 runs on this device, with
+// those its boot setup runs.
+func requiredPrograms(c *Config, boot []string) []string {
+	progs := append(append([]string{"mkinitramfs", "lsinitramfs"}, stage2Programs(c)...), boot...)
 	if c.Reboot >= 0 && !c.NoSetup {
 		progs = append(progs, "reboot")
 	}

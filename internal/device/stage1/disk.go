@@ -143,18 +143,15 @@ type BootLayout struct {
 	BootDir string // /boot or /boot/firmware
 }
 
-// detectLayout finds the disks of / and the boot directory and insists they
-// are the same: stage 2 overwrites one disk.
-func (f files) detectLayout(piFirmware bool) (BootLayout, error) {
+// detectLayout finds the disks of / and the boot directory bootDir and
+// insists they are the same: stage 2 overwrites one disk.
+func (f files) detectLayout(bootDir string) (BootLayout, error) {
 	data, err := f.read("/proc/self/mountinfo")
 	if err != nil {
 		return BootLayout{}, fmt.Errorf("read /proc/self/mountinfo: %w: is /proc mounted?", err)
 	}
 	mounts := parseMountinfo(string(data))
-	l := BootLayout{BootDir: "/boot"}
-	if piFirmware && f.exists("/boot/firmware/config.txt") {
-		l.BootDir = "/boot/firmware"
-	}
+	l := BootLayout{BootDir: bootDir}
 	if l.Root, err = f.findDisk(mounts, "/"); err != nil {
 		return BootLayout{}, err
 	}

@@ -21,8 +21,8 @@ type facts struct {
 	layout           BootLayout
 	identity         blkdev.Identity   // what stage 2 checks before flashing
 	progs            map[string]string // program name → device path
-	boot             bootPlan
-	grub             string // GRUB_INSTALL for stage 2 (s2config.GrubNone, GrubFlash)
+	setup            bootSetup         // the board family's boot setup
+	boot             bootPlan          // what setup decided to do
 	watchdog         watchdogChoice
 }
 
@@ -44,7 +44,11 @@ func (r *run) check(ctx context.Context) (facts, error) {
 		return f, err
 	}
 	r.log.Info("system: %s on %s (%s), kernel %s", osr.PrettyName, f.device.Name, f.machine, f.release)
-	if f.layout, err = r.detectLayout(f.device.Family == devicetype.FamilyRaspberryPi); err != nil {
+	setup, bootDir, err := r.chooseBoot(f.device, r.log)
+	if err != nil {
+		return f, err
+	}
+	if f.layout, err = r.detectLayout(bootDir); err != nil {
 		return f, err
 	}
 	r.log.Info("/ is %s, %s is %s, on disk %s", f.layout.Root.Source, f.layout.BootDir, f.layout.Boot.Source, f.layout.Root.Disk)
@@ -55,16 +59,11 @@ func (r *run) check(ctx context.Context) (facts, error) {
 	if err := r.checkInitramfsTools(); err != nil {
 		return f, err
 	}
-	if f.progs, err = r.checkPrograms(requiredPrograms(r.cfg, f.device.Family)); err != nil {
+	f.setup = setup
+	if f.boot, err = setup.plan(r.bootEnv(f)); err != nil {
 		return f, err
 	}
-	if err := r.checkNotSetUp(f); err != nil {
-		return f, err
-	}
-	if f.boot, err = r.planBoot(f); err != nil {
-		return f, err
-	}
-	if f.grub, err = r.grubMode(f.boot); err != nil {
+	if f.progs, err = r.checkPrograms(requiredPrograms(r.cfg, f.boot.programs)); err != nil {
 		return f, err
 	}
 	if f.watchdog, err = r.checkEnvironment(ctx, f); err != nil {
@@ -123,7 +122,7 @@ func (r *run) checkOptionalFiles(f facts) error {
 	if !r.cfg.GrubInstall {
 		return nil
 	}
-	if f.device.Family != devicetype.FamilyPC {
+	if f.boot.grubBoot == "" {
 		r.log.Warn("GRUB_INSTALL is ignored on a %s", f.device.Name)
 		return nil
 	}

@@ -258,9 +258,9 @@ func isErr(err, target error) bool { return errors.Is(err, target) }
 func fakeDisk(t *testing.T, root string) {
 	t.Helper()
 	f := files{root}
-	l, err := f.detectLayout(false)
+	l, err := f.detectLayout("/boot")
 	if err != nil {
-		if l, err = f.detectLayout(true); err != nil {
+		if l, err = f.detectLayout("/boot/firmware"); err != nil {
 			return // a fixture for a refusal
 		}
 	}

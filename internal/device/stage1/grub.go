@@ -6,55 +6,131 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/device/s2config"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
-// setupGrub writes /etc/grub.d/42_balena, regenerates grub.cfg and makes
+// A PC (and a UEFI arm64 machine) boots through grub: stage 1 adds a menu
+// entry with the running kernel, its command line and our initramfs
+// (/etc/grub.d/42_balena, update-grub) and makes it the default of the next
+// boot only (grub-reboot). grub clears that choice as it boots the entry, so
+// any later boot starts the old system's default entry again.
+
+// grubEntryID names the one-shot grub menu entry.
+const grubEntryID = "balena-migrate"
+
+// grubPrograms are the programs the grub boot setup runs.
+func grubPrograms() []string { return []string{"update-grub", "grub-reboot", "grub-probe"} }
+
+// grubBIOSBoot is grub booted by a PC's BIOS (legacy boot).
+type grubBIOSBoot struct{}
+
+// grubEFIBoot is grub booted by UEFI firmware.
+type grubEFIBoot struct{}
+
+var (
+	_ bootSetup = grubBIOSBoot{}
+	_ bootSetup = grubEFIBoot{}
+)
+
+// plan: on a BIOS machine stage 2 can install grub only by writing boot.img
+// and core.img itself (it cannot run grub-install: the initramfs carries no
+// grub), so GRUB_INSTALL needs both.
+func (grubBIOSBoot) plan(e bootEnv) (bootPlan, error) {
+	p, err := planGrub(e, s2config.BootLegacy)
+	if err != nil || !e.cfg.GrubInstall {
+		return p, err
+	}
+	if e.cfg.GrubBootImg == "" || e.cfg.GrubCoreImg == "" {
+		return p, usage.Errorf("GRUB_INSTALL=TRUE on this BIOS machine needs GRUB_BOOT_IMG and GRUB_CORE_IMG: " +
+			"stage 2 cannot run grub-install (the initramfs carries no grub); extract boot.img and core.img with " +
+			"`balena-migrate extract --grub-boot boot.img --grub-core core.img`, or unset GRUB_INSTALL (balenaOS images boot with their own grub)")
+	}
+	p.grubInstall = s2config.GrubFlash
+	return p, nil
+}
+
+// plan: with UEFI the image's own EFI loader boots; GRUB_INSTALL only has
+// stage 2 place GRUB_CFG.
+func (grubEFIBoot) plan(e bootEnv) (bootPlan, error) {
+	p, err := planGrub(e, s2config.BootUEFI)
+	if err == nil && e.cfg.GrubInstall {
+		p.grubInstall = s2config.GrubFlash
+	}
+	return p, err
+}
+
+func planGrub(e bootEnv, bootType string) (bootPlan, error) {
+	p := e.newPlan()
+	p.programs, p.grubBoot = grubPrograms(), bootType
+	if !e.exists(filepath.Join("/boot", "vmlinuz-"+e.release)) {
+		return p, fmt.Errorf("%w: /boot/vmlinuz-%s, the running kernel, is missing: reboot into the installed kernel first", ErrBootSetup, e.release)
+	}
+	return p, nil
+}
+
+func (grubBIOSBoot) apply(ctx context.Context, e bootEnv, p bootPlan) error {
+	return applyGrub(ctx, e, p)
+}
+
+func (grubEFIBoot) apply(ctx context.Context, e bootEnv, p bootPlan) error {
+	return applyGrub(ctx, e, p)
+}
+
+// undo: nothing for stage 2 to put back. grub-reboot's choice is gone once
+// grub has booted the entry; the entry itself stays in grub.cfg, never the
+// default.
+func (grubBIOSBoot) undo(bootPlan) bootUndo { return bootUndo{} }
+
+func (grubEFIBoot) undo(bootPlan) bootUndo { return bootUndo{} }
+
+// applyGrub writes /etc/grub.d/42_balena, regenerates grub.cfg and makes
 // the entry the default for the next boot only (grub-reboot).
-func (r *run) setupGrub(ctx context.Context, f facts) error {
-	entry, err := r.grubEntry(ctx, f)
+func applyGrub(ctx context.Context, e bootEnv, p bootPlan) error {
+	entry, err := grubEntry(ctx, e, p)
 	if err != nil {
 		return err
 	}
-	if err := r.journal.Write("/etc/grub.d/42_balena", []byte(entry), 0o755); err != nil {
+	if err := e.journal.Write("/etc/grub.d/42_balena", []byte(entry), 0o755); err != nil {
 		return fmt.Errorf("%w: %w", ErrBootSetup, err)
 	}
 	cfg := "/boot/grub/grub.cfg"
 	for _, f := range []string{cfg, "/boot/grub/grubenv"} {
-		if err := r.journal.Change(f); err != nil {
+		if err := e.journal.Change(f); err != nil {
 			return fmt.Errorf("%w: %w", ErrBootSetup, err)
 		}
 	}
-	if _, err := r.host.Run(ctx, nil, f.progs["update-grub"]); err != nil {
+	if _, err := e.host.Run(ctx, nil, e.progs["update-grub"]); err != nil {
 		return fmt.Errorf("%w: update-grub: %w", ErrBootSetup, err)
 	}
-	data, err := r.read(cfg)
+	data, err := e.read(cfg)
 	if err != nil || !bytes.Contains(data, []byte("--id "+grubEntryID)) {
 		return fmt.Errorf("%w: update-grub did not put the %s entry into %s: check /etc/grub.d and /etc/default/grub", ErrBootSetup, grubEntryID, cfg)
 	}
 	// grub.cfg with our entry must be durable before grubenv names it.
-	if err := r.durable(cfg); err != nil {
+	if err := e.durable(cfg); err != nil {
 		return err
 	}
-	if _, err := r.host.Run(ctx, nil, f.progs["grub-reboot"], grubEntryID); err != nil {
+	if _, err := e.host.Run(ctx, nil, e.progs["grub-reboot"], grubEntryID); err != nil {
 		return fmt.Errorf("%w: grub-reboot: %w", ErrBootSetup, err)
 	}
-	if err := r.durable("/boot/grub/grubenv"); err != nil {
+	if err := e.durable("/boot/grub/grubenv"); err != nil {
 		return err
 	}
-	env, err := r.read("/boot/grub/grubenv")
+	env, err := e.read("/boot/grub/grubenv")
 	if err != nil || !bytes.Contains(env, []byte("next_entry="+grubEntryID)) {
 		return fmt.Errorf("%w: grub-reboot did not set next_entry=%s in /boot/grub/grubenv", ErrBootSetup, grubEntryID)
 	}
-	r.log.Info("grub boots %s once on the next boot", grubEntryID)
+	e.log.Info("grub boots %s once on the next boot", grubEntryID)
 	return nil
 }
 
 // grubEntry renders the /etc/grub.d script with a menu entry that boots the
 // running kernel with its command line and our initramfs.
-func (r *run) grubEntry(ctx context.Context, f facts) (string, error) {
-	p := f.boot
+func grubEntry(ctx context.Context, e bootEnv, p bootPlan) (string, error) {
 	probe := func(target string) (string, error) {
-		out, err := r.host.Run(ctx, nil, f.progs["grub-probe"], "--target="+target, p.bootMount)
+		out, err := e.host.Run(ctx, nil, e.progs["grub-probe"], "--target="+target, p.boot.Point)
 		if err != nil {
 			return "", fmt.Errorf("%w: grub-probe: %w", ErrBootSetup, err)
 		}
@@ -68,7 +144,7 @@ func (r *run) grubEntry(ctx context.Context, f facts) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cmdline, err := r.read("/proc/cmdline")
+	cmdline, err := e.read("/proc/cmdline")
 	if err != nil {
 		return "", fmt.Errorf("%w: read /proc/cmdline: %w", ErrBootSetup, err)
 	}
@@ -78,11 +154,11 @@ func (r *run) grubEntry(ctx context.Context, f facts) (string, error) {
 			args = append(args, a)
 		}
 	}
-	if r.cfg.Debug {
+	if e.cfg.Debug {
 		args = append(args, "debug")
 	}
-	kernel := "/" + relTo(p.bootMount, filepath.Join("/boot", "vmlinuz-"+f.release))
-	initrd := "/" + relTo(p.bootMount, p.initrd)
+	kernel := "/" + relTo(p.boot.Point, filepath.Join("/boot", "vmlinuz-"+e.release))
+	initrd := "/" + relTo(p.boot.Point, p.initrd)
 	return fmt.Sprintf(`#!/bin/sh
 exec tail -n +3 $0
 menuentry 'balena-migrate' --id %s {

@@ -145,13 +145,13 @@ func (r *run) checkOS() (OSRelease, error) {
 
 // checkInitramfsTools refuses a system that builds its initramfs another way
 // (dracut): stage 2 is started by an initramfs-tools hook and script.
-func (r *run) checkInitramfsTools() error {
+func (f files) checkInitramfsTools() error {
 	var missing []string
-	if _, err := r.lookPath("mkinitramfs"); err != nil {
+	if _, err := f.lookPath("mkinitramfs"); err != nil {
 		missing = append(missing, "mkinitramfs")
 	}
 	for _, p := range []string{"/usr/share/initramfs-tools/hook-functions", "/etc/initramfs-tools/initramfs.conf"} {
-		if !r.exists(p) {
+		if !f.exists(p) {
 			missing = append(missing, p)
 		}
 	}
@@ -159,7 +159,7 @@ func (r *run) checkInitramfsTools() error {
 		return nil
 	}
 	other := ""
-	if _, err := r.lookPath("dracut"); err == nil {
+	if _, err := f.lookPath("dracut"); err == nil {
 		other = "this system builds its initramfs with dracut; "
 	}
 	return fmt.Errorf("%w: %w: %sbalena-migrate needs initramfs-tools, but %s is missing: install the initramfs-tools package (apt install initramfs-tools; it replaces dracut) and try again",

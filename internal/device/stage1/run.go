@@ -3,6 +3,12 @@
 // backup and the NetworkManager files, writes the stage-2 config, builds an
 // initramfs that runs stage 2 and points the boot loader at it. Every change
 // is journaled and undone if anything fails before the boot setup is done.
+//
+// The checks (facts.go) change nothing and return what they found as one
+// value, facts; the change (run.go) takes it as an argument. The boot setup
+// of each board family is a bootSetup (boot.go) with plan, apply and undo,
+// one file per family; chooseBoot alone looks at the family. The design,
+// and how to add a check or a family, is in docs/stage1.md.
 package stage1
 
 import (
@@ -82,8 +88,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if setup {
 		res.RebootIn = cfg.Reboot
 	}
-	if f.boot.tryboot {
-		res.Reboot, res.RebootArg = TrybootReboot, TrybootArg
+	if a := f.boot.rebootArg; a != "" {
+		res.Reboot, res.RebootArg = `reboot "`+a+`"`, a
 	}
 	return res, nil
 }
@@ -106,7 +112,7 @@ func (r *run) change(ctx context.Context, f facts) (bool, error) {
 	}
 	img := out.image
 	r.log.Info("image %s: %d MiB, sha256 %s", img.Path, img.Size>>20, img.SHA256)
-	if err := r.checkGrubFlash(img, f.grub, f.boot); err != nil {
+	if err := r.checkGrubFlash(img, f.boot); err != nil {
 		return false, err
 	}
 	if out.backup, err = r.makeBackup(ctx); err != nil {
@@ -140,10 +146,17 @@ func (r *run) change(ctx context.Context, f facts) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("stopped before the boot setup: %w", err)
 	}
-	if err := r.applyBoot(ctx, f, r.stage2Inputs(f, out), out.initrd); err != nil {
+	e := r.bootEnv(f)
+	e.journal = r.journal
+	if err := installBoot(ctx, e, f.setup, f.boot, r.stage2Inputs(f, out), out.initrd); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// bootEnv is the device as the boot setup sees it, without the journal.
+func (r *run) bootEnv(f facts) bootEnv {
+	return bootEnv{files: r.files, host: r.host, log: r.log, cfg: r.cfg, release: f.release, layout: f.layout, progs: f.progs}
 }
 
 func (r *run) homePath(name string) string {
@@ -167,12 +180,12 @@ func (r *run) writeStage2Config(f facts, out prepared) error {
 		c.BalenaConfig = relOrAbs(r.cfg.HomeDir, r.cfg.BalenaConfig)
 	}
 	c.NetworkConfigs = out.networks
-	c.RestoreBootFiles = p.restore
-	c.RemoveBootFiles = p.added
-	if len(p.restore) > 0 || len(p.added) > 0 {
+	undo := f.setup.undo(p)
+	c.RestoreBootFiles, c.RemoveBootFiles = undo.restore, undo.remove
+	if len(undo.restore) > 0 || len(undo.remove) > 0 {
 		// A separate boot partition is mounted by stage 2; boot files on the
 		// root filesystem are restored under ROOT_MNT.
-		c.OrigBootPart, c.OrigBootFSType, c.MountBoot = p.bootPart, p.bootFSType, p.bootMount != "/"
+		c.OrigBootPart, c.OrigBootFSType, c.MountBoot = p.boot.Partition, p.boot.FSType, p.boot.Point != "/"
 	}
 	c.NoFlash = r.cfg.NoFlash
 	te, _ := s2config.ParseTermExit(r.cfg.TermExit)
@@ -181,13 +194,13 @@ func (r *run) writeStage2Config(f facts, out prepared) error {
 	c.MemMinFree = r.cfg.MemMinFreeS2
 	c.MaxBadblocks = r.cfg.MaxBadblocks
 	c.Watchdog, c.WatchdogModule = f.watchdog.timeout, f.watchdog.module
-	if c.GrubInstall = f.grub; c.GrubInstall != s2config.GrubNone {
+	if c.GrubInstall = p.grubInstall; c.GrubInstall != s2config.GrubNone {
 		c.GrubCfg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubCfg)
 		c.GrubBootImg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubBootImg)
 		c.GrubCoreImg = relOrAbs(r.cfg.HomeDir, r.cfg.GrubCoreImg)
 	}
-	if p.grubUEFI {
-		c.GrubBootType = s2config.BootUEFI
+	if p.grubBoot != "" {
+		c.GrubBootType = p.grubBoot
 	}
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("stage-2 config: %w", err)

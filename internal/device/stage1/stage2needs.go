@@ -12,30 +12,12 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/device/blkdev"
 	"github.com/fleetmig/balena-migrate/internal/device/s2config"
-	"github.com/fleetmig/balena-migrate/internal/devicetype"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 // Stage 1 refuses what stage 2 could not finish: stage 2 runs after the
 // point of no return with only what the initramfs carries, so every boot
 // loader mode, program and module it will use is checked here.
-
-// grubMode decides GRUB_INSTALL for stage 2. Stage 2 cannot run grub-install
-// (the initramfs does not carry grub and its modules), so on a BIOS machine
-// only FLASH (boot.img and core.img written by stage 2 itself) is possible;
-// with UEFI the image's own EFI loader boots and stage 2 only places
-// GRUB_CFG, which FLASH does as well.
-func (r *run) grubMode(p bootPlan) (string, error) {
-	if !r.cfg.GrubInstall || p.family != devicetype.FamilyPC {
-		return s2config.GrubNone, nil
-	}
-	if p.grubUEFI || r.cfg.GrubBootImg != "" && r.cfg.GrubCoreImg != "" {
-		return s2config.GrubFlash, nil
-	}
-	return "", usage.Errorf("GRUB_INSTALL=TRUE on this BIOS machine needs GRUB_BOOT_IMG and GRUB_CORE_IMG: " +
-		"stage 2 cannot run grub-install (the initramfs carries no grub); extract boot.img and core.img with " +
-		"`balena-migrate extract --grub-boot boot.img --grub-core core.img`, or unset GRUB_INSTALL (balenaOS images boot with their own grub)")
-}
 
 // imageHead is how much of the image checkGrubFlash reads: the MBR, a GPT
 // header and its entries, and the MBR gap up to the usual first partition.
@@ -44,8 +26,8 @@ const imageHead = 1 << 20
 // checkGrubFlash refuses a legacy GRUB_INSTALL=FLASH that would destroy the
 // image: core.img goes from sector 1 on, which on a GPT image is the
 // partition table, and it must end before the first partition.
-func (r *run) checkGrubFlash(img Image, mode string, p bootPlan) error {
-	if mode != s2config.GrubFlash || p.grubUEFI {
+func (r *run) checkGrubFlash(img Image, p bootPlan) error {
+	if p.grubInstall != s2config.GrubFlash || p.grubBoot != s2config.BootLegacy {
 		return nil
 	}
 	head, err := readImageHead(r.p(img.Path))

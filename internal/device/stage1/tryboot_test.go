@@ -75,3 +75,46 @@ func TestPiConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestPiTrybootBoot(t *testing.T) {
+	const (
+		config  = "arm_64bit=1\nauto_initramfs=1\n[cm4]\notg_mode=1\n"
+		cmdline = "console=serial0,115200 root=PARTUUID=6c586e13-02 rootwait\n"
+		line    = "initramfs balena-migrate-initramfs-" + bootRelease + " followkernel"
+		dir     = "/boot/firmware"
+		plan    = `initrd=` + dir + `/balena-migrate-initramfs-` + bootRelease + ` backup= added=` + dir + `/tryboot.txt programs= reboot="0 tryboot" grub=/`
+	)
+	boot := bootOn(dir, dir, "/dev/mmcblk0p1", "vfat")
+	tree := map[string]string{dir + "/config.txt": config, dir + "/cmdline.txt": cmdline}
+	unchanged := func(t *testing.T, d *bootDevice) {
+		if d.read(t, dir+"/config.txt") != config || d.read(t, dir+"/cmdline.txt") != cmdline {
+			t.Error("config.txt or cmdline.txt changed")
+		}
+	}
+	runBootCases(t, piTrybootBoot{}, []bootCase{
+		{name: "tryboot.txt from config.txt, nothing else changed", tree: tree, layout: boot, plan: plan,
+			files: map[string]string{dir + "/tryboot.txt": piConfig(config, line), dir + "/balena-migrate-initramfs-" + bootRelease: ours},
+			check: unchanged, undo: "restore= remove=tryboot.txt"},
+		{name: "DEBUG: a command line file of its own", tree: tree, layout: boot, debug: true,
+			plan: `initrd=` + dir + `/balena-migrate-initramfs-` + bootRelease + ` backup= added=` + dir + `/tryboot.txt,` + dir + `/balena-migrate-cmdline.txt programs= reboot="0 tryboot" grub=/`,
+			files: map[string]string{
+				dir + "/tryboot.txt":                piConfig(config, line, "cmdline=balena-migrate-cmdline.txt"),
+				dir + "/balena-migrate-cmdline.txt": "console=serial0,115200 root=PARTUUID=6c586e13-02 rootwait debug\n",
+			},
+			check: unchanged, undo: "restore= remove=tryboot.txt,balena-migrate-cmdline.txt"},
+		{name: "the operator's tryboot.txt is put back", layout: boot,
+			tree:  map[string]string{dir + "/config.txt": config, dir + "/cmdline.txt": cmdline, dir + "/tryboot.txt": "arm_64bit=1\n"},
+			plan:  `initrd=` + dir + `/balena-migrate-initramfs-` + bootRelease + ` backup=` + dir + `/tryboot.txt added= programs= reboot="0 tryboot" grub=/`,
+			files: map[string]string{dir + "/tryboot.txt": piConfig(config, line), dir + "/tryboot.txt.20261125T120000Z": "arm_64bit=1\n"},
+			undo:  "restore=tryboot.txt.20261125T120000Z:tryboot.txt remove="},
+		{name: "an earlier run's tryboot.txt is replaced and removed", layout: boot, plan: plan,
+			tree:  map[string]string{dir + "/config.txt": config, dir + "/cmdline.txt": cmdline, dir + "/tryboot.txt": "[all]\ninitramfs balena-migrate-initramfs-6.0 followkernel\n"},
+			files: map[string]string{dir + "/tryboot.txt": piConfig(config, line)},
+			undo:  "restore= remove=tryboot.txt"},
+		{name: "config.txt set up by an earlier run", layout: boot,
+			tree: map[string]string{dir + "/config.txt": config + "[all]\ninitramfs balena-migrate-initramfs-6.0 followkernel\n", dir + "/cmdline.txt": cmdline},
+			err:  ErrBootSetup, words: "already boots balena-migrate-initramfs-6.0"},
+		{name: "no config.txt", layout: boot, tree: map[string]string{dir + "/cmdline.txt": cmdline},
+			err: ErrBootSetup, words: dir + "/config.txt is missing"},
+	})
+}
