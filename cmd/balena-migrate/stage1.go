@@ -17,7 +17,7 @@ import (
 
 func stage1Flags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: "balena-migrate.conf", Usage: "config `FILE`, looked up in the home dir, then the current dir"},
+		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: devproto.ConfName, Usage: "config `FILE`, looked up in the home dir, then the current dir"},
 		&cli.StringFlag{Name: "home", Usage: "migration `DIR` holding the image and config (HOME_DIR; default: current dir)"},
 		&cli.IntFlag{Name: "reboot", Aliases: []string{"r"}, Usage: "reboot `SECONDS` after success (DO_REBOOT)"},
 		&cli.StringFlag{Name: "balena-cfg", Usage: "config.json `FILE` for the new system (BALENA_CONFIG)"},

@@ -108,7 +108,7 @@ func once(o options, pull bool) (time.Duration, error) {
 	}
 	must(os.MkdirAll(env, 0o755))
 	must(os.WriteFile(filepath.Join(env, "balena-migrate"), standin, 0o755))
-	must(os.WriteFile(filepath.Join(env, "balena-migrate.conf"), []byte("IMAGE_NAME="+name+"\n"), 0o644))
+	must(os.WriteFile(filepath.Join(env, "balena-migrate.conf"), []byte("IMAGE_NAME="+name+"\nNO_FLASH=FALSE\n"), 0o644))
 	if pull {
 		api0.AddImage(name, image)
 		must(os.WriteFile(filepath.Join(env, name+".sha256"), []byte(hex.EncodeToString(sum[:])+"  "+name+"\n"), 0o644))

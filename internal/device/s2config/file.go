@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/envfile"
 	"github.com/fleetmig/balena-migrate/internal/fsutil"
 	"github.com/fleetmig/balena-migrate/internal/usage"
@@ -34,7 +35,7 @@ func boolean(name string, f func(*Config) *bool) key {
 			return "FALSE"
 		},
 		func(c *Config, v string) error {
-			b, err := ParseBool(v)
+			b, err := devproto.ParseBool(v)
 			*f(c) = b
 			return err
 		}}
@@ -74,7 +75,7 @@ func keys() []key {
 		str("LOG_DRIVE", func(c *Config) *string { return &c.LogDrive }),
 		str("LOG_FS_TYPE", func(c *Config) *string { return &c.LogFSType }),
 		{"MEM_MIN_FREE", func(c *Config) string { return strconv.FormatInt(c.MemMinFree, 10) },
-			func(c *Config, v string) (err error) { c.MemMinFree, err = ParseSize(v); return err }},
+			func(c *Config, v string) (err error) { c.MemMinFree, err = devproto.ParseSize(v); return err }},
 		str("MAX_BADBLOCKS", func(c *Config) *string { return &c.MaxBadblocks }),
 		str("GRUB_INSTALL", func(c *Config) *string { return &c.GrubInstall }),
 		str("GRUB_BOOT_TYPE", func(c *Config) *string { return &c.GrubBootType }),
@@ -165,42 +166,6 @@ func parseInt(v string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a whole number", v)
 	}
 	return n, nil
-}
-
-// ParseBool reads a boolean the way the original tool's config files
-// write them: TRUE/FALSE, also yes/no and 1/0 in any case; empty is FALSE
-// (the original's `KEY= # "TRUE"` lines). Anything else is an error rather
-// than false, so that NO_FLASH=on never means "flash".
-func ParseBool(v string) (bool, error) {
-	switch strings.ToUpper(strings.TrimSpace(v)) {
-	case "TRUE", "YES", "1":
-		return true, nil
-	case "", "FALSE", "NO", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean: write TRUE or FALSE (yes/no and 1/0 work too)", v)
-}
-
-// ParseSize reads a byte count with an optional K, M or G suffix (powers of 1024).
-func ParseSize(v string) (int64, error) {
-	s := strings.ToUpper(strings.TrimSpace(v))
-	shift := 0
-	switch {
-	case strings.HasSuffix(s, "K"):
-		shift = 10
-	case strings.HasSuffix(s, "M"):
-		shift = 20
-	case strings.HasSuffix(s, "G"):
-		shift = 30
-	}
-	if shift > 0 {
-		s = s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)>>shift {
-		return 0, fmt.Errorf("%q is not a size like 33554432, 32768K or 32M", v)
-	}
-	return n << shift, nil
 }
 
 func renderRestore(ps []RestorePair) string {

@@ -123,11 +123,6 @@ func TestErrorsNameTheKey(t *testing.T) {
 }
 
 func TestParseHelpers(t *testing.T) {
-	for in, want := range map[string]int64{"100": 100, "32K": 32 << 10, "64m": 64 << 20, "1G": 1 << 30} {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v", in, got, err)
-		}
-	}
 	for in, want := range map[string]TermExit{"exit 0": {}, "exit 3": {Code: 3}, "reboot -f": {Reboot: true}, "reboot": {Reboot: true}} {
 		if got, err := ParseTermExit(in); err != nil || got != want {
 			t.Errorf("ParseTermExit(%q) = %v, %v", in, got, err)

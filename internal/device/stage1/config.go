@@ -5,88 +5,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/device/s2config"
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/envfile"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
-// Config is balena-migrate.conf after defaults and flags. Paths are absolute.
-//
-// The file is KEY=VALUE in shell syntax; relative paths are taken in
-// HOME_DIR. Values mean what they meant to the original tool: booleans are
-// TRUE/FALSE (yes/no, 1/0; empty is FALSE) and anything else is refused;
-// sizes are kB unless they end in K, M or G. Keys and defaults:
-//
-//	IMAGE_NAME              the balenaOS image, .img.gz or .zip (required)
-//	HOME_DIR                migration directory (current dir; --home)
-//	BACKUP_SCRIPT           run with the archive path to write backup.tgz
-//	BACKUP_DIRECTORIES      "/etc"; tarred into backup.tgz when no script
-//	BALENA_CONFIG           config.json for resin-boot (--balena-cfg)
-//	BALENA_WIFI             TRUE: the config.json wifiSsid/wifiKey becomes a wifi file
-//	DEBUG                   TRUE: "debug" on the stage-2 kernel command line
-//	DO_REBOOT               seconds to wait before rebooting after success (-r); TRUE: 5, FALSE: none
-//	GRUB_INSTALL            TRUE: stage 2 installs grub (needs GRUB_CFG)
-//	GRUB_BOOT_DEV           "hd0" (accepted; the menu entry finds /boot by UUID)
-//	GRUB_CFG, GRUB_BOOT_IMG, GRUB_CORE_IMG  grub files from `balena-migrate extract`
-//	HAS_WIFI_CFG            N wifi files the image has already (TRUE: 1); ours start at N+1
-//	MIGRATE_ALL_WIFIS       TRUE: migrate every wifi of wpa_supplicant, NetworkManager, connman
-//	MIGRATE_WIFI_CFG        file with one SSID per line: migrate only those
-//	COPY_NMGR_FILES         NetworkManager files installed as they are
-//	REQUIRE_NMGR_FILE       TRUE: refuse when no network file would be installed
-//	LOG_DRIVE, LOG_FS_TYPE  separate drive for the stage-2 log, and its type (ext4)
-//	NO_FLASH                TRUE (default): stage 2 stops before flashing
-//	NO_SETUP                TRUE: leave the boot configuration alone (--pretend)
-//	TERM_EXIT               "exit 0": what stage 2 does on failure ("exit N", "reboot", "reboot -f")
-//	MEM_MIN_FREE_S1/S2      65536 / 32768 kB of RAM that must stay free in stage 2
-//	MIN_ROOT_AVAIL          65536 kB that must stay free in HOME_DIR
-//	MAX_BADBLOCKS           N or N% bad blocks stage 2 tolerates (--bad-blocks)
-//	MIN_WRITE_SPEED         KiB/s the disk must write (--write-speed)
-//	BALENA_API_HOST/PORT    api.balena-cloud.com:443, must be reachable (empty host: no check);
-//	                        unset, the apiEndpoint/vpnEndpoint of BALENA_CONFIG (self-hosted balena) apply
-//	BALENA_VPN_HOST/PORT    vpn.balena-cloud.com:443, likewise
-//	BALENA_CONNECT_TIMEOUT  20 seconds per connection check
-//	NO_OS_CHECK             TRUE: run on a system not in the supported list (--no-os-check)
-//	WATCHDOG                300 seconds: the watchdog timeout of the stage-2 boot; 0: no watchdog
-type Config struct {
-	HomeDir      string
-	ImageName    string
-	BackupScript string
-	BackupDirs   []string
-	BalenaConfig string
-	BalenaWifi   bool
-	Debug        bool
-	Reboot       int // seconds; -1: do not reboot
-
-	GrubInstall                       bool
-	GrubBootDev                       string
-	GrubCfg, GrubBootImg, GrubCoreImg string
-
-	HasWifiCfg      int // wifi files the image holds already
-	MigrateAllWifis bool
-	MigrateWifiCfg  string
-	CopyNmgrFiles   []string
-	RequireNmgrFile bool
-
-	LogDrive, LogFSType string
-	NoFlash, NoSetup    bool
-	TermExit            string
-
-	MemMinFreeS1, MemMinFreeS2, MinRootAvail int64
-	MaxBadblocks                             string
-	MinWriteSpeed                            int64 // KiB/s, 0: no check
-
-	APIHost, VPNHost string
-	APIPort, VPNPort int
-	ConnectTimeout   time.Duration
-
-	NoOSCheck bool
-
-	Watchdog int // seconds; 0: no watchdog for the stage-2 boot
-}
+// Config is balena-migrate.conf after defaults and flags, read by
+// devproto (the fleet worker reads it the same way). Paths are absolute.
+type Config = devproto.Conf
 
 // Flags are the command-line settings; a nil/empty field was not given.
 type Flags struct {
@@ -100,15 +29,7 @@ type Flags struct {
 	NoOSCheck  bool
 }
 
-func defaults() Config {
-	return Config{
-		BackupDirs: []string{"/etc"}, BalenaWifi: true, Reboot: -1, GrubBootDev: "hd0",
-		NoFlash: true, TermExit: "exit 0", LogFSType: "ext4",
-		MemMinFreeS1: 64 << 20, MemMinFreeS2: 32 << 20, MinRootAvail: 64 << 20,
-		APIHost: "api.balena-cloud.com", APIPort: 443, VPNHost: "vpn.balena-cloud.com", VPNPort: 443,
-		ConnectTimeout: 20 * time.Second, Watchdog: 300,
-	}
-}
+func defaults() Config { return devproto.DefaultConf() }
 
 // LoadConfig finds and reads the config file, applies defaults and flags.
 // cwd is the current directory; relative paths in the result are resolved.
@@ -119,7 +40,7 @@ func LoadConfig(fl Flags, cwd string) (Config, error) {
 	}
 	name := fl.ConfigFile
 	if name == "" {
-		name = "balena-migrate.conf"
+		name = devproto.ConfName
 	}
 	path, err := findConfig(name, home, cwd)
 	if err != nil {
@@ -134,12 +55,11 @@ func LoadConfig(fl Flags, cwd string) (Config, error) {
 			home = absIn(filepath.Dir(path), h)
 		}
 	}
-	c := defaults()
-	c.HomeDir = filepath.Clean(home)
-	if err := c.apply(f); err != nil {
+	c, err := devproto.ReadConf(f, home)
+	if err := errors.Join(err, validate(&c)); err != nil {
 		return Config{}, usage.Errorf("%s: %w", path, err)
 	}
-	if err := c.applyFlags(fl); err != nil {
+	if err := applyFlags(&c, fl); err != nil {
 		return Config{}, usage.Errorf("%w", err)
 	}
 	if c.ImageName == "" {
@@ -175,162 +95,8 @@ func absIn(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-func (c *Config) home(p string) string {
-	if p == "" {
-		return ""
-	}
-	return absIn(c.HomeDir, p)
-}
-
-// confKey binds a config key to the field it sets.
-type confKey struct {
-	name string
-	set  func(v string) error
-}
-
-func (c *Config) apply(f *envfile.File) error {
-	var errs []error
-	for _, k := range c.keys() {
-		if v, ok := f.Get(k.name); ok {
-			if err := k.set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", k.name, err))
-			}
-		}
-	}
-	errs = append(errs, c.validate())
-	return errors.Join(errs...)
-}
-
-// keys lists every key of balena-migrate.conf.
-func (c *Config) keys() []confKey {
-	str := func(name string, dst *string) confKey {
-		return confKey{name, func(v string) error { *dst = v; return nil }}
-	}
-	path := func(name string, dst *string) confKey {
-		return confKey{name, func(v string) error { *dst = c.home(v); return nil }}
-	}
-	boolean := func(name string, dst *bool) confKey {
-		return confKey{name, func(v string) (err error) { *dst, err = s2config.ParseBool(v); return err }}
-	}
-	size := func(name string, dst *int64) confKey {
-		return confKey{name, func(v string) (err error) {
-			if strings.TrimSpace(v) != "" {
-				*dst, err = parseKB(v)
-			}
-			return err
-		}}
-	}
-	number := func(name string, dst *int, empty int) confKey {
-		return confKey{name, func(v string) error { return parseCount(v, dst, empty) }}
-	}
-	secs := int(c.ConnectTimeout / time.Second)
-	return []confKey{
-		path("IMAGE_NAME", &c.ImageName), path("BACKUP_SCRIPT", &c.BackupScript),
-		{"BACKUP_DIRECTORIES", func(v string) error { c.BackupDirs = strings.Fields(v); return nil }},
-		path("BALENA_CONFIG", &c.BalenaConfig), boolean("BALENA_WIFI", &c.BalenaWifi),
-		boolean("DEBUG", &c.Debug), {"DO_REBOOT", func(v string) (err error) { c.Reboot, err = parseReboot(v); return err }},
-		boolean("GRUB_INSTALL", &c.GrubInstall), str("GRUB_BOOT_DEV", &c.GrubBootDev),
-		path("GRUB_CFG", &c.GrubCfg), path("GRUB_BOOT_IMG", &c.GrubBootImg), path("GRUB_CORE_IMG", &c.GrubCoreImg),
-		{"HAS_WIFI_CFG", func(v string) (err error) { c.HasWifiCfg, err = parseWifiCount(v); return err }},
-		boolean("MIGRATE_ALL_WIFIS", &c.MigrateAllWifis),
-		path("MIGRATE_WIFI_CFG", &c.MigrateWifiCfg),
-		{"COPY_NMGR_FILES", func(v string) error {
-			c.CopyNmgrFiles = nil
-			for _, n := range strings.Fields(v) {
-				c.CopyNmgrFiles = append(c.CopyNmgrFiles, c.home(n))
-			}
-			return nil
-		}},
-		boolean("REQUIRE_NMGR_FILE", &c.RequireNmgrFile),
-		str("LOG_DRIVE", &c.LogDrive),
-		{"LOG_FS_TYPE", func(v string) error {
-			if c.LogFSType = strings.TrimSpace(v); c.LogFSType == "" {
-				c.LogFSType = defaults().LogFSType
-			}
-			return nil
-		}},
-		boolean("NO_FLASH", &c.NoFlash), boolean("NO_SETUP", &c.NoSetup), str("TERM_EXIT", &c.TermExit),
-		size("MEM_MIN_FREE_S1", &c.MemMinFreeS1), size("MEM_MIN_FREE_S2", &c.MemMinFreeS2),
-		size("MIN_ROOT_AVAIL", &c.MinRootAvail), str("MAX_BADBLOCKS", &c.MaxBadblocks),
-		{"MIN_WRITE_SPEED", func(v string) error {
-			n := 0
-			err := parseCount(v, &n, 0)
-			c.MinWriteSpeed = int64(n)
-			return err
-		}},
-		boolean("NO_OS_CHECK", &c.NoOSCheck), number("WATCHDOG", &c.Watchdog, defaults().Watchdog),
-		str("BALENA_API_HOST", &c.APIHost), number("BALENA_API_PORT", &c.APIPort, 443),
-		str("BALENA_VPN_HOST", &c.VPNHost), number("BALENA_VPN_PORT", &c.VPNPort, 443),
-		{"BALENA_CONNECT_TIMEOUT", func(v string) error {
-			err := parseCount(v, &secs, 20)
-			c.ConnectTimeout = time.Duration(secs) * time.Second
-			return err
-		}},
-	}
-}
-
-// parseKB reads a size in kB, as the original tool's MEM_MIN_FREE_S1/S2 and
-// MIN_ROOT_AVAIL were (65536 is 64 MiB); a K, M or G suffix is also taken.
-func parseKB(v string) (int64, error) {
-	s := strings.TrimSpace(v)
-	if s != "" && s[len(s)-1] >= '0' && s[len(s)-1] <= '9' {
-		s += "K"
-	}
-	n, err := s2config.ParseSize(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a size in kB (like 65536) or with a unit (64M)", v)
-	}
-	return n, nil
-}
-
-// parseReboot reads DO_REBOOT: seconds, or the original's older TRUE (a
-// reboot after 5 seconds) and FALSE/empty (no reboot).
-func parseReboot(v string) (int, error) {
-	n := 0
-	if err := parseCount(v, &n, -1); err == nil {
-		return n, nil
-	}
-	if b, err := s2config.ParseBool(v); err == nil {
-		if b {
-			return 5, nil
-		}
-		return -1, nil
-	}
-	return 0, fmt.Errorf("%q is neither seconds nor TRUE/FALSE: write DO_REBOOT=10 to reboot 10 seconds after success, or leave it empty", v)
-}
-
-// parseWifiCount reads HAS_WIFI_CFG: how many resin-wifi files the image
-// has already; TRUE is one, FALSE/empty none.
-func parseWifiCount(v string) (int, error) {
-	n := 0
-	if err := parseCount(v, &n, 0); err == nil {
-		return n, nil
-	}
-	if b, err := s2config.ParseBool(v); err == nil {
-		if b {
-			return 1, nil
-		}
-		return 0, nil
-	}
-	return 0, fmt.Errorf("%q is neither a number of wifi files nor TRUE/FALSE", v)
-}
-
-// parseCount reads a whole non-negative number; empty means the default.
-func parseCount(v string, dst *int, empty int) error {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		*dst = empty
-		return nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return fmt.Errorf("%q is not a whole number", v)
-	}
-	*dst = n
-	return nil
-}
-
-func (c *Config) validate() error {
+// validate refuses values stage 2 could not act on.
+func validate(c *Config) error {
 	var errs []error
 	if c.MaxBadblocks != "" {
 		if _, _, err := s2config.ParseBadblocks(c.MaxBadblocks); err != nil {
@@ -350,7 +116,7 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) applyFlags(fl Flags) error {
+func applyFlags(c *Config, fl Flags) error {
 	if fl.Reboot != nil {
 		if *fl.Reboot < 0 {
 			return fmt.Errorf("--reboot %d: give the seconds to wait before rebooting", *fl.Reboot)
@@ -358,7 +124,7 @@ func (c *Config) applyFlags(fl Flags) error {
 		c.Reboot = *fl.Reboot
 	}
 	if fl.BalenaCfg != "" {
-		c.BalenaConfig = c.home(fl.BalenaCfg)
+		c.BalenaConfig = c.InHome(fl.BalenaCfg)
 	}
 	if fl.BadBlocks != "" {
 		c.MaxBadblocks = fl.BadBlocks
@@ -375,5 +141,5 @@ func (c *Config) applyFlags(fl Flags) error {
 	if fl.NoOSCheck {
 		c.NoOSCheck = true
 	}
-	return c.validate()
+	return validate(c)
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
 	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/envfile"
-	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote/upload"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 )
@@ -23,13 +22,17 @@ import (
 // armv7l/, x86_64/ …); a device gets the first that fits it. Otherwise
 // the whole environment is one for every device.
 type environment struct {
-	path    string
-	src     *upload.Source
-	why     string // how it was chosen, for the unit log
-	slug    string // device type to register; "" leaves it to the fleet
-	noFlash bool   // balena-migrate.conf says NO_FLASH: stage 2 will not flash
-	image   string // IMAGE_NAME of balena-migrate.conf
-	size    int64  // bytes of its files
+	path string
+	src  *upload.Source
+	why  string // how it was chosen, for the unit log
+	slug string // device type to register; "" leaves it to the fleet
+	// noFlash: stage 2 will not flash (NO_FLASH of balena-migrate.conf,
+	// read as stage 1 reads it); noFlashSays is how the file says so, for
+	// a refusal ("" when there is no file).
+	noFlash     bool
+	noFlashSays string
+	image       string // IMAGE_NAME of balena-migrate.conf
+	size        int64  // bytes of its files
 }
 
 // chooseEnvironment picks the device's environment and reads what the
@@ -76,12 +79,10 @@ func (j *job) chooseEnvironment(ctx context.Context, p probe) (environment, erro
 // environment's balena-migrate.conf, and refuses an image that does not
 // boot on the probed device.
 func (env *environment) readConf(data []byte, p probe) error {
-	f, err := env.parseConf(data)
-	if err != nil {
+	if err := env.parseConf(data); err != nil {
 		return err
 	}
-	image := f.Value("IMAGE_NAME")
-	env.image = image
+	image := env.image
 	slug, ok := devicetype.SlugFromName(image)
 	if !ok {
 		return nil
@@ -96,19 +97,28 @@ func (env *environment) readConf(data []byte, p probe) error {
 	return nil
 }
 
-// parseConf parses balena-migrate.conf and takes NO_FLASH from it, read
-// the way stage 1 reads it.
-func (env *environment) parseConf(data []byte) (*envfile.File, error) {
+// parseConf reads balena-migrate.conf through devproto, as stage 1 reads
+// it: the same keys, defaults and booleans, so NO_FLASH left out means
+// TRUE here too. A value stage 1 would refuse is refused.
+func (env *environment) parseConf(data []byte) error {
 	f, err := envfile.Parse(data)
 	if err != nil {
-		return nil, usage.Errorf("%s in %s: %w", devproto.ConfName, env.path, err)
+		return usage.Errorf("%s in %s: %w", devproto.ConfName, env.path, err)
 	}
-	if v := f.Value("NO_FLASH"); v != "" {
-		if env.noFlash, err = config.ParseBool(v); err != nil {
-			return nil, usage.Errorf("%s in %s: NO_FLASH: %w", devproto.ConfName, env.path, err)
-		}
+	conf, err := devproto.ReadConf(f, "")
+	if err != nil {
+		return usage.Errorf("%s in %s: %w", devproto.ConfName, env.path, err)
 	}
-	return f, nil
+	env.noFlash, env.image = conf.NoFlash, conf.ImageName
+	switch v, set := f.Get("NO_FLASH"); {
+	case !set:
+		env.noFlashSays = "leaves NO_FLASH out, which means TRUE"
+	case strings.TrimSpace(v) == "":
+		env.noFlashSays = "sets NO_FLASH empty, which means FALSE"
+	default:
+		env.noFlashSays = "sets NO_FLASH=" + v
+	}
+	return nil
 }
 
 // pickSubdir finds the sub-directory of root for the probed device: by

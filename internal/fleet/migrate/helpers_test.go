@@ -100,7 +100,7 @@ func (e *env) environment(t *testing.T, names ...string) string {
 	img := make([]byte, 3<<20)
 	rand.Read(img)
 	write(t, filepath.Join(dir, "resin-genericx86-64.img.gz"), string(img), 0o644)
-	write(t, filepath.Join(dir, "balena-migrate.conf"), "IMAGE_NAME=resin-genericx86-64.img.gz\n", 0o640)
+	write(t, filepath.Join(dir, "balena-migrate.conf"), "IMAGE_NAME=resin-genericx86-64.img.gz\nNO_FLASH=FALSE\n", 0o640)
 	write(t, filepath.Join(dir, "nm", "resin-wifi-01"), "[connection]\nid=w\n", 0o600)
 	return dir
 }

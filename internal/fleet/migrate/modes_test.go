@@ -104,7 +104,7 @@ func TestWrongBoardRefusedBeforeUpload(t *testing.T) {
 
 func TestMixedFleetGetsEachDevicesOwnEnvironmentAndType(t *testing.T) {
 	e := newEnv(t, sshtest.Config{})
-	e.cfg = typedEnv(t, map[string]string{"raspberrypi4-64": "raspberrypi4-64", "raspberrypi3": "raspberrypi3", "x86_64": "genericx86-64-ext"}, "")
+	e.cfg = typedEnv(t, map[string]string{"raspberrypi4-64": "raspberrypi4-64", "raspberrypi3": "raspberrypi3", "x86_64": "genericx86-64-ext"}, "NO_FLASH=FALSE\n")
 	pi4, pi3, pc := e.device(sshtest.UserConfig{}), e.device(sshtest.UserConfig{}), e.device(sshtest.UserConfig{})
 	want := map[string]struct {
 		user *sshtest.User
@@ -262,7 +262,7 @@ func TestPerTypeEnvironmentsCheckedAtStartUp(t *testing.T) {
 	if err := CheckEnvironment(context.Background(), e.settings(nil)); err == nil || !strings.Contains(err.Error(), "--rehearsal") {
 		t.Fatalf("a real run with NO_FLASH sub-directories: %v", err)
 	}
-	write(t, filepath.Join(e.cfg, "x86_64", "balena-migrate.conf"), "IMAGE_NAME=balena-genericx86-64-ext-2.113.0.img.gz\n", 0o640)
+	write(t, filepath.Join(e.cfg, "x86_64", "balena-migrate.conf"), "IMAGE_NAME=balena-genericx86-64-ext-2.113.0.img.gz\nNO_FLASH=FALSE\n", 0o640)
 	if err := CheckEnvironment(context.Background(), e.settings(map[string]string{config.Rehearsal: "true"})); err == nil {
 		t.Fatal("a rehearsal accepted a sub-directory that would flash")
 	}

@@ -168,10 +168,12 @@ func (j *job) checkMode() error { return modeMismatch(j.s.Migrate, j.env) }
 func modeMismatch(m config.MigrateTuning, env environment) error {
 	switch {
 	case m.Pretend:
+	case m.Rehearsal && env.noFlashSays == "":
+		return usage.Errorf("this is a rehearsal (--rehearsal), but %s has no %s: stage 1 needs one (IMAGE_NAME=..., NO_FLASH=TRUE)", env.path, devproto.ConfName)
 	case m.Rehearsal && !env.noFlash:
-		return usage.Errorf("this is a rehearsal (--rehearsal), but %s in %s does not set NO_FLASH=TRUE: stage 2 would flash", devproto.ConfName, env.path)
+		return usage.Errorf("this is a rehearsal (--rehearsal), but %s in %s %s, so stage 2 would flash: set NO_FLASH=TRUE (or leave it out) to rehearse", devproto.ConfName, env.path, env.noFlashSays)
 	case !m.Rehearsal && env.noFlash:
-		return usage.Errorf("%s in %s sets NO_FLASH=TRUE, so stage 2 would not flash: run migdb-migrate --rehearsal to rehearse, or set NO_FLASH=FALSE to migrate", devproto.ConfName, env.path)
+		return usage.Errorf("%s in %s %s, so stage 2 would not flash: run migdb-migrate --rehearsal to rehearse, or set NO_FLASH=FALSE to migrate", devproto.ConfName, env.path, env.noFlashSays)
 	}
 	return nil
 }

@@ -70,7 +70,7 @@ func checkMode(ctx context.Context, s *config.Settings, dir string) error {
 	env := environment{path: dir}
 	conf, err := src.ReadFile(ctx, devproto.ConfName, 1<<20)
 	if err == nil {
-		if _, err := env.parseConf(conf); err != nil {
+		if err := env.parseConf(conf); err != nil {
 			return err
 		}
 	}

@@ -139,7 +139,7 @@ func (f *Fleet) makeEnvironment() error {
 	files := map[string]string{
 		"balena-migrate":      string(standin),
 		"REPORT_DELAY":        fmt.Sprintf("%.3f\n", f.o.OnlineDelay.Seconds()),
-		"balena-migrate.conf": "IMAGE_NAME=resin-genericx86-64-demo.img.gz\n",
+		"balena-migrate.conf": "IMAGE_NAME=resin-genericx86-64-demo.img.gz\nNO_FLASH=FALSE\n",
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(f.env, name), []byte(data), 0o755); err != nil {
