@@ -33,7 +33,11 @@ const (
 	ClassRehearsal   Class = "rehearsal"   // a rehearsal (NO_FLASH) found a problem
 	ClassLost        Class = "lost"        // not online in balena in time, and no refusal seen
 	ClassAPI         Class = "api"         // balena refused or lost the device
-	ClassOther       Class = "other"
+	// A device online in balena but not healthy by --max-age:
+	ClassWrongOS         Class = "wrong_os"          // it reports another OS version than the image's
+	ClassNoSupervisor    Class = "no_supervisor"     // it reports no supervisor version
+	ClassWrongDeviceType Class = "wrong_device_type" // balena holds another type than it was registered as
+	ClassOther           Class = "other"
 	// ClassUnknown records a class word the device named that this version
 	// does not know (a newer balena-migrate); the message keeps the word.
 	ClassUnknown Class = "unknown"
@@ -45,7 +49,7 @@ func Classes() []Class {
 		ClassDNS, ClassRefused, ClassUnreachable, ClassAuth, ClassHostKey, ClassTimeout, ClassTransfer,
 		ClassRegister, ClassConfig, ClassStage1, ClassNoSpace, ClassReadOnly, ClassBackup,
 		ClassOS, ClassDeviceType, ClassAlreadyBalena, ClassStage2, ClassRehearsal, ClassLost,
-		ClassAPI, ClassConfigError, ClassOther, ClassUnknown,
+		ClassAPI, ClassWrongOS, ClassNoSupervisor, ClassWrongDeviceType, ClassConfigError, ClassOther, ClassUnknown,
 	}
 }
 

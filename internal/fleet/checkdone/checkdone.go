@@ -1,6 +1,7 @@
 // Package checkdone is the migdb-check-done pipeline: for a migrated unit,
-// ask balena whether its device is online and decide whether it is done,
-// lost, or to be asked again later.
+// ask balena whether its device is online (by VPN or by heartbeat) and
+// healthy and decide whether it is done, failed, or to be asked again
+// later.
 package checkdone
 
 import (
@@ -59,7 +60,7 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 	if !balena.ValidUUID(uuid) {
 		return fail(devproto.ClassConfigError, fmt.Sprintf("DEVICE_ID %q is not a balena UUID (32 lowercase hex digits)", uuid))
 	}
-	online, err := k.Cloud.IsOnline(ctx, uuid)
+	st, err := k.Cloud.Status(ctx, uuid)
 	missing := errors.Is(err, balena.ErrNotFound)
 	if err != nil && !missing {
 		if ctx.Err() != nil {
@@ -73,10 +74,8 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 		u.SetDue(now.Add(s.Check.CheckInterval))
 		return worker.Outcome{To: spool.Process, Unit: u, Msg: fmt.Sprintf("balena could not be asked (%v); asking again in %v", err, s.Check.CheckInterval)}
 	}
-	if online {
-		u.SetStatus(unit.StatusDone, now)
-		u.Delete(unit.FieldDueTS)
-		return worker.Outcome{To: spool.Done, Unit: u, Msg: fmt.Sprintf("device %s is online after %v: done", uuid, now.Sub(since).Round(time.Second))}
+	if st.Online() {
+		return k.online(ctx, u, s, st, since, now)
 	}
 	age, maxAge := now.Sub(since), s.Check.MaxStatusAge
 	if age > maxAge && missing {
@@ -95,11 +94,13 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 		noteLook(u, since, now)
 		why, note := readLook(found, err, u.Get(unit.FieldBootID))
 		if why != "" {
+			k.tag(ctx, s, uuid, string(devproto.ClassStage2))
 			return fail(devproto.ClassStage2, fmt.Sprintf("device %s is back on its old system: stage 2 refused before flashing: %s (its log: %s on the device)", uuid, why, devproto.Stage2LogPath))
 		}
 		seenNote = "; " + note
 	}
 	if age > maxAge {
+		k.tag(ctx, s, uuid, string(devproto.ClassLost))
 		return fail(devproto.ClassLost, fmt.Sprintf("device %s not online %v after migration (limit %v)%s; check the device's console or network", uuid, age.Round(time.Second), maxAge, seenNote))
 	}
 	u.SetDue(now.Add(s.Check.CheckInterval))

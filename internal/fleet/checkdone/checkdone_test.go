@@ -18,6 +18,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
 	"github.com/fleetmig/balena-migrate/internal/testenv/fakebalena"
+	"github.com/fleetmig/balena-migrate/internal/testenv/supervisor"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/rs/zerolog"
 )
@@ -29,6 +30,7 @@ type env struct {
 	fake  *fakebalena.Server
 	cloud balena.Cloud
 	k     *Checker
+	keys  map[string]string // device API keys by UUID
 }
 
 func newEnv(t *testing.T, settings map[string]string) *env {
@@ -50,7 +52,7 @@ func newEnv(t *testing.T, settings map[string]string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{db: db, fake: srv, cloud: cl,
+	return &env{db: db, fake: srv, cloud: cl, keys: map[string]string{},
 		k: &Checker{Cloud: cl, Settings: s, Log: zerolog.New(zerolog.NewTestWriter(t)), Now: time.Now}}
 }
 
@@ -60,9 +62,11 @@ func (e *env) migrated(t *testing.T, id string, age time.Duration, uuid string) 
 	t.Helper()
 	if uuid == "" {
 		uuid = balena.NewUUID()
-		if _, err := e.cloud.Register(context.Background(), balena.Registration{Fleet: "org/fleet", UUID: uuid}); err != nil {
+		d, err := e.cloud.Register(context.Background(), balena.Registration{Fleet: "org/fleet", UUID: uuid})
+		if err != nil {
 			t.Fatal(err)
 		}
+		e.keys[uuid] = d.Key.Reveal()
 	}
 	u, _ := unit.New(id, time.Now().Add(-age))
 	u.SetStatus(unit.StatusMigrated, time.Now().Add(-age))
@@ -86,6 +90,15 @@ func (e *env) runOnce(t *testing.T) {
 	}
 }
 
+// boot makes the device come online as a booted balenaOS does: its
+// supervisor's first state GET and PATCH with the device's key.
+func (e *env) boot(t *testing.T, uuid string, st supervisor.State) {
+	t.Helper()
+	if err := supervisor.FirstContact(context.Background(), nil, e.fake.URL(), uuid, e.keys[uuid], st); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // find returns the directory and parsed unit of id.
 func (e *env) find(t *testing.T, id string) (spool.Dir, *unit.Unit) {
 	t.Helper()
@@ -104,7 +117,7 @@ func (e *env) find(t *testing.T, id string) (spool.Dir, *unit.Unit) {
 func TestOutcomes(t *testing.T) {
 	e := newEnv(t, map[string]string{config.MaxStatusAge: "600", config.CheckInterval: "30"})
 	online := e.migrated(t, "online", time.Minute, "")
-	e.fake.SetOnline(online, true)
+	e.boot(t, online, supervisor.DefaultState)
 	e.migrated(t, "waiting", time.Minute, "")
 	e.migrated(t, "lost", time.Hour, "")
 	e.migrated(t, "unregistered", time.Minute, balena.NewUUID())

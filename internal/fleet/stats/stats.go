@@ -23,12 +23,13 @@ type Row struct {
 	DurationS                                                                  string
 	DeviceType                                                                 string
 	Preflight, Rehearsal                                                       string // ok, failed or ""
+	OnlineBy                                                                   string // vpn, heartbeat or ""
 }
 
 // header is the CSV header.
 func header() []string {
 	return []string{"id", "state", "fail_class", "conn_attempts", "created", "last_change", "duration_s", "device_id", "fail_msg",
-		"device_type", "preflight", "rehearsal"}
+		"device_type", "preflight", "rehearsal", "online_by"}
 }
 
 // Collect reads every unit file in the state directories. Files are read
@@ -100,6 +101,7 @@ func row(path, id, state string) Row {
 	r.DeviceType = u.Get(unit.FieldDeviceType)
 	r.Preflight = u.Get(unit.FieldPreflight)
 	r.Rehearsal = u.Get(unit.FieldRehearsal)
+	r.OnlineBy = u.Get(unit.FieldOnlineBy)
 	created, ok, _ := u.CreateTime()
 	if ok {
 		r.Created = unit.ISO(created)
@@ -123,20 +125,25 @@ func WriteCSV(w io.Writer, rows []Row) error {
 	cw.Write(header())
 	for _, r := range rows {
 		cw.Write([]string{r.ID, r.State, r.FailClass, r.ConnAttempts, r.Created, r.LastChange, r.DurationS, r.DeviceID, r.FailMsg,
-			r.DeviceType, r.Preflight, r.Rehearsal})
+			r.DeviceType, r.Preflight, r.Rehearsal, r.OnlineBy})
 	}
 	cw.Flush()
 	return cw.Error()
 }
 
-// WriteSummary prints counts by state, by failure class, and the
+// WriteSummary prints counts by state, by failure class, how done
+// devices came online (by VPN, or by heartbeat only: VPN not up), and the
 // pre-flight and rehearsal results.
 func WriteSummary(w io.Writer, rows []Row) error {
 	byState := map[string]int{}
 	byClass := map[string]int{}
 	results := map[string]int{}
+	onlineBy := map[string]int{}
 	for _, r := range rows {
 		byState[r.State]++
+		if r.State == string(spool.Done) && r.OnlineBy != "" {
+			onlineBy[r.OnlineBy]++
+		}
 		if r.Preflight != "" {
 			results["preflight "+r.Preflight]++
 		}
@@ -158,6 +165,7 @@ func WriteSummary(w io.Writer, rows []Row) error {
 	}
 	fmt.Fprintf(tw, "total\t%d\n", len(rows))
 	writeCounts(tw, "FAIL_CLASS", byClass)
+	writeCounts(tw, "ONLINE_BY", onlineBy)
 	writeCounts(tw, "RESULT", results)
 	return tw.Flush()
 }

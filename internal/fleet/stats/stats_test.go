@@ -47,7 +47,7 @@ func TestExampleDB(t *testing.T) {
 	}
 	var b bytes.Buffer
 	WriteSummary(&b, rows)
-	for _, want := range []string{"units    1", "process  1", "done     1", "fail     1", "refused     1", "preflight ok  1"} {
+	for _, want := range []string{"units    1", "process  1", "done     1", "fail     1", "refused     1", "preflight ok  1", "heartbeat  1"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}

@@ -57,6 +57,11 @@ const (
 	// FieldBootID is the device's boot id before its reboot, so a reboot
 	// can be told from a device that never went down.
 	FieldBootID = "BOOT_ID"
+	// How and when balena first showed the device online: ONLINE_BY is
+	// vpn (is_online) or heartbeat (api_heartbeat_state only: online
+	// without a VPN), ONLINE_TS epoch seconds.
+	FieldOnlineBy = "ONLINE_BY"
+	FieldOnlineTS = "ONLINE_TS"
 	// Pre-flight (migdb-migrate --pretend): ok or failed, and why.
 	FieldPreflight      = "PREFLIGHT"
 	FieldPreflightMsg   = "PREFLIGHT_MSG"

@@ -56,16 +56,23 @@ type Outcome struct {
 	Unit *unit.Unit
 	// Msg explains the outcome for the worker log.
 	Msg string
+	// Warn logs the outcome as a warning: it went through, but the
+	// operator should know something (a device online without its VPN).
+	Warn bool
 	// Stop, when set, hands the unit back and stops the worker with this
 	// error: trouble no unit can get past (a revoked balena token, a full
 	// database disk) must not be met by every unit in turn.
 	Stop error
 }
 
-// Event starts a log line for the outcome: ERROR for a failure, else INFO.
+// Event starts a log line for the outcome: ERROR for a failure, WARN when
+// Warn, else INFO.
 func (o Outcome) Event(l *zerolog.Logger) *zerolog.Event {
-	if o.To == spool.Fail {
+	switch {
+	case o.To == spool.Fail:
 		return l.Error()
+	case o.Warn:
+		return l.Warn()
 	}
 	return l.Info()
 }
