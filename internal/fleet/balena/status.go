@@ -52,3 +52,7 @@ func (s DeviceStatus) OnlineBy() string {
 
 // Online says whether the device is online by either signal.
 func (s DeviceStatus) Online() bool { return s.OnlineBy() != "" }
+
+// ProgressState is how a device's dashboard entry names a phase of its
+// migration (Cloud.SetProgress).
+func ProgressState(phase string) string { return "balena-migrate: " + phase }

@@ -59,6 +59,11 @@ func (k *Checker) online(ctx context.Context, u *unit.Unit, s *config.Settings, 
 	u.SetStatus(unit.StatusDone, now)
 	u.Delete(unit.FieldDueTS)
 	k.tag(ctx, s, uuid, "done")
+	if s.Migrate.Progress {
+		if err := k.Cloud.SetProgress(ctx, uuid, balena.ProgressState("flashed; balenaOS is online"), 100); err != nil {
+			k.Log.Warn().Str("uuid", uuid).Err(err).Msg("could not show the migration's end on balena's dashboard")
+		}
+	}
 	msg := fmt.Sprintf("device %s is online after %v (by %s; %s, supervisor %s): done", uuid, age.Round(time.Second), by, st.OSVersion, st.SupervisorVersion)
 	out := worker.Outcome{To: spool.Done, Unit: u, Msg: msg}
 	if by == balena.OnlineByHeartbeat {

@@ -72,6 +72,9 @@ func TestOnlineByHeartbeatOrVPNAndHealthy(t *testing.T) {
 		if d.Tags[ResultTag] != c.tag {
 			t.Errorf("%s: tag %s=%q, want %q", c.id, ResultTag, d.Tags[ResultTag], c.tag)
 		}
+		if flashed := d.ProvisioningState == balena.ProgressState("flashed; balenaOS is online"); flashed != (c.dir == spool.Done) {
+			t.Errorf("%s: the dashboard shows %q", c.id, d.ProvisioningState)
+		}
 	}
 }
 

@@ -69,6 +69,7 @@ const (
 	Pretend       = "MIG_PRETEND"
 	Rehearsal     = "MIG_REHEARSAL"
 	TagDevices    = "MIG_TAG_DEVICES"
+	Progress      = "MIG_BALENA_PROGRESS"
 	ImageURL      = "MIG_IMAGE_URL"
 )
 
@@ -130,6 +131,7 @@ var defs = []Def{
 	{Name: Pretend, Flags: []string{"pretend"}, Usage: "pre-flight only: probe, upload and run balena-migrate --pretend on each device; register nothing, reboot nothing; record PREFLIGHT in the unit", Default: "false", Kind: Bool, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.Pretend }},
 	{Name: Rehearsal, Flags: []string{"rehearsal"}, Usage: "rehearse with an environment whose stage 2 does not flash (NO_FLASH=TRUE): register nothing; the device reboots into stage 2 and back; migdb-check-done records REHEARSAL", Default: "false", Kind: Bool, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Migrate.Rehearsal }},
 	{Name: TagDevices, Flags: []string{"tag-devices"}, Usage: "tag each registered device with migdb_unit (the unit id) and migdb_host (its address); migdb-check-done tags the verdict as migdb_result: one more API request per tag", Default: "false", Kind: Bool, Bins: []Binary{Migrate, CheckDone}, field: func(s *Settings) any { return &s.Migrate.TagDevices }},
+	{Name: Progress, Flags: []string{"balena-progress"}, Usage: "show on each registered device's balena dashboard entry where its migration is (registered, stage 1, rebooting, flashed; probe, upload and pre-flight too for a device registered by an earlier attempt): one API request per phase", Default: "true", Kind: Bool, Bins: []Binary{Migrate, CheckDone}, field: func(s *Settings) any { return &s.Migrate.Progress }},
 	{Name: Jobs, Flags: []string{"jobs", "j"}, Usage: "units handled at once by this process", Default: "1", Kind: Count, Bins: workers, field: func(s *Settings) any { return &s.Process.Jobs }},
 	{Name: Rescan, Flags: []string{"rescan-interval"}, Usage: "seconds between full listings of the input directory: how soon units written on another NFS host, after lost file events, or left by a dead worker are seen", Default: "30", Kind: Seconds, Bins: workers, field: func(s *Settings) any { return &s.Process.Rescan }},
 }

@@ -42,6 +42,7 @@ type MigrateTuning struct {
 	Pretend      bool // pre-flight only: nothing registered, no reboot
 	Rehearsal    bool // the environment's stage 2 does not flash, on purpose
 	TagDevices   bool // tag devices in balena with their unit id and address
+	Progress     bool // show the migration's progress on the device's dashboard entry
 }
 
 // SSH is how both workers reach devices: migdb-migrate to migrate them,

@@ -165,6 +165,7 @@ func (j *job) finish(ctx context.Context, dev Device) worker.Outcome {
 		return worker.Outcome{To: spool.Process, Unit: j.u,
 			Msg: fmt.Sprintf("rehearsal: stage 1 done, nothing registered; migdb-check-done looks for the device back on its old system in %v", wait)}
 	}
+	j.progress(ctx, "reboot")
 	j.rebootDevice(ctx, dev)
 	return j.migrated()
 }

@@ -144,8 +144,14 @@ func (j *job) run(ctx context.Context) worker.Outcome {
 	}
 	defer dev.Close()
 	took := []string{"connect " + since(t0)}
+	// A device an earlier attempt registered has a dashboard entry to
+	// show every phase on; a new one only from its registration on.
+	registered := balena.ValidUUID(j.u.Get(unit.FieldDeviceID))
 	for _, st := range j.steps() {
 		t := time.Now()
+		if registered || st.name == "run" {
+			j.progress(ctx, st.name)
+		}
 		if o, ok := st.run(ctx, dev); !ok {
 			if stopped(ctx) {
 				return worker.HandBack("worker stopping; the unit will be picked up again")

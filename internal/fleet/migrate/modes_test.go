@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/devproto"
+	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/remote"
 	"github.com/fleetmig/balena-migrate/internal/fleet/session"
@@ -134,6 +135,11 @@ func TestMixedFleetGetsEachDevicesOwnEnvironmentAndType(t *testing.T) {
 		}
 		if d, ok := e.fake.Device(u.Get(unit.FieldDeviceID)); !ok || d.DeviceType != w.slug || d.Name != id || d.Tags["migdb_unit"] != id || d.Tags["migdb_host"] != e.ssh.Host {
 			t.Errorf("%s: balena has %+v", id, d)
+		}
+		// The dashboard shows the last phase: the reboot into stage 2.
+		if d, _ := e.fake.Device(u.Get(unit.FieldDeviceID)); d.ProvisioningState != balena.ProgressState(phases["reboot"].state) ||
+			d.ProvisioningProgress == nil || *d.ProvisioningProgress != 80 {
+			t.Errorf("%s: the dashboard shows %q %v", id, d.ProvisioningState, d.ProvisioningProgress)
 		}
 		if _, err := os.Stat(w.user.Path(devproto.Dir + "/balena-" + w.slug + "-2.113.0.img.gz")); err != nil {
 			t.Errorf("%s: its image is not on the device: %v", id, err)

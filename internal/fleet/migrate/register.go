@@ -45,6 +45,7 @@ func (j *job) register(ctx context.Context, _ Device) (worker.Outcome, bool) {
 		j.step("device %s registered (id %d)", uuid, dev.ID)
 	}
 	j.device = dev
+	j.progress(ctx, "registered")
 	return worker.Outcome{}, true
 }
 
