@@ -17,6 +17,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/testenv/fakebalena"
+	"github.com/fleetmig/balena-migrate/internal/testenv/supervisor"
 )
 
 var bin string
@@ -45,10 +46,15 @@ func setup(t *testing.T) (*fakebalena.Server, string, *spool.DB) {
 	cl, _ := api.New(balena.Options{APIURL: srv.URL(), Token: "tok"})
 	for _, id := range []string{"a", "b"} {
 		uuid := balena.NewUUID()
-		if _, err := cl.Register(context.Background(), balena.Registration{Fleet: "org/fleet", UUID: uuid}); err != nil {
+		d, err := cl.Register(context.Background(), balena.Registration{Fleet: "org/fleet", UUID: uuid})
+		if err != nil {
 			t.Fatal(err)
 		}
-		srv.SetOnline(uuid, id == "a")
+		if id == "a" { // booted balenaOS: its supervisor reports
+			if err := supervisor.FirstContact(context.Background(), nil, srv.URL(), uuid, d.Key.Reveal(), supervisor.DefaultState); err != nil {
+				t.Fatal(err)
+			}
+		}
 		u, _ := unit.New(id, time.Now())
 		u.SetStatus(unit.StatusMigrated, time.Now())
 		u.Set(unit.FieldDeviceID, uuid)
@@ -102,14 +108,15 @@ func TestOnceThenStats(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	for _, want := range []string{"done     1", "process  1", "total    2"} {
+	for _, want := range []string{"done     1", "process  1", "total    2", "heartbeat  1"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
 	data, _ := os.ReadFile(csvPath)
 	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-	if len(lines) != 3 || lines[0] != "id,state,fail_class,conn_attempts,created,last_change,duration_s,device_id,fail_msg,device_type,preflight,rehearsal" || !strings.HasPrefix(lines[1], "a,done,") {
+	if len(lines) != 3 || lines[0] != "id,state,fail_class,conn_attempts,created,last_change,duration_s,device_id,fail_msg,device_type,preflight,rehearsal,online_by" ||
+		!strings.HasPrefix(lines[1], "a,done,") || !strings.HasSuffix(lines[1], ",heartbeat") {
 		t.Fatalf("csv:\n%s", data)
 	}
 }

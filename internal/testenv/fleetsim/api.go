@@ -17,8 +17,15 @@ type APIUse struct {
 	}
 }
 
-// Reports are the devices' own state reports (not made by the workers).
-const reportRoute = "PATCH /device/v3/state"
+// osVersion is the balenaOS version of the simulated fleet.
+const osVersion = "2.113.0"
+
+// The devices' own requests (not made by the workers): the supervisor's
+// state GET and PATCH.
+const (
+	reportRoute   = "PATCH /device/v3/state"
+	stateGetRoute = "GET /device/v3/<uuid>/state"
+)
 
 // APIUse asks the fake what it served.
 func (f *Fleet) APIUse() (APIUse, error) {
@@ -42,7 +49,7 @@ func (f *Fleet) APIUse() (APIUse, error) {
 func (u APIUse) WorkerRequests() int {
 	n := 0
 	for route, c := range u.Calls {
-		if route != reportRoute {
+		if route != reportRoute && route != stateGetRoute {
 			n += c
 		}
 	}

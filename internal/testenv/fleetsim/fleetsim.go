@@ -137,8 +137,10 @@ func (f *Fleet) makeEnvironment() error {
 		return err
 	}
 	files := map[string]string{
-		"balena-migrate":      string(standin),
-		"REPORT_DELAY":        fmt.Sprintf("%.3f\n", f.o.OnlineDelay.Seconds()),
+		"balena-migrate": string(standin),
+		"REPORT_DELAY":   fmt.Sprintf("%.3f\n", f.o.OnlineDelay.Seconds()),
+		// The balenaOS the "flashed" device reports: the workers' --balena-ver.
+		"OS_VERSION":          "balenaOS " + osVersion + "\n",
 		"balena-migrate.conf": "IMAGE_NAME=resin-genericx86-64-demo.img.gz\nNO_FLASH=FALSE\n",
 	}
 	for name, data := range files {
@@ -176,7 +178,7 @@ func (f *Fleet) StartWorkers() error {
 	logs := filepath.Join(f.Work, "logs")
 	os.MkdirAll(logs, 0o700)
 	common := []string{"--base", f.Work, "--jobs", strconv.Itoa(f.o.Jobs), "--balena-api", f.URL, "--log-to", logs, "--color", "OFF"}
-	mig := append(append([]string{}, common...), "--app", "demo/fleet", "--balena-ver", "2.113.0", "--cfg-dir", f.env,
+	mig := append(append([]string{}, common...), "--app", "demo/fleet", "--balena-ver", osVersion, "--cfg-dir", f.env,
 		"-i", f.key, "--known-hosts", filepath.Join(f.Work, "known_hosts"), "--dur", secs(f.o.Duration))
 	chk := append(append([]string{}, common...), "--check-interval", secs(f.o.Interval), "--max-age", "300")
 	f.say("$ MIG_BALENA_TOKEN=… migdb-migrate %s", strings.Join(mig, " "))
