@@ -2,17 +2,22 @@
 // (internal/testenv/balenaimg) runs on its first boot, after its init has
 // mounted resin-boot and resin-data and brought up the network: it reads
 // config.json as balenaOS does, reports what stage 2 left on resin-boot and
-// resin-data, and reports to the balena API as the device — the
-// supervisor's state report, PATCH /device/v3/state with the device's own
-// API key, the body keyed by its UUID. Every line it prints starts with
+// resin-data, and reaches the balena API as the device's supervisor does
+// first (internal/testenv/supervisor): GET /device/v3/<uuid>/state, then
+// PATCH /device/v3/state, with the device's own API key, over TLS trusting
+// config.json's balenaRootCA when the API is a self-signed openBalena.
+// It reports the OS version it was built with. Every line it prints starts with
 // "STANDIN"; the last is "STANDIN-ONLINE uuid=…" once the API accepted the
 // report, or "STANDIN-FAILED: …".
 package main
 
 import (
 	"archive/tar"
-	"bytes"
 	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -26,6 +31,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/fleetmig/balena-migrate/internal/testenv/supervisor"
 )
 
 func main() {
@@ -33,8 +40,11 @@ func main() {
 	data := flag.String("data", "/mnt/data", "where resin-data is mounted")
 	host := flag.String("host-addr", "10.0.2.2", "the host's loopback as this machine reaches it")
 	tries := flag.Int("tries", 30, "state report attempts, 2 s apart")
+	osVersion := flag.String("os-version", supervisor.DefaultState.OSVersion, "the os_version to report")
 	flag.Parse()
-	if err := run(*boot, *data, *host, *tries); err != nil {
+	st := supervisor.DefaultState
+	st.OSVersion = *osVersion
+	if err := run(*boot, *data, *host, *tries, st); err != nil {
 		fmt.Println("STANDIN-FAILED:", err)
 		os.Exit(1)
 	}
@@ -47,9 +57,10 @@ type deviceConfig struct {
 	APIEndpoint  string `json:"apiEndpoint"`
 	DeviceType   string `json:"deviceType"`
 	AppID        any    `json:"applicationId"`
+	RootCA       string `json:"balenaRootCA"` // base64 PEM: a self-signed openBalena's CA
 }
 
-func run(boot, data, hostAddr string, tries int) error {
+func run(boot, data, hostAddr string, tries int, st supervisor.State) error {
 	raw, err := os.ReadFile(filepath.Join(boot, "config.json"))
 	if err != nil {
 		return fmt.Errorf("resin-boot has no config.json: %w", err)
@@ -74,7 +85,31 @@ func run(boot, data, hostAddr string, tries int) error {
 	if err != nil {
 		return err
 	}
-	return report(endpoint, cfg, tries)
+	client, err := httpClient(cfg.RootCA)
+	if err != nil {
+		return err
+	}
+	return report(client, endpoint, cfg, tries, st)
+}
+
+// httpClient trusts config.json's balenaRootCA when there is one, as
+// balenaOS does for a self-signed openBalena.
+func httpClient(rootCA string) (*http.Client, error) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	if rootCA == "" {
+		return client, nil
+	}
+	pemCA, err := base64.StdEncoding.DecodeString(rootCA)
+	if err != nil {
+		return nil, fmt.Errorf("config.json balenaRootCA is not base64: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemCA) {
+		return nil, errors.New("config.json balenaRootCA holds no PEM certificate")
+	}
+	fmt.Println("STANDIN trusting config.json's balenaRootCA")
+	client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	return client, nil
 }
 
 // reportData prints what resin-data holds: the backup (its entries) and
@@ -136,37 +171,26 @@ func reachable(endpoint, hostAddr string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
-// report sends the state report until the API accepts it.
-func report(endpoint string, cfg deviceConfig, tries int) error {
-	body, _ := json.Marshal(map[string]any{cfg.UUID: map[string]any{
-		"api_port": 48484, "os_version": "balenaOS stand-in", "os_variant": "dev",
-		"supervisor_version": "stand-in", "update_status": "done", "apps": map[string]any{},
-	}})
-	client := &http.Client{Timeout: 10 * time.Second}
-	var last string
+// report does the supervisor's first requests until the API accepts them.
+func report(client *http.Client, endpoint string, cfg deviceConfig, tries int, st supervisor.State) error {
+	var last error
 	for i := 0; i < tries; i++ {
 		if i > 0 {
 			time.Sleep(2 * time.Second)
 		}
-		req, _ := http.NewRequest(http.MethodPatch, endpoint+"/device/v3/state", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+cfg.DeviceAPIKey)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		fmt.Printf("STANDIN state report: HTTP %d\n", resp.StatusCode)
-		if resp.StatusCode/100 == 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		last = supervisor.FirstContact(ctx, client, endpoint, cfg.UUID, cfg.DeviceAPIKey, st)
+		cancel()
+		if last == nil {
+			fmt.Printf("STANDIN state GET and PATCH accepted (%s)\n", st.OSVersion)
 			fmt.Printf("STANDIN-ONLINE uuid=%s\n", cfg.UUID)
 			return nil
 		}
-		last = resp.Status
-		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		fmt.Printf("STANDIN state report: %v\n", last)
+		var se *supervisor.Error
+		if errors.As(last, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden) {
 			break // the key is wrong; asking again will not change that
 		}
 	}
-	return fmt.Errorf("state report to %s not accepted: %s", endpoint, last)
+	return fmt.Errorf("state report to %s not accepted: %v", endpoint, last)
 }

@@ -23,6 +23,7 @@ func main() {
 	devices := flag.String("devices", joinKinds(e2e.Kinds), "comma-separated device kinds, one VM each")
 	work := flag.String("work", "", "run directory (default: a new one under $TMPDIR)")
 	timeout := flag.Duration("timeout", 40*time.Minute, "give up after this long")
+	realAPI := flag.Bool("real-api", false, "run open-balena-api (scripts/test-setup.d/30-open-balena-api) instead of the fake balena API")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: unexpected argument %q\n", flag.Arg(0))
@@ -45,7 +46,8 @@ func main() {
 	// Ctrl-C and SIGTERM end the run; Run's clean-up still happens.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := e2e.Run(ctx, e2e.Options{Repo: repo, Work: *work, Keep: *keep, Kinds: kinds, Timeout: *timeout, Out: os.Stdout})
+	res, err := e2e.Run(ctx, e2e.Options{Repo: repo, Work: *work, Keep: *keep, Kinds: kinds, Timeout: *timeout, Out: os.Stdout,
+		RealAPI: *realAPI})
 	if res != nil && res.Devices != nil {
 		res.WriteTable(os.Stdout)
 	}

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fleetmig/balena-migrate/internal/testenv/supervisor"
 	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 	"github.com/fleetmig/balena-migrate/internal/testenv/vmtest"
 )
@@ -45,6 +46,10 @@ type Options struct {
 	Busybox string            // static busybox; /bin/busybox when empty
 	Boot    map[string][]byte // extra files on resin-boot (config.json in tests)
 	Data    map[string][]byte // extra files on resin-data
+	// OSVersion is the balenaOS version the image is, as its supervisor
+	// reports it (e.g. "balenaOS 2.113.0"); the stand-in's default when
+	// empty.
+	OSVersion string
 }
 
 // Image is a built stand-in.
@@ -108,7 +113,7 @@ func rootFiles(o Options) (map[string][]byte, error) {
 		return nil, err
 	}
 	return map[string][]byte{"boot/vmlinuz": kernel, "boot/initramfs.gz": initrd,
-		"etc/os-release": []byte("ID=balena-os\nNAME=balenaOS stand-in\n")}, nil
+		"etc/os-release": []byte("ID=balena-os\nNAME=balenaOS stand-in\nPRETTY_NAME=" + o.OSVersion + "\n")}, nil
 }
 
 // sizeFor is a partition size holding files, with room for ext4 itself.
@@ -201,7 +206,7 @@ echo "STANDIN mounted resin-boot from $(findfs LABEL=resin-boot), resin-data fro
 ip link set lo up
 ip link set eth0 up
 udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 20 -T 1 || echo "STANDIN no DHCP lease"
-/bin/balenaos-standin --boot /mnt/boot --data /mnt/data
+/bin/balenaos-standin --boot /mnt/boot --data /mnt/data --os-version "$(cat /etc/os-version)"
 echo "STANDIN-EXIT=$?"
 umount /mnt/boot /mnt/data
 sync
@@ -242,6 +247,11 @@ func initramfs(o Options) ([]byte, error) {
 		}
 	}
 	a.AddFile("init", []byte(initScript), 0o755)
+	osVersion := o.OSVersion
+	if osVersion == "" {
+		osVersion = supervisor.DefaultState.OSVersion
+	}
+	a.AddFile("etc/os-version", []byte(osVersion+"\n"), 0o644)
 	a.AddFile("etc/udhcpc.script", []byte(udhcpcScript), 0o755)
 	a.AddFile("etc/modules.load", []byte(strings.Join(mods, "\n")+"\n"), 0o644)
 	a["dev/console"] = vmtest.Entry{Mode: vmtest.ModeChar | 0o600, Major: 5, Minor: 1}

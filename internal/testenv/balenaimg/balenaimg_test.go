@@ -111,7 +111,7 @@ func testStandin(t *testing.T, build func(context.Context, Options) (Image, erro
 		"applicationId": 7, "apiEndpoint": "http://" + l.Addr().String()})
 
 	img := filepath.Join(dir, "balena.img")
-	if _, err := build(ctx, Options{Path: img, Kernel: kernel, Standin: standin,
+	if _, err := build(ctx, Options{Path: img, Kernel: kernel, Standin: standin, OSVersion: "balenaOS 2.113.0",
 		Boot: map[string][]byte{"config.json": cfg},
 		Data: map[string][]byte{"backup.tgz": backupTgz(t, "etc/default/grub", "etc/hostname")}}); err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func testStandin(t *testing.T, build func(context.Context, Options) (Image, erro
 		"STANDIN config.json: uuid=" + uuid + " deviceType=genericx86-64-ext",
 		"STANDIN backup: backup.tgz 2 entries: etc/default/grub etc/hostname",
 		"STANDIN network: eth0 10.0.2.15",
-		"STANDIN state report: HTTP 200",
+		"STANDIN state GET and PATCH accepted (balenaOS 2.113.0)",
 		MarkOnline + uuid,
 		MarkExit + "0",
 	} {
@@ -153,15 +153,24 @@ func testStandin(t *testing.T, build func(context.Context, Options) (Image, erro
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.reqs) != 1 {
-		t.Fatalf("API saw %d requests, want 1: %+v", len(rec.reqs), rec.reqs)
+	// What the supervisor does first: its target state, then its state.
+	if len(rec.reqs) != 2 {
+		t.Fatalf("API saw %d requests, want 2: %+v", len(rec.reqs), rec.reqs)
 	}
-	r := rec.reqs[0]
+	if g := rec.reqs[0]; g.method != http.MethodGet || g.path != "/device/v3/"+uuid+"/state" || g.auth != "Bearer "+rec.key {
+		t.Errorf("first request: %s %s auth %q", g.method, g.path, g.auth)
+	}
+	r := rec.reqs[1]
 	if r.method != http.MethodPatch || r.path != "/device/v3/state" || r.auth != "Bearer "+rec.key {
 		t.Errorf("report: %s %s auth %q", r.method, r.path, r.auth)
 	}
-	if _, ok := r.body[uuid]; !ok || len(r.body) != 1 {
-		t.Errorf("report body is not keyed by the device's UUID: %v", r.body)
+	var st struct {
+		OSVersion  string `json:"os_version"`
+		Supervisor string `json:"supervisor_version"`
+	}
+	if raw, ok := r.body[uuid]; !ok || len(r.body) != 1 || json.Unmarshal(raw, &st) != nil ||
+		st.OSVersion != "balenaOS 2.113.0" || st.Supervisor == "" {
+		t.Errorf("report body is not keyed by the device's UUID with the image's OS version: %v", r.body)
 	}
 	if t.Failed() {
 		t.Logf("console:\n%s", console)

@@ -268,30 +268,56 @@ func (d *Device) finish(dir, file string) {
 	}
 }
 
-// registered lists the UUIDs of the devices the fake API holds.
-func (r *run) registered(ctx context.Context) map[string]bool {
-	req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodGet, r.url+"/_fake/devices", nil)
+// seen is what balena holds for a device at the end of the run.
+type seen struct {
+	Online    bool   // by heartbeat or VPN
+	OSVersion string // as the device reported it
+}
+
+// registered lists the devices balena holds by UUID; nil when the list
+// cannot be read.
+func (r *run) registered(ctx context.Context) map[string]seen {
+	ctx = context.WithoutCancel(ctx)
+	m := map[string]seen{}
+	if r.api != nil {
+		var reply struct {
+			D []struct {
+				UUID      string `json:"uuid"`
+				VPN       bool   `json:"is_online"`
+				Heartbeat string `json:"api_heartbeat_state"`
+				OSVersion string `json:"os_version"`
+			} `json:"d"`
+		}
+		if r.api.Admin(ctx, "GET", "/v7/device?$select=uuid,is_online,api_heartbeat_state,os_version", nil, &reply) != nil {
+			return nil
+		}
+		for _, d := range reply.D {
+			m[d.UUID] = seen{Online: d.VPN || d.Heartbeat == "online", OSVersion: d.OSVersion}
+		}
+		return m
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/_fake/devices", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil
 	}
 	defer resp.Body.Close()
 	var rows []struct {
-		UUID string `json:"uuid"`
+		UUID   string `json:"uuid"`
+		Online bool   `json:"is_online"`
 	}
 	if json.NewDecoder(resp.Body).Decode(&rows) != nil {
 		return nil
 	}
-	m := map[string]bool{}
 	for _, row := range rows {
-		m[row.UUID] = true
+		m[row.UUID] = seen{Online: row.Online, OSVersion: "balenaOS " + osVersion}
 	}
 	return m
 }
 
 // check says whether the device ended as its kind must, and whether what
 // its console shows and what balena holds agree.
-func (d *Device) check(ctx context.Context, registered map[string]bool) {
+func (d *Device) check(ctx context.Context, registered map[string]seen) {
 	sp := d.Kind.spec()
 	c := d.VM.Console()
 	looks, _ := strconv.Atoi(d.Looks)
@@ -328,10 +354,12 @@ func (d *Device) check(ctx context.Context, registered map[string]bool) {
 		d.Err = fmt.Errorf("REHEARSAL=%q (%s), want ok", d.Rehearsal, d.Msg)
 	case sp.rehearsal && !devproto.StoppedBeforeFlashing(c):
 		d.Err = fmt.Errorf("stage 2 did not stop before flashing")
-	case sp.rehearsal && (registered == nil || d.UUID != "" && registered[d.UUID]):
-		d.Err = fmt.Errorf("a rehearsal registered device %q in balena (or the fake's device list is unreadable)", d.UUID)
-	case sp.flashed && !registered[d.UUID]:
-		d.Err = fmt.Errorf("device %s is not in the fake API's device list", d.UUID)
+	case sp.rehearsal && (registered == nil || d.UUID != "" && holds(registered, d.UUID)):
+		d.Err = fmt.Errorf("a rehearsal registered device %q in balena (or balena's device list is unreadable)", d.UUID)
+	case sp.flashed && !registered[d.UUID].Online:
+		d.Err = fmt.Errorf("balena does not show device %s online: %+v", d.UUID, registered[d.UUID])
+	case sp.flashed && registered[d.UUID].OSVersion != "balenaOS "+osVersion:
+		d.Err = fmt.Errorf("device %s reported OS %q to balena, want the image's balenaOS %s", d.UUID, registered[d.UUID].OSVersion, osVersion)
 	}
 }
 
@@ -361,4 +389,9 @@ func readGlob(pattern string) string {
 	}
 	b, _ := os.ReadFile(f)
 	return string(b)
+}
+
+func holds(m map[string]seen, uuid string) bool {
+	_, ok := m[uuid]
+	return ok
 }

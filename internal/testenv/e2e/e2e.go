@@ -1,11 +1,16 @@
 // Package e2e migrates virtual machines end to end with the real programs:
 // Debian 12 device VMs (package devvm) reached over SSH, the fake balena
-// API as a process, migdb-add-unit, migdb-migrate and migdb-check-done as
+// API (or, with Options.RealAPI, the real server, open-balena-api, package
+// openbalena), migdb-add-unit, migdb-migrate and migdb-check-done as
 // worker processes, the static balena-migrate running stage 1 inside each
 // VM and stage 2 from the initramfs stage 1 built there, and balenaOS
-// stand-in images (package balenaimg) that, once flashed and booted, report
-// to the API as the device. A unit in done/ therefore means the flashed
-// system booted with the right config.json on the right partition.
+// stand-in images (package balenaimg) that, once flashed and booted, do what
+// balenaOS's supervisor does first: GET /device/v3/<uuid>/state and PATCH
+// /device/v3/state with the device's API key, to the apiEndpoint of its
+// config.json — against open-balena-api through a TLS front whose CA
+// config.json carries as balenaRootCA, as for a self-signed openBalena. A
+// unit in done/ therefore means the flashed system booted with the right
+// config.json on the right partition and balena saw its heartbeat.
 //
 // Each device kind has the state its unit must end in; Run watches every
 // unit, its log and its VM's serial console, records when each phase ended,
@@ -27,6 +32,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/testenv/balenaimg"
 	"github.com/fleetmig/balena-migrate/internal/testenv/devvm"
+	"github.com/fleetmig/balena-migrate/internal/testenv/openbalena"
 	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 	"github.com/fleetmig/balena-migrate/internal/testenv/vmtest"
 )
@@ -39,6 +45,8 @@ type Options struct {
 	Kinds   []Kind        // one device per entry
 	Timeout time.Duration // for the whole run; 40 minutes when 0
 	Out     io.Writer     // progress lines
+	// RealAPI runs open-balena-api instead of the fake balena API.
+	RealAPI bool
 }
 
 // Result is what a run ended with.
@@ -48,15 +56,20 @@ type Result struct {
 	Wall     time.Duration
 	Expected int // devices
 	Done     int // devices that ended where they should
+	// API is what the balena API served: requests by route, the workers'
+	// and the devices'.
+	API APIUse
 }
 
-// token is the fake API's user token: a throw-away value for a local fake.
-const token = "e2e-token-not-secret"
+// fakeToken is the fake API's user token: a throw-away value.
+const fakeToken = "e2e-token-not-secret"
 
-// The balena fleet every device is registered in, and the images per
-// device type (a sub-directory of the environment each).
+// The balena fleet every device is registered in (on the fake: this slug;
+// on open-balena-api: the admin's organisation's fleet of this name), the
+// OS version of the images, and the images per device type (a
+// sub-directory of the environment each).
 const (
-	fleet     = "e2e/fleet"
+	fleetName = "fleet"
 	fleetType = "genericx86-64-ext"
 	osVersion = "2.113.0"
 )
@@ -87,7 +100,11 @@ type group struct {
 type run struct {
 	o       Options
 	bin     string
-	url     string
+	url     string // the API as the workers reach it
+	devURL  string // the API as the devices reach it (on the host)
+	token   string
+	fleet   string
+	api     *openbalena.Server
 	bios    devvm.Image
 	uefi    devvm.Image
 	groups  map[bool]*group // by rehearsal
@@ -150,6 +167,10 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	}
 	registered := r.registered(ctx)
 	res.Devices, res.Expected, res.Wall = r.devices, len(r.devices), time.Since(r.start)
+	if res.API, err = r.apiUse(ctx); err != nil {
+		r.say("cannot read what the balena API served: %v", err)
+		err = nil
+	}
 	for _, d := range r.devices {
 		d.check(ctx, registered)
 		if d.Err == nil {
@@ -186,7 +207,11 @@ func (r *run) prepare(ctx context.Context) error {
 		return err
 	}
 	r.say("built the programs in %v", time.Since(t).Round(time.Second))
-	if err := r.startFake(ctx); err != nil {
+	start := r.startFake
+	if r.o.RealAPI {
+		start = r.startOpenBalena
+	}
+	if err := start(ctx); err != nil {
 		return err
 	}
 	kernel, err := vmtest.FindKernel()
@@ -199,7 +224,8 @@ func (r *run) prepare(ctx context.Context) error {
 		if slug == "generic-amd64" {
 			build = balenaimg.BuildGPT
 		}
-		if _, err := build(ctx, balenaimg.Options{Path: raw, Kernel: kernel, Standin: standin}); err != nil {
+		if _, err := build(ctx, balenaimg.Options{Path: raw, Kernel: kernel, Standin: standin,
+			OSVersion: "balenaOS " + osVersion}); err != nil {
 			return fmt.Errorf("%s stand-in image: %w", slug, err)
 		}
 		images[slug] = raw + ".gz"
@@ -259,7 +285,7 @@ func (r *run) environment(dir, slug, migrator, img string, flash bool) error {
 	if flash {
 		noFlash = "FALSE"
 	}
-	port := r.url[strings.LastIndex(r.url, ":")+1:]
+	port := r.devURL[strings.LastIndex(r.devURL, ":")+1:]
 	conf := "IMAGE_NAME=" + imageName(slug) + "\nNO_FLASH=" + noFlash + "\nBACKUP_DIRECTORIES=/etc/default /etc/ssh/sshd_config.d\n" +
 		"BALENA_API_HOST=" + devvm.HostAddr + "\nBALENA_API_PORT=" + port + "\nBALENA_VPN_HOST=\n"
 	return os.WriteFile(filepath.Join(dir, "balena-migrate.conf"), []byte(conf), 0o644)
@@ -272,9 +298,10 @@ func (r *run) startFake(ctx context.Context) error {
 		return err
 	}
 	defer logf.Close()
+	r.fleet, r.token = "e2e/"+fleetName, fakeToken
 	c := exec.Command(filepath.Join(r.bin, "fake-balena-api"), "--listen", "127.0.0.1:0",
-		"--app", fleet+":"+fleetType, "--log-requests", "--url-file", urlFile)
-	c.Env = append(os.Environ(), "MIG_BALENA_TOKEN="+token)
+		"--app", r.fleet+":"+fleetType, "--log-requests", "--url-file", urlFile)
+	c.Env = append(os.Environ(), "MIG_BALENA_TOKEN="+r.token)
 	c.Stdout, c.Stderr = logf, logf
 	if err := r.startProc(c); err != nil {
 		return fmt.Errorf("fake balena API: %w", err)
@@ -282,6 +309,7 @@ func (r *run) startFake(ctx context.Context) error {
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		if data, err := os.ReadFile(urlFile); err == nil && len(data) > 0 {
 			r.url = strings.TrimSpace(string(data))
+			r.devURL = r.url
 			r.say("fake balena API at %s", r.url)
 			return nil
 		}
@@ -405,7 +433,7 @@ func (r *run) startWorkers() error {
 		}
 		common := []string{"--base", g.db, "--balena-api", r.url, "--log-to", logs, "--color", "OFF",
 			"--jobs", fmt.Sprint(len(r.devices))}
-		mig := append(append([]string{}, common...), "--app", fleet, "--balena-ver", osVersion, "--cfg-dir", g.env,
+		mig := append(append([]string{}, common...), "--app", r.fleet, "--balena-ver", osVersion, "--cfg-dir", g.env,
 			"--known-hosts", filepath.Join(r.o.Work, "known_hosts-"+g.name), "--dur", "15",
 			// mkinitramfs alone takes minutes on a VM under TCG on a busy host
 			"--exec-timeout", "1800")
@@ -421,7 +449,7 @@ func (r *run) startWorkers() error {
 			args []string
 		}{{"migdb-migrate", mig}, {"migdb-check-done", chk}} {
 			c := exec.Command(filepath.Join(r.bin, w.name), w.args...)
-			c.Env = append(os.Environ(), "MIG_BALENA_TOKEN="+token)
+			c.Env = append(os.Environ(), "MIG_BALENA_TOKEN="+r.token)
 			out, err := os.Create(filepath.Join(logs, w.name+".out"))
 			if err != nil {
 				return err
@@ -470,9 +498,31 @@ func (r *run) close() {
 			d.VM.Stop()
 		}
 	}
+	if r.api != nil {
+		r.api.Stop()
+	}
 	if r.o.Keep {
 		r.say("kept %s", r.o.Work)
 		return
 	}
 	os.RemoveAll(r.o.Work)
+}
+
+// startOpenBalena starts open-balena-api with a TLS front the VMs reach
+// at the host's address (config.json: apiEndpoint https://127.0.0.1:<front>,
+// which the stand-in reaches at devvm.HostAddr, and balenaRootCA), and
+// makes the fleet. The workers talk to the API directly.
+func (r *run) startOpenBalena(ctx context.Context) error {
+	t := time.Now()
+	s, err := openbalena.Start(ctx, openbalena.Options{TLSNames: []string{devvm.HostAddr}})
+	if err != nil {
+		return err
+	}
+	r.api = s
+	if _, r.fleet, err = s.NewFleet(ctx, fleetName, fleetType); err != nil {
+		return err
+	}
+	r.url, r.devURL, r.token = s.URL, s.TLSURL, s.AdminKey
+	r.say("open-balena-api at %s, TLS front %s, fleet %s (started in %v)", r.url, r.devURL, r.fleet, time.Since(t).Round(time.Second))
+	return nil
 }

@@ -82,6 +82,17 @@ func TestMigrations(t *testing.T) {
 	if want := fmt.Sprintf("e2e done=%d expected=%d wall_s=", len(Kinds), len(Kinds)); !strings.HasPrefix(last, want) {
 		t.Errorf("last line %q", last)
 	}
+	// Two requests per registered unit on the migrate side (register,
+	// name), against the real server as on the fake.
+	registered := 0
+	for _, d := range res.Devices {
+		if !d.Kind.spec().rehearsal {
+			registered++
+		}
+	}
+	if reg, name := res.API.Routes["POST /device/register"], res.API.Routes["PATCH /v7/device(<id>)"]; reg != registered || name != registered {
+		t.Errorf("%d registrations and %d namings for %d registered units, want one each: %v", reg, name, registered, res.API.Routes)
+	}
 }
 
 // TestMaxLooks pins the pacing the e2e run holds migdb-check-done to.

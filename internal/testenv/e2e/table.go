@@ -69,6 +69,9 @@ func (res *Result) WriteTable(w io.Writer) {
 		fmt.Fprintln(tw, strings.Join(append(row, total, looks, ended, verdict), "\t"))
 	}
 	tw.Flush()
+	if res.API.Routes != nil {
+		res.API.write(w, res.Expected)
+	}
 	fmt.Fprintf(w, "e2e done=%d expected=%d wall_s=%d\n", res.Done, res.Expected, int(res.Wall.Seconds()))
 }
 

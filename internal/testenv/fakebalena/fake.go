@@ -112,11 +112,14 @@ const (
 	RouteDevicePatch    Route = "PATCH /v7/device(<id>)"
 	RouteDeviceTag      Route = "POST /v7/device_tag"
 	RouteTagPatch       Route = "PATCH /v7/device_tag"
+	// RouteDeviceFilterPatch is a PATCH of the device by UUID (the
+	// dashboard's progress).
+	RouteDeviceFilterPatch Route = "PATCH /v7/device"
 )
 
 // Routes lists every endpoint, for totals.
 var Routes = []Route{RouteWhoami, RouteApplication, RouteProvisionKey, RouteRegister, RouteDownloadConfig,
-	RouteDeviceKey, RouteDevice, RouteStateReport, RouteStateGet, RouteRelease, RouteDevicePatch, RouteDeviceTag, RouteTagPatch}
+	RouteDeviceKey, RouteDevice, RouteStateReport, RouteStateGet, RouteRelease, RouteDevicePatch, RouteDeviceTag, RouteTagPatch, RouteDeviceFilterPatch}
 
 type provKey struct {
 	appID   int64

@@ -173,10 +173,15 @@ func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// patchResource serves PATCH /v7/device(<id>) and /v7/device_tag.
+// patchResource serves PATCH /v7/device(<id>), /v7/device?$filter=… and
+// /v7/device_tag.
 func (a *API) patchResource(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("resource") == "device_tag" {
+	switch r.PathValue("resource") {
+	case "device_tag":
 		a.admit(RouteTagPatch, a.patchTag)(w, r)
+		return
+	case "device":
+		a.admit(RouteDeviceFilterPatch, a.patchDevice)(w, r)
 		return
 	}
 	a.admit(RouteDevicePatch, a.patchDevice)(w, r)

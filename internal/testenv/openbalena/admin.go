@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -267,4 +270,39 @@ func (s *Server) ProvisioningKeyExpiries(ctx context.Context, fleet string) ([]t
 		exp = append(exp, t)
 	}
 	return exp, nil
+}
+
+// Requests counts the requests the API logged, by route ("GET
+// /v7/device", "PATCH /device/v3/state"; query strings dropped, numbers
+// and UUIDs in paths replaced by <id>). The log is the instance's own
+// (Options.Log unset).
+func (s *Server) Requests() (map[string]int, error) {
+	if s.logf == nil {
+		return nil, errors.New("open-balena-api: the request log is not kept here (Options.Log was set)")
+	}
+	data, err := os.ReadFile(s.logf.Name())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(string(data), "\n") {
+		// <address> <request id> - <METHOD> <path> <status> <ms> ms -
+		f := strings.Fields(line)
+		if len(f) < 6 || f[2] != "-" || !isMethod(f[3]) {
+			continue
+		}
+		path, _, _ := strings.Cut(f[4], "?")
+		out[f[3]+" "+idRE.ReplaceAllString(path, "<id>")]++
+	}
+	return out, nil
+}
+
+var idRE = regexp.MustCompile(`\b[0-9a-f]{32}\b|\b[0-9]+\b`)
+
+func isMethod(s string) bool {
+	switch s {
+	case "GET", "POST", "PATCH", "PUT", "DELETE":
+		return true
+	}
+	return false
 }

@@ -41,7 +41,7 @@ console.log('OPENBALENA-CONTRACTS-LOADED');
 
 // apiEnv is the server's environment: its required settings, secrets made
 // for this instance, and the heartbeat timings of opts.
-func (s *Server) apiEnv(opts Options, apiPort, pgPort, redisPort int, s3URL string) ([]string, error) {
+func (s *Server) apiEnv(apiHost string, opts Options, apiPort, pgPort, redisPort int, s3URL string) ([]string, error) {
 	tmp := filepath.Join(s.dir, "tmp")
 	// The API globs $TMPDIR/contracts/<repo>/contracts/<type>/**.
 	if err := os.MkdirAll(filepath.Join(tmp, "contracts"), 0o755); err != nil {
@@ -66,7 +66,7 @@ func (s *Server) apiEnv(opts Options, apiPort, pgPort, redisPort int, s3URL stri
 		"HOME=" + s.dir,
 		"TMPDIR=" + tmp,
 		"OBA_DIR=" + filepath.Join(CacheDir(), "api"),
-		"API_HOST=" + opts.APIHost,
+		"API_HOST=" + apiHost,
 		"PORT=" + strconv.Itoa(apiPort),
 		"NUM_WORKERS=1",
 		"NODE_ENV=production",
@@ -101,8 +101,8 @@ func (s *Server) apiEnv(opts Options, apiPort, pgPort, redisPort int, s3URL stri
 		"DEFAULT_SUPERVISOR_POLL_INTERVAL=" + strconv.FormatInt(opts.PollInterval.Milliseconds(), 10),
 		"API_HEARTBEAT_STATE_TIMEOUT_SECONDS=" + strconv.Itoa(int(opts.HeartbeatTimeout.Seconds())),
 	}
-	// NODE_EXTRA_CA_CERTS is left out on purpose: the API would embed that
-	// whole bundle in every config.json it generates.
+	// NODE_EXTRA_CA_CERTS is left out (but for a TLS front's own CA): the
+	// API embeds that file in every config.json it generates.
 	return env, nil
 }
 

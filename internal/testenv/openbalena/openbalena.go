@@ -80,9 +80,12 @@ type Options struct {
 	// HeartbeatTimeout is how long a device stays "timeout" before it is
 	// "offline" (API_HEARTBEAT_STATE_TIMEOUT_SECONDS). Default 15 s.
 	HeartbeatTimeout time.Duration
-	// APIHost is the host[:port] the API writes into config.json as
-	// apiEndpoint (https://<APIHost>). Default its own loopback address.
-	APIHost string
+	// TLSNames, when set, puts a TLS front before the API with a
+	// certificate for 127.0.0.1 and these names (e.g. the address a VM
+	// reaches this host at) from the instance's own CA: config.json then
+	// says apiEndpoint https://127.0.0.1:<front> and carries the CA as
+	// balenaRootCA, as a self-signed openBalena's does.
+	TLSNames []string
 	// Log receives the servers' output; default a file in the instance's
 	// directory, shown when start-up fails.
 	Log io.Writer
@@ -98,6 +101,10 @@ type Server struct {
 	// AdminJWT is the superuser's session token (some routes, such as
 	// making API keys, take no API key).
 	AdminJWT string `json:"admin_jwt"`
+	// TLSURL is the TLS front's URL (with TLSNames), the apiEndpoint of
+	// the configs it generates; CA the PEM certificate that signs it.
+	TLSURL string `json:"tls_url,omitempty"`
+	CA     []byte `json:"ca,omitempty"`
 	// PGPort is its PostgreSQL's port (user postgres, database resin),
 	// for looking at what the API does not show (application API keys).
 	PGPort int `json:"pg_port"`
@@ -107,6 +114,7 @@ type Server struct {
 	dir    string
 	procs  []*exec.Cmd
 	s3     *http.Server
+	front  *tlsFront
 	logf   *os.File
 	stopMu sync.Mutex
 	done   bool
@@ -169,14 +177,25 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.APIHost == "" {
-		opts.APIHost = fmt.Sprintf("127.0.0.1:%d", apiPort)
+	apiHost := fmt.Sprintf("127.0.0.1:%d", apiPort)
+	if opts.TLSNames != nil {
+		if s.front, err = s.startTLSFront(opts.TLSNames); err != nil {
+			return nil, fmt.Errorf("TLS front: %w", err)
+		}
+		apiHost = fmt.Sprintf("127.0.0.1:%d", s.front.port())
+		s.TLSURL = "https://" + apiHost
 	}
-	env, err := s.apiEnv(opts, apiPort, pgPort, redisPort, s3URL)
+	env, err := s.apiEnv(apiHost, opts, apiPort, pgPort, redisPort, s3URL)
 	if err != nil {
 		return nil, err
 	}
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	if s.front != nil {
+		env = append(env, "NODE_EXTRA_CA_CERTS="+s.front.caFile)
+		if err := s.front.serve(s.URL); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.startAPI(env, opts.Log); err != nil {
 		return nil, err
 	}
@@ -205,6 +224,11 @@ func (s *Server) Stop() {
 	}
 	if s.s3 != nil {
 		s.s3.Close()
+	}
+	if s.front != nil && s.front.srv != nil {
+		s.front.srv.Close()
+	} else if s.front != nil {
+		s.front.l.Close()
 	}
 	if s.logf != nil {
 		s.logf.Close()
