@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -30,6 +31,7 @@ func main() {
 			&cli.BoolFlag{Name: "once", Usage: "handle the units due now, then exit (for cron)"},
 			&cli.BoolFlag{Name: "stats", Usage: "print a summary by state and failure class, and exit"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "with --stats: write one CSV row per unit to `FILE` (- for stdout; the summary then goes to stderr)"},
+			&cli.BoolFlag{Name: "json", Usage: "with --stats: print the summary as JSON (counts, units in flight, rate, rollout, pause)"},
 		),
 		HideHelpCommand: true,
 		Action: func(c *cli.Context) error {
@@ -40,7 +42,7 @@ func main() {
 					if !c.Bool("stats") {
 						return false, nil
 					}
-					return true, printStats(s, c.String("output"))
+					return true, printStats(s, c.String("output"), c.Bool("json"))
 				},
 				Handler: func(e workercmd.Env) (worker.Handler, func(*unit.Unit) time.Time) {
 					k := &checkdone.Checker{Cloud: e.Cloud, Settings: e.Settings, Log: e.Log, Now: time.Now}
@@ -55,7 +57,7 @@ func main() {
 	)
 }
 
-func printStats(s *config.Settings, out string) error {
+func printStats(s *config.Settings, out string, asJSON bool) error {
 	db, err := spool.OpenExisting(s.Process.DBDir)
 	if err != nil {
 		return err
@@ -64,14 +66,22 @@ func printStats(s *config.Settings, out string) error {
 	if err != nil {
 		return err
 	}
-	if out == "-" {
+	fleet, err := stats.Summarize(db, rows, time.Now())
+	if err != nil {
+		return err
+	}
+	// The summary goes to stdout, or to stderr when stdout carries the CSV.
+	summary := io.Writer(os.Stdout)
+	switch {
+	case out == "-" && asJSON:
+		return usage.Errorf("--json and -o - both write to stdout: give -o a file")
+	case out == "-":
 		// The CSV alone on stdout, so that it can be piped.
 		if err := stats.WriteCSV(os.Stdout, rows); err != nil {
 			return err
 		}
-		return stats.WriteSummary(os.Stderr, rows)
-	}
-	if out != "" {
+		summary = os.Stderr
+	case out != "":
 		f, err := os.OpenFile(out, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {
 			return usage.Errorf("--output %s: %v", out, err)
@@ -83,7 +93,17 @@ func printStats(s *config.Settings, out string) error {
 		if err := f.Close(); err != nil {
 			return err
 		}
-		fmt.Printf("wrote %d rows to %s\n", len(rows), out)
+		msg := os.Stdout
+		if asJSON {
+			msg = os.Stderr // stdout is the JSON document
+		}
+		fmt.Fprintf(msg, "wrote %d rows to %s\n", len(rows), out)
 	}
-	return stats.WriteSummary(os.Stdout, rows)
+	if asJSON {
+		return stats.WriteJSON(os.Stdout, fleet)
+	}
+	if err := stats.WriteSummary(summary, rows); err != nil {
+		return err
+	}
+	return stats.WriteFleet(summary, fleet)
 }

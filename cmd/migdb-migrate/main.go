@@ -26,6 +26,7 @@ func main() {
 		Flags: append(config.Flags(config.Migrate),
 			&cli.BoolFlag{Name: "once", Usage: "handle the units due now, then exit (for cron)"},
 			&cli.BoolFlag{Name: "stop", Usage: "ask every worker on this db to stop, wait until they have, and exit"},
+			&cli.BoolFlag{Name: "resume", Usage: "lift a paused rollout (db/PAUSED): the failures so far no longer count for --max-fail; then exit"},
 		),
 		HideHelpCommand: true,
 		Action: func(c *cli.Context) error {
@@ -33,6 +34,9 @@ func main() {
 				Bin:   config.Migrate,
 				Input: spool.Units,
 				Before: func(ctx context.Context, s *config.Settings, log zerolog.Logger) (bool, error) {
+					if c.Bool("resume") {
+						return true, workercmd.Resume(ctx, s, log)
+					}
 					if !c.Bool("stop") {
 						return false, nil
 					}
@@ -44,6 +48,7 @@ func main() {
 				},
 				Check:      migrate.CheckEnvironment,
 				CheckFleet: true,
+				Gate:       workercmd.RolloutGate,
 				Handler: func(e workercmd.Env) (worker.Handler, func(*unit.Unit) time.Time) {
 					m := &migrate.Migrator{Cloud: e.Cloud, Settings: e.Settings, Log: e.Log, Now: time.Now}
 					return m.Handle, m.DueOf
@@ -55,5 +60,7 @@ func main() {
 		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --rehearsal", Text: "Rehearse with an environment whose balena-migrate.conf says NO_FLASH=TRUE."},
 		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --jobs 8", Text: "Migrate, eight devices at a time, until stopped."},
 		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --stop", Text: "Stop every worker of the database once it has finished the unit in hand."},
+		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --waves 1,10,25%,100% --max-fail 5%,stage2=0 --http 127.0.0.1:9110", Text: "Roll out in waves (a canary, ten, a quarter, the rest), each once the ones before are online or failed; pause the database when more than 5% of the ended units, or any as stage2, failed; serve the status page and /metrics."},
+		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --resume", Text: "Lift a pause (db/PAUSED) once the failed units are understood."},
 	)
 }

@@ -20,12 +20,15 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-var bin string
+// bin is this program; checkBin is migdb-check-done, for the rollout
+// tests that need units to reach done/.
+var bin, checkBin string
 
 func TestMain(m *testing.M) {
 	dir, _ := os.MkdirTemp("", "migrate-bin")
 	bin = filepath.Join(dir, "migdb-migrate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	checkBin = filepath.Join(dir, "migdb-check-done")
+	if out, err := exec.Command("go", "build", "-o", dir, ".", "../migdb-check-done").CombinedOutput(); err != nil {
 		panic(string(out))
 	}
 	code := m.Run()
@@ -45,6 +48,11 @@ type fleet struct {
 }
 
 func newFleet(t *testing.T, devices int, slow string) *fleet {
+	return newFleetWith(t, devices, slow, nil)
+}
+
+// newFleetWith is newFleet with the unit of device i given extra fields.
+func newFleetWith(t *testing.T, devices int, slow string, fields func(i int, u *unit.Unit)) *fleet {
 	f := &fleet{t: t, base: t.TempDir(), ssh: sshtest.New(t, sshtest.Config{})}
 	f.fake = fakebalena.Start(fakebalena.Config{})
 	t.Cleanup(f.fake.Close)
@@ -80,6 +88,9 @@ func newFleet(t *testing.T, devices int, slow string) *fleet {
 		un.Set("MIG_SSH_HOST", f.ssh.Host)
 		un.Set("MIG_SSH_PORT", strconv.Itoa(f.ssh.Port))
 		un.Set("MIG_SSH_USER", u.Name)
+		if fields != nil {
+			fields(i, un)
+		}
 		if _, err := f.db.Add(un); err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena"
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena/cloud"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
+	"github.com/fleetmig/balena-migrate/internal/fleet/metrics"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
@@ -46,6 +48,8 @@ type Spec struct {
 	Check func(ctx context.Context, s *config.Settings) error
 	// Handler builds the pipeline; dueOf may be nil (DUE_TS alone).
 	Handler func(e Env) (h worker.Handler, dueOf func(*unit.Unit) time.Time)
+	// Gate, when set, builds the gate that holds units back (RolloutGate).
+	Gate func(ctx context.Context, e Env) (worker.Gate, error)
 }
 
 // RunWorker runs a worker program: settings, log, signals, registration,
@@ -86,7 +90,11 @@ func RunWorker(c *cli.Context, spec Spec) (err error) {
 			return err
 		}
 	}
-	cl, err := Cloud(graceful, s, log)
+	var obs *metrics.Metrics
+	if s.Process.HTTP != "" {
+		obs = metrics.New(string(spec.Bin))
+	}
+	cl, err := cloudCounted(graceful, s, log, obs)
 	if err != nil {
 		return err
 	}
@@ -95,10 +103,24 @@ func RunWorker(c *cli.Context, spec Spec) (err error) {
 			return err
 		}
 	}
-	handle, dueOf := spec.Handler(Env{Settings: s, Log: log, DB: db, Cloud: cl})
+	env := Env{Settings: s, Log: log, DB: db, Cloud: cl}
+	handle, dueOf := spec.Handler(env)
 	loop := &worker.Loop{
 		DB: db, Input: spec.Input, Name: string(spec.Bin), DueOf: dueOf,
 		Jobs: s.Process.Jobs, Rescan: s.Process.Rescan, Once: c.Bool("once"), Log: log, Handle: handle, Reg: reg,
+	}
+	if spec.Gate != nil {
+		if loop.Gate, err = spec.Gate(graceful, env); err != nil {
+			return err
+		}
+	}
+	if obs != nil {
+		loop.Observer = obs
+		stopServer, err := serveStatus(s, db, obs, spec.Bin, log)
+		if err != nil {
+			return err
+		}
+		defer stopServer()
 	}
 	log.Info().Str("db", db.Root()).Int("jobs", loop.Jobs).Msg("worker started")
 	if err := loop.Run(graceful, hard); err != nil {
@@ -115,6 +137,11 @@ func RunWorker(c *cli.Context, spec Spec) (err error) {
 // credentials with one cheap call. Any failure is a usage error (exit 2):
 // a worker must not touch a unit with credentials that do not work.
 func Cloud(ctx context.Context, s *config.Settings, log zerolog.Logger) (balena.Cloud, error) {
+	return cloudCounted(ctx, s, log, nil)
+}
+
+// cloudCounted is Cloud with the API requests counted in obs (when set).
+func cloudCounted(ctx context.Context, s *config.Settings, log zerolog.Logger, obs *metrics.Metrics) (balena.Cloud, error) {
 	b := s.Balena
 	home, _ := os.UserHomeDir()
 	rc := balena.CLIConfig{Getenv: os.Getenv, Home: home}
@@ -126,7 +153,11 @@ func Cloud(ctx context.Context, s *config.Settings, log zerolog.Logger) (balena.
 		}
 	}
 	log.Info().Str("api", b.API).Str("from", from).Msg("balena API")
-	c, err := cloud.New(b.Client, rc.Credentials(balena.Options{APIURL: b.API, Token: b.Token, Log: log}))
+	opts := balena.Options{APIURL: b.API, Token: b.Token, Log: log}
+	if obs != nil {
+		opts.HTTPClient = &http.Client{Timeout: opts.WithDefaults().Timeout, Transport: obs.Transport(nil)}
+	}
+	c, err := cloud.New(b.Client, rc.Credentials(opts))
 	if err != nil {
 		return nil, usage.Errorf("balena (%s): %v", b.Client, err)
 	}

@@ -71,6 +71,14 @@ const (
 	TagDevices    = "MIG_TAG_DEVICES"
 	Progress      = "MIG_BALENA_PROGRESS"
 	ImageURL      = "MIG_IMAGE_URL"
+	// The rollout (package rollout) and the status address.
+	Group       = "MIG_GROUP"
+	Window      = "MIG_WINDOW"
+	TZ          = "MIG_TZ"
+	Waves       = "MIG_WAVES"
+	MaxFail     = "MIG_MAX_FAIL"
+	MaxPerGroup = "MIG_MAX_PER_GROUP"
+	HTTP        = "MIG_HTTP"
 )
 
 // Def describes one setting.
@@ -87,6 +95,7 @@ type Def struct {
 	NoEnv   bool // flag only
 	Path    bool // a leading ~/ is the user's home
 	field   field
+	check   func(raw string) error // more validation, after Kind's
 }
 
 var all = []Binary{AddUnit, Migrate, CheckDone}
@@ -133,6 +142,13 @@ var defs = []Def{
 	{Name: TagDevices, Flags: []string{"tag-devices"}, Usage: "tag each registered device with migdb_unit (the unit id) and migdb_host (its address); migdb-check-done tags the verdict as migdb_result: one more API request per tag", Default: "false", Kind: Bool, Bins: []Binary{Migrate, CheckDone}, field: func(s *Settings) any { return &s.Migrate.TagDevices }},
 	{Name: Progress, Flags: []string{"balena-progress"}, Usage: "show on each registered device's balena dashboard entry where its migration is (registered, stage 1, rebooting, flashed; probe, upload and pre-flight too for a device registered by an earlier attempt): one API request per phase", Default: "true", Kind: Bool, Bins: []Binary{Migrate, CheckDone}, field: func(s *Settings) any { return &s.Migrate.Progress }},
 	{Name: Jobs, Flags: []string{"jobs", "j"}, Usage: "units handled at once by this process", Default: "1", Kind: Count, Bins: workers, field: func(s *Settings) any { return &s.Process.Jobs }},
+	{Name: Group, Flags: []string{"group"}, Usage: "the unit's group (a site): with --max-per-group, at most that many units of one group are between their claim and their end", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.Group }, check: checkGroup},
+	{Name: Window, Flags: []string{"window"}, Usage: "maintenance window: units start only inside it, e.g. 22:00-05:00 (several: 01:00-04:00,22:00-23:30), in MIG_TZ", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.Window }, check: checkWindow},
+	{Name: TZ, Flags: []string{"tz"}, Usage: "time zone of the maintenance window: a name like Europe/Berlin or an offset like UTC+05:30 (default: the host's local time)", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.TZ }, check: checkZone},
+	{Name: Waves, Flags: []string{"waves"}, Usage: "roll out in waves, cumulative counts or percentages of the units submitted, in submission order, e.g. 1,10,25%,100%: a wave starts once every unit of the waves before it is in done/ or fail/", Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Rollout.Waves }, check: checkWaves},
+	{Name: MaxFail, Flags: []string{"max-fail"}, Usage: "circuit breaker: pause every worker of the database (db/PAUSED) when more units than N, or more than P% of the units ended, have failed; per failure class too, e.g. 10%,stage2=0", Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Rollout.MaxFail }, check: checkMaxFail},
+	{Name: MaxPerGroup, Flags: []string{"max-per-group"}, Usage: "at most this many units of one group (MIG_GROUP) between their claim and their end (done/ or fail/)", Kind: Count, Bins: []Binary{Migrate}, field: func(s *Settings) any { return &s.Rollout.MaxPerGroup }},
+	{Name: HTTP, Flags: []string{"http"}, Usage: "serve the status page (/) and Prometheus metrics (/metrics) on this address, e.g. 127.0.0.1:9110", Bins: workers, field: func(s *Settings) any { return &s.Process.HTTP }, check: checkAddr},
 	{Name: Rescan, Flags: []string{"rescan-interval"}, Usage: "seconds between full listings of the input directory: how soon units written on another NFS host, after lost file events, or left by a dead worker are seen", Default: "30", Kind: Seconds, Bins: workers, field: func(s *Settings) any { return &s.Process.Rescan }},
 }
 

@@ -39,6 +39,7 @@ type Settings struct {
 	SSH     SSH
 	Check   CheckTuning
 	Unit    Unit
+	Rollout Rollout
 	// Warnings are things worth telling the operator (unknown keys...).
 	Warnings []string
 
@@ -149,6 +150,9 @@ func (d Def) validate(raw string) error {
 		}
 		return fmt.Errorf("%q is not one of %s", raw, strings.Join(d.Enum, ", "))
 	}
+	if d.check != nil && raw != "" {
+		return d.check(raw)
+	}
 	return nil
 }
 
@@ -174,6 +178,7 @@ func parseSeconds(raw string) (time.Duration, error) {
 var processWide = map[string]bool{
 	DBDir: true, CfgFile: true, LogTo: true, LogFormat: true, LogLevel: true, Color: true, Jobs: true,
 	BalenaAPI: true, BalenaToken: true, Cloud: true, Pretend: true, Rehearsal: true,
+	Waves: true, MaxFail: true, MaxPerGroup: true, HTTP: true,
 }
 
 // ParseBool reads a yes/no setting; anything but the listed words is an

@@ -21,6 +21,15 @@ type Process struct {
 	Color     string        // "on", "off" or "" (automatic)
 	Jobs      int           // units handled at once (workers)
 	Rescan    time.Duration // between full listings of the input directory (workers)
+	HTTP      string        // address of the status page and metrics; "" for none
+}
+
+// Rollout is how migdb-migrate rolls a fleet out (package rollout): the
+// values as given, checked by rollout's parsers.
+type Rollout struct {
+	Waves       string // "" for no waves
+	MaxFail     string // "" for no circuit breaker
+	MaxPerGroup int    // 0 for no limit
 }
 
 // Balena is how a worker reaches balena.
@@ -79,6 +88,9 @@ type Unit struct {
 	SSHPasswd  string // secret: never log it
 	SSHOpts    string // the unit's own OpenSSH options
 	SSHKey     string // private key file (~ expanded)
+	Group      string // the unit's site, for --max-per-group
+	Window     string // maintenance window, e.g. 22:00-05:00
+	TZ         string // the window's time zone; "" for the host's
 }
 
 // Env is the unit's migration environment: a directory or an archive.

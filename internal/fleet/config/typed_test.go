@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,6 +30,11 @@ func TestEveryDefinitionFillsItsField(t *testing.T) {
 		if d.Kind == Enum {
 			raw, want = d.Enum[len(d.Enum)-1], d.Enum[len(d.Enum)-1]
 		}
+		// Settings with a shape of their own.
+		shaped := map[string]string{Window: "22:00-05:00", TZ: "UTC+01:00", Waves: "1,10,100%", MaxFail: "10%,stage2=0", HTTP: "127.0.0.1:9110"}
+		if v, ok := shaped[d.Name]; ok {
+			raw, want = v, v
+		}
 		s, err := Resolve(d.Bins[0], Layer{Source: "test", Values: map[string]string{d.Name: raw}})
 		if err != nil {
 			t.Errorf("%s=%s: %v", d.Name, raw, err)
@@ -37,6 +43,18 @@ func TestEveryDefinitionFillsItsField(t *testing.T) {
 		got := reflect.ValueOf(d.field(s)).Elem().Interface()
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s=%s filled %v, want %v", d.Name, raw, got, want)
+		}
+	}
+}
+
+// TestRolloutSettingsRefuseBadValues: a value the worker would refuse is
+// refused when the settings are read, naming the setting.
+func TestRolloutSettingsRefuseBadValues(t *testing.T) {
+	for name, raw := range map[string]string{Window: "22-5", TZ: "Mars/Olympus", Waves: "10,1,100%", MaxFail: "ten", HTTP: "nowhere", Group: "-site", MaxPerGroup: "0"} {
+		d, _ := lookup(name)
+		_, err := Resolve(d.Bins[0], Layer{Source: "test", Values: map[string]string{name: raw}})
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%s: %v", name, raw, err)
 		}
 	}
 }

@@ -126,7 +126,7 @@ func (j *job) retry(what, msg string, class devproto.Class) worker.Outcome {
 	}
 	wait := backoff.Doubling(j.s.Migrate.ReconnTime, maxBackoff, tries)
 	j.u.SetDue(j.now.Add(wait))
-	return worker.Outcome{To: spool.Units, Unit: j.u,
+	return worker.Outcome{To: spool.Units, Unit: j.u, Class: class,
 		Msg: fmt.Sprintf("%s failed (%s, attempt %d of %d); trying again in %v", what, class, tries, attempts, wait)}
 }
 

@@ -91,6 +91,8 @@ type job struct {
 	rebootArg string // the argument reboot must get, if any
 	// device is what the register step got from balena, for the config.
 	device balena.Device
+	// mark records the step the pipeline begins (worker.Job.Step).
+	mark func(step string)
 }
 
 // step is one stage of the pipeline after connecting; ok false ends the
@@ -102,7 +104,7 @@ type step struct {
 
 // Handle is the worker.Handler of migdb-migrate.
 func (m *Migrator) Handle(ctx context.Context, wj *worker.Job) worker.Outcome {
-	j := &job{Migrator: m, u: wj.Unit, save: wj.Save, name: wj.Name, ulog: wj.Log, now: m.Now(),
+	j := &job{Migrator: m, u: wj.Unit, save: wj.Save, mark: wj.Step, name: wj.Name, ulog: wj.Log, now: m.Now(),
 		log: m.Log.With().Str("unit", wj.Unit.ID()).Logger()}
 	return j.run(ctx)
 }
@@ -138,6 +140,7 @@ func (j *job) run(ctx context.Context) worker.Outcome {
 		return o
 	}
 	t0 := time.Now()
+	j.mark("connect")
 	dev, o, ok := j.connect(ctx)
 	if !ok {
 		return o
@@ -149,6 +152,7 @@ func (j *job) run(ctx context.Context) worker.Outcome {
 	registered := balena.ValidUUID(j.u.Get(unit.FieldDeviceID))
 	for _, st := range j.steps() {
 		t := time.Now()
+		j.mark(st.name)
 		if registered || st.name == "run" {
 			j.progress(ctx, st.name)
 		}

@@ -165,6 +165,14 @@ func (db *DB) AddMany(units []*unit.Unit) ([]string, error) {
 	if err := db.reserve(units); err != nil {
 		return nil, err
 	}
+	ids := make([]string, len(units))
+	for i, u := range units {
+		ids[i] = u.ID()
+	}
+	// In the submission order before any unit exists, like the ids.
+	if err := db.appendOrder(ids); err != nil {
+		return nil, err
+	}
 	var paths []string
 	for _, u := range units {
 		p, err := db.write(Units, u, newTag())

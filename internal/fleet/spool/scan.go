@@ -102,3 +102,7 @@ func removeIfUnlocked(p string, minAge time.Duration) {
 		os.Remove(p)
 	}
 }
+
+// ReadNames lists a directory's entries, names only and unsorted: for
+// packages that watch the database (rollout, status).
+func ReadNames(dir string) ([]string, error) { return readNames(dir) }

@@ -17,6 +17,9 @@ import (
 type Entry struct {
 	Name string
 	Due  time.Time
+	// Note is what the scanner's note function said of the unit when it
+	// read the file (nil without one, or for a file that is not a unit).
+	Note any
 }
 
 // Scanner keeps the due times of the units of one directory. Unit files
@@ -40,6 +43,11 @@ type Scanner struct {
 	seq     uint64
 	pass    uint64   // counts full listings
 	list    *listing // the full listing under way, if any
+	// note, when set, is asked about each unit as it is read.
+	note func(*unit.Unit) any
+	// held: due files kept out of the due list, by the key that holds
+	// them (see Hold).
+	held map[string]map[string]bool
 }
 
 // known is what a scanner remembers of one file.
@@ -49,13 +57,84 @@ type known struct {
 	due   int64  // unix nanoseconds
 	seq   uint64 // matches the heap entry that is current
 	pass  uint64 // the last full listing that saw the file
+	note  any
+	hold  string // the key holding it back, if any
 }
 
 // NewScanner watches directory d; dueOf computes a unit's due time (DUE_TS
 // when nil).
 func (db *DB) NewScanner(d Dir, dueOf func(*unit.Unit) time.Time) *Scanner {
 	return &Scanner{db: db, dir: d, dueOf: dueOf, files: map[string]*known{},
-		changed: map[string]bool{}, ready: map[string]int64{}}
+		changed: map[string]bool{}, ready: map[string]int64{}, held: map[string]map[string]bool{}}
+}
+
+// SetNote makes the scanner ask note about each unit it reads; the answer
+// comes back in the unit's Entry, so a caller can decide about a due unit
+// without reading its file again.
+func (s *Scanner) SetNote(note func(*unit.Unit) any) { s.note = note }
+
+// Hold keeps the due file name out of what Refresh and Scan report until
+// Release(key), or until the file changes (it is then judged afresh). A
+// caller holds units it may not take now — a paused rollout, a wave not
+// yet open — so that a wake-up does not go through them again.
+func (s *Scanner) Hold(name, key string) {
+	k, ok := s.files[name]
+	if !ok {
+		return
+	}
+	s.unhold(name, k)
+	delete(s.ready, name)
+	k.hold = key
+	if s.held[key] == nil {
+		s.held[key] = map[string]bool{}
+	}
+	s.held[key][name] = true
+}
+
+// Release reports the files held by key as due again.
+func (s *Scanner) Release(key string) {
+	for n := range s.held[key] {
+		if k, ok := s.files[n]; ok && k.hold == key {
+			k.hold = ""
+			s.ready[n] = k.due
+		}
+	}
+	delete(s.held, key)
+}
+
+// HeldKeys lists the keys holding files.
+func (s *Scanner) HeldKeys() []string {
+	keys := make([]string, 0, len(s.held))
+	for k := range s.held {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Held counts the files held back.
+func (s *Scanner) Held() int {
+	n := 0
+	for _, names := range s.held {
+		n += len(names)
+	}
+	return n
+}
+
+// Known counts the unit files the scanner knows.
+func (s *Scanner) Known() int { return len(s.files) }
+
+func (s *Scanner) unhold(name string, k *known) {
+	if k.hold == "" {
+		return
+	}
+	if names := s.held[k.hold]; names != nil {
+		delete(names, name)
+		if len(names) == 0 {
+			delete(s.held, k.hold)
+		}
+	}
+	k.hold = ""
 }
 
 // Changed notes that file name (a base name) may have appeared, gone or
@@ -229,15 +308,22 @@ func (s *Scanner) look(dirfd int, n string, force bool, now time.Time) {
 		return
 	}
 	var due int64
+	var note any
 	if u, err := unit.Parse(data); err == nil {
 		if t := dueTime(u, s.dueOf); !t.IsZero() {
 			due = t.UnixNano()
 		}
+		if s.note != nil {
+			note = s.note(u)
+		}
 	}
-	s.set(n, &known{ino: st.Ino, mtime: mtime, due: due, pass: s.pass}, now)
+	s.set(n, &known{ino: st.Ino, mtime: mtime, due: due, pass: s.pass, note: note}, now)
 }
 
 func (s *Scanner) set(n string, k *known, now time.Time) {
+	if old, ok := s.files[n]; ok {
+		s.unhold(n, old)
+	}
 	s.seq++
 	k.seq = s.seq
 	s.files[n] = k
@@ -255,6 +341,9 @@ func (s *Scanner) set(n string, k *known, now time.Time) {
 }
 
 func (s *Scanner) drop(n string) {
+	if k, ok := s.files[n]; ok {
+		s.unhold(n, k)
+	}
 	delete(s.files, n)
 	delete(s.ready, n)
 }
@@ -294,7 +383,7 @@ func (s *Scanner) report(now time.Time) ([]Entry, time.Time) {
 	}
 	due := make([]Entry, 0, len(s.ready))
 	for n, t := range s.ready {
-		due = append(due, Entry{Name: n, Due: fromNano(t)})
+		due = append(due, Entry{Name: n, Due: fromNano(t), Note: s.files[n].note})
 	}
 	sort.Slice(due, func(i, j int) bool {
 		if !due[i].Due.Equal(due[j].Due) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -24,6 +25,12 @@ type Row struct {
 	DeviceType                                                                 string
 	Preflight, Rehearsal                                                       string // ok, failed or ""
 	OnlineBy                                                                   string // vpn, heartbeat or ""
+	// For a running fleet (fleet.go): when it last changed state; for a
+	// claimed unit, its pipeline step and since when.
+	changed  time.Time
+	step     string
+	stepAt   time.Time
+	checking bool // claimed from process/ by migdb-check-done
 }
 
 // header is the CSV header.
@@ -41,8 +48,8 @@ func Collect(db *spool.DB) ([]Row, error) { return collect(db, readers) }
 const readers = 8
 
 type job struct {
-	i               int
-	path, id, state string
+	i                     int
+	path, id, state, name string
 }
 
 func collect(db *spool.DB, n int) ([]Row, error) {
@@ -58,7 +65,7 @@ func collect(db *spool.DB, n int) ([]Row, error) {
 				continue
 			}
 			id, _, _ := spool.ParseName(name)
-			jobs = append(jobs, job{i: len(jobs), path: db.Path(d, e.Name()), id: id, state: string(d)})
+			jobs = append(jobs, job{i: len(jobs), path: db.Path(d, e.Name()), id: id, state: string(d), name: e.Name()})
 		}
 	}
 	rows := make([]Row, len(jobs))
@@ -70,6 +77,7 @@ func collect(db *spool.DB, n int) ([]Row, error) {
 			defer wg.Done()
 			for j := range ch {
 				rows[j.i] = row(j.path, j.id, j.state)
+				rows[j.i].checking = strings.HasPrefix(j.name, string(spool.Process)+"~")
 			}
 		}()
 	}
@@ -110,7 +118,12 @@ func row(path, id, state string) Row {
 	if f, fok, _ := u.FailTime(); fok && (!lok || f.After(last)) {
 		last, lok = f, true
 	}
+	r.step = u.Get(unit.FieldStep)
+	if ts, err := strconv.ParseInt(u.Get(unit.FieldStepTS), 10, 64); err == nil {
+		r.stepAt = time.Unix(ts, 0)
+	}
 	if lok {
+		r.changed = last
 		r.LastChange = unit.ISO(last)
 		if ok {
 			r.DurationS = strconv.FormatInt(int64(last.Sub(created)/time.Second), 10)

@@ -77,6 +77,14 @@ const (
 	settingFieldPattern = `^MIG_[A-Z0-9_]+$`
 )
 
+// The pipeline step a claimed unit is in, and since when (epoch seconds),
+// for --stats and the status page of any host; after the pipeline, the
+// last step it began.
+const (
+	FieldStep   = "STEP"
+	FieldStepTS = "STEP_TS"
+)
+
 var (
 	idRe      = regexp.MustCompile(`^[A-Za-z0-9_:@+][A-Za-z0-9._:@+-]{0,127}$`)
 	settingRe = regexp.MustCompile(settingFieldPattern)
@@ -265,6 +273,9 @@ func (u *Unit) mustSet(key, value string) {
 		panic(err)
 	}
 }
+
+// Epoch formats t as the epoch seconds the *_TS fields hold.
+func Epoch(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
 
 // ISO formats t as ISO-8601 UTC to the second.
 func ISO(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }

@@ -45,6 +45,21 @@ type Job struct {
 	Log *logging.UnitLog
 	// Save records u as the unit's content without moving it.
 	Save func(u *unit.Unit) error
+	// step records the step the pipeline begins (Step).
+	step func(name string) error
+}
+
+// Step tells that the pipeline begins step name: it is written into the
+// unit (STEP, STEP_TS) and timed for the metrics.
+func (j *Job) Step(name string) {
+	if j.step == nil {
+		return
+	}
+	j.Unit.Set(unit.FieldStep, name)
+	j.Unit.Set(unit.FieldStepTS, unit.Epoch(time.Now()))
+	if err := j.step(name); err != nil && j.Log != nil {
+		j.Log.Log.Warn().Err(err).Str("step", name).Msg("could not record the step in the unit")
+	}
 }
 
 // Outcome is where a unit goes after a pipeline.
@@ -63,6 +78,9 @@ type Outcome struct {
 	// error: trouble no unit can get past (a revoked balena token, a full
 	// database disk) must not be met by every unit in turn.
 	Stop error
+	// Class is the class of the trouble that decided the outcome, for a
+	// failure and for a unit put back to be tried again ("" otherwise).
+	Class devproto.Class
 }
 
 // Event starts a log line for the outcome: ERROR for a failure, WARN when
@@ -84,7 +102,7 @@ func HandBack(msg string) Outcome { return Outcome{Msg: msg} }
 // at now).
 func Fail(u *unit.Unit, class devproto.Class, msg string, now time.Time) Outcome {
 	u.SetFail(class, msg, now)
-	return Outcome{To: spool.Fail, Unit: u, Msg: fmt.Sprintf("failed (%s): %s", class, msg)}
+	return Outcome{To: spool.Fail, Unit: u, Class: class, Msg: fmt.Sprintf("failed (%s): %s", class, msg)}
 }
 
 // Loop runs a worker over one input directory.
@@ -102,6 +120,13 @@ type Loop struct {
 	// possible so `--stop` sees a worker that is still starting; nil makes
 	// Run register itself.
 	Reg *spool.Registration
+	// Gate, when set, decides which due units may start (see Gate).
+	Gate Gate
+	// Observer, when set, hears of steps and moves (metrics).
+	Observer Observer
+	// Now is the clock due times and the gate are judged by (time.Now
+	// when nil; tests give a fake one).
+	Now func() time.Time
 
 	handled, failed int // counted by Run, for Ended
 }
@@ -132,9 +157,13 @@ func (l *Loop) Run(graceful, hard context.Context) error {
 		return fmt.Errorf("fsnotify: %w", err)
 	}
 	defer w.Close()
-	for _, d := range []spool.Dir{l.Input, spool.Tmp} {
-		if err := w.Add(l.DB.Path(d)); err != nil {
-			return fmt.Errorf("watch %s: %w", l.DB.Path(d), err)
+	watch := []string{l.DB.Path(l.Input), l.DB.Path(spool.Tmp)}
+	if l.Gate != nil {
+		watch = append(watch, l.Gate.Dirs()...)
+	}
+	for _, d := range watch {
+		if err := w.Add(d); err != nil {
+			return fmt.Errorf("watch %s: %w", d, err)
 		}
 	}
 	l.handBackOrphans()
@@ -174,6 +203,8 @@ type run struct {
 	// rescan, lost events), else it looks only at names events reported.
 	scanner *spool.Scanner
 	full    bool
+	// gateFull asks the gate for a full refresh (the safety rescan).
+	gateFull bool
 
 	mu sync.Mutex
 	// resting: unit ids handed back, not to be claimed again before the
@@ -242,7 +273,11 @@ func (r *run) stopped() error {
 
 func (r *run) loop(graceful context.Context, w *fsnotify.Watcher) error {
 	r.scanner = r.DB.NewScanner(r.Input, r.DueOf)
+	if r.Gate != nil {
+		r.scanner.SetNote(r.Gate.Note)
+	}
 	r.full = true
+	r.gateFull = true
 	rescan := time.NewTicker(r.Rescan)
 	defer rescan.Stop()
 	timer := time.NewTimer(time.Hour)
@@ -313,6 +348,7 @@ func (r *run) wait(graceful context.Context, w *fsnotify.Watcher, timer *time.Ti
 			case <-rescan.C:
 				r.handBackOrphans()
 				r.full = true
+				r.gateFull = true
 				return nil
 			case err := <-w.Errors:
 				// An overflow loses events, never units: list it all.
@@ -338,6 +374,9 @@ func (r *run) event(ev fsnotify.Event) bool {
 		return true
 	case r.DB.Path(spool.Tmp):
 		return ev.Name == r.DB.Path(spool.Tmp, spool.StopFile)
+	}
+	if r.Gate != nil {
+		return r.Gate.Event(ev.Name)
 	}
 	return false
 }
@@ -368,13 +407,23 @@ const listBudget = 3 * time.Millisecond
 // future due time seen and how many units it claimed.
 func (r *run) fill() (time.Time, int, error) {
 	now := time.Now()
+	if r.Now != nil {
+		now = r.Now()
+	}
 	s := r.scanner
 	if len(r.slots) == cap(r.slots) {
 		return time.Time{}, 0, nil
 	}
+	gateNext, err := r.refreshGate(now)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
 	due, next, err := s.Refresh(now)
 	if err != nil {
 		return next, 0, fmt.Errorf("scan %s: %w", r.DB.Path(r.Input), err)
+	}
+	if !gateNext.IsZero() && (next.IsZero() || gateNext.Before(next)) {
+		next = gateNext
 	}
 	claimed := 0
 	for _, e := range due {
@@ -388,7 +437,10 @@ func (r *run) fill() (time.Time, int, error) {
 			}
 			continue
 		}
-		c, err := r.DB.Claim(r.Input, e.Name, now, r.DueOf)
+		c, err := r.claim(e, now)
+		if errors.Is(err, errHeld) {
+			continue
+		}
 		switch {
 		case errors.Is(err, spool.ErrBusy):
 			// Locked by whoever just moved it here, or by a worker
@@ -423,6 +475,8 @@ func (r *run) handle(c *spool.Claim) {
 			r.rest(c.ID())
 			if err := c.Release(); err != nil {
 				r.Log.Error().Err(err).Str("unit", c.ID()).Msg("handing back failed")
+			} else {
+				r.moved(c, c.From(), Outcome{})
 			}
 		}
 		<-r.slots
@@ -453,7 +507,11 @@ func (r *run) runHandler(c *spool.Claim) Outcome {
 	if err := c.Update(u); err != nil {
 		return dbTrouble("cannot save the unit", err)
 	}
-	o := r.Handle(r.hard, &Job{Unit: u, Name: c.Name(), Log: ulog, Save: c.Update})
+	st := &stepper{c: c, obs: r.Observer}
+	j := &Job{Unit: u, Name: c.Name(), Log: ulog, Save: c.Update,
+		step: func(name string) error { return st.begin(name, time.Now()) }}
+	o := r.Handle(r.hard, j)
+	st.end(time.Now())
 	o.Event(&ulog.Log).Msg(o.Msg)
 	return o
 }
@@ -484,10 +542,14 @@ func (r *run) apply(c *spool.Claim, o Outcome) (failed bool) {
 			r.Log.Error().Err(err).Str("unit", c.ID()).Msg("handing back failed")
 			return false
 		}
+		r.moved(c, c.From(), o)
 		ev.Str("unit", c.ID()).Str("to", string(c.From())).Msg("handed back: " + o.Msg)
 		return false
 	}
 	dst, err := c.Finish(o.To, o.Unit)
+	if err == nil || errors.Is(err, spool.ErrNotSynced) {
+		r.moved(c, o.To, o)
+	}
 	if errors.Is(err, spool.ErrNotSynced) {
 		// The move happened; only its directory sync failed.
 		ev.Str("unit", c.ID()).Str("to", string(o.To)).Str("file", dst).Err(err).Msg(o.Msg + " (the directory could not be synced: a crash now may bring the unit back)")
@@ -509,10 +571,11 @@ func (r *run) apply(c *spool.Claim, o Outcome) (failed bool) {
 // is, and says whether it did.
 func (r *run) rejectUnreadable(c *spool.Claim) bool {
 	dst, err := c.FinishRaw(spool.Fail)
-	if err != nil {
+	if err != nil && !errors.Is(err, spool.ErrNotSynced) {
 		r.Log.Error().Err(err).Str("unit", c.ID()).Msg("moving an unreadable unit file to fail/ failed")
 		return false
 	}
+	r.moved(c, spool.Fail, Outcome{To: spool.Fail, Class: devproto.ClassOther})
 	r.Log.Error().Str("unit", c.ID()).Str("file", dst).Msgf("unit file cannot be read (%v): moved to fail/ unchanged; fix it and use migdb-add-unit --retry", c.ParseErr)
 	return true
 }
