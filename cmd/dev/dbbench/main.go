@@ -7,6 +7,7 @@
 //	dbbench claim BIN BASE SAMPLES IDLE [FLAG...]   a migdb-check-done worker on BASE
 //	dbbench add   BIN BASE CALLS   time migdb-add-unit calls
 //	dbbench stats BIN BASE RUNS    time migdb-check-done --stats
+//	dbbench fill-units, migrate, held   the rollout's figures (rollout.go)
 //
 // Results are printed as "name=value" words, for the script to compare.
 package main
@@ -61,6 +62,20 @@ func run(args []string) error {
 		return add(args[1], args[2], n(3))
 	case args[0] == "stats" && len(args) == 4:
 		return stats(args[1], args[2], n(3))
+	case args[0] == "fill-units" && (len(args) == 5 || len(args) == 6):
+		return fillUnits(args[1], n(2), n(3), n(4), len(args) == 6 && args[5] == "due")
+	case args[0] == "migrate" && len(args) >= 6:
+		idle, err := time.ParseDuration(args[4])
+		if err != nil {
+			return err
+		}
+		return migrateClaims(args[1], args[2], n(3), idle, n(5), args[6:])
+	case args[0] == "held" && len(args) >= 5:
+		idle, err := time.ParseDuration(args[3])
+		if err != nil {
+			return err
+		}
+		return heldIdle(args[1], args[2], idle, n(4), args[5:])
 	}
 	return fmt.Errorf("bad arguments %q", args)
 }
@@ -183,11 +198,37 @@ func probe(db *spool.DB, w *fsnotify.Watcher, id string, limit time.Duration) (t
 	if err != nil {
 		return 0, err
 	}
+	return drop(db, w, spool.Process, id, data, limit)
+}
+
+// dropDue drops a fresh unit with fields into directory d, in the
+// submission order first, and waits until the worker moves it out.
+func dropDue(db *spool.DB, w *fsnotify.Watcher, id string, fields map[string]string, d spool.Dir, limit time.Duration) (time.Duration, error) {
+	u, err := unit.New(id, time.Now().Add(-time.Minute))
+	if err != nil {
+		return 0, err
+	}
+	for k, v := range fields {
+		u.Set(k, v)
+	}
+	data, err := u.Marshal()
+	if err != nil {
+		return 0, err
+	}
+	if err := db.EnsureOrdered([]string{id}); err != nil {
+		return 0, err
+	}
+	return drop(db, w, d, id, data, limit)
+}
+
+// drop renames a unit file into directory d and waits until the worker
+// moves it out, returning how long that took.
+func drop(db *spool.DB, w *fsnotify.Watcher, d spool.Dir, id string, data []byte, limit time.Duration) (time.Duration, error) {
 	tmp := db.Path(spool.Tmp, ".bench-"+id)
 	if err := os.WriteFile(tmp, data, 0o640); err != nil {
 		return 0, err
 	}
-	dst := db.Path(spool.Process, spool.FileName(spool.Process, id, "bench"))
+	dst := db.Path(d, spool.FileName(d, id, "bench"))
 	t0 := time.Now()
 	if err := os.Rename(tmp, dst); err != nil {
 		return 0, err
