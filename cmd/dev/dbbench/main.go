@@ -123,18 +123,11 @@ func fill(base string, n int) error {
 // leaves process/ (claimed). Then it measures the idle worker's CPU over
 // idle and its memory. flags go to the worker.
 func claim(bin, base string, samples int, idle time.Duration, flags []string) error {
-	db, err := spool.Open(base)
-	if err != nil {
-		return err
-	}
-	w, err := fsnotify.NewWatcher()
+	db, w, err := watch(base, spool.Process)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	if err := w.Add(db.Path(spool.Process)); err != nil {
-		return err
-	}
 	logs := filepath.Join(base, "logs")
 	os.MkdirAll(logs, 0o700)
 	cmd := exec.Command(filepath.Join(bin, "migdb-check-done"), append([]string{"--base", base, "--balena-api", os.Getenv("BENCH_API"),
@@ -149,44 +142,61 @@ func claim(bin, base string, samples int, idle time.Duration, flags []string) er
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
-	// The first probe shows the worker is up; its start-up listing of the
-	// database (reading every file) may still be under way, in steps
-	// between claims, so the first samples measure claims during it.
-	if _, err := probe(db, w, "probe-ready", 5*time.Minute); err != nil {
-		return fmt.Errorf("worker did not claim its first unit: %w", err)
+	words, err := measureClaims(cmd.Process.Pid, start, samples, idle, func(i int, limit time.Duration) (time.Duration, error) {
+		return probe(db, w, fmt.Sprintf("probe-%04d", i), limit)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Println(words)
+	return nil
+}
+
+// watch opens the database at base and watches directory d of it.
+func watch(base string, d spool.Dir) (*spool.DB, *fsnotify.Watcher, error) {
+	db, err := spool.Open(base)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := w.Add(db.Path(d)); err != nil {
+		w.Close()
+		return nil, nil, err
+	}
+	return db, w, nil
+}
+
+// measureClaims times samples probes of the worker pid, after a first one
+// that shows it is up: its start-up listing of the database (reading
+// every file) may still be under way, in steps between claims, so the
+// first samples measure claims during it. Then it measures the idle
+// worker's CPU over idle and its memory, and returns the result words.
+func measureClaims(pid int, start time.Time, samples int, idle time.Duration, probe func(i int, limit time.Duration) (time.Duration, error)) (string, error) {
+	if _, err := probe(9999, 5*time.Minute); err != nil {
+		return "", fmt.Errorf("worker did not claim its first unit: %w", err)
 	}
 	firstClaim := time.Since(start)
 	var lat []time.Duration
 	for i := 0; i < samples; i++ {
 		time.Sleep(time.Duration(50+i%7*23) * time.Millisecond)
-		d, err := probe(db, w, fmt.Sprintf("probe-%04d", i), 30*time.Second)
+		d, err := probe(i, 30*time.Second)
 		if err != nil {
-			return err
+			return "", err
 		}
 		lat = append(lat, d)
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	// Let the probes' handlers finish before measuring idleness.
 	time.Sleep(3 * time.Second)
-	pid := cmd.Process.Pid
-	t0, err := cpuTicks(pid)
+	cpu, rss, hwm, err := idleCost(pid, idle)
 	if err != nil {
-		return err
+		return "", err
 	}
-	time.Sleep(idle)
-	t1, err := cpuTicks(pid)
-	if err != nil {
-		return err
-	}
-	rss, hwm, err := memory(pid)
-	if err != nil {
-		return err
-	}
-	const hz = 100 // USER_HZ on Linux
-	fmt.Printf("first_claim_s=%.2f claim_p50_ms=%.2f claim_p99_ms=%.2f claim_max_ms=%.2f idle_cpu_pct=%.3f rss_mib=%.1f peak_rss_mib=%.1f\n",
-		firstClaim.Seconds(), ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1]),
-		float64(t1-t0)/hz/idle.Seconds()*100, float64(rss)/1024, float64(hwm)/1024)
-	return nil
+	return fmt.Sprintf("first_claim_s=%.2f claim_p50_ms=%.2f claim_p99_ms=%.2f claim_max_ms=%.2f idle_cpu_pct=%.3f rss_mib=%.1f peak_rss_mib=%.1f",
+		firstClaim.Seconds(), ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1]), cpu, float64(rss)/1024, float64(hwm)/1024), nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
-	"github.com/fsnotify/fsnotify"
 )
 
 // The rollout half: migdb-migrate over a large units/, with the rollout's
@@ -137,50 +136,25 @@ func stopWorker(cmd *exec.Cmd) {
 // migdb-check-done: probes are due units of a group with room (group
 // site-<i>, when the worker limits groups) in the last, open wave.
 func migrateClaims(bin, base string, samples int, idle time.Duration, scrapes int, flags []string) error {
-	db, err := spool.Open(base)
-	if err != nil {
-		return err
-	}
-	w, err := fsnotify.NewWatcher()
+	db, w, err := watch(base, spool.Units)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	if err := w.Add(db.Path(spool.Units)); err != nil {
-		return err
-	}
 	start := time.Now()
 	cmd, addr, err := startMigrate(bin, base, flags)
 	if err != nil {
 		return err
 	}
 	defer stopWorker(cmd)
-	probe := func(i int, limit time.Duration) (time.Duration, error) {
-		id := fmt.Sprintf("probe-%04d", i)
-		return dropDue(db, w, id, map[string]string{"MIG_SSH_HOST": "127.0.0.1", "MIG_SSH_PORT": "1", "MIG_GROUP": fmt.Sprintf("site-%d", i)}, spool.Units, limit)
-	}
-	if _, err := probe(9999, 5*time.Minute); err != nil {
-		return fmt.Errorf("worker did not claim its first unit: %w", err)
-	}
-	firstClaim := time.Since(start)
-	var lat []time.Duration
-	for i := 0; i < samples; i++ {
-		time.Sleep(time.Duration(50+i%7*23) * time.Millisecond)
-		d, err := probe(i, 30*time.Second)
-		if err != nil {
-			return err
-		}
-		lat = append(lat, d)
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	time.Sleep(3 * time.Second)
-	cpu, rss, hwm, err := idleCost(cmd.Process.Pid, idle)
+	words, err := measureClaims(cmd.Process.Pid, start, samples, idle, func(i int, limit time.Duration) (time.Duration, error) {
+		fields := map[string]string{"MIG_SSH_HOST": "127.0.0.1", "MIG_SSH_PORT": "1", "MIG_GROUP": fmt.Sprintf("site-%d", i)}
+		return dropDue(db, w, fmt.Sprintf("probe-%04d", i), fields, spool.Units, limit)
+	})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("first_claim_s=%.2f claim_p50_ms=%.2f claim_p99_ms=%.2f claim_max_ms=%.2f idle_cpu_pct=%.3f rss_mib=%.1f peak_rss_mib=%.1f%s\n",
-		firstClaim.Seconds(), ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1]), cpu, float64(rss)/1024, float64(hwm)/1024,
-		scrapeWords(addr, scrapes))
+	fmt.Println(words + scrapeWords(addr, scrapes))
 	return nil
 }
 
