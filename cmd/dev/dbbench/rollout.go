@@ -18,6 +18,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
+	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 )
 
 // The rollout half: migdb-migrate over a large units/, with the rollout's
@@ -98,7 +99,14 @@ func startMigrate(bin, base string, flags []string) (cmd *exec.Cmd, addr string,
 	}
 	logs := filepath.Join(base, "logs")
 	os.MkdirAll(logs, 0o700)
-	args := append([]string{"--base", base, "--balena-api", os.Getenv("BENCH_API"), "--app", "demo/fleet", "--balena-ver", "2.113.0",
+	// A key to offer: the probes' devices refuse the connection (a unit
+	// to try again later), never the login (a failure, which would trip
+	// the breaker).
+	key := filepath.Join(base, "id_ed25519")
+	if _, err := sshtest.GenerateKey(key); err != nil {
+		return nil, "", err
+	}
+	args := append([]string{"--base", base, "-i", key, "--balena-api", os.Getenv("BENCH_API"), "--app", "demo/fleet", "--balena-ver", "2.113.0",
 		"--cfg-dir", env, "--known-hosts", filepath.Join(base, "known_hosts"), "--conn-timeout", "5",
 		"--log-to", logs, "--color", "OFF"}, flags...)
 	cmd = exec.Command(filepath.Join(bin, "migdb-migrate"), args...)

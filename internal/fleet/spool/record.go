@@ -79,26 +79,25 @@ func (db *DB) TryLockRecord(path string) (*Record, error) {
 	}
 }
 
-// createRecord makes an empty record at path, locked: written and locked
-// in tmp/, then linked to its name (link fails when the name exists, so
-// two creators never replace each other).
+// createRecord makes an empty record at path, exclusively (O_EXCL: two
+// creators never replace each other), and locks it. An empty record is a
+// valid one, so another process may lock it first; then ErrBusy. It needs
+// no fsync: a record lost to a power cut is an empty one again.
 func (db *DB) createRecord(path string) (*Record, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := writeLocked(db.Path(Tmp), nil, 0o640)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return nil, err
 	}
-	err = os.Link(f.Name(), path)
-	os.Remove(f.Name())
-	if err != nil {
+	if err := lockFD(f, false); err != nil {
 		f.Close()
 		return nil, err
 	}
-	if err := db.syncDir(filepath.Dir(path)); err != nil {
+	if !sameFile(f, path) {
 		f.Close()
-		return nil, err
+		return nil, os.ErrExist // replaced already: look again
 	}
 	return &Record{db: db, path: path, f: f}, nil
 }
@@ -109,7 +108,7 @@ func (r *Record) Replace(data []byte) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", r.path, err)
 	}
-	if err := r.db.renameSync(nf.Name(), r.path); err != nil {
+	if err := r.db.renameInto(nf.Name(), r.path); err != nil {
 		if !errors.Is(err, ErrNotSynced) {
 			nf.Close()
 			os.Remove(nf.Name())
@@ -136,9 +135,22 @@ func (db *DB) WriteUnderRecord(path string, data []byte) error {
 		return err
 	}
 	defer f.Close()
-	if err := db.renameSync(f.Name(), path); err != nil && !errors.Is(err, ErrNotSynced) {
+	if err := db.renameInto(f.Name(), path); err != nil && !errors.Is(err, ErrNotSynced) {
 		os.Remove(f.Name())
 		return err
+	}
+	return nil
+}
+
+// renameInto renames a temporary file over a record and fsyncs the
+// record's directory only: a temporary file that comes back in tmp/ after
+// a crash is removed as a dead writer's, so tmp/ need not be synced.
+func (db *DB) renameInto(tmp, path string) error {
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if err := db.syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrNotSynced, path, err)
 	}
 	return nil
 }
