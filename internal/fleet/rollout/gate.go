@@ -117,7 +117,7 @@ func (g *Gate) judging() bool { return g.Real && (g.Plan.Waves() > 0 || g.Breake
 // one the database runs is refused.
 func (g *Gate) Open(ctx context.Context) error {
 	g.ended = newEnded(g.DB)
-	g.gone = newGone(g.DB, g.Rescan)
+	g.gone = newGone(g.DB, max(g.Rescan, goneEvery))
 	g.waveKeys, g.unordered, g.timed = map[int]bool{}, map[string]bool{}, map[string]time.Time{}
 	g.groupFull, g.groupOf = map[string]int{}, map[string]string{}
 	g.windows, g.zones, g.groupNames = map[string]*Window{}, map[string]*time.Location{}, map[string]string{}

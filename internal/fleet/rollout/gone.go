@@ -10,9 +10,10 @@ import (
 // hand, or an id whose adder died before writing its unit. A wave must not
 // wait for them, nor a group count them. Looking for a unit by name can
 // miss one being renamed, so an id counts as gone only when two whole
-// listings of the database, at least a safety rescan apart, did not show
-// it; the listings run at safety rescans, and only while an id is
-// suspected.
+// listings of the database, at least goneEvery apart, did not show it; the
+// listings run at safety rescans, and only while an id is suspected (a
+// wave waiting for a unit in flight suspects it too, so they are rare: a
+// listing of 100,000 units costs tens of milliseconds).
 type gone struct {
 	db       *spool.DB
 	every    time.Duration
@@ -20,6 +21,9 @@ type gone struct {
 	suspects map[string]bool
 	misses   map[string]int // whole listings in a row without the id
 }
+
+// goneEvery is the least time between two whole listings.
+const goneEvery = 10 * time.Minute
 
 func newGone(db *spool.DB, every time.Duration) *gone {
 	return &gone{db: db, every: every, suspects: map[string]bool{}, misses: map[string]int{}}
