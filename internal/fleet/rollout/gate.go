@@ -85,8 +85,9 @@ type Gate struct {
 	unordered  map[string]bool // ids held for want of a place in the order
 	timed      map[string]time.Time
 	round      int
-	groupFull  map[string]int    // group → round it was found full
-	groupOf    map[string]string // id → its group, for the ids of full groups
+	groupFull  map[string]int      // group → round it was found full
+	groupOf    map[string]string   // id → its group, for the ids of full groups
+	groupIDs   map[string][]string // full group → its ids in groupOf
 	windows    map[string]*Window
 	zones      map[string]*time.Location
 	groupNames map[string]string
@@ -119,7 +120,7 @@ func (g *Gate) Open(ctx context.Context) error {
 	g.ended = newEnded(g.DB)
 	g.gone = newGone(g.DB, max(g.Rescan, goneEvery))
 	g.waveKeys, g.unordered, g.timed = map[int]bool{}, map[string]bool{}, map[string]time.Time{}
-	g.groupFull, g.groupOf = map[string]int{}, map[string]string{}
+	g.groupFull, g.groupOf, g.groupIDs = map[string]int{}, map[string]string{}, map[string][]string{}
 	g.windows, g.zones, g.groupNames = map[string]*Window{}, map[string]*time.Location{}, map[string]string{}
 	g.paused = Paused(g.DB)
 	if !g.Real {
@@ -318,11 +319,12 @@ func (g *Gate) Refresh(now time.Time, full bool) ([]string, time.Time, error) {
 
 func (g *Gate) forgetGroup(grp string) {
 	delete(g.groupFull, grp)
-	for id, x := range g.groupOf {
-		if x == grp {
+	for _, id := range g.groupIDs[grp] {
+		if g.groupOf[id] == grp {
 			delete(g.groupOf, id)
 		}
 	}
+	delete(g.groupIDs, grp)
 }
 
 // refreshJudging brings the order, the ended units and the state up to
@@ -682,6 +684,7 @@ func (g *Gate) admitGroup(grp, id, tag string, now time.Time, claim func() (*spo
 		g.groupFull[grp] = g.round
 		for _, s := range slots {
 			g.groupOf[s.id] = grp
+			g.groupIDs[grp] = append(g.groupIDs[grp], s.id)
 		}
 		return worker.Admission{Hold: groupKey(grp)}
 	}
