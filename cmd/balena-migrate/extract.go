@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/devproto"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/urfave/cli/v2"
 
 	"github.com/fleetmig/balena-migrate/internal/device/extract"
@@ -30,7 +31,7 @@ func extractCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 || c.String("img") == "" {
-				return cli.Exit("extract needs --img OUT.img.gz and exactly one flasher image (.img or .zip); see --help", 2)
+				return usage.Errorf("extract needs --img OUT.img.gz and exactly one flasher image (.img or .zip); see --help")
 			}
 			logf := func(format string, args ...any) {
 				fmt.Fprint(os.Stdout, devproto.Line(time.Now(), devproto.Info, fmt.Sprintf(format, args...)))
@@ -39,7 +40,7 @@ func extractCommand() *cli.Command {
 				GrubCfg: c.String("grub"), GrubBoot: c.String("grub-boot"), GrubCore: c.String("grub-core"),
 				BalenaCfg: c.String("balena-cfg"), Config: c.String("config"), Log: logf})
 			if err != nil {
-				return cli.Exit(fmt.Sprintf("extract: %v", err), 1)
+				return fmt.Errorf("extract: %w", err)
 			}
 			return nil
 		},

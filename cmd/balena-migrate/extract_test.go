@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/fleetmig/balena-migrate/internal/envfile"
+	"github.com/fleetmig/balena-migrate/internal/exitcode"
 	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
 
@@ -48,11 +49,11 @@ func TestExtractCommand(t *testing.T) {
 		t.Errorf("config: %v %v", c, err)
 	}
 	for _, args := range [][]string{{flasher}, {"--img", "x.gz"}, {"--img", "x.gz", "a", "b"}} {
-		if ec, ok := runExtract(args...).(cli.ExitCoder); !ok || ec.ExitCode() != 2 {
-			t.Errorf("extract %v: want exit code 2, got %v", args, ec)
+		if err := runExtract(args...); exitcode.Of(err) != 2 {
+			t.Errorf("extract %v: want exit code 2, got %d (%v)", args, exitcode.Of(err), err)
 		}
 	}
-	if ec, ok := runExtract("--img", filepath.Join(dir, "x.gz"), filepath.Join(dir, "missing.img")).(cli.ExitCoder); !ok || ec.ExitCode() != 1 {
-		t.Errorf("missing flasher: want exit code 1, got %v", ec)
+	if err := runExtract("--img", filepath.Join(dir, "x.gz"), filepath.Join(dir, "missing.img")); exitcode.Of(err) != 1 {
+		t.Errorf("missing flasher: want exit code 1, got %d (%v)", exitcode.Of(err), err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -31,7 +32,7 @@ func fetchCommand() *cli.Command {
 				Tries: c.Int("tries"), Log: func(format string, a ...any) { say(devproto.Info, format, a...) }})
 			if err != nil {
 				say(devproto.Error, "%s", devproto.NewFailure(devproto.ClassTransfer, fmt.Sprintf("fetching %s: %v", c.String("url"), err)).Format())
-				return cli.Exit("fetch failed", 1)
+				return errors.New("fetch failed")
 			}
 			if !res.Already {
 				say(devproto.Info, "fetched %s: %.1f MB in %v (%.1f MB kept from an earlier try), SHA-256 verified",

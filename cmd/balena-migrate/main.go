@@ -4,12 +4,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
 	"github.com/fleetmig/balena-migrate/internal/buildinfo"
-	"github.com/fleetmig/balena-migrate/internal/usage"
+	"github.com/fleetmig/balena-migrate/internal/exitcode"
 	"github.com/urfave/cli/v2"
 )
 
@@ -21,22 +20,12 @@ func main() {
 		Action:   stage1Action,
 		Flags:    stage1Flags(),
 	}
+	// Subcommands return errors; the exit code comes from exitcode.Of alone.
+	app.ExitErrHandler = func(*cli.Context, error) {}
 	buildinfo.Setup(app, manual()...)
-	if err := app.Run(os.Args); err != nil {
+	err := app.Run(os.Args)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "balena-migrate:", err)
-		os.Exit(exitCode(err))
 	}
-}
-
-// exitCode maps an error to the exit codes of docs/device-protocol.md: 2 for bad
-// usage, 1 otherwise.
-func exitCode(err error) int {
-	var ec cli.ExitCoder
-	switch {
-	case usage.Is(err):
-		return 2
-	case errors.As(err, &ec):
-		return ec.ExitCode()
-	}
-	return 1
+	os.Exit(exitcode.Of(err))
 }

@@ -6,7 +6,7 @@ import "github.com/fleetmig/balena-migrate/internal/buildinfo"
 func manual() []buildinfo.Section {
 	return []buildinfo.Section{
 		{Title: "EXIT STATUS", Text: "When stage 1 fails, its last line on stdout names the failure class: [<time> balena-migrate] ERROR: failed (<class>): <message>.", Items: []buildinfo.Item{
-			{Tag: "0", Text: "Success: the last line says migration successful (and whether the system reboots or must be rebooted, and with which argument)."},
+			{Tag: "0", Text: "Success: stage 1's last line says so, and whether the system reboots or must be rebooted, and with which argument."},
 			{Tag: "1", Text: "The migration failed; stage 1 put back everything it had changed. balena-migrate stage2 exits 1 when it refused to flash (the old system then boots on)."},
 			{Tag: "2", Text: "A bad flag or balena-migrate.conf value (class config_error); the message names it."},
 		}},

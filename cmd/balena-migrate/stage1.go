@@ -35,7 +35,7 @@ func stage1Action(c *cli.Context) error {
 	err := runStage1(c, log)
 	if err != nil {
 		log.Failed(err)
-		return cli.Exit("migration failed: "+err.Error(), exitCode(err))
+		return fmt.Errorf("migration failed: %w", err)
 	}
 	return nil
 }

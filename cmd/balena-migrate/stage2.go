@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/fleetmig/balena-migrate/internal/device/s2config"
 	"github.com/fleetmig/balena-migrate/internal/device/stage2"
+	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
 // stage2Command is `balena-migrate stage2`, run by the initramfs local-bottom
@@ -25,19 +27,18 @@ func stage2Command() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return cli.Exit("stage2 takes no arguments; use --config FILE", 2)
+				return usage.Errorf("stage2 takes no arguments; use --config FILE")
 			}
 			cfg, err := s2config.Load(c.String("config"))
 			if err != nil {
-				return cli.Exit(err.Error()+"\nfix the stage-2 config (stage 1 writes it) and retry", 2)
+				return usage.Errorf("%w\nfix the stage-2 config (stage 1 writes it) and retry", err)
 			}
 			if c.Bool("early") {
 				stage2.Early(c.Context, cfg, os.Stdout)
 				return nil
 			}
-			code := stage2.Run(c.Context, cfg, stage2.Options{NoReboot: c.Bool("no-reboot"), Console: os.Stdout})
-			if code != stage2.ExitOK {
-				return cli.Exit("stage 2 did not complete; see the log above", code)
+			if err := stage2.Run(c.Context, cfg, stage2.Options{NoReboot: c.Bool("no-reboot"), Console: os.Stdout}); err != nil {
+				return fmt.Errorf("stage 2 did not complete (%w); see the log above", err)
 			}
 			return nil
 		},

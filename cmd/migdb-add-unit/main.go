@@ -3,11 +3,13 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/internal/buildinfo"
+	"github.com/fleetmig/balena-migrate/internal/exitcode"
 	"github.com/fleetmig/balena-migrate/internal/fleet/addunit"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/usage"
@@ -15,7 +17,7 @@ import (
 )
 
 func main() {
-	cliapp.Main(&cli.App{
+	os.Exit(exitcode.Of(cliapp.Run(&cli.App{
 		Name:      string(config.AddUnit),
 		Usage:     "submit a device for migration",
 		ArgsUsage: "<unit-id>",
@@ -29,7 +31,7 @@ func main() {
 		buildinfo.Item{Tag: "migdb-add-unit --cfg fleet.cfg --host 10.20.0.11 -u pi gw-0001", Text: "Submit one device; the first unit makes the database in MIG_DB_DIR (--base)."},
 		buildinfo.Item{Tag: "migdb-add-unit --cfg fleet.cfg --from-csv fleet.csv", Text: "Submit every row of a CSV file (header unit_id,host,user,port,...); one bad row writes nothing."},
 		buildinfo.Item{Tag: "migdb-add-unit --cfg fleet.cfg --retry gw-0001 --host 10.20.0.99", Text: "Move a failed unit back to units/ with a new address."},
-	)
+	)))
 }
 
 func run(c *cli.Context) (err error) {

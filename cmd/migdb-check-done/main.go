@@ -12,6 +12,7 @@ import (
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/cmd/internal/workercmd"
 	"github.com/fleetmig/balena-migrate/internal/buildinfo"
+	"github.com/fleetmig/balena-migrate/internal/exitcode"
 	"github.com/fleetmig/balena-migrate/internal/fleet/checkdone"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
@@ -24,7 +25,7 @@ import (
 )
 
 func main() {
-	cliapp.Main(&cli.App{
+	os.Exit(exitcode.Of(cliapp.Run(&cli.App{
 		Name:  string(config.CheckDone),
 		Usage: "move migrated units to done/ when their device is online in balena",
 		Flags: append(config.Flags(config.CheckDone),
@@ -54,7 +55,7 @@ func main() {
 		buildinfo.Item{Tag: "migdb-check-done -c fleet.cfg --jobs 4", Text: "Wait for migrated devices to come online, four at a time, until stopped."},
 		buildinfo.Item{Tag: "migdb-check-done -c fleet.cfg --stats -o report.csv", Text: "Print units per state, failure class and pre-flight or rehearsal result; write one CSV row per unit."},
 		buildinfo.Item{Tag: "migdb-check-done -c fleet.cfg --stats -o - | grep ,fail,", Text: "The CSV on stdout (the summary goes to stderr)."},
-	)
+	)))
 }
 
 func printStats(s *config.Settings, out string, asJSON bool) error {

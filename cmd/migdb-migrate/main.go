@@ -5,11 +5,13 @@ package main
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
 	"github.com/fleetmig/balena-migrate/cmd/internal/workercmd"
 	"github.com/fleetmig/balena-migrate/internal/buildinfo"
+	"github.com/fleetmig/balena-migrate/internal/exitcode"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/migrate"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
@@ -20,7 +22,7 @@ import (
 )
 
 func main() {
-	cliapp.Main(&cli.App{
+	os.Exit(exitcode.Of(cliapp.Run(&cli.App{
 		Name:  string(config.Migrate),
 		Usage: "migrate the devices of the units in db/units to balenaOS",
 		Flags: append(config.Flags(config.Migrate),
@@ -62,5 +64,5 @@ func main() {
 		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --stop", Text: "Stop every worker of the database once it has finished the unit in hand."},
 		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --waves 1,10,25%,100% --max-fail 5%,stage2=0 --http 127.0.0.1:9110", Text: "Roll out in waves (a canary, ten, a quarter, the rest), each once the ones before are online or failed; pause the database when more than 5% of the ended units, or any as stage2, failed; serve the status page and /metrics."},
 		buildinfo.Item{Tag: "migdb-migrate -c fleet.cfg --resume", Text: "Lift a pause (db/PAUSED) once the failed units are understood."},
-	)
+	)))
 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/fleetmig/balena-migrate/cmd/internal/cliapp"
+	"github.com/fleetmig/balena-migrate/internal/exitcode"
 	"github.com/fleetmig/balena-migrate/internal/testenv/fakebalena"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/rs/zerolog"
@@ -23,7 +24,7 @@ import (
 )
 
 func main() {
-	cliapp.Main(&cli.App{
+	os.Exit(exitcode.Of(cliapp.Run(&cli.App{
 		Name:  "fake-balena-api",
 		Usage: "serve an in-memory balena API (the calls of docs/balena.md) until SIGINT/SIGTERM",
 		Flags: []cli.Flag{
@@ -40,7 +41,7 @@ func main() {
 		},
 		HideHelpCommand: true,
 		Action:          run,
-	})
+	})))
 }
 
 func run(c *cli.Context) error {

@@ -1,12 +1,12 @@
 // Package cliapp holds what the migdb programs share on the command line:
-// exit codes (README, Exit codes) — decided here and nowhere else — process logging
-// from settings, and signal handling. Libraries return errors; this
-// package turns them into exit codes.
+// running the app (errors printed as one line), the man page, process
+// logging from settings, and signal handling. Libraries return errors;
+// each program's main turns Run's error into its exit code with
+// internal/exitcode, the map balena-migrate uses too.
 package cliapp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,33 +14,13 @@ import (
 	"syscall"
 
 	"github.com/fleetmig/balena-migrate/internal/buildinfo"
+	"github.com/fleetmig/balena-migrate/internal/exitcode"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/logging"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
-
-// Exit codes.
-const (
-	ExitOK     = 0
-	ExitFailed = 1 // the job failed
-	ExitUsage  = 2 // bad usage or bad settings
-)
-
-// Code maps an error to the process exit code.
-func Code(err error) int {
-	var ec cli.ExitCoder
-	switch {
-	case err == nil:
-		return ExitOK
-	case usage.Is(err):
-		return ExitUsage
-	case errors.As(err, &ec):
-		return ec.ExitCode()
-	}
-	return ExitFailed
-}
 
 // exitStatus says what each exit code means, for the man pages.
 func exitStatus() []buildinfo.Item {
@@ -54,10 +34,11 @@ func exitStatus() []buildinfo.Item {
 // Precedence says in one line which value of a setting wins.
 const Precedence = "Settings: flags beat MIG_* environment variables, which beat the settings file (--cfg / MIG_CFG); a unit's own values beat all of them for that unit."
 
-// Main runs app and exits with the right code; errors are printed as one
-// line naming the program, never as a stack trace. examples end the man
-// page, after its exit status and environment.
-func Main(app *cli.App, examples ...buildinfo.Item) {
+// Run runs app and returns its error for main to exit with
+// (exitcode.Of); errors are printed as one line naming the program, never
+// as a stack trace. examples end the man page, after its exit status and
+// environment.
+func Run(app *cli.App, examples ...buildinfo.Item) error {
 	app.ExitErrHandler = func(*cli.Context, error) {}
 	if app.Description == "" {
 		app.Description = Precedence
@@ -76,7 +57,7 @@ func Main(app *cli.App, examples ...buildinfo.Item) {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", app.Name, err)
 	}
-	os.Exit(Code(err))
+	return err
 }
 
 // Logger opens the process log described by the settings. The program
@@ -103,7 +84,7 @@ func Logger(s *config.Settings, bin config.Binary) (log zerolog.Logger, end func
 // finish logs the error that ends the program to a log file, then closes it.
 func finish(l zerolog.Logger, c io.Closer, toFile bool, err error) {
 	if err != nil && toFile {
-		l.Error().Int("exit_code", Code(err)).Msg("stopped: " + err.Error())
+		l.Error().Int("exit_code", exitcode.Of(err)).Msg("stopped: " + err.Error())
 	}
 	c.Close()
 }

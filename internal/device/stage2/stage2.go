@@ -19,15 +19,9 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/devproto"
 )
 
-// Exit codes of Run (docs/device-protocol.md).
-const (
-	ExitOK     = 0
-	ExitFailed = 1
-)
-
 // Options are the command-line switches of stage 2.
 type Options struct {
-	// NoReboot never reboots: Run returns the exit code instead (tests, dry runs).
+	// NoReboot never reboots: Run returns its result instead (tests, dry runs).
 	NoReboot bool
 	// Console receives the log lines.
 	Console io.Writer
@@ -47,9 +41,23 @@ type run struct {
 	guard *guard
 }
 
-// Run executes stage 2 and returns the exit code. Unless opts.NoReboot, it
-// reboots where docs/device.md says so and only returns if the reboot fails.
-func Run(ctx context.Context, cfg s2config.Config, opts Options) int {
+// Stopped is Run's result when NO_FLASH stopped it before flashing, as
+// asked, and TERM_EXIT says "exit N" with N > 0: not a failure, but the
+// exit code the operator chose (exitcode.Coder).
+type Stopped struct{ Code int }
+
+func (s *Stopped) Error() string {
+	return fmt.Sprintf("%v; TERM_EXIT=\"exit %d\"", devproto.ErrNoFlash, s.Code)
+}
+func (s *Stopped) Unwrap() error { return devproto.ErrNoFlash }
+func (s *Stopped) ExitCode() int { return s.Code }
+
+// Run executes stage 2. It returns nil when balenaOS is installed, or when
+// NO_FLASH stopped it and TERM_EXIT says "exit 0"; a *Stopped when
+// TERM_EXIT says another code; else the error that stopped it, before the
+// point of no return or after it. Unless opts.NoReboot, it reboots where
+// docs/device.md says so and only returns if the reboot fails.
+func Run(ctx context.Context, cfg s2config.Config, opts Options) error {
 	r := &run{cfg: cfg, opts: opts, log: NewLogger(opts.Console)}
 	r.log.Infof("stage 2 starting: flashing %s onto %s", cfg.ImageFile, cfg.BootDev)
 	r.takeOverWatchdog(ctx)
@@ -58,16 +66,16 @@ func Run(ctx context.Context, cfg s2config.Config, opts Options) int {
 	}
 	r.watchdogPastPointOfNoReturn()
 	r.log.Infof("old root unmounted: point of no return passed")
-	code := ExitOK
-	if err := r.afterPointOfNoReturn(ctx); err != nil {
+	err := r.afterPointOfNoReturn(ctx)
+	if err != nil {
 		r.log.Errorf("%v", err)
 		r.log.Errorf("stage 2 failed after flashing started; rebooting")
-		code = ExitFailed
+		err = fmt.Errorf("after flashing started: %w", err)
 	} else {
 		r.log.Infof("balenaOS installed on %s", r.cfg.BootDev)
 	}
 	r.closeNew()
-	return r.finish(code)
+	return r.finish(err)
 }
 
 func (r *run) beforePointOfNoReturn(ctx context.Context) error {
@@ -119,15 +127,19 @@ func (r *run) afterPointOfNoReturn(ctx context.Context) error {
 
 // termExit ends a run that stopped before the point of no return: the disk
 // is untouched, so TERM_EXIT decides (exit and let the old system boot, or
-// reboot). A deliberate stop exits with TERM_EXIT's code, a failure with 1.
-func (r *run) termExit(err error) int {
-	code := r.cfg.TermExit.Code
+// reboot). A deliberate stop ends with TERM_EXIT's code, a failure with
+// its error.
+func (r *run) termExit(err error) error {
+	var result error
 	if errors.Is(err, devproto.ErrNoFlash) {
 		r.log.Infof("%v; the disk is untouched", err)
+		if c := r.cfg.TermExit.Code; c != 0 {
+			result = &Stopped{Code: c}
+		}
 	} else {
 		r.log.Errorf("%v", err)
 		r.log.Errorf("stage 2 stopped before flashing; the disk is untouched")
-		code = ExitFailed
+		result = fmt.Errorf("before flashing: %w", err)
 	}
 	if r.cfg.TermExit.Reboot {
 		r.log.Infof("TERM_EXIT=%q: rebooting into the old system", r.cfg.TermExit)
@@ -138,26 +150,26 @@ func (r *run) termExit(err error) int {
 	r.releaseWatchdog()
 	r.saveLogToOldRoot()
 	if r.cfg.TermExit.Reboot {
-		return r.finish(code)
+		return r.finish(result)
 	}
 	r.closeLogDrive()
-	return code
+	return result
 }
 
-// finish reboots (unless NoReboot) and otherwise returns code.
-func (r *run) finish(code int) int {
+// finish reboots (unless NoReboot) and otherwise returns result.
+func (r *run) finish(result error) error {
 	r.releaseWatchdog()
 	if r.opts.NoReboot {
-		r.log.Infof("--no-reboot: exiting with code %d instead of rebooting", code)
+		r.log.Infof("--no-reboot: returning instead of rebooting")
 		r.closeLogDrive()
-		return code
+		return result
 	}
 	r.log.Infof("rebooting")
 	r.closeLogDrive()
 	if err := reboot(); err != nil {
 		r.log.Errorf("reboot: %v", err)
 	}
-	return code
+	return result
 }
 
 func (r *run) unmountOldRoot() error {

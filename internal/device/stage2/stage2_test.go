@@ -13,6 +13,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/device/s2config"
 	"github.com/fleetmig/balena-migrate/internal/device/stage2"
+	"github.com/fleetmig/balena-migrate/internal/exitcode"
 	"github.com/fleetmig/balena-migrate/internal/testenv"
 	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
@@ -57,8 +58,8 @@ func newHostFixture(t *testing.T) *hostFixture {
 func (fx *hostFixture) run(t *testing.T) (int, string) {
 	t.Helper()
 	var out bytes.Buffer
-	code := stage2.Run(context.Background(), fx.cfg, stage2.Options{NoReboot: true, Console: &out})
-	return code, out.String()
+	err := stage2.Run(context.Background(), fx.cfg, stage2.Options{NoReboot: true, Console: &out})
+	return exitcode.Of(err), out.String()
 }
 
 func (fx *hostFixture) untouched(t *testing.T) {
