@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/fleet/rollout"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
+	"github.com/fsnotify/fsnotify"
 )
 
 // The rollout with real workers: sshd devices running the stage-1
@@ -29,9 +33,9 @@ func (f *fleet) online(delay string) {
 }
 
 // startCheck runs a migdb-check-done worker on the fleet's database.
-func (f *fleet) startCheck() *exec.Cmd {
-	c := exec.Command(checkBin, "--base", f.base, "--balena-api", f.fake.URL(), "--balena-token", "tok",
-		"--check-interval", "1", "--max-age", "600", "--color", "OFF", "--log-to", filepath.Join(f.base, "logs"))
+func (f *fleet) startCheck(extra ...string) *exec.Cmd {
+	c := exec.Command(checkBin, append([]string{"--base", f.base, "--balena-api", f.fake.URL(), "--balena-token", "tok",
+		"--check-interval", "1", "--max-age", "600", "--color", "OFF", "--log-to", filepath.Join(f.base, "logs")}, extra...)...)
 	c.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + f.base}
 	if err := c.Start(); err != nil {
 		f.t.Fatal(err)
@@ -67,41 +71,102 @@ func (f *fleet) watch(see func(map[string][]spool.Dir)) (stop func()) {
 	return func() { close(done); <-stopped }
 }
 
+// freeAddr is a loopback address nothing listens on now.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// scrape reads a worker's /metrics.
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
 func started(ds []spool.Dir) bool { return len(ds) > 0 && ds[0] != spool.Units }
 
 // TestSecondWaveWaitsForTheFirstOnline: with --waves 2,100% no unit of the
-// second wave leaves units/ before both units of the first are online in
+// second wave is claimed before both units of the first are online in
 // balena (in done/), though the first wave's SSH work ended long before.
+// The order is the kernel's: one inotify queue watches tmp/ (claims) and
+// done/.
 func TestSecondWaveWaitsForTheFirstOnline(t *testing.T) {
 	f := newFleet(t, 5, "")
 	f.online("3")
-	var firstOnline, secondStarted time.Time
-	stop := f.watch(func(c map[string][]spool.Dir) {
-		if firstOnline.IsZero() && len(c["dev-00"]) == 1 && c["dev-00"][0] == spool.Done && len(c["dev-01"]) == 1 && c["dev-01"][0] == spool.Done {
-			firstOnline = time.Now()
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, d := range []spool.Dir{spool.Tmp, spool.Done} {
+		if err := w.Add(f.db.Path(d)); err != nil {
+			t.Fatal(err)
 		}
-		for _, id := range []string{"dev-02", "dev-03", "dev-04"} {
-			if secondStarted.IsZero() && started(c[id]) {
-				secondStarted = time.Now()
-				if firstOnline.IsZero() {
-					t.Errorf("%s of wave 2 started (%v) before wave 1 was online: %v", id, c[id], c)
+	}
+	var order []string // "done dev-00", "claim dev-02", ...
+	collected := make(chan struct{})
+	go func() {
+		defer close(collected)
+		for ev := range w.Events {
+			if ev.Op&(fsnotify.Create|fsnotify.Rename) == 0 {
+				continue
+			}
+			dir, base := filepath.Dir(ev.Name), filepath.Base(ev.Name)
+			switch {
+			case dir == f.db.Path(spool.Done):
+				if id, _, ok := spool.ParseName(base); ok {
+					order = append(order, "done "+id)
+				}
+			case strings.HasPrefix(base, "units~"):
+				if id, _, ok := spool.ParseName(strings.TrimPrefix(base, "units~")); ok {
+					order = append(order, "claim "+id)
 				}
 			}
 		}
-	})
+	}()
+	migrateHTTP, checkHTTP := freeAddr(t), freeAddr(t)
+	f.worker("--waves", "2,100%", "--jobs", "4", "--http", migrateHTTP)
 	f.worker("--waves", "2,100%", "--jobs", "4")
-	f.worker("--waves", "2,100%", "--jobs", "4")
-	f.startCheck()
+	f.startCheck("--http", checkHTTP)
 	f.waitAll(spool.Done, 5, 3*time.Minute)
-	stop()
-	if firstOnline.IsZero() || secondStarted.Before(firstOnline) {
-		t.Fatalf("wave 1 online %v, wave 2 started %v", firstOnline, secondStarted)
+	w.Close()
+	<-collected
+	firstOnline := 0
+	for i, e := range order {
+		switch e {
+		case "done dev-00", "done dev-01":
+			firstOnline++
+		case "claim dev-02", "claim dev-03", "claim dev-04":
+			if firstOnline < 2 {
+				t.Fatalf("%s before wave 1 was online: %v", e, order[:i+1])
+			}
+		}
 	}
-	st, err := rollout.ReadState(f.db)
-	if err != nil || st.Wave != 2 {
-		t.Errorf("db/ROLLOUT: %+v %v", st, err)
+	if firstOnline != 2 {
+		t.Fatalf("events: %v", order)
 	}
-	t.Logf("wave 2 started %v after wave 1 was online", secondStarted.Sub(firstOnline).Round(time.Millisecond))
+	// Both workers' /metrics: the database as it is, and what each did.
+	m := scrape(t, migrateHTTP)
+	for _, want := range []string{`migdb_units{state="done"} 5`, "migdb_rollout_wave 2", "migdb_rollout_waves 2",
+		`migdb_balena_requests_total{route="POST /device/register",code="201"}`, `migdb_step_duration_seconds_count{step="run"}`,
+		`migdb_step_duration_seconds_count{step="transfer"}`, `migdb_moves_total{from="units",to="process"}`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("migdb-migrate's /metrics lacks %s:\n%s", want, m)
+		}
+	}
+	if c := scrape(t, checkHTTP); !strings.Contains(c, "migdb_time_to_online_seconds_count") || strings.Contains(c, "migdb_time_to_online_seconds_count 0") {
+		t.Errorf("migdb-check-done's /metrics has no time to online:\n%s", c)
+	}
 }
 
 // TestFailingFirstWavePausesTheDatabase: the canary wave has a device the
