@@ -688,21 +688,20 @@ func (g *Gate) admitGroup(grp, id, tag string, now time.Time, claim func() (*spo
 		}
 		return worker.Admission{Hold: groupKey(grp)}
 	}
-	// Claimed first, then written down, both under the group's lock: no
-	// other worker sees one without the other, and a crash between them
-	// leaves a dead worker's claim (handed back at a rescan; no device is
-	// touched before the line is written).
-	c, err := claim()
-	if err != nil {
-		return worker.Admission{Err: err}
-	}
+	// Written down first, then claimed, both under the group's lock: a
+	// claimed unit always has its line, so no worker of any host can count
+	// the group short, even when this one dies between the two (its line
+	// then names a unit back in units/, dropped as a dead worker's).
 	mine := append(without(slots, id), slot{id: id, tag: tag, at: now, by: whoAmI()})
 	if err := rec.Replace(marshalSlots(mine)); err != nil && !errors.Is(err, spool.ErrNotSynced) {
-		// Not written down: give the unit back rather than run it uncounted.
-		if rerr := c.Release(); rerr != nil {
-			g.Log.Error().Err(rerr).Str("unit", id).Msg("handing back a unit whose group line could not be written failed")
-		}
 		return worker.Admission{Err: fmt.Errorf("group %s: %w", grp, err)}
+	}
+	c, err := claim()
+	if err != nil {
+		if err := rec.Replace(marshalSlots(slots)); err != nil && !errors.Is(err, spool.ErrNotSynced) {
+			g.Log.Warn().Err(err).Str("group", grp).Str("unit", id).Msg("could not take back a group line after a failed claim; it is dropped when the group is full")
+		}
+		return worker.Admission{Err: err}
 	}
 	return worker.Admission{Claim: c}
 }

@@ -3,12 +3,14 @@ package rollout
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
+	"golang.org/x/sys/unix"
 )
 
 // A group's claims (--max-per-group): db/groups/<group> is a spool record
@@ -22,10 +24,11 @@ import (
 // done/ (another program moves them) are found ended when the group is
 // full and its lines are looked at. A line left by a crash is taken out
 // the same way: its unit is in done/ or fail/, or back in units/. A unit
-// seen back in units/ counts as ended only once its line is older than
-// staleAfter, longer than an NFS client may show a directory entry that
-// has moved; a unit in no directory at all only after the whole database
-// was listed without it twice.
+// seen back in units/ counts as ended at once when the line's writer was a
+// process of this host that is gone, else only once its line is older
+// than staleAfter, longer than an NFS client may show a directory entry
+// that has moved; a unit in no directory at all only after the whole
+// database was listed without it twice.
 const groupsDir = "groups"
 
 // staleAfter is how old a line must be before its unit, seen in units/ or
@@ -91,6 +94,20 @@ func without(slots []slot, id string) []slot {
 	return out
 }
 
+// deadHere reports whether a line was written by a process of this host
+// that is gone (a kill -9 between writing its line and claiming, or before
+// giving the line back): its unit, seen in units/, is not in flight. A pid
+// used again by another process only keeps the line longer.
+func deadHere(by string) bool {
+	host, pid, ok := strings.Cut(by, " pid ")
+	if !ok {
+		return false
+	}
+	n, err := strconv.Atoi(pid)
+	me, _ := os.Hostname()
+	return err == nil && n > 0 && host == me && unix.Kill(n, 0) == unix.ESRCH
+}
+
 // live keeps the lines whose units are still between their claim and
 // their end; gone are ids seen in no directory at the last whole listing.
 func (g *Gate) live(slots []slot, now time.Time) []slot {
@@ -110,7 +127,7 @@ func (g *Gate) live(slots []slot, now time.Time) []slot {
 		case spool.Done, spool.Fail:
 			continue
 		case spool.Units:
-			if old {
+			if old || deadHere(s.by) {
 				continue
 			}
 		case "":
