@@ -3,12 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
+	"math/rand"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -279,4 +281,97 @@ func TestMaxPerGroupOne(t *testing.T) {
 	if most["site-0"] != 1 || most["site-1"] != 1 {
 		t.Errorf("most in flight per site: %v", most)
 	}
+}
+
+// TestKill9DuringRollout kill -9s the workers of a rollout with waves and
+// a group limit at random moments and starts them again: at every look no
+// unit is in two directories and no site has two units between their
+// claim and their end; in the end every unit is online, each registered
+// once, and the rollout state files are whole.
+func TestKill9DuringRollout(t *testing.T) {
+	const units = 8
+	group := func(id string) string {
+		var i int
+		fmt.Sscanf(id, "dev-%d", &i)
+		return fmt.Sprintf("site-%d", i%2)
+	}
+	f := newFleetWith(t, units, "0.3", func(i int, u *unit.Unit) { u.Set("MIG_GROUP", group(u.ID())) })
+	f.online("1")
+	args := []string{"--waves", "2,100%", "--max-per-group", "1", "--max-fail", "50%", "--jobs", "2", "--dur", "1", "--rescan-interval", "2"}
+	var mu sync.Mutex
+	var problems []string
+	twice := map[string]int{} // samples in a row that saw a unit in two directories
+	stop := f.watch(func(c map[string][]spool.Dir) {
+		n := map[string]int{}
+		for id, ds := range c {
+			// A sample lists one directory after another, so a unit
+			// moving meanwhile can be seen twice once; a unit that is
+			// really in two places is seen so again and again.
+			if len(ds) > 1 {
+				if twice[id]++; twice[id] == 3 {
+					mu.Lock()
+					problems = append(problems, fmt.Sprintf("%s in %v", id, ds))
+					mu.Unlock()
+				}
+			} else {
+				twice[id] = 0
+			}
+			for _, d := range ds {
+				if d == spool.Tmp || d == spool.Process {
+					n[group(id)]++
+					break
+				}
+			}
+		}
+		for g, k := range n {
+			if k > 1 {
+				mu.Lock()
+				problems = append(problems, fmt.Sprintf("%d units of %s in flight: %v", k, g, c))
+				mu.Unlock()
+			}
+		}
+	})
+	workers := []*exec.Cmd{f.start(args...), f.start(args...)}
+	f.startCheck()
+	r := rand.New(rand.NewSource(time.Now().UnixNano()))
+	kills := 0
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); {
+		time.Sleep(time.Duration(200+r.Intn(600)) * time.Millisecond)
+		i := r.Intn(len(workers))
+		workers[i].Process.Signal(syscall.SIGKILL)
+		workers[i].Wait()
+		kills++
+		workers[i] = f.start(args...)
+	}
+	t.Cleanup(func() {
+		for _, w := range workers {
+			w.Process.Signal(syscall.SIGTERM)
+			w.Wait()
+		}
+	})
+	f.waitAll(spool.Done, units, 4*time.Minute)
+	stop()
+	mu.Lock()
+	for _, p := range problems {
+		t.Error(p)
+	}
+	mu.Unlock()
+	if n := len(f.fake.Devices()); n != units {
+		t.Errorf("%d devices registered for %d units", n, units)
+	}
+	st, err := rollout.ReadState(f.db)
+	if err != nil || st.Wave != 2 || st.Waves != "2,100%" {
+		t.Errorf("db/ROLLOUT after the kills: %+v %v", st, err)
+	}
+	if rollout.Paused(f.db) {
+		t.Error("paused, with no failure")
+	}
+	for _, g := range []string{"site-0", "site-1"} {
+		data, err := os.ReadFile(filepath.Join(f.db.Root(), "groups", g))
+		if err != nil {
+			t.Errorf("group %s: %v", g, err)
+		}
+		t.Logf("db/groups/%s at the end: %q", g, data)
+	}
+	t.Logf("%d kill -9s during the rollout", kills)
 }
