@@ -323,3 +323,47 @@ func TestHelpIsHelp(t *testing.T) {
 		t.Fatalf("help: exit %d, out %q, files %v", r.code, r.out, files(t, base))
 	}
 }
+
+// TestGroupAndWindow: --group, --window and --tz go into the unit (and a
+// CSV's group column), in the submission order; a bad value writes
+// nothing.
+func TestGroupAndWindow(t *testing.T) {
+	base := t.TempDir()
+	if r := run(t, base, nil, "--host", "10.0.0.1", "--group", "site-17", "--window", "22:00-05:00", "--tz", "Europe/Berlin", "gw-1"); r.code != 0 {
+		t.Fatalf("add: %+v", r)
+	}
+	csv := filepath.Join(base, "units.csv")
+	os.WriteFile(csv, []byte("unit_id,host,group\ngw-2,10.0.0.2,site-18\ngw-3,10.0.0.3,site-17\n"), 0o600)
+	if r := run(t, base, nil, "--from-csv", csv); r.code != 0 {
+		t.Fatalf("csv: %+v", r)
+	}
+	for id, want := range map[string][]string{
+		"gw-1": {"MIG_GROUP=site-17", "MIG_WINDOW=22:00-05:00", "MIG_TZ=Europe/Berlin"},
+		"gw-2": {"MIG_GROUP=site-18"}, "gw-3": {"MIG_GROUP=site-17"},
+	} {
+		paths, _ := filepath.Glob(filepath.Join(base, "db", "units", "unit-"+id+"-*"))
+		if len(paths) != 1 {
+			t.Fatalf("%s: %v", id, paths)
+		}
+		data, _ := os.ReadFile(paths[0])
+		for _, w := range want {
+			if !strings.Contains(string(data), w+"\n") {
+				t.Errorf("%s lacks %s:\n%s", id, w, data)
+			}
+		}
+	}
+	order, _ := os.ReadFile(filepath.Join(base, "db", ".ids", ".order"))
+	if string(order) != "gw-1\ngw-2\ngw-3\n" {
+		t.Errorf("submission order %q", order)
+	}
+	before := files(t, base)
+	for _, bad := range [][]string{{"--group", "-x"}, {"--window", "22-5"}, {"--tz", "Mars/Base"}} {
+		r := run(t, base, nil, append([]string{"--host", "10.0.0.9"}, append(bad, "gw-9")...)...)
+		if r.code != 2 || !strings.Contains(r.errOut, bad[1]) {
+			t.Errorf("%v: %+v", bad, r)
+		}
+	}
+	if after := files(t, base); strings.Join(after, ",") != strings.Join(before, ",") {
+		t.Errorf("a refused unit wrote files: %v", after)
+	}
+}
