@@ -1,8 +1,9 @@
 // Package fleetsim runs the whole product against a simulated fleet on this
 // machine: OpenSSH sshd on loopback with one non-root user per "device", the
-// stage-1 stand-in as balena-migrate, the fake balena API as a process, and
-// the real migdb binaries as worker processes. The demo and the fleet
-// benchmark are built on it.
+// stage-1 stand-in as balena-migrate, the fake balena API as a process (or
+// a balena API given to it: open-balena-api in its tests), and the real
+// migdb binaries as worker processes. The demo and the fleet benchmark are
+// built on it.
 package fleetsim
 
 import (
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
+	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/testenv/sshtest"
 	"golang.org/x/crypto/ssh"
 )
@@ -38,6 +40,22 @@ type Options struct {
 	Out          io.Writer     // progress
 	Keep         bool          // keep the work directory
 	APILatency   time.Duration // the fake balena API answers after this long
+	// API, when set, is the balena API the run uses instead of starting
+	// the fake (APILatency then does nothing).
+	API *API
+	// MaxAge is migdb-check-done's --max-age; 300 s when 0.
+	MaxAge time.Duration
+	// Silent is how many devices, the last ones, never report once
+	// "flashed": their balenaOS never reaches balena.
+	Silent int
+}
+
+// API is a running balena API: where the workers reach it, the operator's
+// token and the fleet (slug) the devices join.
+type API struct {
+	URL   string
+	Token string
+	Fleet string
 }
 
 // Fleet is a running simulation.
@@ -49,6 +67,7 @@ type Fleet struct {
 	fake    *exec.Cmd
 	URL     string
 	token   string
+	fleet   string
 	key     string
 	env     string
 	workers []*exec.Cmd
@@ -57,10 +76,20 @@ type Fleet struct {
 
 const token = "demo-token-not-secret"
 
+// DeviceType is the simulated devices' balena device type, the fleet's: a
+// type balena's contracts still hold (open-balena-api refuses to register
+// the retired genericx86-64).
+const DeviceType = "genericx86-64-ext"
+
+const imageName = "resin-" + DeviceType + "-demo.img.gz"
+
+// neverReports, in a device user's home, keeps its stand-in from reporting.
+const neverReports = "NEVER_REPORTS"
+
 // Start sets up the devices, the fake balena API and the migration
 // environment. Close undoes all of it.
 func Start(o Options) (f *Fleet, err error) {
-	f = &Fleet{o: o, token: token}
+	f = &Fleet{o: o, token: token, fleet: "demo/fleet"}
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -89,8 +118,17 @@ func Start(o Options) (f *Fleet, err error) {
 			return f, err
 		}
 		f.users = append(f.users, u)
+		if i >= o.Units-o.Silent {
+			// Beside the migration directory, where the stand-in looks.
+			if err := os.WriteFile(filepath.Join(u.Home, neverReports), nil, 0o644); err != nil {
+				return f, err
+			}
+		}
 	}
-	if err := f.startFake(); err != nil {
+	if o.API != nil {
+		f.URL, f.token, f.fleet = o.API.URL, o.API.Token, o.API.Fleet
+		f.say("balena API at %s, fleet %s (a device comes online when it reports itself, %v after its reboot)", f.URL, f.fleet, f.o.OnlineDelay)
+	} else if err := f.startFake(); err != nil {
 		return f, err
 	}
 	return f, f.makeEnvironment()
@@ -103,7 +141,7 @@ func (f *Fleet) say(format string, a ...any) {
 func (f *Fleet) startFake() error {
 	urlFile := filepath.Join(f.Work, "fake-api.url")
 	f.fake = exec.Command(filepath.Join(f.o.Bin, "fake-balena-api"), "--listen", "127.0.0.1:0",
-		"--app", "demo/fleet:genericx86-64", "--url-file", urlFile, "--latency", f.o.APILatency.String())
+		"--app", "demo/fleet:"+DeviceType, "--url-file", urlFile, "--latency", f.o.APILatency.String())
 	f.fake.Env = append(os.Environ(), "MIG_BALENA_TOKEN="+f.token)
 	f.fake.Stdout = io.Discard
 	f.fake.Stderr = os.Stderr
@@ -141,14 +179,14 @@ func (f *Fleet) makeEnvironment() error {
 		"REPORT_DELAY":   fmt.Sprintf("%.3f\n", f.o.OnlineDelay.Seconds()),
 		// The balenaOS the "flashed" device reports: the workers' --balena-ver.
 		"OS_VERSION":          "balenaOS " + osVersion + "\n",
-		"balena-migrate.conf": "IMAGE_NAME=resin-genericx86-64-demo.img.gz\nNO_FLASH=FALSE\n",
+		"balena-migrate.conf": "IMAGE_NAME=" + imageName + "\nNO_FLASH=FALSE\n",
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(f.env, name), []byte(data), 0o755); err != nil {
 			return err
 		}
 	}
-	img, err := os.Create(filepath.Join(f.env, "resin-genericx86-64-demo.img.gz"))
+	img, err := os.Create(filepath.Join(f.env, imageName))
 	if err != nil {
 		return err
 	}
@@ -178,9 +216,13 @@ func (f *Fleet) StartWorkers() error {
 	logs := filepath.Join(f.Work, "logs")
 	os.MkdirAll(logs, 0o700)
 	common := []string{"--base", f.Work, "--jobs", strconv.Itoa(f.o.Jobs), "--balena-api", f.URL, "--log-to", logs, "--color", "OFF"}
-	mig := append(append([]string{}, common...), "--app", "demo/fleet", "--balena-ver", osVersion, "--cfg-dir", f.env,
+	mig := append(append([]string{}, common...), "--app", f.fleet, "--balena-ver", osVersion, "--cfg-dir", f.env,
 		"-i", f.key, "--known-hosts", filepath.Join(f.Work, "known_hosts"), "--dur", secs(f.o.Duration))
-	chk := append(append([]string{}, common...), "--check-interval", secs(f.o.Interval), "--max-age", "300")
+	maxAge := f.o.MaxAge
+	if maxAge == 0 {
+		maxAge = 300 * time.Second
+	}
+	chk := append(append([]string{}, common...), "--check-interval", secs(f.o.Interval), "--max-age", secs(maxAge))
 	f.say("$ MIG_BALENA_TOKEN=… migdb-migrate %s", strings.Join(mig, " "))
 	f.say("$ MIG_BALENA_TOKEN=… migdb-check-done %s", strings.Join(chk, " "))
 	for i := 0; i < f.o.MigrateProcs+f.o.CheckProcs; i++ {
@@ -216,7 +258,32 @@ func (f *Fleet) Counts() map[spool.Dir]int {
 	return m
 }
 
-// Wait shows progress until every unit is done, one fails, or ctx ends.
+// Units reads the units a state directory holds.
+func (f *Fleet) Units(d spool.Dir) ([]*unit.Unit, error) {
+	entries, err := os.ReadDir(f.db.Path(d))
+	if err != nil {
+		return nil, err
+	}
+	var us []*unit.Unit
+	for _, e := range entries {
+		if _, ok := spool.UnitName(d, e.Name()); !ok {
+			continue
+		}
+		data, err := os.ReadFile(f.db.Path(d, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		u, err := unit.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", e.Name(), err)
+		}
+		us = append(us, u)
+	}
+	return us, nil
+}
+
+// Wait shows progress until every unit has ended (done, or failed for
+// the Silent devices), more units than Silent fail, or ctx ends.
 func (f *Fleet) Wait(ctx context.Context, every time.Duration) error {
 	last := ""
 	tick := time.NewTicker(every)
@@ -229,9 +296,9 @@ func (f *Fleet) Wait(ctx context.Context, every time.Duration) error {
 			last = line
 		}
 		switch {
-		case c[spool.Fail] > 0:
+		case c[spool.Fail] > f.o.Silent:
 			return fmt.Errorf("%d units failed: see %s", c[spool.Fail], f.db.Path(spool.Fail))
-		case c[spool.Done] == f.o.Units:
+		case c[spool.Done]+c[spool.Fail] == f.o.Units:
 			return nil
 		}
 		select {

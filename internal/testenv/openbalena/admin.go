@@ -284,17 +284,26 @@ func (s *Server) Requests() (map[string]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	return countRoutes(string(data)), nil
+}
+
+// countRoutes reads the API's request lines,
+//
+//	<address> <request id> <actor> <METHOD> <path> <status> <ms> ms -
+//
+// where the actor is "-" for an anonymous request, else the actor that
+// made it (a/2: the user's key, a device's key).
+func countRoutes(log string) map[string]int {
 	out := map[string]int{}
-	for _, line := range strings.Split(string(data), "\n") {
-		// <address> <request id> - <METHOD> <path> <status> <ms> ms -
+	for _, line := range strings.Split(log, "\n") {
 		f := strings.Fields(line)
-		if len(f) < 6 || f[2] != "-" || !isMethod(f[3]) {
+		if len(f) < 6 || !isMethod(f[3]) {
 			continue
 		}
 		path, _, _ := strings.Cut(f[4], "?")
 		out[f[3]+" "+idRE.ReplaceAllString(path, "<id>")]++
 	}
-	return out, nil
+	return out
 }
 
 var idRE = regexp.MustCompile(`\b[0-9a-f]{32}\b|\b[0-9]+\b`)

@@ -63,3 +63,28 @@ func TestTokenKeyID(t *testing.T) {
 		t.Fatalf("kid %q (%v)", kid, err)
 	}
 }
+
+// The request log as open-balena-api v49 writes it: anonymous requests
+// and those of a user's or a device's key alike, other lines left out.
+func TestCountRoutes(t *testing.T) {
+	log := `::ffff:127.0.0.1 86099723005dc3716c508bd4fac6832d - GET /v7/device_type?$select=slug 200 5.007ms -
+::ffff:127.0.0.1 ac32c28e2a30ab6034e7fd656c1154e5 - POST /login_ 200 222.508ms -
+::ffff:127.0.0.1 7d28d3bd356c0f38ca60cb04025f97fa a/2 GET /actor/v1/whoami 200 105.612ms -
+::ffff:127.0.0.1 7e28f76b9ab6ea89a70f608722132e3f a/2 PATCH /v7/device(17) 200 47.362ms -
+::ffff:127.0.0.1 7e28f76b9ab6ea89a70f608722132e3a a/2 PATCH /v7/device(12) 200 40.1ms -
+::ffff:127.0.0.1 1e28f76b9ab6ea89a70f608722132e3f a/9 GET /device/v3/0123456789abcdef0123456789abcdef/state 200 80.2ms -
+Contracts loaded
+OPENBALENA-CONTRACTS-LOADED
+`
+	got := countRoutes(log)
+	want := map[string]int{"GET /v7/device_type": 1, "POST /login_": 1, "GET /actor/v1/whoami": 1,
+		"PATCH /v7/device(<id>)": 2, "GET /device/v3/<id>/state": 1}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %d, want %d (all: %v)", k, got[k], v, got)
+		}
+	}
+}

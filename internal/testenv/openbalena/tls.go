@@ -82,13 +82,20 @@ func (s *Server) startTLSFront(names []string) (*tlsFront, error) {
 	return f, nil
 }
 
-// serve forwards to the API at target.
+// serve forwards to the API at target, saying the request came over TLS
+// (X-Forwarded-Proto: https), as openBalena's own TLS front does: the API
+// in production mode redirects a request it thinks is plain HTTP to https,
+// which a device's PATCH would follow as a GET.
 func (f *tlsFront) serve(target string) error {
 	u, err := url.Parse(target)
 	if err != nil {
 		return err
 	}
-	f.srv = &http.Server{Handler: httputil.NewSingleHostReverseProxy(u), ReadHeaderTimeout: 10 * time.Second}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(u)
+		r.SetXForwarded()
+	}}
+	f.srv = &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second}
 	go f.srv.Serve(f.l)
 	return nil
 }
