@@ -33,6 +33,9 @@ const (
 	ClassRehearsal   Class = "rehearsal"   // a rehearsal (NO_FLASH) found a problem
 	ClassLost        Class = "lost"        // not online in balena in time, and no refusal seen
 	ClassAPI         Class = "api"         // balena refused or lost the device
+	// ClassFlashedOffline: not online in balena in time, but balenaOS
+	// answers on its host SSH (its network, DNS or clock keeps it away).
+	ClassFlashedOffline Class = "flashed_offline"
 	// A device online in balena but not healthy by --max-age:
 	ClassWrongOS         Class = "wrong_os"          // it reports another OS version than the image's
 	ClassNoSupervisor    Class = "no_supervisor"     // it reports no supervisor version
@@ -48,7 +51,7 @@ func Classes() []Class {
 	return []Class{
 		ClassDNS, ClassRefused, ClassUnreachable, ClassAuth, ClassHostKey, ClassTimeout, ClassTransfer,
 		ClassRegister, ClassConfig, ClassStage1, ClassNoSpace, ClassReadOnly, ClassBackup,
-		ClassOS, ClassDeviceType, ClassAlreadyBalena, ClassStage2, ClassRehearsal, ClassLost,
+		ClassOS, ClassDeviceType, ClassAlreadyBalena, ClassStage2, ClassRehearsal, ClassLost, ClassFlashedOffline,
 		ClassAPI, ClassWrongOS, ClassNoSupervisor, ClassWrongDeviceType, ClassConfigError, ClassOther, ClassUnknown,
 	}
 }

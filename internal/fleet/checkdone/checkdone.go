@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/devproto"
@@ -34,11 +35,16 @@ type Checker struct {
 
 // Handle is the worker.Handler of migdb-check-done.
 func (k *Checker) Handle(ctx context.Context, j *worker.Job) worker.Outcome {
-	return k.check(ctx, j.Unit)
+	var ulog io.Writer = io.Discard
+	if j.Log != nil {
+		ulog = j.Log
+	}
+	return k.check(ctx, j.Unit, ulog)
 }
 
-// check decides the outcome for u (a copy the caller owns).
-func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
+// check decides the outcome for u (a copy the caller owns); ulog is the
+// unit's log, for what a look at the device found.
+func (k *Checker) check(ctx context.Context, u *unit.Unit, ulog io.Writer) worker.Outcome {
 	now := k.Now()
 	fail := func(class devproto.Class, msg string) worker.Outcome { return worker.Fail(u, class, msg, now) }
 	s, err := k.Settings.ForUnit(u.Settings(), u.ID())
@@ -100,6 +106,27 @@ func (k *Checker) check(ctx context.Context, u *unit.Unit) worker.Outcome {
 		seenNote = "; " + note
 	}
 	if age > maxAge {
+		// The last look: balenaOS's own SSH answers when the device was
+		// flashed and booted, however it fails to reach balena.
+		found, err := k.lifeline(ctx, u, s)
+		if ctx.Err() != nil {
+			return worker.HandBack("stopping")
+		}
+		port := s.Unit.OSSSHPort
+		if port == 0 {
+			port = DefaultOSSSHPort
+		}
+		if err == nil {
+			fmt.Fprintf(ulog, "--- balenaOS on device %s, seen over its host SSH (port %d) %v after migration ---%s\n--- end of balenaOS diagnostics ---\n",
+				uuid, port, age.Round(time.Second), found.diag)
+			if found.hostKey != "" {
+				u.Set(unit.FieldOSHostKey, found.hostKey)
+			}
+			k.tag(ctx, s, uuid, string(devproto.ClassFlashedOffline))
+			return fail(devproto.ClassFlashedOffline, fmt.Sprintf("device %s was flashed and runs balenaOS (its host SSH on port %d answered, host key %s) but is not online in balena %v after migration (limit %v): its network, DNS or clock keeps it from balena; the unit log holds its NetworkManager connections and journal, the supervisor's journal, DNS and time sync",
+				uuid, port, fingerprint(found.hostKey), age.Round(time.Second), maxAge))
+		}
+		seenNote += fmt.Sprintf("; balenaOS's host SSH (port %d) does not answer (%v)", port, err)
 		k.tag(ctx, s, uuid, string(devproto.ClassLost))
 		return fail(devproto.ClassLost, fmt.Sprintf("device %s not online %v after migration (limit %v)%s; check the device's console or network", uuid, age.Round(time.Second), maxAge, seenNote))
 	}

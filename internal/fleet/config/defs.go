@@ -79,6 +79,8 @@ const (
 	MaxFail     = "MIG_MAX_FAIL"
 	MaxPerGroup = "MIG_MAX_PER_GROUP"
 	HTTP        = "MIG_HTTP"
+	OSSSHKey    = "MIG_OS_SSH_KEY"
+	OSSSHPort   = "MIG_OS_SSH_PORT"
 )
 
 // Def describes one setting.
@@ -111,6 +113,8 @@ var defs = []Def{
 	{Name: CfgDir, Flags: []string{"cfg-dir", "mig-cfg-dir"}, Usage: "migration environment directory", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.CfgDir }},
 	{Name: CfgArchive, Flags: []string{"cfg-tgz"}, Usage: "migration environment as a .tgz", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.CfgArchive }},
 	{Name: ImageURL, Flags: []string{"image-url"}, Usage: "the devices fetch the image themselves from this base URL (a mirror; IMAGE_NAME is appended), checked against IMAGE_NAME.sha256 in the environment, instead of receiving it over SSH", Bins: submitters, Unit: true, field: func(s *Settings) any { return &s.Unit.ImageURL }},
+	{Name: OSSSHKey, Flags: []string{"os-ssh-key"}, Usage: "public key file (OpenSSH .pub) put into config.json's os.sshKeys: balenaOS's host SSH (port 22222) lets its private half in, which migdb-check-done uses to look at a flashed device that never comes online", Bins: submitters, Unit: true, Path: true, field: func(s *Settings) any { return &s.Unit.OSSSHKey }},
+	{Name: OSSSHPort, Flags: []string{"os-ssh-port"}, Usage: "port of balenaOS's host SSH on the device's address, where migdb-check-done looks before calling a device lost", Default: "22222", Kind: Port, Bins: []Binary{AddUnit, CheckDone}, Unit: true, field: func(s *Settings) any { return &s.Unit.OSSSHPort }},
 	{Name: SSHHost, Flags: []string{"host"}, Usage: "device host name or address (the user and port go to --user and --port)", Kind: Host, Bins: all, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHHost }},
 	{Name: SSHUser, Flags: []string{"user", "u"}, Usage: "SSH user on the device", Bins: all, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHUser }},
 	{Name: SSHPort, Flags: []string{"port", "p"}, Usage: "SSH port", Default: "22", Kind: Port, Bins: all, Unit: true, field: func(s *Settings) any { return &s.Unit.SSHPort }},

@@ -82,6 +82,8 @@ type Unit struct {
 	CfgDir     string // migration environment directory (~ expanded)
 	CfgArchive string // or a .tgz of it (~ expanded)
 	ImageURL   string // the device fetches IMAGE_NAME from here instead
+	OSSSHKey   string // public key file for config.json's os.sshKeys (~ expanded)
+	OSSSHPort  int    // balenaOS's host SSH port (22222)
 	SSHHost    string
 	SSHUser    string
 	SSHPort    int

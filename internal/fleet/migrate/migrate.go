@@ -93,6 +93,8 @@ type job struct {
 	device balena.Device
 	// mark records the step the pipeline begins (worker.Job.Step).
 	mark func(step string)
+	// osKeys go into config.json's os.sshKeys (MIG_OS_SSH_KEY).
+	osKeys []string
 }
 
 // step is one stage of the pipeline after connecting; ok false ends the
@@ -135,6 +137,9 @@ func (j *job) run(ctx context.Context) worker.Outcome {
 	j.s = s
 	if msg := s.Unit.Missing(); msg != "" {
 		return j.fail(devproto.ClassConfigError, msg)
+	}
+	if j.osKeys, err = readOSKeys(s.Unit.OSSSHKey); err != nil {
+		return j.fail(devproto.ClassConfigError, err.Error())
 	}
 	if o, done := j.alreadyOnline(ctx); done {
 		return o

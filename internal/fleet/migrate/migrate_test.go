@@ -24,7 +24,10 @@ func TestMigratesDevicesEndToEnd(t *testing.T) {
 	e := newEnv(t, sshtest.Config{Password: true})
 	keyDev := e.device(sshtest.UserConfig{})
 	pwDev := e.device(sshtest.UserConfig{Password: "pa ss$word'1", SudoPassword: true})
-	e.addUnit("key-dev", e.unitFor(keyDev))
+	kd := e.unitFor(keyDev)
+	pub := osKeyFile(t)
+	kd[config.OSSSHKey] = pub
+	e.addUnit("key-dev", kd)
 	pw := e.unitFor(pwDev)
 	pw[config.SSHPasswd] = pwDev.Password
 	e.addUnit("pw-dev", pw)
@@ -70,6 +73,13 @@ func TestMigratesDevicesEndToEnd(t *testing.T) {
 		}
 		if cfg["uuid"] != u.Get(unit.FieldDeviceID) || cfg["deviceApiKey"] == nil || cfg["apiKey"] != nil {
 			t.Errorf("%s: config.json uuid %v key %v apiKey %v", id, cfg["uuid"], cfg["deviceApiKey"] != nil, cfg["apiKey"])
+		}
+		// The operator's lifeline key, for the unit that names one.
+		osCfg, _ := cfg["os"].(map[string]any)
+		keys, _ := osCfg["sshKeys"].([]any)
+		wantKey, _ := os.ReadFile(pub)
+		if id == "key-dev" && (len(keys) != 1 || keys[0] != strings.TrimSpace(string(wantKey))) || id == "pw-dev" && len(keys) != 0 {
+			t.Errorf("%s: config.json os.sshKeys %v", id, keys)
 		}
 		if d, ok := e.fake.Device(u.Get(unit.FieldDeviceID)); !ok || d.Name != u.ID() {
 			t.Errorf("%s: device registered %v, named %q; want named after the unit", id, ok, d.Name)

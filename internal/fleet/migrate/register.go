@@ -66,6 +66,12 @@ func (j *job) sendConfig(ctx context.Context, dev Device) (worker.Outcome, bool)
 	if err := json.Unmarshal(data, &cfg); err != nil || cfg.UUID != uuid || cfg.DeviceAPIKey == "" {
 		return j.fail(devproto.ClassConfig, fmt.Sprintf("config.json from balena does not carry device %s and its key (uuid %q)", uuid, cfg.UUID)), false
 	}
+	if len(j.osKeys) > 0 {
+		if data, err = withOSKeys(data, j.osKeys); err != nil {
+			return j.fail(devproto.ClassConfig, err.Error()), false
+		}
+		j.step("config.json lets %d key(s) of MIG_OS_SSH_KEY into balenaOS's host SSH (port 22222)", len(j.osKeys))
+	}
 	if err := dev.WriteFile(ctx, path.Join(devproto.Dir, devproto.BalenaConfigName), data, 0o600); err != nil {
 		return j.deviceTrouble(ctx, "sending config.json", err), false
 	}

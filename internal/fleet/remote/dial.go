@@ -23,6 +23,8 @@ type Client struct {
 	jumps []*ssh.Client
 	stop  chan struct{} // closed by Close; ends the keepalive loop
 	lost  atomic.Bool   // set when keepalives went unanswered
+	// hostKey is the device's host key, as accepted in the handshake.
+	hostKey ssh.PublicKey
 
 	mu      sync.Mutex
 	closed  bool
@@ -91,6 +93,9 @@ func (c *Client) lostErr(err error) error {
 // AuthMethod is the login method that worked: "publickey", "password" or
 // "keyboard-interactive".
 func (c *Client) AuthMethod() string { return c.auth }
+
+// HostKey is the host key the device presented and the policy accepted.
+func (c *Client) HostKey() ssh.PublicKey { return c.hostKey }
 
 // User is the login user.
 func (c *Client) User() string { return c.opts.User }

@@ -23,6 +23,9 @@ func TestDialWithKeyRunsCommands(t *testing.T) {
 	if c.AuthMethod() != AuthPublicKey {
 		t.Errorf("AuthMethod = %q, want publickey", c.AuthMethod())
 	}
+	if k := c.HostKey(); k == nil || !bytes.Equal(k.Marshal(), d.srv.HostKey().Marshal()) {
+		t.Errorf("HostKey = %v, want the server's", k)
+	}
 	if got := runOut(t, c, "id -un; pwd"); got != d.user.Name+"\n"+d.user.Home {
 		t.Errorf("id -un; pwd = %q", got)
 	}

@@ -181,6 +181,16 @@ func (d *Dialer) login(ctx context.Context, o Options, via *ssh.Client, c *Clien
 	if st.agent != nil {
 		c.cleanup = append(c.cleanup, st.agent.Close)
 	}
+	if !jump {
+		check := cfg.HostKeyCallback
+		cfg.HostKeyCallback = func(host string, remote net.Addr, key ssh.PublicKey) error {
+			err := check(host, remote, key)
+			if err == nil {
+				c.hostKey = key
+			}
+			return err
+		}
+	}
 	if jump {
 		release, err := d.gate(ctx, addr)
 		if err != nil {

@@ -72,8 +72,12 @@ const (
 	FieldRehearsalISOTS = "REHEARSAL_ISOTS"
 	// migdb-check-done's SSH looks for a stage-2 refusal since this
 	// migration: how many, and the last one (epoch seconds).
-	FieldStage2Looks    = "STAGE2_LOOKS"
-	FieldStage2LookTS   = "STAGE2_LOOK_TS"
+	FieldStage2Looks  = "STAGE2_LOOKS"
+	FieldStage2LookTS = "STAGE2_LOOK_TS"
+	// FieldOSHostKey is the host key balenaOS's host SSH showed when
+	// migdb-check-done reached a flashed device that was not online
+	// (authorized_keys form).
+	FieldOSHostKey      = "OS_HOST_KEY"
 	settingFieldPattern = `^MIG_[A-Z0-9_]+$`
 )
 

@@ -68,6 +68,10 @@ type Config struct {
 	ListenAddress string
 	// MaxStartups is sshd's MaxStartups ("": 50:30:100).
 	MaxStartups string
+	// RootKeys let root in with these keys and no password, as balenaOS's
+	// host SSH does (the keys of config.json's os.sshKeys); none: root is
+	// refused.
+	RootKeys []ssh.PublicKey
 }
 
 // Server is a running sshd and the users created for it.
@@ -162,6 +166,19 @@ func (s *Server) setup() error {
 		return fmt.Errorf("sshtest: free port: %w", err)
 	}
 	s.Port = port
+	if len(s.cfg.RootKeys) > 0 {
+		var keys []byte
+		for _, k := range s.cfg.RootKeys {
+			keys = append(keys, ssh.MarshalAuthorizedKey(k)...)
+		}
+		// sshd's StrictModes refuses a file under the world-writable /tmp.
+		if err := os.MkdirAll(filepath.Dir(s.rootKeysFile()), 0o700); err != nil {
+			return fmt.Errorf("sshtest: %w", err)
+		}
+		if err := os.WriteFile(s.rootKeysFile(), keys, 0o600); err != nil {
+			return fmt.Errorf("sshtest: %w", err)
+		}
+	}
 	return os.WriteFile(filepath.Join(s.Dir, "sshd_config"), []byte(s.config()), 0o600)
 }
 
@@ -191,7 +208,11 @@ func (s *Server) config() string {
 	fmt.Fprintf(&b, "Port %d\nListenAddress %s\n", s.Port, s.Host)
 	fmt.Fprintf(&b, "HostKey %s\n", filepath.Join(s.Dir, "host_ed25519"))
 	fmt.Fprintf(&b, "PidFile %s\n", filepath.Join(s.Dir, "sshd.pid"))
-	b.WriteString("PermitRootLogin no\nAllowUsers " + UserPrefix + "*\nStrictModes yes\n")
+	if len(s.cfg.RootKeys) > 0 {
+		b.WriteString("PermitRootLogin prohibit-password\nAllowUsers " + UserPrefix + "* root\nStrictModes yes\n")
+	} else {
+		b.WriteString("PermitRootLogin no\nAllowUsers " + UserPrefix + "*\nStrictModes yes\n")
+	}
 	b.WriteString("PubkeyAuthentication yes\nAuthorizedKeysFile .ssh/authorized_keys\nPermitUserEnvironment yes\n")
 	fmt.Fprintf(&b, "PasswordAuthentication %s\nKbdInteractiveAuthentication %s\n", yesNo[s.cfg.Password], yesNo[s.cfg.Password])
 	b.WriteString("UsePAM yes\nUseDNS no\nPrintMotd no\nPrintLastLog no\nX11Forwarding no\n")
@@ -202,6 +223,10 @@ func (s *Server) config() string {
 	b.WriteString("MaxStartups " + startups + "\nMaxSessions 50\nLogLevel VERBOSE\n")
 	if !s.cfg.NoSFTP {
 		b.WriteString("Subsystem sftp /usr/lib/openssh/sftp-server\n")
+	}
+	if len(s.cfg.RootKeys) > 0 {
+		// Last: a Match block runs to the end of the file.
+		fmt.Fprintf(&b, "Match User root\n\tAuthorizedKeysFile %s\n", s.rootKeysFile())
 	}
 	return b.String()
 }
@@ -373,7 +398,17 @@ func (s *Server) Close() error {
 	if err := os.RemoveAll(s.Dir); err != nil && first == nil {
 		first = err
 	}
+	if len(s.cfg.RootKeys) > 0 {
+		if err := os.RemoveAll(filepath.Dir(s.rootKeysFile())); err != nil && first == nil {
+			first = err
+		}
+	}
 	return first
+}
+
+// rootKeysFile holds the keys root logs in with (Config.RootKeys).
+func (s *Server) rootKeysFile() string {
+	return filepath.Join("/run", filepath.Base(s.Dir), "root_authorized_keys")
 }
 
 func randomHex(n int) string {

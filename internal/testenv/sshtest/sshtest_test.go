@@ -158,3 +158,29 @@ func TestBastionWithOpenSSH(t *testing.T) {
 		t.Fatalf("the device answered directly: %s", out)
 	}
 }
+
+// A server standing in for balenaOS's host SSH lets root in with its keys
+// only; other servers refuse root.
+func TestServerRootKeys(t *testing.T) {
+	key, err := GenerateKey(filepath.Join(t.TempDir(), "id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(t, Config{RootKeys: []ssh.PublicKey{key.PublicKey()}})
+	c, err := dial(t, s, "root", ssh.PublicKeys(key))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, s.Log())
+	}
+	if got := output(t, c, "id -u"); got != "0" {
+		t.Errorf("id -u = %q", got)
+	}
+	c.Close()
+	other, _ := GenerateKey(filepath.Join(t.TempDir(), "other"))
+	if _, err := dial(t, s, "root", ssh.PublicKeys(other)); err == nil {
+		t.Error("root logged in with a key it was not given")
+	}
+	plain := New(t, Config{})
+	if _, err := dial(t, plain, "root", ssh.PublicKeys(key)); err == nil {
+		t.Error("root logged in where it has no keys")
+	}
+}
