@@ -71,3 +71,12 @@ func LookPath(name string) (string, error) {
 	}
 	return "", fmt.Errorf("%s: not found", name)
 }
+
+// Cache is the directory scripts/test-setup.d builds cached images and
+// roots into (BALENA_MIGRATE_TEST_CACHE overrides the default).
+func Cache() string {
+	if c := os.Getenv("BALENA_MIGRATE_TEST_CACHE"); c != "" {
+		return c
+	}
+	return "/var/cache/balena-migrate-test"
+}
