@@ -30,7 +30,12 @@ var (
 
 func (f files) detectDevice(machine string) (devicetype.Device, error) {
 	cpuinfo, _ := f.read("/proc/cpuinfo")
-	model, _ := f.read("/proc/device-tree/model")
+	model, err := f.read("/proc/device-tree/model")
+	if err != nil {
+		// the node that proc link points to, where the link is missing (a
+		// chroot on a machine without a device tree)
+		model, _ = f.read("/sys/firmware/devicetree/base/model")
+	}
 	d, err := devicetype.Detect(devicetype.Inputs{Machine: machine, CPUInfo: string(cpuinfo), DTModel: string(model), EFI: f.exists("/sys/firmware/efi")})
 	if err != nil {
 		return d, err // devicetype.ErrUnknown, which is ErrDeviceType

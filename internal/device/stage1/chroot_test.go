@@ -33,12 +33,13 @@ const chrootHome = "/home/migrate"
 
 type chroot struct {
 	t    *testing.T
-	disk string // the disk image file behind the loop device
-	dir  string // mount point of the chroot's root
-	loop string // the loop disk, /dev/loopN
-	rel  string // this machine's kernel release
-	kver string // the chroot's installed kernel
-	esp  string // the EFI system partition of a UEFI layout
+	disk string   // the disk image file behind the loop device
+	dir  string   // mount point of the chroot's root
+	loop string   // the loop disk, /dev/loopN
+	rel  string   // this machine's kernel release
+	kver string   // the chroot's installed kernel
+	esp  string   // the EFI system partition of a UEFI layout
+	env  []string // added to every run's environment
 }
 
 // chrootSuites are the Debian releases the chroot tests run in, with the
@@ -50,7 +51,13 @@ var chrootSuites = []struct{ suite, pretty string }{
 }
 
 func chrootTarball(t *testing.T, suite string) string {
-	script, err := os.ReadFile("../../../scripts/test-setup.d/20-stage1-chroot")
+	return cachedTree(t, "20-stage1-chroot", "debian-"+suite)
+}
+
+// cachedTree is the tarball a set-up step caches a tree as:
+// <prefix>-chroot-<hash of the step>.tar.zst in the test cache.
+func cachedTree(t *testing.T, step, prefix string) string {
+	script, err := os.ReadFile("../../../scripts/test-setup.d/" + step)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +66,7 @@ func chrootTarball(t *testing.T, suite string) string {
 	if cache == "" {
 		cache = "/var/cache/balena-migrate-test"
 	}
-	return filepath.Join(cache, "debian-"+suite+"-chroot-"+hex.EncodeToString(sum[:])[:16]+".tar.zst")
+	return filepath.Join(cache, prefix+"-chroot-"+hex.EncodeToString(sum[:])[:16]+".tar.zst")
 }
 
 func sh(t *testing.T, name string, args ...string) string {
@@ -78,9 +85,33 @@ func newChroot(t *testing.T, suite string) *chroot { return newChrootOn(t, suite
 // newChrootOn with uefi lays the disk out as on a UEFI PC: GPT, an EFI
 // system partition (FAT, p1) and the root (p2).
 func newChrootOn(t *testing.T, suite string, uefi bool) *chroot {
+	l := layoutBIOS
+	if uefi {
+		l = layoutUEFI
+	}
+	c := newChrootFrom(t, chrootTarball(t, suite), l, "run scripts/test-setup.d/20-stage1-chroot; scripts/test does")
+	c.rel = sh(t, "uname", "-r")
+	c.adoptKernel()
+	return c
+}
+
+// diskLayout is how a chroot's loop disk is partitioned.
+type diskLayout int
+
+const (
+	layoutBIOS diskLayout = iota // MBR, the root on p1
+	layoutUEFI                   // GPT, an EFI system partition (FAT, p1, not mounted), the root on p2
+	// layoutPi is a Raspberry Pi's SD card: MBR, the firmware's boot
+	// partition on p1 mounted at /boot/firmware, the root on p2. p1 is
+	// ext4 here, since this machine's kernel has no vfat; the VM tests
+	// meet FAT.
+	layoutPi
+)
+
+// newChrootFrom unpacks a cached tree onto a fresh loop disk laid out as l.
+func newChrootFrom(t *testing.T, tarball string, l diskLayout, hint string) *chroot {
 	testenv.NeedRoot(t, "the chroot test mounts loop devices")
-	tarball := chrootTarball(t, suite)
-	testenv.NeedFile(t, tarball, "run scripts/test-setup.d/20-stage1-chroot; scripts/test does")
+	testenv.NeedFile(t, tarball, hint)
 	start := time.Now()
 	// Not t.TempDir: its cleanup would delete through a mount that failed
 	// to come off (the chroot's /dev is the host's).
@@ -98,13 +129,16 @@ func newChrootOn(t *testing.T, suite string, uefi bool) *chroot {
 		t.Fatal(err)
 	}
 	f.Close()
-	cmd := exec.Command("sfdisk", "-q", disk)
-	cmd.Stdin = strings.NewReader("label: dos\nstart=2048, type=83\n")
-	rootPart := "p1"
-	if uefi {
-		cmd.Stdin = strings.NewReader("label: gpt\nsize=64MiB, type=U, name=esp\ntype=L, name=root\n")
-		rootPart = "p2"
+	table, rootPart := map[diskLayout]string{
+		layoutBIOS: "label: dos\nstart=2048, type=83\n",
+		layoutUEFI: "label: gpt\nsize=64MiB, type=U, name=esp\ntype=L, name=root\n",
+		layoutPi:   "label: dos\nstart=8192, size=256MiB, type=c\nstart=532480, type=83\n", // p2 after p1, not in the gap before it
+	}[l], "p2"
+	if l == layoutBIOS {
+		rootPart = "p1"
 	}
+	cmd := exec.Command("sfdisk", "-q", disk)
+	cmd.Stdin = strings.NewReader(table)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sfdisk: %v: %s", err, out)
 	}
@@ -115,9 +149,12 @@ func newChrootOn(t *testing.T, suite string, uefi bool) *chroot {
 	if _, err := os.Stat(c.loop + rootPart); err != nil {
 		sh(t, "partx", "-a", c.loop)
 	}
-	if uefi {
+	switch l {
+	case layoutUEFI:
 		c.esp = c.loop + "p1"
 		sh(t, "mkfs.vfat", "-n", "ESP", c.esp)
+	case layoutPi:
+		sh(t, "mkfs.ext4", "-q", "-F", "-L", "RASPIFIRM", c.loop+"p1")
 	}
 	sh(t, "mkfs.ext4", "-q", "-F", c.loop+rootPart)
 	if err := os.Mkdir(c.dir, 0o755); err != nil {
@@ -125,13 +162,18 @@ func newChrootOn(t *testing.T, suite string, uefi bool) *chroot {
 	}
 	sh(t, "mount", c.loop+rootPart, c.dir)
 	t.Cleanup(c.unmount)
+	if l == layoutPi {
+		// the tree's /boot/firmware lands on p1
+		if err := os.MkdirAll(c.path("/boot/firmware"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sh(t, "mount", c.loop+"p1", c.path("/boot/firmware"))
+	}
 	sh(t, "tar", "-C", c.dir, "--numeric-owner", "--xattrs", "-I", "zstd", "-xf", tarball)
 	for _, m := range []string{"proc", "sys", "dev"} {
 		sh(t, "mount", "--rbind", "/"+m, filepath.Join(c.dir, m))
 		sh(t, "mount", "--make-rslave", filepath.Join(c.dir, m))
 	}
-	c.rel = sh(t, "uname", "-r")
-	c.adoptKernel()
 	t.Logf("chroot on %s%s ready in %v", c.loop, rootPart, time.Since(start).Round(time.Millisecond))
 	return c
 }
@@ -224,7 +266,7 @@ func (c *chroot) runEnv(env []string, user string, args ...string) (string, int)
 	}
 	cargs = append(cargs, c.dir, chrootHome+"/balena-migrate", "--home", chrootHome)
 	cmd := exec.Command("chroot", append(cargs, args...)...)
-	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}, env...)
+	cmd.Env = append(append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}, c.env...), env...)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	c.t.Logf("balena-migrate %s (%v):\n%s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), out)
@@ -308,13 +350,16 @@ func diskImage(t *testing.T) ([]byte, string) {
 }
 
 // staticBinary builds balena-migrate from this module with CGO_ENABLED=0.
-func staticBinary(t *testing.T, dst string) {
+func staticBinary(t *testing.T, dst string) { staticBinaryFor(t, dst, runtime.GOARCH, "") }
+
+// staticBinaryFor builds it for another architecture (goarm for GOARCH=arm).
+func staticBinaryFor(t *testing.T, dst, goarch, goarm string) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
 	cmd := exec.Command(goBin, "build", "-o", dst, "../../../cmd/balena-migrate")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+goarch, "GOARM="+goarm)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -344,6 +344,11 @@ func refusals() []refusal {
 			d.write("/proc/device-tree/model", []byte("Pine64 RockPro64\x00"))
 			d.write("/proc/cpuinfo", []byte("processor : 0\n"))
 		}, ErrDeviceType, "RockPro64", devproto.ClassDeviceType},
+		{"unknown board without the proc link", pi, func(d *device) {
+			os.RemoveAll(d.path("/proc/device-tree"))
+			d.write("/sys/firmware/devicetree/base/model", []byte("Pine64 RockPro64\x00"))
+			d.write("/proc/cpuinfo", []byte("processor : 0\n"))
+		}, ErrDeviceType, "RockPro64", devproto.ClassDeviceType},
 		{"boot on another disk", pc, func(d *device) {
 			d.write("/proc/self/mountinfo", []byte("25 0 8:1 / / rw - ext4 /dev/sda1 rw\n26 25 8:17 / /boot rw - ext4 /dev/sdb1 rw\n"))
 			os.MkdirAll(d.path("/sys/devices/virtual/block/sdb/sdb1"), 0o755)
