@@ -33,10 +33,12 @@ import (
 //	GRUB_BOOT_DEV           "hd0" (accepted; the menu entry finds /boot by UUID)
 //	GRUB_CFG, GRUB_BOOT_IMG, GRUB_CORE_IMG  grub files from `balena-migrate extract`
 //	HAS_WIFI_CFG            N wifi files the image has already (TRUE: 1); ours start at N+1
-//	MIGRATE_ALL_WIFIS       TRUE: migrate every wifi of wpa_supplicant, NetworkManager, connman
+//	MIGRATE_ALL_WIFIS       TRUE: carry every Wi-Fi network; FALSE: those of a wireless link the device is reached through
 //	MIGRATE_WIFI_CFG        file with one SSID per line: migrate only those
 //	COPY_NMGR_FILES         NetworkManager files installed as they are
 //	REQUIRE_NMGR_FILE       TRUE: refuse when no network file would be installed
+//	NETWORK_CHECK           TRUE (default): refuse when a link the device is reached through would not come up on balenaOS
+//	NETWORK_SKIP            interface names and NetworkManager connection UUIDs whose setup is left behind
 //	LOG_DRIVE, LOG_FS_TYPE  separate drive for the stage-2 log, and its type (ext4)
 //	NO_FLASH                TRUE (default, also when the key is left out): stage 2 stops before flashing
 //	NO_SETUP                TRUE: leave the boot configuration alone (--pretend)
@@ -47,7 +49,7 @@ import (
 //	MIN_WRITE_SPEED         KiB/s the disk must write (--write-speed)
 //	BALENA_API_HOST/PORT    api.balena-cloud.com:443, must be reachable (empty host: no check);
 //	                        unset, the apiEndpoint/vpnEndpoint of BALENA_CONFIG (self-hosted balena) apply
-//	BALENA_VPN_HOST/PORT    vpn.balena-cloud.com:443, likewise
+//	BALENA_VPN_HOST/PORT    vpn.balena-cloud.com:443, probed and reported (empty host: not probed); unset, vpnEndpoint
 //	BALENA_CONNECT_TIMEOUT  20 seconds per connection check
 //	NO_OS_CHECK             TRUE: run on a system not in the supported list (--no-os-check)
 //	WATCHDOG                300 seconds: the watchdog timeout of the stage-2 boot; 0: no watchdog
@@ -70,6 +72,8 @@ type Conf struct {
 	MigrateWifiCfg  string
 	CopyNmgrFiles   []string
 	RequireNmgrFile bool
+	NetworkCheck    bool
+	NetworkSkip     []string
 
 	LogDrive, LogFSType string
 	NoFlash, NoSetup    bool
@@ -95,7 +99,7 @@ func DefaultConf() Conf {
 		NoFlash: true, TermExit: "exit 0", LogFSType: "ext4",
 		MemMinFreeS1: 64 << 20, MemMinFreeS2: 32 << 20, MinRootAvail: 64 << 20,
 		APIHost: "api.balena-cloud.com", APIPort: 443, VPNHost: "vpn.balena-cloud.com", VPNPort: 443,
-		ConnectTimeout: 20 * time.Second, Watchdog: 300,
+		ConnectTimeout: 20 * time.Second, Watchdog: 300, NetworkCheck: true,
 	}
 }
 
@@ -187,6 +191,8 @@ func (c *Conf) keys() []confKey {
 			return nil
 		}},
 		boolean("REQUIRE_NMGR_FILE", &c.RequireNmgrFile),
+		boolean("NETWORK_CHECK", &c.NetworkCheck),
+		{"NETWORK_SKIP", func(v string) error { c.NetworkSkip = strings.Fields(v); return nil }},
 		str("LOG_DRIVE", &c.LogDrive),
 		{"LOG_FS_TYPE", func(v string) error {
 			if c.LogFSType = strings.TrimSpace(v); c.LogFSType == "" {

@@ -28,4 +28,9 @@ const (
 	// Stage2LogPath is where the fleet finds that log, relative to the
 	// login directory.
 	Stage2LogPath = Dir + "/" + Stage2LogName
+	// EndpointsName is the file the fleet's pre-flight leaves in Dir with
+	// where the fleet's devices will talk to (the endpoint keys of the
+	// fleet's config.json, no key): stage 1 probes them before the device
+	// has a config.json.
+	EndpointsName = "balena-migrate-endpoints.json"
 )

@@ -8,11 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
@@ -24,7 +21,6 @@ var (
 	ErrNotRoot     = errors.New("not running as root")
 	ErrUnsupported = errors.New("unsupported system")
 	ErrMissingProg = errors.New("required program missing")
-	ErrNoNetwork   = errors.New("no connection")
 	ErrChecksum    = errors.New("checksum mismatch")
 )
 
@@ -79,54 +75,6 @@ func checkSpace(h Host, path string, need int64, what string) error {
 	if int64(free) < need {
 		return fmt.Errorf("%w on %s: %d MiB free, %d MiB needed for %s: free some space and try again",
 			errNoSpace, path, free>>20, (need+1<<20-1)>>20, what)
-	}
-	return nil
-}
-
-// endpoints is where the device will talk to balena: the hosts the
-// operator set in the config file, else those of the device's config.json
-// (a self-hosted balena's own), else balenaCloud's.
-func endpoints(c Config, bc balenaConfig) *Config {
-	def := defaults()
-	if c.APIHost == def.APIHost && c.APIPort == def.APIPort && bc.APIEndpoint != "" {
-		if u, err := url.Parse(bc.APIEndpoint); err == nil && u.Hostname() != "" {
-			c.APIHost, c.APIPort = u.Hostname(), 443
-			if u.Scheme == "http" {
-				c.APIPort = 80
-			}
-			if p, err := strconv.Atoi(u.Port()); err == nil {
-				c.APIPort = p
-			}
-		}
-	}
-	if c.VPNHost == def.VPNHost && bc.VPNEndpoint != "" {
-		c.VPNHost = bc.VPNEndpoint
-		if p, err := strconv.Atoi(fmt.Sprint(bc.VPNPort)); err == nil && p > 0 {
-			c.VPNPort = p
-		}
-	}
-	return &c
-}
-
-// checkConnectivity opens a TCP connection to the API and VPN hosts; an
-// empty host skips that check.
-func checkConnectivity(ctx context.Context, h Host, c *Config, log *Log) error {
-	for _, t := range []struct {
-		what, host string
-		port       int
-	}{{"balena API", c.APIHost, c.APIPort}, {"balena VPN", c.VPNHost, c.VPNPort}} {
-		if t.host == "" {
-			log.Info("%s connectivity check disabled (empty host)", t.what)
-			continue
-		}
-		addr := net.JoinHostPort(t.host, strconv.Itoa(t.port))
-		dctx, cancel := context.WithTimeout(ctx, c.ConnectTimeout)
-		err := h.Dial(dctx, addr)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("%w to the %s at %s: %w: the device must reach it after the migration; check the network and firewall (or set the host empty to skip the check)", ErrNoNetwork, t.what, addr, err)
-		}
-		log.Info("%s %s is reachable", t.what, addr)
 	}
 	return nil
 }

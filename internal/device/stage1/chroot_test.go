@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -366,22 +368,12 @@ func staticBinaryFor(t *testing.T, dst, goarch, goarm string) {
 }
 
 // fakeBalena listens where the chroot's connectivity check dials.
+// fakeBalena is an HTTPS server answering the API's /ping; its port
+// stands in for the VPN's too (a TCP connect is all that is asked of it).
 func fakeBalena(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "OK") }))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().(*net.TCPAddr).Port
 }
 
 func TestChrootStage1(t *testing.T) {
@@ -401,8 +393,11 @@ func chrootStage1(t *testing.T, suite, pretty string) {
 	c.write(chrootHome+"/resin-genericx86-64-2.99.0-test.img.gz", string(img), 0o644)
 	c.write(chrootHome+"/resin-raspberrypi3-2.99.0-test.img.gz", string(img), 0o644)
 	conf := func(image string) string {
+		// The chroot is not the machine whose network runs here: the
+		// reachability contract is off (and says so).
 		return fmt.Sprintf("IMAGE_NAME=%s\nBACKUP_DIRECTORIES=/etc/default\nMIGRATE_ALL_WIFIS=TRUE\nREQUIRE_NMGR_FILE=TRUE\n"+
-			"BALENA_API_HOST=127.0.0.1\nBALENA_API_PORT=%d\nBALENA_VPN_HOST=127.0.0.1\nBALENA_VPN_PORT=%d\n", image, port, port)
+			"BALENA_API_HOST=127.0.0.1\nBALENA_API_PORT=%d\nBALENA_VPN_HOST=127.0.0.1\nBALENA_VPN_PORT=%d\nBALENA_CONFIG=config.json\n"+
+			"NETWORK_CHECK=FALSE\nBALENA_CONNECT_TIMEOUT=5\n", image, port, port)
 	}
 	refused := func(name, image, user, want string) {
 		t.Run(name, func(t *testing.T) {
@@ -420,9 +415,13 @@ func chrootStage1(t *testing.T, suite, pretty string) {
 			}
 		})
 	}
-	// No wifi configured yet: refused after the backup was made, which must be undone.
+	// No network configured yet (the chroot has no network stack, and
+	// config.json no Wi-Fi): refused after the backup was made, which must
+	// be undone.
+	c.write(chrootHome+"/config.json", `{"deviceType":"genericx86-64"}`, 0o600)
 	refused("NoNetworkConfig", "resin-genericx86-64-2.99.0-test.img.gz", "", "REQUIRE_NMGR_FILE")
-	c.write("/etc/wpa_supplicant/wpa_supplicant.conf", "ctrl_interface=DIR=/var/run/wpa_supplicant\nnetwork={\n\tssid=\"fleet-net\"\n\tpsk=\"s3cret-pass\"\n}\n", 0o600)
+	c.write(chrootHome+"/config.json", `{"deviceType":"genericx86-64","wifiSsid":"fleet-net","wifiKey":"s3cret-pass"}`, 0o600)
+	c.write("/etc/hostname", "chroot-gw\n", 0o644)
 	refused("WrongDevice", "resin-raspberrypi3-2.99.0-test.img.gz", "", "is for raspberrypi3 but this device is a BIOS PC")
 	refused("MissingImage", "resin-genericx86-64-9.9.9.img.gz", "", "resin-genericx86-64-9.9.9.img.gz: stat")
 	refused("NotRoot", "resin-genericx86-64-2.99.0-test.img.gz", "65534:65534", "must run as root")
@@ -457,8 +456,19 @@ func (c *chroot) pretend(t *testing.T, conf func(string) string, imgSum, pretty 
 		t.Fatal(err)
 	}
 	if s2.BootDev != c.loop || s2.ImageSHA256 != imgSum || !s2.NoFlash || s2.HomeDir != chrootHome ||
-		s2.BackupFile != "backup.tgz" || strings.Join(s2.NetworkConfigs, " ") != "resin-wifi-01" {
+		s2.BackupFile != "backup.tgz" || strings.Join(s2.NetworkConfigs, " ") != "resin-wifi-01" || s2.BalenaConfig != stage2ConfigJSON {
 		t.Fatalf("stage-2 config: %+v (want BOOT_DEV %s, sha %s)", s2, c.loop, imgSum)
+	}
+	if cfg := string(mustRead(t, c.path(chrootHome+"/"+stage2ConfigJSON))); !strings.Contains(cfg, `"hostname":"chroot-gw"`) {
+		t.Errorf("config.json for stage 2 lacks the hostname: %s", cfg)
+	}
+	// What this machine's own links look like decides which of the two
+	// the contract says.
+	if !strings.Contains(out, "WARN: NETWORK_CHECK=FALSE: migrating although") && !strings.Contains(out, "comes up on balenaOS") {
+		t.Error("the log says nothing about the links the device is reached through")
+	}
+	if !strings.Contains(out, "reachable: API https://127.0.0.1:") {
+		t.Error("the log does not report the API")
 	}
 	wifi, err := os.ReadFile(c.path(chrootHome + "/resin-wifi-01"))
 	if err != nil || !bytes.Contains(wifi, []byte("ssid=fleet-net\n")) || !bytes.Contains(wifi, []byte("psk=s3cret-pass\n")) {

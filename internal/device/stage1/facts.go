@@ -24,6 +24,7 @@ type facts struct {
 	setup            bootSetup         // the board family's boot setup
 	boot             bootPlan          // what setup decided to do
 	watchdog         watchdogChoice
+	network          network // the connections to carry, the device's facts
 }
 
 // check runs every check that changes nothing and returns what they found.
@@ -69,12 +70,15 @@ func (r *run) check(ctx context.Context) (facts, error) {
 	if f.watchdog, err = r.checkEnvironment(ctx, f); err != nil {
 		return f, err
 	}
+	if f.network, err = r.checkReach(ctx); err != nil {
+		return f, err
+	}
 	return f, nil
 }
 
 // checkEnvironment checks what the change needs besides the device itself:
 // the kernel's modules, the files named in the config, space, the image's
-// checksums, the disk's speed and the network. It returns the watchdog of
+// checksums and the disk's speed. It returns the watchdog of
 // the stage-2 boot.
 func (r *run) checkEnvironment(ctx context.Context, f facts) (watchdogChoice, error) {
 	if st, err := r.stat("/lib/modules/" + f.release); err != nil || !st.IsDir() {
@@ -101,11 +105,7 @@ func (r *run) checkEnvironment(ctx context.Context, f facts) (watchdogChoice, er
 	if err := r.checkWriteSpeed(ctx); err != nil {
 		return wd, err
 	}
-	bc, _, err := r.readBalenaConfig()
-	if err != nil {
-		return wd, err
-	}
-	return wd, checkConnectivity(ctx, r.host, endpoints(*r.cfg, bc), r.log)
+	return wd, nil
 }
 
 // checkOptionalFiles checks LOG_DRIVE and the grub files before anything changes.

@@ -35,6 +35,7 @@ var classes = []struct {
 		return errors.Is(err, ErrDeviceType) || errors.Is(err, ErrWrongDevice) || errors.Is(err, ErrUnknownTarget)
 	}},
 	{devproto.ClassBackup, func(err error) bool { return errors.Is(err, ErrBackup) }},
+	{devproto.ClassNetwork, func(err error) bool { return errors.Is(err, ErrNetwork) }},
 }
 
 // ClassOf returns the failure class of a stage-1 error.

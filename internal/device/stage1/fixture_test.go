@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fleetmig/balena-migrate/internal/device/endpoints"
+	"github.com/fleetmig/balena-migrate/internal/device/netconf"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,9 +28,12 @@ type fakeHost struct {
 	uid              int
 	machine, release string
 	free             uint64
-	dialErr          error
-	fail             map[string]error // program base name → error it fails with
-	ran              []string
+	// unreachable are the endpoints that do not answer; live is the
+	// running network (a DHCP ethernet port by default).
+	unreachable map[endpoints.Kind]bool
+	live        netconf.Live
+	fail        map[string]error // program base name → error it fails with
+	ran         []string
 	// omit is an entry the hook "fails" to put into the initramfs.
 	omit string
 	// synced lists the Sync calls: the device path and whether the boot
@@ -70,7 +76,25 @@ func (h *fakeHost) Uname() (string, string, error) { return h.machine, h.release
 func (h *fakeHost) FreeSpace(string) (uint64, error) {
 	return h.free, nil
 }
-func (h *fakeHost) Dial(context.Context, string) error { return h.dialErr }
+func (h *fakeHost) Probe(_ context.Context, _ *endpoints.Prober, eps []endpoints.Endpoint) []endpoints.Result {
+	var out []endpoints.Result
+	for _, e := range eps {
+		if h.unreachable[e.Kind] {
+			out = append(out, endpoints.Result{Endpoint: e, Detail: "dial tcp " + e.Addr + ": connect: connection refused"})
+			continue
+		}
+		out = append(out, endpoints.Result{Endpoint: e, OK: true, Detail: "answered in 1ms"})
+	}
+	return out
+}
+
+func (h *fakeHost) Network() (netconf.Live, error) { return h.live, nil }
+
+// dhcpEthernet is a device reached over a DHCP ethernet port.
+func dhcpEthernet() netconf.Live {
+	return netconf.Live{Links: []netconf.Link{{Name: "eth0", MAC: "b8:27:eb:00:00:01", PermanentMAC: true, Physical: true, Ethernet: true,
+		Addrs: []netconf.LinkAddr{{Prefix: netip.MustParsePrefix("192.168.1.20/24"), Dynamic: true}}}}, Default: []string{"eth0"}, Session: "eth0"}
+}
 func (h *fakeHost) Now() time.Time {
 	return time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 }
@@ -180,7 +204,7 @@ func newDevice(t *testing.T, f fixture, static string) *device {
 		t.Fatal(err)
 	}
 	fakeDisk(t, root)
-	d := &device{fixture: f, host: &fakeHost{t: t, root: root, machine: f.machine, release: f.release, free: 8 << 30}}
+	d := &device{fixture: f, host: &fakeHost{t: t, root: root, machine: f.machine, release: f.release, free: 8 << 30, live: dhcpEthernet()}}
 	img, sum := diskImage(t)
 	d.imgSum = sum
 	d.write(filepath.Join(f.home, f.image), img)

@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fleetmig/balena-migrate/internal/device/endpoints"
+	"github.com/fleetmig/balena-migrate/internal/device/netconf"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,8 +29,11 @@ type Host interface {
 	Run(ctx context.Context, env []string, name string, args ...string) ([]byte, error)
 	// FreeSpace returns the bytes available to root on the filesystem holding path.
 	FreeSpace(path string) (uint64, error)
-	// Dial opens and closes a TCP connection to addr.
-	Dial(ctx context.Context, addr string) error
+	// Probe probes the endpoints balenaOS will use, from this device.
+	Probe(ctx context.Context, p *endpoints.Prober, eps []endpoints.Endpoint) []endpoints.Result
+	// Network reads the running network: links, default routes, the
+	// link of the SSH session stage 1 runs in.
+	Network() (netconf.Live, error)
 	Now() time.Time
 	// Sync makes a file or directory durable (fsync).
 	Sync(path string) error
@@ -80,15 +84,15 @@ func (OSHost) FreeSpace(path string) (uint64, error) {
 	return st.Bavail * uint64(st.Bsize), nil
 }
 
-// Dial connects over TCP.
-func (OSHost) Dial(ctx context.Context, addr string) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	return c.Close()
+// Probe probes the endpoints from this machine.
+func (OSHost) Probe(ctx context.Context, p *endpoints.Prober, eps []endpoints.Endpoint) []endpoints.Result {
+	return p.Probe(ctx, eps)
 }
+
+// Network reads this machine's running network; the SSH session is the
+// one stage 1 was started from (sudo drops SSH_CONNECTION, its parents
+// keep it).
+func (OSHost) Network() (netconf.Live, error) { return netconf.ReadLive(netconf.SSHConnection()) }
 
 // Now is the wall clock.
 func (OSHost) Now() time.Time { return time.Now() }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/fleetmig/balena-migrate/internal/device/endpoints"
 	"io"
 	"io/fs"
 	"os"
@@ -272,11 +273,9 @@ type balenaConfig struct {
 	DeviceType string `json:"deviceType"`
 	// Where the device will talk to balena: a self-hosted balena
 	// (openBalena) has its own.
-	APIEndpoint string `json:"apiEndpoint"`
-	VPNEndpoint string `json:"vpnEndpoint"`
-	VPNPort     any    `json:"vpnPort"` // a number or a string, as balena writes it
-	WifiSsid    string `json:"wifiSsid"`
-	WifiKey     string `json:"wifiKey"`
+	endpoints.Config
+	WifiSsid string `json:"wifiSsid"`
+	WifiKey  string `json:"wifiKey"`
 }
 
 func (r *run) readBalenaConfig() (balenaConfig, bool, error) {

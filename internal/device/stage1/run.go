@@ -100,6 +100,8 @@ type prepared struct {
 	backup   string   // archive name in HOME_DIR; "": no backup
 	networks []string // NetworkManager files in HOME_DIR
 	initrd   string   // the built initramfs (device path)
+	// balenaConfig is the config.json stage 2 writes (a name in HOME_DIR).
+	balenaConfig string
 }
 
 // change makes the journaled changes from what the checks found. It
@@ -118,7 +120,10 @@ func (r *run) change(ctx context.Context, f facts) (bool, error) {
 	if out.backup, err = r.makeBackup(ctx); err != nil {
 		return false, err
 	}
-	if out.networks, err = r.networkConfigs(); err != nil {
+	if out.networks, err = r.networkConfigs(f.network); err != nil {
+		return false, err
+	}
+	if out.balenaConfig, err = r.stage2BalenaConfig(f.network.facts); err != nil {
 		return false, err
 	}
 	if err := r.writeStage2Config(f, out); err != nil {
@@ -176,9 +181,7 @@ func (r *run) writeStage2Config(f facts, out prepared) error {
 	c.ImageFile = img.Path
 	c.ImageSHA256 = img.SHA256
 	c.BackupFile = out.backup
-	if r.cfg.BalenaConfig != "" {
-		c.BalenaConfig = relOrAbs(r.cfg.HomeDir, r.cfg.BalenaConfig)
-	}
+	c.BalenaConfig = out.balenaConfig
 	c.NetworkConfigs = out.networks
 	undo := f.setup.undo(p)
 	c.RestoreBootFiles, c.RemoveBootFiles = undo.restore, undo.remove

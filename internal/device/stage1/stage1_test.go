@@ -6,6 +6,7 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
+	"github.com/fleetmig/balena-migrate/internal/device/endpoints"
 	"io"
 	"os"
 	"path/filepath"
@@ -57,8 +58,11 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 			if _, err := os.Stat(d.path("/boot/config.txt")); err == nil {
 				t.Error("wrote /boot/config.txt on a /boot/firmware system")
 			}
-			if strings.Join(s2.NetworkConfigs, " ") != "resin-wifi-01" || !strings.Contains(d.read(t, "/home/pi/migrate/resin-wifi-01"), "ssid=home-net\n") {
-				t.Errorf("NetworkManager wifi not migrated: %q", s2.NetworkConfigs)
+			// Raspberry Pi OS 12's NetworkManager connections, wired and
+			// Wi-Fi, go over as their own files.
+			if strings.Join(s2.NetworkConfigs, " ") != "resin-ethernet-01 resin-wifi-01" || !strings.Contains(d.read(t, "/home/pi/migrate/resin-wifi-01"), "ssid=home-net\n") ||
+				d.read(t, "/home/pi/migrate/resin-ethernet-01") != d.read(t, "/etc/NetworkManager/system-connections/Wired.nmconnection") {
+				t.Errorf("NetworkManager connections not migrated: %q", s2.NetworkConfigs)
 			}
 		},
 		"ubuntu1804-bios": func(t *testing.T, d *device, s2 s2config.Config) {
@@ -374,7 +378,14 @@ func refusals() []refusal {
 		{"checksum", pc, func(d *device) {
 			d.write(filepath.Join(d.home, "checksums.md5"), []byte("00000000000000000000000000000000  "+d.image+"\n"))
 		}, ErrChecksum, "damaged in transfer", devproto.ClassStage1},
-		{"API unreachable", pc, func(d *device) { d.host.dialErr = errors.New("connection refused") }, ErrNoNetwork, "balena API", devproto.ClassStage1},
+		{"API unreachable", pc, func(d *device) { d.host.unreachable = map[endpoints.Kind]bool{endpoints.API: true} }, ErrNetwork, "the balena API at https://api.example:443/ping does not answer", devproto.ClassNetwork},
+		{"default route through an uncovered link", pc, func(d *device) {
+			d.host.live.Links[0].Addrs[0].Dynamic = false
+		}, ErrNetwork, "eth0 carries the default route and the SSH session but its address 192.168.1.20/24 is set by nothing balena-migrate reads", devproto.ClassNetwork},
+		{"a setup that cannot be carried", pc, func(d *device) {
+			d.write("/sbin/ifup", nil)
+			d.write("/etc/network/interfaces", []byte("auto br0\niface br0 inet dhcp\n\tbridge_ports eth1\n"))
+		}, ErrNetwork, "/etc/network/interfaces:2: iface br0 is a bridge (bridge_ports), which is not carried: give a NetworkManager file for it in COPY_NMGR_FILES (NETWORK_SKIP=br0 leaves it behind)", devproto.ClassNetwork},
 		{"log drive on the boot disk", pc, func(d *device) {
 			d.cfg.LogDrive = "/dev/sda2"
 			if err := unixMknodBlock(d.path("/dev/sda2")); err != nil {

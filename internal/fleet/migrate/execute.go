@@ -75,6 +75,9 @@ func topFiles(ctx context.Context, src *upload.Source) (map[string]bool, error) 
 // backup and the initramfs, but no change to the boot setup. Nothing is
 // registered before it passes.
 func (j *job) preflight(ctx context.Context, dev Device) (worker.Outcome, bool) {
+	if err := j.sendEndpoints(ctx, dev); err != nil {
+		return j.deviceTrouble(ctx, "sending the fleet's endpoints", err), false
+	}
 	o, ok := j.stage1(ctx, dev, "pre-flight", "--pretend")
 	if !ok && j.s.Migrate.Pretend && o.To == spool.Fail && j.u.Get(unit.FieldFailClass) != string(devproto.ClassConfigError) {
 		// A pre-flight run records the device's refusal and hands the

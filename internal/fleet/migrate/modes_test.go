@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +170,18 @@ func TestPretendRegistersNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(dev.Path(devproto.Dir + "/" + devproto.BalenaConfigName)); !os.IsNotExist(err) {
 		t.Errorf("a config.json reached the device in a pre-flight (%v)", err)
+	}
+	// Where the fleet's devices will talk to went beside balena-migrate,
+	// for it to probe; nothing else of the fleet's config (no key).
+	var eps map[string]any
+	data, _ := os.ReadFile(dev.Path(devproto.Dir + "/" + devproto.EndpointsName))
+	if err := json.Unmarshal(data, &eps); err != nil || eps["apiEndpoint"] != e.fake.URL() {
+		t.Errorf("%s on the device: %s (%v)", devproto.EndpointsName, data, err)
+	}
+	for k := range eps {
+		if !slices.Contains(endpointKeys, k) {
+			t.Errorf("%s holds %s", devproto.EndpointsName, k)
+		}
 	}
 	// The same worker does not take the unit again.
 	stamp := u.Get(unit.FieldPreflightISOTS)

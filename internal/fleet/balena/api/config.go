@@ -103,3 +103,27 @@ func assembleConfig(cfg map[string]json.RawMessage, deviceKey string, id int64, 
 	}
 	return json.Marshal(cfg)
 }
+
+// FleetConfig is the fleet's config.json for a device type ("": the
+// fleet's own) and balenaOS version, without any key: where its devices
+// will talk to. It comes from the template the registrations use, so a
+// worker asks balena for it once per type and version.
+func (c *Client) FleetConfig(ctx context.Context, fleet, deviceType, version string) ([]byte, error) {
+	op := "the fleet's config.json"
+	if err := balena.CheckFleetSettings(op, fleet, version); err != nil {
+		return nil, err
+	}
+	app, err := c.app(ctx, fleet)
+	if err != nil {
+		return nil, err
+	}
+	if deviceType == "" {
+		deviceType = app.deviceType
+	}
+	cfg, err := c.template(ctx, templateID{appID: app.id, deviceType: deviceType, version: version})
+	if err != nil {
+		return nil, err
+	}
+	delete(cfg, "apiKey")
+	return json.Marshal(cfg)
+}
