@@ -51,7 +51,7 @@ func TestMigrations(t *testing.T) {
 		t.Fatal(err)
 	}
 	var progress bytes.Buffer
-	// within go test's -timeout (scripts/test: 35m), with time to clean up
+	// within go test's -timeout (scripts/test: 50m), with time to clean up
 	deadline := time.Now().Add(18 * time.Minute)
 	if d, ok := t.Deadline(); ok {
 		deadline = d.Add(-90 * time.Second)
