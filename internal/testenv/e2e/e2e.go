@@ -75,12 +75,13 @@ const (
 )
 
 // migdb-check-done's limits: the time a flashed device has to come online
-// (with room for a busy host), and when a device not online yet is first
-// looked at over SSH for stage 2's refusal. Looks then follow at 67 s,
-// 112 s, 202 s, 382 s: a refused BIOS device is back on its old system
-// about 130–200 s after migration here.
+// (with room for a busy host: under TCG on a loaded 2-core host the UEFI
+// machine's grub took 7 minutes to load the stage-2 boot), and when a
+// device not online yet is first looked at over SSH for stage 2's refusal.
+// Looks then follow at 67 s, 112 s, 202 s, 382 s: a refused BIOS device is
+// back on its old system about 130–200 s after migration here.
 const (
-	maxAge    = 480 * time.Second
+	maxAge    = 900 * time.Second
 	lookAfter = 45 * time.Second
 )
 
