@@ -111,7 +111,7 @@ func TestVMStage1ThenStage2(t *testing.T) {
 	c.release()
 	drive := "file=" + c.disk + ",format=raw,if=virtio"
 
-	first := qemu(t, 8*time.Minute, "-kernel", kernel, "-initrd", initrd, "-drive", drive,
+	first := qemu(t, 15*time.Minute, "-kernel", kernel, "-initrd", initrd, "-drive", drive,
 		"-append", "root=/dev/vda1 rw console=ttyS0 panic=-1 init=/usr/local/sbin/vm-init no_timer_check")
 	if !strings.Contains(first, "migration successful, please reboot system") || !strings.Contains(first, "VM-STAGE1-EXIT=0") {
 		t.Fatalf("stage 1 in the VM did not succeed:\n%s", tail([]byte(first), 60))
