@@ -2,7 +2,9 @@ package rollout
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -40,14 +42,9 @@ func (b Breaker) judge(e *ended, st State, now time.Time) (bool, Pause) {
 	if b.All != nil && b.All.Passed(p.Failed, p.Ended) {
 		why = append(why, fmt.Sprintf("%d of %d units ended %s failed, more than --max-fail %s allows", p.Failed, p.Ended, since, b.All))
 	}
-	classes := make([]string, 0, len(b.ByClass))
-	for c := range b.ByClass {
-		classes = append(classes, string(c))
-	}
-	sort.Strings(classes)
-	for _, c := range classes {
-		l := b.ByClass[devproto.Class(c)]
-		if n := p.Classes[devproto.Class(c)]; l.Passed(n, p.Ended) {
+	for _, c := range slices.Sorted(maps.Keys(b.ByClass)) {
+		l := b.ByClass[c]
+		if n := p.Classes[c]; l.Passed(n, p.Ended) {
 			why = append(why, fmt.Sprintf("%d of %d units ended %s failed as %s, more than %s=%s allows", n, p.Ended, since, c, c, l))
 		}
 	}

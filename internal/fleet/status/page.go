@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"html/template"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
-	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 )
 
@@ -79,15 +79,10 @@ func WritePage(w io.Writer, s *Snapshot, program, db string) error {
 	if s.Rollout.Submitted > 0 {
 		d.WaveBar = s.Rollout.Limit * 100 / s.Rollout.Submitted
 	}
-	classes := make([]string, 0, len(s.Failed))
-	for c := range s.Failed {
-		classes = append(classes, string(c))
-	}
-	sort.Strings(classes)
-	for _, c := range classes {
-		n := s.Failed[devproto.Class(c)]
-		units := s.FailedUnits[devproto.Class(c)]
-		d.Classes = append(d.Classes, classRow{Class: c, N: n, Units: units, More: n - len(units)})
+	for _, c := range slices.Sorted(maps.Keys(s.Failed)) {
+		n := s.Failed[c]
+		units := s.FailedUnits[c]
+		d.Classes = append(d.Classes, classRow{Class: string(c), N: n, Units: units, More: n - len(units)})
 	}
 	for i, f := range s.InFlight {
 		if i == maxFlights {
