@@ -23,7 +23,7 @@ func main() {
 	devices := flag.String("devices", joinKinds(e2e.Kinds), "comma-separated device kinds, one VM each")
 	work := flag.String("work", "", "run directory (default: a new one under $TMPDIR)")
 	timeout := flag.Duration("timeout", 40*time.Minute, "give up after this long")
-	realAPI := flag.Bool("real-api", false, "run open-balena-api (scripts/test-setup.d/30-open-balena-api) instead of the fake balena API")
+	realAPI := flag.Bool("real-api", true, "run open-balena-api (scripts/test-setup.d/30-open-balena-api); --real-api=false runs the fake balena API instead")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: unexpected argument %q\n", flag.Arg(0))

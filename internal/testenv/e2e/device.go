@@ -151,6 +151,7 @@ type Device struct {
 	Looks     string        // STAGE2_LOOKS: migdb-check-done's SSH looks at the device
 	FailAfter time.Duration // from migration (STATUS_TS) to the failure (FAIL_TS)
 	UUID      string        // DEVICE_ID
+	OnlineBy  string        // ONLINE_BY: how balena showed it online (heartbeat, vpn)
 	Err       error         // why it did not end as its kind must
 }
 
@@ -257,6 +258,7 @@ func (d *Device) finish(dir, file string) {
 	}
 	d.Class, d.Msg, d.UUID = f.Value("FAIL_CLASS"), f.Value("FAIL_MSG"), f.Value("DEVICE_ID")
 	d.Rehearsal = f.Value("REHEARSAL")
+	d.OnlineBy = f.Value("ONLINE_BY")
 	d.Looks = f.Value("STAGE2_LOOKS")
 	migrated, err1 := strconv.ParseInt(f.Value("STATUS_TS"), 10, 64)
 	failed, err2 := strconv.ParseInt(f.Value("FAIL_TS"), 10, 64)
@@ -356,6 +358,8 @@ func (d *Device) check(ctx context.Context, registered map[string]seen) {
 		d.Err = fmt.Errorf("stage 2 did not stop before flashing")
 	case sp.rehearsal && (registered == nil || d.UUID != "" && holds(registered, d.UUID)):
 		d.Err = fmt.Errorf("a rehearsal registered device %q in balena (or balena's device list is unreadable)", d.UUID)
+	case sp.flashed && d.OnlineBy != "heartbeat": // the stand-in has no VPN client
+		d.Err = fmt.Errorf("ONLINE_BY=%q in the unit, want heartbeat (the supervisor's state GET and PATCH)", d.OnlineBy)
 	case sp.flashed && !registered[d.UUID].Online:
 		d.Err = fmt.Errorf("balena does not show device %s online: %+v", d.UUID, registered[d.UUID])
 	case sp.flashed && registered[d.UUID].OSVersion != "balenaOS "+osVersion:

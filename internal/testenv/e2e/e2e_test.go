@@ -12,6 +12,7 @@ import (
 
 	"github.com/fleetmig/balena-migrate/internal/testenv"
 	"github.com/fleetmig/balena-migrate/internal/testenv/devvm"
+	"github.com/fleetmig/balena-migrate/internal/testenv/openbalena"
 	"github.com/fleetmig/balena-migrate/internal/testenv/vmtest"
 )
 
@@ -19,8 +20,10 @@ import (
 // with UEFI from a GPT disk, are migrated by the real workers over SSH:
 // probe, upload, pre-flight, registration, stage 1 in the VM, reboot into
 // stage 2 (verify, flash), first boot of the flashed stand-in, which
-// reports to the fake API with the config.json stage 2 placed, and
-// migdb-check-done moves each unit to done/. A third BIOS machine has its
+// reports to the real balena API (open-balena-api, through a TLS front
+// with the instance's own CA) as the supervisor does, with the config.json
+// stage 2 placed, and migdb-check-done moves each unit to done/ on the
+// server's heartbeat. A third BIOS machine has its
 // image damaged after stage 1: stage 2 refuses, the old system answers SSH
 // again, and migdb-check-done, looking over SSH soon after migration,
 // fails the unit as stage2 with stage 2's reason. A fourth is rehearsed
@@ -45,6 +48,7 @@ func TestMigrations(t *testing.T) {
 	testenv.Need(t, err == nil, "the UEFI device VM disk (scripts/test-setup.d/60-device-vm)")
 	_, err = vmtest.FindKernel()
 	testenv.Need(t, err == nil, "the cached VM kernel (scripts/test-setup.d/50-vm-kernel)")
+	openbalena.Need(t)
 
 	work, err := os.MkdirTemp("", "e2e-test-")
 	if err != nil {
@@ -58,7 +62,7 @@ func TestMigrations(t *testing.T) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	res, err := Run(ctx, Options{Repo: repo, Work: work, Kinds: Kinds, Out: &progress, Keep: true})
+	res, err := Run(ctx, Options{Repo: repo, Work: work, Kinds: Kinds, Out: &progress, Keep: true, RealAPI: true})
 	defer os.RemoveAll(work)
 	var table bytes.Buffer
 	if res != nil && res.Devices != nil {
