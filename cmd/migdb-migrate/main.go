@@ -50,6 +50,7 @@ func main() {
 				},
 				Check:      migrate.CheckEnvironment,
 				CheckFleet: true,
+				ImageTypes: migrate.ImageTypes,
 				Gate:       workercmd.RolloutGate,
 				Handler: func(e workercmd.Env) (worker.Handler, func(*unit.Unit) time.Time) {
 					m := &migrate.Migrator{Cloud: e.Cloud, Settings: e.Settings, Log: e.Log, Now: time.Now}

@@ -57,7 +57,7 @@ func newFleetWith(t *testing.T, devices int, slow string, fields func(i int, u *
 	f.fake = fakebalena.Start(fakebalena.Config{})
 	t.Cleanup(f.fake.Close)
 	f.fake.AddUser("op", "tok")
-	f.fake.AddApp("org/fleet", "genericx86-64")
+	f.fake.AddApp("org/fleet", "genericx86-64-ext")
 	var err error
 	if f.db, err = spool.Open(f.base); err != nil {
 		t.Fatal(err)
@@ -225,6 +225,19 @@ func TestStartupRefusals(t *testing.T) {
 	standin, _ := os.ReadFile(filepath.Join(f.envDir, "balena-migrate"))
 	os.WriteFile(filepath.Join(noFlash, "balena-migrate"), standin, 0o755)
 	os.WriteFile(filepath.Join(noFlash, "balena-migrate.conf"), []byte("NO_FLASH=TRUE\n"), 0o644)
+	// Environments whose image balena would refuse at registration, after
+	// upload and pre-flight: a retired type, one of another architecture
+	// than the fleet's (genericx86-64-ext), one a sub-directory names.
+	imageEnv := func(name, image string) string {
+		d := filepath.Join(f.base, name)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "balena-migrate"), standin, 0o755)
+		os.WriteFile(filepath.Join(d, "balena-migrate.conf"), []byte("IMAGE_NAME="+image+"\nNO_FLASH=FALSE\n"), 0o644)
+		return d
+	}
+	retired := imageEnv("retired", "resin-genericx86-64.img.gz")
+	otherArch := imageEnv("other-arch", "balena-cloud-raspberrypi4-64-6.8.1.img.gz")
+	imageEnv("per-type/raspberrypi3", "balena.img.gz")
 	before := f.census()
 	run := func(args ...string) (int, string) {
 		c := exec.Command(bin, args...)
@@ -262,6 +275,10 @@ func TestStartupRefusals(t *testing.T) {
 		{"malformed fleet", args("--app", "org/fleet/one"), "org/name"},
 		{"malformed version", args("--balena-ver", "latest"), "--balena-ver"},
 		{"version balena does not list", args("--app", "org/listed"), "no balenaOS 2.113.0 for intel-nuc"},
+		{"image of a retired type", args("--cfg-dir", retired), `no device type "genericx86-64" (retired, renamed or misspelt): use an image for genericx86-64-ext`},
+		{"image of a retired type, pretending", append(args("--cfg-dir", retired), "--pretend"), "IMAGE_NAME resin-genericx86-64.img.gz"},
+		{"image the fleet cannot run", args("--cfg-dir", otherArch), "devices of type raspberrypi4-64 (aarch64) cannot run the releases of a fleet of type genericx86-64-ext (amd64)"},
+		{"sub-directory the fleet cannot run", args("--cfg-dir", filepath.Join(f.base, "per-type")), "raspberrypi3 of " + filepath.Join(f.base, "per-type", "raspberrypi3") + " (its sub-directory name)"},
 	}
 	f.fake.AddApp("org/listed", "intel-nuc")
 	f.fake.AddOSRelease("intel-nuc", "2.112.0+rev1")

@@ -87,6 +87,18 @@ func aliases() map[string]string {
 	}
 }
 
+// Aliases lists the other names of the type slug, sorted.
+func Aliases(slug string) []string {
+	var out []string
+	for a, s := range aliases() {
+		if s == slug {
+			out = append(out, a)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Types lists every device type balena-migrate knows, sorted by slug.
 func Types() []Type {
 	ts := types()

@@ -17,6 +17,7 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/fleet/balena/cloud"
 	"github.com/fleetmig/balena-migrate/internal/fleet/config"
 	"github.com/fleetmig/balena-migrate/internal/fleet/metrics"
+	"github.com/fleetmig/balena-migrate/internal/fleet/migrate"
 	"github.com/fleetmig/balena-migrate/internal/fleet/spool"
 	"github.com/fleetmig/balena-migrate/internal/fleet/unit"
 	"github.com/fleetmig/balena-migrate/internal/fleet/worker"
@@ -40,6 +41,10 @@ type Spec struct {
 	// CheckFleet checks the worker's --app and --balena-ver in balena at
 	// start-up (migdb-migrate).
 	CheckFleet bool
+	// ImageTypes lists the device types the migration environment
+	// registers devices as, which CheckFleet checks against balena's
+	// device types and the fleet's.
+	ImageTypes func(ctx context.Context, s *config.Settings) ([]migrate.ImageType, error)
 	// Before runs once settings and the log are up and before the worker
 	// registers; done ends the program there (--stop, --stats).
 	Before func(ctx context.Context, s *config.Settings, log zerolog.Logger) (done bool, err error)
@@ -99,7 +104,7 @@ func RunWorker(c *cli.Context, spec Spec) (err error) {
 		return err
 	}
 	if spec.CheckFleet {
-		if err := CheckFleet(graceful, s, cl, log); err != nil {
+		if err := CheckFleet(graceful, s, cl, spec.ImageTypes, log); err != nil {
 			return err
 		}
 	}
@@ -172,37 +177,68 @@ func cloudCounted(ctx context.Context, s *config.Settings, log zerolog.Logger, o
 	return c, nil
 }
 
-// CheckFleet checks the worker's fleet and balenaOS version (--app,
-// --balena-ver) before any device is touched: a fleet that does not exist
-// or that the token cannot register into, a malformed reference or a
-// version balena does not know stops the worker (exit 2) with the reason.
-// A rehearsal registers nothing and skips it; without --app each unit's
-// own fleet is looked up when it is registered.
-func CheckFleet(ctx context.Context, s *config.Settings, c balena.Cloud, log zerolog.Logger) error {
+// CheckFleet checks the worker's fleet, balenaOS version and images
+// (--app, --balena-ver, the environment's device types) before any device
+// is touched: a fleet that does not exist or that the token cannot
+// register into, a malformed reference, a version balena does not know,
+// or an image for a device type balena does not know or the fleet cannot
+// run stops the worker (exit 2) with the reason. A rehearsal registers
+// nothing and skips it; without --app each unit's own fleet is looked up
+// when it is registered, and the images' types are checked alone.
+func CheckFleet(ctx context.Context, s *config.Settings, c balena.Cloud,
+	imageTypes func(context.Context, *config.Settings) ([]migrate.ImageType, error), log zerolog.Logger) error {
 	if s.Migrate.Rehearsal {
 		return nil
 	}
 	app, ver := s.Unit.App, s.Unit.BalenaVer
+	var f balena.Fleet
 	if app == "" {
 		log.Info().Msg("no --app / MIG_APP for the worker: each unit's fleet is checked when it is registered")
+	} else {
+		var err error
+		if f, err = c.CheckFleet(ctx, app, ver); err != nil {
+			where := "--app / MIG_APP " + s.Source(config.App)
+			if errors.Is(err, balena.ErrInvalid) && strings.Contains(err.Error(), balena.SettingVersion) {
+				where = "--balena-ver / MIG_BALENA_VER " + s.Source(config.BalenaVer)
+			}
+			return usage.Errorf("the fleet cannot take devices (%s): %v", strings.TrimSpace(where), err)
+		}
+		ev := log.Info().Str("fleet", f.Slug).Int64("fleet_id", f.ID).Str("device_type", f.DeviceType)
+		switch {
+		case ver == "":
+			ev.Msg("fleet checked; no --balena-ver for the worker: each unit's version is checked when it is registered")
+		case f.OSVersionChecked:
+			ev.Str("balena_ver", ver).Msg("fleet and balenaOS version checked")
+		default:
+			ev.Str("balena_ver", ver).Msg("fleet checked; balena lists no balenaOS releases for this type (openBalena keeps none), so the version was checked only by generating a config.json with it")
+		}
+	}
+	if imageTypes == nil {
 		return nil
 	}
-	f, err := c.CheckFleet(ctx, app, ver)
-	if err != nil {
-		where := "--app / MIG_APP " + s.Source(config.App)
-		if errors.Is(err, balena.ErrInvalid) && strings.Contains(err.Error(), balena.SettingVersion) {
-			where = "--balena-ver / MIG_BALENA_VER " + s.Source(config.BalenaVer)
-		}
-		return usage.Errorf("the fleet cannot take devices (%s): %v", strings.TrimSpace(where), err)
+	return checkImageTypes(ctx, s, c, f, imageTypes, log)
+}
+
+// checkImageTypes refuses an environment whose image is for a device type
+// balena does not know (it would refuse each registration with 404
+// "Unknown device type", after upload and pre-flight) or whose devices
+// could not run the fleet's releases.
+func checkImageTypes(ctx context.Context, s *config.Settings, c balena.Cloud, f balena.Fleet,
+	imageTypes func(context.Context, *config.Settings) ([]migrate.ImageType, error), log zerolog.Logger) error {
+	types, err := imageTypes(ctx, s)
+	if err != nil || len(types) == 0 {
+		return err
 	}
-	ev := log.Info().Str("fleet", f.Slug).Int64("fleet_id", f.ID).Str("device_type", f.DeviceType)
-	switch {
-	case ver == "":
-		ev.Msg("fleet checked; no --balena-ver for the worker: each unit's version is checked when it is registered")
-	case f.OSVersionChecked:
-		ev.Str("balena_ver", ver).Msg("fleet and balenaOS version checked")
-	default:
-		ev.Str("balena_ver", ver).Msg("fleet checked; balena lists no balenaOS releases for this type (openBalena keeps none), so the version was checked only by generating a config.json with it")
+	known, err := c.DeviceTypes(ctx)
+	if err != nil {
+		return usage.Errorf("cannot list balena's device types to check the migration images against: %v", err)
+	}
+	for _, it := range types {
+		op := fmt.Sprintf("check device type %s of %s (%s)", it.Slug, it.Env, it.From)
+		if err := balena.CheckDeviceType(op, known, f.DeviceType, it.Slug); err != nil {
+			return usage.Errorf("the fleet cannot take the devices this environment migrates: %v", err)
+		}
+		log.Info().Str("device_type", it.Slug).Str("env", it.Env).Msg("device type checked: balena knows it and the fleet runs it")
 	}
 	return nil
 }

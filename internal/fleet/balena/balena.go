@@ -42,6 +42,10 @@ type Cloud interface {
 	// the fleet alone. Whatever it looks up is kept for the
 	// registrations, so they cost no more for it.
 	CheckFleet(ctx context.Context, fleet, version string) (Fleet, error)
+	// DeviceTypes lists every device type balena knows (supported or not),
+	// with its aliases and CPU architecture: what a registration's
+	// device_type may name. CheckDeviceType decides on it.
+	DeviceTypes(ctx context.Context) ([]DeviceType, error)
 	// Status says whether the device with this UUID is online and how
 	// (VPN or heartbeat), and what it reported about itself. A device
 	// balena does not know is an ErrNotFound error: a device registered a

@@ -418,6 +418,41 @@ var contract = []struct {
 			t.Errorf("%d requests for malformed settings, want 0", n)
 		}
 	}},
+	{"device types: a retired or unknown one is refused at registration and absent from the list", always, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		known, err := b.cloud.DeviceTypes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The fleets are of raspberrypi3 (armv7hf).
+		for _, c := range []struct {
+			slug  string
+			class error
+		}{{"raspberrypi3", nil}, {"raspberrypi4-64", nil}, {"nuc", balena.ErrInvalid}, {"genericx86-64-ext", balena.ErrInvalid},
+			{"genericx86-64", balena.ErrNotFound}, {"no-such-board", balena.ErrNotFound}} {
+			if err := balena.CheckDeviceType("check", known, "raspberrypi3", c.slug); c.class == nil && err != nil || !errors.Is(err, c.class) {
+				t.Errorf("CheckDeviceType(%s) = %v, want %v", c.slug, err, c.class)
+			}
+		}
+		if dt, ok := balena.FindDeviceType(known, "nuc"); !ok || dt.Slug != "intel-nuc" || dt.Arch != "amd64" {
+			t.Errorf("nuc is %+v (%v), want intel-nuc of amd64", dt, ok)
+		}
+		for _, slug := range []string{"genericx86-64", "no-such-board"} {
+			uuid := balena.NewUUID()
+			_, err := b.cloud.Register(ctx, balena.Registration{Fleet: b.fleet, UUID: uuid, DeviceType: slug})
+			if !errors.Is(err, balena.ErrNotFound) || !strings.Contains(strings.ToLower(err.Error()), "device type") {
+				t.Errorf("register as %s: %v, want ErrNotFound naming the device type", slug, err)
+			}
+			if _, err := b.cloud.Status(ctx, uuid); !errors.Is(err, balena.ErrNotFound) {
+				t.Errorf("register as %s left a device: %v", slug, err)
+			}
+		}
+		// balena takes an alias; the server registers any type it knows
+		// into any fleet (the architecture is checked before, as above).
+		if _, err := b.cloud.Register(ctx, balena.Registration{Fleet: b.fleet, UUID: balena.NewUUID(), DeviceType: "nuc"}); err != nil {
+			t.Fatalf("register by alias: %v", err)
+		}
+	}},
 	{"a balenaOS version balena does not list is refused", releases, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		b.addOSRelease("raspberrypi3", "2.112.0+rev1")

@@ -70,7 +70,7 @@ func newEnv(t *testing.T, sshCfg sshtest.Config) *env {
 	e.fake = fakebalena.Start(fakebalena.Config{})
 	t.Cleanup(e.fake.Close)
 	e.fake.AddUser("op", token)
-	e.fake.AddApp("org/fleet", "genericx86-64")
+	e.fake.AddApp("org/fleet", "genericx86-64-ext")
 	var err error
 	e.cloud, err = api.New(balena.Options{APIURL: e.fake.URL(), Token: token})
 	if err != nil {
@@ -99,8 +99,8 @@ func (e *env) environment(t *testing.T, names ...string) string {
 	}
 	img := make([]byte, 3<<20)
 	rand.Read(img)
-	write(t, filepath.Join(dir, "resin-genericx86-64.img.gz"), string(img), 0o644)
-	write(t, filepath.Join(dir, "balena-migrate.conf"), "IMAGE_NAME=resin-genericx86-64.img.gz\nNO_FLASH=FALSE\n", 0o640)
+	write(t, filepath.Join(dir, "resin-genericx86-64-ext.img.gz"), string(img), 0o644)
+	write(t, filepath.Join(dir, "balena-migrate.conf"), "IMAGE_NAME=resin-genericx86-64-ext.img.gz\nNO_FLASH=FALSE\n", 0o640)
 	write(t, filepath.Join(dir, "nm", "resin-wifi-01"), "[connection]\nid=w\n", 0o600)
 	return dir
 }

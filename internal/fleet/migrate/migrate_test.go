@@ -254,8 +254,8 @@ func TestArchiveEnvironmentFromUnit(t *testing.T) {
 	if dir, u := e.find("tgz"); dir != spool.Process {
 		t.Fatalf("in %s: %s", dir, u.Get(unit.FieldFailMsg))
 	}
-	want, _ := os.ReadFile(filepath.Join(e.cfg, "resin-genericx86-64.img.gz"))
-	got, err := os.ReadFile(dev.Path("migrate/resin-genericx86-64.img.gz"))
+	want, _ := os.ReadFile(filepath.Join(e.cfg, "resin-genericx86-64-ext.img.gz"))
+	got, err := os.ReadFile(dev.Path("migrate/resin-genericx86-64-ext.img.gz"))
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("image differs on the device (%v)", err)
 	}

@@ -89,7 +89,7 @@ func TestWrongBoardRefusedBeforeUpload(t *testing.T) {
 	e := newEnv(t, sshtest.Config{})
 	dev := e.device(sshtest.UserConfig{})
 	e.addUnit("pi", e.unitFor(dev))
-	e.runWith(e.settings(nil), boards{dev.Name: pi4Board}) // the environment holds a genericx86-64 image
+	e.runWith(e.settings(nil), boards{dev.Name: pi4Board}) // the environment holds a genericx86-64-ext image
 	dir, u := e.find("pi")
 	if dir != spool.Fail || u.Get(unit.FieldFailClass) != string(devproto.ClassDeviceType) {
 		t.Fatalf("in %s, class %q: %s", dir, u.Get(unit.FieldFailClass), u.Get(unit.FieldFailMsg))
@@ -203,7 +203,7 @@ func TestPretendRegistersNothing(t *testing.T) {
 
 func TestEnvironmentThatWouldNotFlashIsRefusedOutsideARehearsal(t *testing.T) {
 	e := newEnv(t, sshtest.Config{})
-	write(t, filepath.Join(e.cfg, "balena-migrate.conf"), "IMAGE_NAME=resin-genericx86-64.img.gz\nNO_FLASH=TRUE\n", 0o640)
+	write(t, filepath.Join(e.cfg, "balena-migrate.conf"), "IMAGE_NAME=resin-genericx86-64-ext.img.gz\nNO_FLASH=TRUE\n", 0o640)
 	err := CheckEnvironment(context.Background(), e.settings(nil))
 	if err == nil || !strings.Contains(err.Error(), "--rehearsal") {
 		t.Fatalf("start-up check: %v", err)
@@ -211,7 +211,7 @@ func TestEnvironmentThatWouldNotFlashIsRefusedOutsideARehearsal(t *testing.T) {
 	if err := CheckEnvironment(context.Background(), e.settings(map[string]string{config.Rehearsal: "true"})); err != nil {
 		t.Fatalf("a rehearsal refused: %v", err)
 	}
-	write(t, filepath.Join(e.cfg, "balena-migrate.conf"), "IMAGE_NAME=resin-genericx86-64.img.gz\nNO_FLASH=FALSE\n", 0o640)
+	write(t, filepath.Join(e.cfg, "balena-migrate.conf"), "IMAGE_NAME=resin-genericx86-64-ext.img.gz\nNO_FLASH=FALSE\n", 0o640)
 	if err := CheckEnvironment(context.Background(), e.settings(map[string]string{config.Rehearsal: "true"})); err == nil {
 		t.Fatal("a rehearsal with an environment that flashes was accepted")
 	}
@@ -234,10 +234,10 @@ func TestDeviceFetchesTheImageItself(t *testing.T) {
 	image := make([]byte, 2<<20)
 	rand.Read(image)
 	sum := sha256.Sum256(image)
-	e.fake.AddImage("resin-genericx86-64.img.gz", image)
+	e.fake.AddImage("resin-genericx86-64-ext.img.gz", image)
 	// The environment names the image and its checksum, but does not hold it.
-	os.Remove(filepath.Join(e.cfg, "resin-genericx86-64.img.gz"))
-	write(t, filepath.Join(e.cfg, "resin-genericx86-64.img.gz.sha256"), hex.EncodeToString(sum[:])+"  resin-genericx86-64.img.gz\n", 0o644)
+	os.Remove(filepath.Join(e.cfg, "resin-genericx86-64-ext.img.gz"))
+	write(t, filepath.Join(e.cfg, "resin-genericx86-64-ext.img.gz.sha256"), hex.EncodeToString(sum[:])+"  resin-genericx86-64-ext.img.gz\n", 0o644)
 	dev := e.device(sshtest.UserConfig{})
 	fields := e.unitFor(dev)
 	fields[config.ImageURL] = e.fake.URL() + "/_fake/images/"
@@ -246,7 +246,7 @@ func TestDeviceFetchesTheImageItself(t *testing.T) {
 	if dir, u := e.find("pull"); dir != spool.Process {
 		t.Fatalf("in %s: %s", dir, u.Get(unit.FieldFailMsg))
 	}
-	got, err := os.ReadFile(dev.Path(devproto.Dir + "/resin-genericx86-64.img.gz"))
+	got, err := os.ReadFile(dev.Path(devproto.Dir + "/resin-genericx86-64-ext.img.gz"))
 	if err != nil || !bytes.Equal(got, image) {
 		t.Fatalf("the image on the device differs (%v)", err)
 	}
@@ -256,7 +256,7 @@ func TestDeviceFetchesTheImageItself(t *testing.T) {
 
 	// A mirror serving another file: nothing kept, the unit retried later.
 	other := e.device(sshtest.UserConfig{})
-	e.fake.AddImage("resin-genericx86-64.img.gz", []byte("something else"))
+	e.fake.AddImage("resin-genericx86-64-ext.img.gz", []byte("something else"))
 	fields = e.unitFor(other)
 	fields[config.ImageURL] = e.fake.URL() + "/_fake/images"
 	e.addUnit("tampered", fields)
@@ -265,7 +265,7 @@ func TestDeviceFetchesTheImageItself(t *testing.T) {
 	if dir != spool.Units || !strings.Contains(u.Get(unit.FieldTransferFail), "checksum") || u.Has(unit.FieldDeviceID) {
 		t.Fatalf("in %s, %q, DEVICE_ID %q", dir, u.Get(unit.FieldTransferFail), u.Get(unit.FieldDeviceID))
 	}
-	if _, err := os.Stat(other.Path(devproto.Dir + "/resin-genericx86-64.img.gz")); !os.IsNotExist(err) {
+	if _, err := os.Stat(other.Path(devproto.Dir + "/resin-genericx86-64-ext.img.gz")); !os.IsNotExist(err) {
 		t.Error("a file with the wrong checksum was kept")
 	}
 }

@@ -31,7 +31,7 @@ func TestWindowWithDevices(t *testing.T) {
 	fake := fakebalena.Start(fakebalena.Config{})
 	t.Cleanup(fake.Close)
 	fake.AddUser("op", "tok")
-	fake.AddApp("org/fleet", "genericx86-64")
+	fake.AddApp("org/fleet", "genericx86-64-ext")
 	dir := t.TempDir()
 	key := filepath.Join(dir, "id")
 	signer, err := sshtest.GenerateKey(key)

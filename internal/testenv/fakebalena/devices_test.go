@@ -62,15 +62,15 @@ func TestDownloadConfigKeyExpiryAndType(t *testing.T) {
 		DeviceType string `json:"deviceType"`
 	}
 	if r.status != 200 || json.Unmarshal([]byte(r.body), &cfg) != nil || cfg.DeviceType != "raspberrypi4-64" {
-		t.Fatalf("config for a compatible type: %d %s", r.status, r.body)
+		t.Fatalf("config for the device's own type: %d %s", r.status, r.body)
 	}
 	for name, tt := range map[string]struct {
 		body   string
 		status int
 	}{
-		"incompatible type": {body("generic-amd64", expiry), 400},
-		"past expiry":       {body("raspberrypi3", clk.now().Add(-time.Minute).Format(time.RFC3339)), 400},
-		"bad expiry":        {body("raspberrypi3", "tomorrow"), 400},
+		"retired type": {body("genericx86-64", expiry), 404},
+		"past expiry":  {body("raspberrypi3", clk.now().Add(-time.Minute).Format(time.RFC3339)), 400},
+		"bad expiry":   {body("raspberrypi3", "tomorrow"), 400},
 	} {
 		if r := call(t, "POST", s.URL()+"/download-config", userToken, tt.body); r.status != tt.status {
 			t.Errorf("%s: status %d, want %d (%s)", name, r.status, tt.status, r.body)

@@ -1,35 +1,59 @@
 package fakebalena
 
-import "github.com/fleetmig/balena-migrate/internal/devicetype"
+import (
+	"net/http"
 
-// runs lists the architectures whose releases a device of an architecture
-// can run besides its own.
-var runs = map[devicetype.Arch][]devicetype.Arch{
-	devicetype.ArchAARCH64: {devicetype.ArchARMv7HF, devicetype.ArchRPi},
-	devicetype.ArchARMv7HF: {devicetype.ArchRPi},
-	devicetype.ArchAMD64:   {devicetype.ArchI386},
+	"github.com/fleetmig/balena-migrate/internal/devicetype"
+)
+
+// deviceTypeExpand is the $expand of a device-type listing
+// (`balena device-type list`).
+const deviceTypeExpand = "is_of__cpu_architecture($select=slug),device_type_alias($select=is_referenced_by__alias)"
+
+// knownType finds the type balena knows by slug or alias: the types of
+// balena-migrate's table that are still in balena's contracts, as
+// open-balena-api loads them. A retired type (genericx86-64) is unknown,
+// as it is to the real server.
+func knownType(slug string) (devicetype.Type, bool) {
+	t, ok := devicetype.Lookup(slug)
+	return t, ok && !t.Legacy
 }
 
-// compatible reports whether a device of type dev may join a fleet of
-// type fleet: balena lets a fleet hold devices whose architecture can run
-// the fleet's releases. Types the device-type table does not know are
-// compatible with themselves only.
-func compatible(fleet, dev string) bool {
-	if fleet == dev {
-		return true
+// aliasesOf lists every name balena takes for a type, its slug included,
+// as the real API's device_type_alias does.
+func aliasesOf(slug string) []string {
+	return append([]string{slug}, devicetype.Aliases(slug)...)
+}
+
+// deviceTypes serves GET /v7/device_type: every type the fake knows, with
+// its architecture and aliases. Like the real API it filters nothing:
+// $select and this one $expand only.
+func (a *API) deviceTypes(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.authUser(w, r) == nil {
+		return
 	}
-	ft, ok1 := devicetype.Lookup(fleet)
-	dt, ok2 := devicetype.Lookup(dev)
-	if !ok1 || !ok2 {
-		return false
+	q, err := parseQuery(r.URL.RawQuery, []string{"slug", "name"}, nil, []string{deviceTypeExpand})
+	if err != nil {
+		http.Error(w, "Bad Request: "+err.Error(), http.StatusBadRequest)
+		return
 	}
-	if ft.Arch == dt.Arch {
-		return true
-	}
-	for _, a := range runs[dt.Arch] {
-		if a == ft.Arch {
-			return true
+	rows := []map[string]any{}
+	for _, t := range devicetype.Types() {
+		if t.Legacy {
+			continue
 		}
+		row := q.row(map[string]any{"slug": t.Slug, "name": t.Name})
+		if q.expand != "" {
+			var aliases []map[string]any
+			for _, n := range aliasesOf(t.Slug) {
+				aliases = append(aliases, map[string]any{"is_referenced_by__alias": n})
+			}
+			row["is_of__cpu_architecture"] = []map[string]any{{"slug": string(t.Arch)}}
+			row["device_type_alias"] = aliases
+		}
+		rows = append(rows, row)
 	}
-	return false
+	writeJSON(w, http.StatusOK, map[string]any{"d": rows})
 }

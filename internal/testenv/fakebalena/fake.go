@@ -115,11 +115,12 @@ const (
 	// RouteDeviceFilterPatch is a PATCH of the device by UUID (the
 	// dashboard's progress).
 	RouteDeviceFilterPatch Route = "PATCH /v7/device"
+	RouteDeviceType        Route = "GET /v7/device_type"
 )
 
 // Routes lists every endpoint, for totals.
 var Routes = []Route{RouteWhoami, RouteApplication, RouteProvisionKey, RouteRegister, RouteDownloadConfig,
-	RouteDeviceKey, RouteDevice, RouteStateReport, RouteStateGet, RouteRelease, RouteDevicePatch, RouteDeviceTag, RouteTagPatch, RouteDeviceFilterPatch}
+	RouteDeviceKey, RouteDevice, RouteStateReport, RouteStateGet, RouteRelease, RouteDevicePatch, RouteDeviceTag, RouteTagPatch, RouteDeviceFilterPatch, RouteDeviceType}
 
 type provKey struct {
 	appID   int64

@@ -197,6 +197,8 @@ func (a *API) resource(w http.ResponseWriter, r *http.Request) {
 		a.admit(RouteDevice, a.device)(w, r)
 	case res == "release":
 		a.admit(RouteRelease, a.releases)(w, r)
+	case res == "device_type":
+		a.admit(RouteDeviceType, a.deviceTypes)(w, r)
 	default:
 		http.NotFound(w, r)
 	}

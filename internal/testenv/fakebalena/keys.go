@@ -75,12 +75,20 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Bad Request: "+msg, http.StatusBadRequest)
 		return
 	}
+	// Like the real server: any type balena knows joins any fleet (the
+	// SDK, not the API, checks the architecture); an alias is stored as
+	// the type it names.
+	dt, ok := knownType(req.DeviceType)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, "Unknown device type "+req.DeviceType)
+		return
+	}
 	a.registers[req.UUID]++
 	if _, dup := a.devices[req.UUID]; dup {
 		http.Error(w, `"uuid" must be unique.`, http.StatusConflict)
 		return
 	}
-	d := &Device{ID: a.id(), UUID: req.UUID, AppID: key.appID, DeviceType: req.DeviceType,
+	d := &Device{ID: a.id(), UUID: req.UUID, AppID: key.appID, DeviceType: dt.Slug,
 		RegisteredAt: a.cfg.Now(), DeviceKeys: 1}
 	if req.User != nil {
 		d.UserID = *req.User
@@ -103,8 +111,6 @@ func (a *API) checkRegisterLocked(req registerRequest, key provKey) string {
 		return "the provisioning key belongs to another application"
 	case req.DeviceType == "":
 		return "Device type must be specified"
-	case !compatible(a.appByID(key.appID).DeviceType, req.DeviceType):
-		return "device type " + req.DeviceType + " is not compatible with the application"
 	case req.UUID == "":
 		return "UUID must be specified"
 	case !uuidRE.MatchString(req.UUID):
@@ -161,9 +167,15 @@ func (a *API) downloadConfig(w http.ResponseWriter, r *http.Request) {
 	case req.Network != "ethernet" && req.Network != "wifi":
 		http.Error(w, "Bad Request: network must be ethernet or wifi", http.StatusBadRequest)
 		return
-	case req.DeviceType != "" && !compatible(app.DeviceType, req.DeviceType):
-		http.Error(w, "Bad Request: device type "+req.DeviceType+" is not compatible with the application", http.StatusBadRequest)
-		return
+	}
+	deviceType := app.DeviceType
+	if req.DeviceType != "" {
+		dt, ok := knownType(req.DeviceType)
+		if !ok {
+			writeJSON(w, http.StatusNotFound, "Unknown device type "+req.DeviceType)
+			return
+		}
+		deviceType = dt.Slug
 	}
 	var expires time.Time
 	if req.ProvisioningKeyExpiryDate != nil {
@@ -173,10 +185,6 @@ func (a *API) downloadConfig(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		expires = t
-	}
-	deviceType := app.DeviceType
-	if req.DeviceType != "" {
-		deviceType = req.DeviceType
 	}
 	poll := 10
 	if req.AppUpdatePollInterval != nil {

@@ -24,7 +24,7 @@ func TestRegisterRules(t *testing.T) {
 		{"user token is not a provisioning key", userToken, body(a.ID, uuid, "raspberrypi3"), 401},
 		{"no token", "", body(a.ID, uuid, "raspberrypi3"), 401},
 		{"key of another app", keyB, body(a.ID, uuid, "raspberrypi3"), 400},
-		{"wrong device type", keyA, body(a.ID, uuid, "intel-nuc"), 400},
+		{"retired device type", keyA, body(a.ID, uuid, "genericx86-64"), 404},
 		{"bad uuid", keyA, body(a.ID, "ABC", "raspberrypi3"), 400},
 		{"created", keyA, body(a.ID, uuid, "raspberrypi3"), 201},
 		{"duplicate uuid", keyA, body(a.ID, uuid, "raspberrypi3"), 409},

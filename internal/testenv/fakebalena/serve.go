@@ -18,6 +18,9 @@ func ParseAppSpec(s string) (slug, deviceType string, err error) {
 	if !ok || !hasSlash || org == "" || name == "" || strings.Contains(name, "/") || deviceType == "" {
 		return "", "", fmt.Errorf("application %q: want org/name:device-type, e.g. myorg/fleet:raspberrypi3", s)
 	}
+	if _, ok := knownType(deviceType); !ok {
+		return "", "", fmt.Errorf("application %q: balena knows no device type %q (genericx86-64 is now genericx86-64-ext)", s, deviceType)
+	}
 	return slug, deviceType, nil
 }
 

@@ -26,6 +26,10 @@ func (a *API) AddUser(username, token string) User {
 // AddApp creates an application with slug "org/name" for deviceType and
 // returns it. The application's name is the part after the slash.
 func (a *API) AddApp(slug, deviceType string) App {
+	// The real server cannot make a fleet of a type it does not know.
+	if _, ok := knownType(deviceType); !ok {
+		panic("fakebalena: AddApp: balena knows no device type " + deviceType)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	slug = strings.ToLower(slug)

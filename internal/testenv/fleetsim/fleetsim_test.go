@@ -75,7 +75,8 @@ func TestSimulatedFleetEndToEnd(t *testing.T) {
 		}
 	}
 	// Round trips: a constant per worker (the start-up fleet check: the
-	// fleet, a provisioning key, the OS release list, the config template)
+	// fleet, a provisioning key, the OS release list, the config template,
+	// the device types, as the environment's image names one)
 	// plus two per unit on the migrate side (register, name) and four
 	// dashboard phases per unit (registered, stage 1, rebooting; flashed,
 	// from check-done); check-done asks GET /v7/device per poll.
@@ -84,7 +85,7 @@ func TestSimulatedFleetEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	migrateSide := use.WorkerRequests() - use.Calls["GET /v7/device"] - use.Calls["GET /actor/v1/whoami"]
-	if perWorker, phases := 4, 4; migrateSide > (2+phases)*3+perWorker*2 { // 2 migrate workers
+	if perWorker, phases := 5, 4; migrateSide > (2+phases)*3+perWorker*2 { // 2 migrate workers
 		t.Errorf("migrate side made %d requests for 3 units: %v", migrateSide, use.Calls)
 	}
 	// No provisioning key without expiry, none valid beyond ~10 minutes.

@@ -145,9 +145,9 @@ func TestRegisterIsIdempotent(t *testing.T) {
 		t.Errorf("bad UUID: err = %v, want ErrInvalid", err)
 	}
 	r := reg("ops/fleet-one", balena.NewUUID())
-	r.DeviceType = "generic-amd64"
-	if _, err := e.c.Register(ctx, r); !errors.Is(err, balena.ErrInvalid) || !strings.Contains(err.Error(), "not compatible") {
-		t.Errorf("incompatible device type: err = %v, want ErrInvalid from balena", err)
+	r.DeviceType = "genericx86-64"
+	if _, err := e.c.Register(ctx, r); !errors.Is(err, balena.ErrNotFound) || !strings.Contains(err.Error(), "Unknown device type genericx86-64") {
+		t.Errorf("retired device type: err = %v, want ErrNotFound with balena's words", err)
 	}
 }
 
@@ -252,7 +252,7 @@ func TestDeviceConfig(t *testing.T) {
 		{"not from Register", balena.Device{Fleet: "ops/fleet-one", UUID: balena.NewUUID()}, "2.26.0", balena.ErrInvalid},
 		{"no version", d, " ", balena.ErrInvalid},
 		{"unknown application", balena.Device{ID: d.ID, Fleet: "ops/none", UUID: uuid}, "2.26.0", balena.ErrNotFound},
-		{"incompatible type", balena.Device{ID: d.ID, Fleet: "ops/fleet-one", UUID: uuid, DeviceType: "intel-nuc", Key: d.Key}, "2.26.0", balena.ErrInvalid},
+		{"retired type", balena.Device{ID: d.ID, Fleet: "ops/fleet-one", UUID: uuid, DeviceType: "genericx86-64", Key: d.Key}, "2.26.0", balena.ErrNotFound},
 		{"deleted device", balena.Device{ID: 1, Fleet: "ops/fleet-one", UUID: uuid}, "2.26.0", balena.ErrNotFound},
 	}
 	for _, tt := range tests {

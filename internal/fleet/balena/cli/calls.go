@@ -238,3 +238,27 @@ func (c *Client) SetProgress(ctx context.Context, uuid, state string, percent in
 	}
 	return err
 }
+
+// DeviceTypes runs `balena device-type list --all --json`: every type,
+// supported or not, with its aliases and architecture.
+func (c *Client) DeviceTypes(ctx context.Context) ([]balena.DeviceType, error) {
+	const op = "list device types"
+	out, err := c.run(ctx, op, "device-type", "list", "--all", "--json")
+	if err != nil {
+		return nil, withLoginAdvice(err)
+	}
+	var listed []struct {
+		Slug    string   `json:"slug"`
+		Name    string   `json:"name"`
+		Arch    string   `json:"arch"`
+		Aliases []string `json:"aliases"`
+	}
+	if err := json.Unmarshal(out, &listed); err != nil || len(listed) == 0 {
+		return nil, &balena.Error{Op: op, Class: balena.ErrInvalid, Msg: "the CLI listed no device types as JSON", Err: err}
+	}
+	types := make([]balena.DeviceType, 0, len(listed))
+	for _, t := range listed {
+		types = append(types, balena.DeviceType{Slug: t.Slug, Name: t.Name, Arch: t.Arch, Aliases: t.Aliases})
+	}
+	return types, nil
+}

@@ -113,7 +113,10 @@ var (
 	transientText = []string{"etimedout", "econnrefused", "econnreset", "enotfound", "eai_again",
 		"socket hang up", "check your connection", "network", "too many requests",
 		"service unavailable", "bad gateway", "gateway timeout", "internal server error", "timed out"}
-	notFoundText = []string{"not found"}
+	// The SDK's BalenaInvalidDeviceType says "Invalid device type: <slug>"
+	// for a type balena does not know ("Incompatible device type" for one
+	// of another architecture stays ErrInvalid).
+	notFoundText = []string{"not found", "invalid device type:"}
 )
 
 // classify maps the CLI's error output to an error class; anything not
