@@ -23,11 +23,18 @@ func stage2Command() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Value: s2config.DefaultPath, Usage: "stage-2 config `FILE`"},
 			&cli.BoolFlag{Name: "no-reboot", Usage: "never reboot or power off; exit with the result instead"},
+			&cli.StringFlag{Name: stage2.FeederFlag, Hidden: true, Usage: "the init-top step's watchdog feeder: EVERY,FOR; the watchdog is descriptor 3"},
 			&cli.BoolFlag{Name: "early", Usage: "only the first step of the stage-2 boot (the initramfs init-top script): start the watchdog (WATCHDOG) and put back the boot files stage 1 changed"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usage.Errorf("stage2 takes no arguments; use --config FILE")
+			}
+			if spec := c.String(stage2.FeederFlag); spec != "" {
+				if err := stage2.RunFeeder(c.Context, spec, os.Stdout); err != nil {
+					return cli.Exit(err.Error(), 1)
+				}
+				return nil
 			}
 			cfg, err := s2config.Load(c.String("config"))
 			if err != nil {

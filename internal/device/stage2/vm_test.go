@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/device/blkdev"
 	"github.com/fleetmig/balena-migrate/internal/device/s2config"
@@ -35,12 +36,18 @@ type vmFixture struct {
 	grubCfg  []byte
 	bootImg  []byte
 	coreImg  []byte
-	extra    []string // more disks after it: vdb, vdc, …
-	first    []string // disks before it, which shift its name (vdb, …)
-	reboot   bool     // run stage 2 without --no-reboot
-	gpt      bool     // flash a generic-amd64-shaped GPT image
-	early    bool     // run stage2 --early first, as the init-top script does
-	rootDev  string   // the old root's device in the VM when not the disk's first partition
+	extra    []string      // more disks after it: vdb, vdc, …
+	first    []string      // disks before it, which shift its name (vdb, …)
+	reboot   bool          // run stage 2 without --no-reboot
+	gpt      bool          // flash a generic-amd64-shaped GPT image
+	early    bool          // run stage2 --early first, as the init-top script does
+	rootDev  string        // the old root's device in the VM when not the disk's first partition
+	kernel   vmtest.Kernel // FindKernel's when zero
+	modules  []string      // more modules the init loads
+	qemuArgs []string      // more qemu arguments
+	diskOpts string        // more -drive options of the old disk
+	freeze   bool          // stop stage 2 once it holds the watchdog
+	delay    time.Duration // between the init-top step and mounting the old root
 }
 
 // newVMFixture builds the fixture; setup funcs may change the files that go
@@ -123,12 +130,33 @@ func (fx *vmFixture) setIdentity(t *testing.T) {
 	fx.cfg.DiskSize, fx.cfg.DiskTableID, fx.cfg.RootPartStart = st.Size(), table, testimg.MiB
 }
 
+// addDiskOpt adds a -drive option for the old disk.
+func (fx *vmFixture) addDiskOpt(o string) {
+	if fx.diskOpts != "" {
+		o = "," + o
+	}
+	fx.diskOpts += o
+}
+
 // boot runs stage 2 in the VM on the fixture's disk.
 func (fx *vmFixture) boot(t *testing.T) vmtest.Result {
 	t.Helper()
-	k, err := vmtest.FindKernel()
+	res, err := fx.bootErr(t)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\nconsole:\n%s", err, res.Console)
+	}
+	return res
+}
+
+// bootErr is boot returning the VM's error (ErrReset, a time-out).
+func (fx *vmFixture) bootErr(t *testing.T) (vmtest.Result, error) {
+	t.Helper()
+	k := fx.kernel
+	if k.Vmlinuz == "" {
+		var err error
+		if k, err = vmtest.FindKernel(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	bin := filepath.Join(fx.dir, "balena-migrate")
 	if err := vmtest.BuildBinary(context.Background(), "../../..", bin); err != nil {
@@ -143,19 +171,20 @@ func (fx *vmFixture) boot(t *testing.T) vmtest.Result {
 	if fx.rootDev != "" {
 		root = fx.rootDev
 	}
-	if err := (vmtest.Stage2Initramfs{Kernel: k, Binary: bin, Config: conf, RootDev: root, Reboot: fx.reboot, Early: fx.early}).Write(initrd); err != nil {
+	ir := vmtest.Stage2Initramfs{Kernel: k, Binary: bin, Config: conf, RootDev: root, Reboot: fx.reboot, Early: fx.early,
+		Modules: fx.modules, Freeze: fx.freeze, Delay: fx.delay}
+	if err := ir.Write(initrd); err != nil {
 		t.Fatal(err)
 	}
 	disks := append(append(append([]string{}, fx.first...), fx.disk), fx.extra...)
-	res, err := vmtest.Boot(context.Background(), vmtest.VM{Kernel: k, Initrd: initrd, Disks: disks})
+	opts := make([]string, len(disks))
+	opts[len(fx.first)] = fx.diskOpts
+	res, err := vmtest.Boot(context.Background(), vmtest.VM{Kernel: k, Initrd: initrd, Disks: disks, DiskOptions: opts, Args: fx.qemuArgs})
 	t.Logf("VM boot took %s", res.Duration.Round(100_000_000))
 	if os.Getenv("VMTEST_CONSOLE") != "" {
 		t.Logf("console:\n%s", res.Console)
 	}
-	if err != nil {
-		t.Fatalf("%v\nconsole:\n%s", err, res.Console)
-	}
-	return res
+	return res, err
 }
 
 // The old system's disk is GPT (the harder case: its backup table sits at

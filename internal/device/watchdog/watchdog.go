@@ -47,19 +47,33 @@ func (d *Device) Identity() string {
 	return string(bytes.TrimRight(info.Identity[:], "\x00"))
 }
 
-// SetTimeout asks for a timeout of seconds and returns what the driver set:
-// a driver may round it or cap it at what its hardware can count.
-func (d *Device) SetTimeout(seconds int) (int, error) {
-	fd := int(d.f.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.WDIOC_SETTIMEOUT, seconds); err != nil {
-		return 0, fmt.Errorf("watchdog %s: set the timeout to %d s: %w", d.path, seconds, err)
+// SetTimeout asks the driver for a timeout of seconds. A driver may refuse
+// it (EINVAL: beyond what its hardware counts, as the Raspberry Pi's
+// bcm2835_wdt did above 15 s) and then keeps the timeout it had; Configure
+// reads back what it really runs with.
+func (d *Device) SetTimeout(seconds int) error {
+	if err := unix.IoctlSetPointerInt(int(d.f.Fd()), unix.WDIOC_SETTIMEOUT, seconds); err != nil {
+		return fmt.Errorf("watchdog %s: set the timeout to %d s: %w", d.path, seconds, err)
 	}
-	got, err := unix.IoctlGetInt(fd, unix.WDIOC_GETTIMEOUT)
+	return nil
+}
+
+// Timeout reads the timeout the driver runs with (WDIOC_GETTIMEOUT).
+func (d *Device) Timeout() (int, error) {
+	got, err := unix.IoctlGetInt(int(d.f.Fd()), unix.WDIOC_GETTIMEOUT)
 	if err != nil {
-		return 0, fmt.Errorf("watchdog %s: read the timeout back: %w", d.path, err)
+		return 0, fmt.Errorf("watchdog %s: read the timeout: %w", d.path, err)
 	}
 	return got, nil
 }
+
+// File is the open device, for handing it to another process, which then
+// holds the watchdog open (the kernel stops it only at the last close).
+func (d *Device) File() *os.File { return d.f }
+
+// FromFile is a Device for a watchdog opened by another process and handed
+// down as f.
+func FromFile(f *os.File, path string) *Device { return &Device{f: f, path: path} }
 
 // Feed restarts the timer.
 func (d *Device) Feed() error {

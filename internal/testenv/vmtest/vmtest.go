@@ -42,17 +42,33 @@ type Kernel struct {
 	ModulesDir string // lib/modules/<release>
 }
 
-// FindKernel locates the cached kernel (BALENA_MIGRATE_TEST_CACHE overrides
-// the cache directory).
-func FindKernel() (Kernel, error) {
-	cache := os.Getenv("BALENA_MIGRATE_TEST_CACHE")
-	if cache == "" {
-		cache = DefaultCache
+// FindKernel locates the cached cloud kernel (BALENA_MIGRATE_TEST_CACHE
+// overrides the cache directory).
+func FindKernel() (Kernel, error) { return findKernel("kernel", "50-vm-kernel") }
+
+// FindGenericKernel locates the cached generic kernel (linux-image-amd64),
+// which has the hardware watchdog drivers the cloud kernel lacks; ext4 and
+// the virtio disk are modules there (GenericModules).
+func FindGenericKernel() (Kernel, error) { return findKernel("kernel-generic", "51-vm-generic-kernel") }
+
+// GenericModules are the modules a stage-2 boot of the generic kernel loads
+// besides those of the cloud kernel: the checksum ext4 asks for by name.
+func GenericModules() []string { return []string{"crc32c_generic"} }
+
+// CacheDir is the test cache (BALENA_MIGRATE_TEST_CACHE, else DefaultCache).
+func CacheDir() string {
+	if cache := os.Getenv("BALENA_MIGRATE_TEST_CACHE"); cache != "" {
+		return cache
 	}
-	k := Kernel{Vmlinuz: filepath.Join(cache, "kernel", "vmlinuz")}
-	mods, _ := filepath.Glob(filepath.Join(cache, "kernel", "lib", "modules", "*"))
+	return DefaultCache
+}
+
+func findKernel(dir, step string) (Kernel, error) {
+	cache := CacheDir()
+	k := Kernel{Vmlinuz: filepath.Join(cache, dir, "vmlinuz")}
+	mods, _ := filepath.Glob(filepath.Join(cache, dir, "lib", "modules", "*"))
 	if len(mods) != 1 {
-		return k, fmt.Errorf("%w in %s/kernel: run scripts/test-setup.d/50-vm-kernel", ErrNoKernel, cache)
+		return k, fmt.Errorf("%w in %s/%s: run scripts/test-setup.d/%s", ErrNoKernel, cache, dir, step)
 	}
 	k.ModulesDir = mods[0]
 	if _, err := os.Stat(k.Vmlinuz); err != nil {
@@ -92,6 +108,16 @@ type Stage2Initramfs struct {
 	// Early runs `stage2 --early` first, as the init-top script of the
 	// real initramfs does.
 	Early bool
+	// Modules are more modules to load (with what they depend on) before
+	// anything runs, e.g. a watchdog driver.
+	Modules []string
+	// Delay is how long the init waits after the init-top step before it
+	// mounts the old root, as a slow boot (fsck, a late disk) would.
+	Delay time.Duration
+	// Freeze runs stage 2 in the background and stops it (SIGSTOP) once it
+	// has taken the watchdog over: nothing feeds the watchdog any more.
+	// The init then waits 10 minutes and reports VMTEST-NOT-RESET.
+	Freeze bool
 }
 
 // initScript is /init: mount the basics, load modules, (with Early) run the
@@ -107,11 +133,27 @@ for m in $(cat /etc/modules.load); do insmod /lib/modules/$m || echo "vmtest: in
 if [ -n "$EARLY" ]; then
 	/bin/balena-migrate stage2 --config /etc/balena-migrate-stage2.conf --early
 fi
+if [ "$DELAY" -gt 0 ]; then
+	echo "vmtest: waiting $DELAY s before mounting the old root"
+	sleep "$DELAY"
+fi
 i=0; while [ ! -b "$ROOT_DEV" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 mkdir -p /root
 if mount -t ext4 -o ro "$ROOT_DEV" /root; then
-	/bin/balena-migrate stage2 $STAGE2_FLAGS --config /etc/balena-migrate-stage2.conf
-	echo "VMTEST-EXIT=$?"
+	if [ -n "$FREEZE" ]; then
+		/bin/balena-migrate stage2 $STAGE2_FLAGS --config /etc/balena-migrate-stage2.conf >/tmp/stage2.out 2>&1 &
+		pid=$!
+		tail -f /tmp/stage2.out &
+		while ! grep -q "taken over" /tmp/stage2.out; do sleep 0.2; done
+		kill -STOP $pid
+		echo "VMTEST-FROZEN: stage 2 stopped"
+		sleep 600
+		echo "VMTEST-NOT-RESET"
+		echo "VMTEST-EXIT=254"
+	else
+		/bin/balena-migrate stage2 $STAGE2_FLAGS --config /etc/balena-migrate-stage2.conf
+		echo "VMTEST-EXIT=$?"
+	fi
 else
 	echo "vmtest: cannot mount $ROOT_DEV"
 	echo "VMTEST-EXIT=255"
@@ -133,7 +175,7 @@ func (s Stage2Initramfs) Write(path string) error {
 	if err := a.AddHostFile("bin/balena-migrate", s.Binary); err != nil {
 		return fmt.Errorf("balena-migrate binary: %w", err)
 	}
-	mods, err := ModuleClosure(s.Kernel.ModulesDir, stage2Modules())
+	mods, err := ModuleClosure(s.Kernel.ModulesDir, append(stage2Modules(), s.Modules...))
 	if err != nil {
 		return err
 	}
@@ -152,7 +194,11 @@ func (s Stage2Initramfs) Write(path string) error {
 	if s.Early {
 		early = "1"
 	}
-	a.AddFile("etc/vmtest.env", []byte("ROOT_DEV="+s.RootDev+"\nSTAGE2_FLAGS="+flags+"\nEARLY="+early+"\n"), 0o644)
+	freeze := ""
+	if s.Freeze {
+		freeze = "1"
+	}
+	a.AddFile("etc/vmtest.env", []byte("ROOT_DEV="+s.RootDev+"\nSTAGE2_FLAGS="+flags+"\nEARLY="+early+"\nFREEZE="+freeze+"\nDELAY="+strconv.Itoa(int(s.Delay.Seconds()))+"\n"), 0o644)
 	a.AddFile("etc/balena-migrate-stage2.conf", s.Config, 0o600)
 	a["dev/console"] = Entry{Mode: ModeChar | 0o600, Major: 5, Minor: 1}
 	for _, d := range []string{"proc", "sys", "dev", "tmp", "root"} {
@@ -168,11 +214,18 @@ func (s Stage2Initramfs) Write(path string) error {
 // VM is one qemu boot: of Kernel and Initrd when set, otherwise from the
 // first disk through the PC BIOS (SeaBIOS), as the device would.
 type VM struct {
-	Kernel  Kernel
-	Initrd  string
-	Disks   []string // raw images, attached as virtio disks vda, vdb, …
-	Memory  int      // MiB; 1024 when 0
-	Timeout time.Duration
+	Kernel Kernel
+	Initrd string
+	Disks  []string // raw images, attached as virtio disks vda, vdb, …
+	// DiskOptions are more -drive options for the disk of the same index
+	// ("throttling.bps-write=…").
+	DiskOptions []string
+	// DiskSerials are the serial numbers the disks report (virtio-blk's
+	// serial, /sys/block/vdX/serial in the guest); "" for none.
+	DiskSerials []string
+	Args        []string // more qemu arguments ("-device", "i6300esb")
+	Memory      int      // MiB; 1024 when 0
+	Timeout     time.Duration
 }
 
 // Result is what a boot reported.
@@ -184,6 +237,12 @@ type Result struct {
 }
 
 var exitRe = regexp.MustCompile(`VMTEST-EXIT=(\d+)`)
+
+// ErrReset marks a VM that ended without reporting an exit code and
+// without rebooting itself: reset from outside the guest's own reboot, as a
+// hardware watchdog resets a machine (qemu runs with -no-reboot, so the
+// reset ends it).
+var ErrReset = errors.New("VM was reset (it neither reported an exit code nor rebooted itself)")
 
 // Boot runs the VM until it powers off and returns the reported exit code.
 func Boot(ctx context.Context, vm VM) (Result, error) {
@@ -200,9 +259,19 @@ func Boot(ctx context.Context, vm VM) (Result, error) {
 		args = append(args, "-kernel", vm.Kernel.Vmlinuz, "-initrd", vm.Initrd,
 			"-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init no_timer_check")
 	}
-	for _, d := range vm.Disks {
-		args = append(args, "-drive", "file="+d+",format=raw,if=virtio")
+	for i, d := range vm.Disks {
+		// A drive without a device, and its virtio disk: vda, vdb, … in order.
+		drive := fmt.Sprintf("if=none,id=disk%d,file=%s,format=raw", i, d)
+		if i < len(vm.DiskOptions) && vm.DiskOptions[i] != "" {
+			drive += "," + vm.DiskOptions[i]
+		}
+		dev := fmt.Sprintf("virtio-blk-pci,drive=disk%d", i)
+		if i < len(vm.DiskSerials) && vm.DiskSerials[i] != "" {
+			dev += ",serial=" + vm.DiskSerials[i]
+		}
+		args = append(args, "-drive", drive, "-device", dev)
 	}
+	args = append(args, vm.Args...)
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -223,6 +292,9 @@ func Boot(ctx context.Context, vm VM) (Result, error) {
 		if strings.Contains(res.Console, "reboot: Restarting system") {
 			res.Rebooted = true
 			return res, nil
+		}
+		if !strings.Contains(res.Console, "reboot: Power down") && !strings.Contains(res.Console, "Kernel panic") {
+			return res, ErrReset
 		}
 		return res, errors.New("VM powered off without reporting an exit code")
 	}
