@@ -31,6 +31,45 @@ func Size(f *os.File) (int64, error) {
 	return int64(n), nil
 }
 
+// ImageSectorSize is the sector size every balenaOS image is laid out in:
+// its partition tables count 512-byte sectors.
+const ImageSectorSize = 512
+
+// ErrSectorSize marks a disk whose logical sectors are not ImageSectorSize
+// bytes: the kernel would read a flashed image's partition table in its own
+// sectors and find every partition in the wrong place.
+var ErrSectorSize = errors.New("the disk's logical sectors are not 512 bytes")
+
+// LogicalSectorSize is the sector size the kernel addresses the block
+// device f in (BLKSSZGET); a regular file is ImageSectorSize.
+func LogicalSectorSize(f *os.File) (int, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if st.Mode()&os.ModeDevice == 0 {
+		return ImageSectorSize, nil
+	}
+	n, err := unix.IoctlGetInt(int(f.Fd()), unix.BLKSSZGET)
+	if err != nil {
+		return 0, fmt.Errorf("BLKSSZGET %s: %w", f.Name(), err)
+	}
+	return n, nil
+}
+
+// CheckSectorSize refuses a disk (open as f) that an image laid out in
+// 512-byte sectors cannot be flashed to.
+func CheckSectorSize(f *os.File) error {
+	n, err := LogicalSectorSize(f)
+	if err != nil {
+		return err
+	}
+	if n != ImageSectorSize {
+		return fmt.Errorf("%s has %d-byte logical sectors: %w; balenaOS images use 512-byte sectors, so after flashing the kernel would look for every partition %d times too far in", f.Name(), n, ErrSectorSize, n/ImageSectorSize)
+	}
+	return nil
+}
+
 // FlushBuffers drops the buffer cache of a block device (BLKFLSBUF); a no-op
 // for regular files.
 func FlushBuffers(f *os.File) error {

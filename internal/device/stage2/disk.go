@@ -60,3 +60,18 @@ func (r *run) findBootDev() error {
 	}
 	return nil
 }
+
+// checkSectorSize refuses a disk with other than 512-byte logical sectors
+// (4Kn): the flashed image's partitions would not be where its table says.
+// Stage 1 refuses it too; this covers a disk swapped in between.
+func (r *run) checkSectorSize() error {
+	f, err := os.Open(r.cfg.BootDev)
+	if err != nil {
+		return fmt.Errorf("BOOT_DEV: %w", err)
+	}
+	defer f.Close()
+	if err := blkdev.CheckSectorSize(f); err != nil {
+		return fmt.Errorf("refusing to flash: %w", err)
+	}
+	return nil
+}

@@ -84,6 +84,9 @@ func (r *run) beforePointOfNoReturn(ctx context.Context) error {
 	if err := r.findBootDev(); err != nil {
 		return err
 	}
+	if err := r.checkSectorSize(); err != nil {
+		return err
+	}
 	r.progress()
 	if err := r.stageFiles(); err != nil {
 		return err

@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fleetmig/balena-migrate/internal/device/s2config"
@@ -218,5 +220,43 @@ func TestRestoreChecksTheBackupFirst(t *testing.T) {
 		if !strings.Contains(out, w) {
 			t.Errorf("log lacks %q\n%s", w, out)
 		}
+	}
+}
+
+// A disk with 4096-byte logical sectors (4Kn) is refused before the point
+// of no return: flashed, its 512-byte-sector image would have every
+// partition 8 times too far in on the next boot. A 512-byte loop device of
+// the same file goes on (to NO_FLASH's stop).
+func TestRefusesDiskWith4KSectors(t *testing.T) {
+	testenv.NeedRoot(t, "loop devices")
+	testenv.NeedProgram(t, "losetup")
+	for _, tc := range []struct {
+		sector string
+		want   string
+	}{{"4096", "has 4096-byte logical sectors"}, {"512", "NO_FLASH=TRUE: stopping before flashing"}} {
+		t.Run(tc.sector, func(t *testing.T) {
+			t.Parallel()
+			fx := newHostFixture(t)
+			fx.cfg.NoFlash = tc.sector == "512"
+			out, err := exec.Command("losetup", "--find", "--show", "--sector-size", tc.sector, fx.bootDev).CombinedOutput()
+			if err != nil {
+				t.Fatalf("losetup: %v: %s", err, out)
+			}
+			loop := strings.TrimSpace(string(out))
+			// Detached once: a second detach could take away a loop device
+			// that a parallel test has been given since.
+			detach := sync.OnceFunc(func() { exec.Command("losetup", "-d", loop).Run() })
+			t.Cleanup(detach)
+			fx.cfg.BootDev = loop
+			code, log := fx.run(t)
+			if !strings.Contains(log, tc.want) || !strings.Contains(log, "the disk is untouched") {
+				t.Fatalf("code %d, want %q\n%s", code, tc.want, log)
+			}
+			if tc.sector == "4096" && code != 1 {
+				t.Fatalf("code %d, want 1\n%s", code, log)
+			}
+			detach()
+			fx.untouched(t)
+		})
 	}
 }
