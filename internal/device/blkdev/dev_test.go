@@ -34,3 +34,30 @@ func TestEnsurePartitionWaitsOutAVanishingEntry(t *testing.T) {
 		t.Errorf("log %q, want the vanished read noted", logs)
 	}
 }
+
+func TestSysSerial(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"SATA disk: VPD 0x83 id first", map[string]string{"device/wwid": "t10.ATA     Samsung SSD 860 EVO 500GB   S3Z1NB0K123456X\n", "device/vpd_pg80": "x"},
+			"wwid:t10.ATA Samsung SSD 860 EVO 500GB S3Z1NB0K123456X"},
+		{"NVMe namespace", map[string]string{"wwid": "eui.0025385b71b0ab1c\n", "device/serial": "S4EWNX0N123456  \n"}, "wwid:eui.0025385b71b0ab1c"},
+		{"SD card (mmcblk0)", map[string]string{"device/serial": "0x1a2b3c4d\n", "device/cid": "..."}, "serial:0x1a2b3c4d"},
+		{"virtio disk", map[string]string{"serial": "balena-migrate-test\n"}, "serial:balena-migrate-test"},
+		{"empty serial", map[string]string{"serial": "\n"}, ""},
+		{"nothing", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for n, d := range tc.files {
+				os.MkdirAll(filepath.Dir(filepath.Join(dir, n)), 0o755)
+				os.WriteFile(filepath.Join(dir, n), []byte(d), 0o444)
+			}
+			if got := SysSerial(dir); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -13,16 +13,39 @@ import (
 )
 
 // Identity tells one disk from another across reboots, where kernel names
-// (sda, sdb) may swap: its size, its partition table's id and where the
-// partition holding the old root starts.
+// (sda, sdb) may swap: its size, its partition table's id, where the
+// partition holding the old root starts and, where the disk has one, its
+// world-wide id or serial number, the one part a cloned disk (same table,
+// same file systems) does not share.
 type Identity struct {
 	Size      int64  // bytes
 	TableID   string // "mbr:1a2b3c4d" (disk signature) or "gpt:<disk GUID>"
 	RootStart int64  // byte offset of the root partition
+	Serial    string // "wwid:…" or "serial:…"; "" when the disk reports neither
 }
 
 func (id Identity) String() string {
-	return fmt.Sprintf("%d bytes, table %s, root partition at byte %d", id.Size, id.TableID, id.RootStart)
+	s := fmt.Sprintf("%d bytes, table %s, root partition at byte %d", id.Size, id.TableID, id.RootStart)
+	if id.Serial != "" {
+		s += ", " + id.Serial
+	}
+	return s
+}
+
+// SysSerial reads what names the physical disk whose sysfs directory is
+// diskDir: its world-wide id (SCSI/SATA VPD page 0x83, NVMe namespace),
+// else its serial number (virtio, MMC/SD card CID, NVMe controller), as
+// "wwid:…" or "serial:…"; "" when the disk reports neither.
+func SysSerial(diskDir string) string {
+	for _, f := range []struct{ name, kind string }{
+		{"wwid", "wwid"}, {"device/wwid", "wwid"}, {"serial", "serial"}, {"device/serial", "serial"},
+	} {
+		b, err := os.ReadFile(filepath.Join(diskDir, f.name))
+		if v := strings.Join(strings.Fields(string(b)), " "); err == nil && v != "" {
+			return f.kind + ":" + v
+		}
+	}
+	return ""
 }
 
 // TableID reads the id of the partition table at the start of r: the GPT

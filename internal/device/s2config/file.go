@@ -59,6 +59,7 @@ func keys() []key {
 		str("DISK_TABLE_ID", func(c *Config) *string { return &c.DiskTableID }),
 		{"ROOT_PART_START", func(c *Config) string { return strconv.FormatInt(c.RootPartStart, 10) },
 			func(c *Config, v string) (err error) { c.RootPartStart, err = parseInt(v); return err }},
+		str("DISK_SERIAL", func(c *Config) *string { return &c.DiskSerial }),
 		str("MIGRATE_TMP", func(c *Config) *string { return &c.MigrateTmp }),
 		str("BOOT_MNT_DIR", func(c *Config) *string { return &c.BootMntDir }),
 		str("DATA_MNT_DIR", func(c *Config) *string { return &c.DataMntDir }),

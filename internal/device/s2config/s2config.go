@@ -64,6 +64,7 @@ type Config struct {
 	DiskSize         int64         // DISK_SIZE: bytes
 	DiskTableID      string        // DISK_TABLE_ID: mbr:<signature> or gpt:<GUID>
 	RootPartStart    int64         // ROOT_PART_START: byte offset of the old root's partition
+	DiskSerial       string        // DISK_SERIAL: wwid:… or serial:… of the disk; "" when it has none
 	RestoreBootFiles []RestorePair // RESTORE_BOOT_FILES: space-separated backup:original[:sha256]
 	OrigBootPart     string        // ORIG_BOOT_PART: device of the original boot partition
 	OrigBootFSType   string        // ORIG_BOOT_FS_TYPE: its filesystem type

@@ -24,6 +24,7 @@ func sample() Config {
 	c.NetworkConfigs = []string{"resin-wifi-01", "resin-wifi-02"}
 	c.RestoreBootFiles = []RestorePair{{"config.txt.bak", "config.txt", strings.Repeat("0a", 32)}, {"cmdline.txt.bak", "cmdline.txt", ""}}
 	c.DiskSize, c.DiskTableID, c.RootPartStart = 31914983424, "mbr:1a2b3c4d", 272629760
+	c.DiskSerial = "wwid:t10.ATA Samsung SSD 860 EVO 500GB S3Z1NB0K123456X"
 	c.OrigBootPart = "/dev/mmcblk0p1"
 	c.OrigBootFSType = "vfat"
 	c.MountBoot = true
@@ -134,7 +135,7 @@ func TestParseHelpers(t *testing.T) {
 	if n, pct, err := ParseBadblocks("2%"); err != nil || n != 2 || !pct {
 		t.Errorf("ParseBadblocks(2%%) = %v %v %v", n, pct, err)
 	}
-	if len(Keys()) != 32 {
+	if len(Keys()) != 33 {
 		t.Errorf("Keys() has %d entries", len(Keys()))
 	}
 }

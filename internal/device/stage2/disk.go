@@ -47,8 +47,13 @@ func (r *run) findBootDev() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", dev, err)
 	}
-	got := blkdev.Identity{Size: size, TableID: table, RootStart: start}
-	want := blkdev.Identity{Size: c.DiskSize, TableID: c.DiskTableID, RootStart: c.RootPartStart}
+	got := blkdev.Identity{Size: size, TableID: table, RootStart: start, Serial: blkdev.SysSerial(diskDir)}
+	want := blkdev.Identity{Size: c.DiskSize, TableID: c.DiskTableID, RootStart: c.RootPartStart, Serial: c.DiskSerial}
+	if want.Serial == "" {
+		// Stage 1 saw no serial number (or did not record one): the rest
+		// must match.
+		got.Serial = ""
+	}
 	if got != want {
 		return fmt.Errorf("the old root is on %s (%s), which is not the disk stage 1 recorded as %s (%s): refusing to flash", dev, got, c.BootDev, want)
 	}

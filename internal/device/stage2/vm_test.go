@@ -20,6 +20,10 @@ import (
 
 const home = "/home/pi/migrate"
 
+// diskSerial is the serial number of the old disk in the VMs (the serial
+// of its virtio disk), which stage 1 records with its identity.
+const diskSerial = "BMTEST-OLD-0001"
+
 // vmFixture is an "old OS" disk with a migration directory, the balenaOS
 // image it carries, and the stage-2 config that points at it.
 type vmFixture struct {
@@ -38,6 +42,7 @@ type vmFixture struct {
 	coreImg  []byte
 	extra    []string      // more disks after it: vdb, vdc, …
 	first    []string      // disks before it, which shift its name (vdb, …)
+	firstSer []string      // serial numbers of those
 	reboot   bool          // run stage 2 without --no-reboot
 	gpt      bool          // flash a generic-amd64-shaped GPT image
 	early    bool          // run stage2 --early first, as the init-top script does
@@ -46,6 +51,7 @@ type vmFixture struct {
 	modules  []string      // more modules the init loads
 	qemuArgs []string      // more qemu arguments
 	diskOpts string        // more -drive options of the old disk
+	serial   string        // the old disk's serial number
 	freeze   bool          // stop stage 2 once it holds the watchdog
 	delay    time.Duration // between the init-top step and mounting the old root
 }
@@ -109,6 +115,7 @@ func newVMFixture(t *testing.T, corrupt bool, setup ...func(*vmFixture)) *vmFixt
 	fx.cfg.BackupFile, fx.cfg.BalenaConfig = "backup.tgz", "config.json"
 	fx.cfg.NetworkConfigs = []string{"resin-wifi-01", "resin-wifi-02"}
 	fx.cfg.NoFlash = false
+	fx.serial = diskSerial
 	fx.setIdentity(t)
 	return fx
 }
@@ -128,6 +135,7 @@ func (fx *vmFixture) setIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	fx.cfg.DiskSize, fx.cfg.DiskTableID, fx.cfg.RootPartStart = st.Size(), table, testimg.MiB
+	fx.cfg.DiskSerial = "serial:" + diskSerial
 }
 
 // addDiskOpt adds a -drive option for the old disk.
@@ -179,7 +187,10 @@ func (fx *vmFixture) bootErr(t *testing.T) (vmtest.Result, error) {
 	disks := append(append(append([]string{}, fx.first...), fx.disk), fx.extra...)
 	opts := make([]string, len(disks))
 	opts[len(fx.first)] = fx.diskOpts
-	res, err := vmtest.Boot(context.Background(), vmtest.VM{Kernel: k, Initrd: initrd, Disks: disks, DiskOptions: opts, Args: fx.qemuArgs})
+	serials := make([]string, len(disks))
+	copy(serials, fx.firstSer)
+	serials[len(fx.first)] = fx.serial
+	res, err := vmtest.Boot(context.Background(), vmtest.VM{Kernel: k, Initrd: initrd, Disks: disks, DiskOptions: opts, DiskSerials: serials, Args: fx.qemuArgs})
 	t.Logf("VM boot took %s", res.Duration.Round(100_000_000))
 	if os.Getenv("VMTEST_CONSOLE") != "" {
 		t.Logf("console:\n%s", res.Console)
@@ -458,18 +469,27 @@ func trim(b []byte) []byte {
 // (/dev/vda when stage 1 ran) now names the wrong disk. Stage 2 finds the
 // disk from the old root and its recorded identity, flashes that one and
 // leaves the other byte for byte; a disk whose identity does not match is
-// not flashed at all.
+// not flashed at all. A clone of the old disk (same table, same file
+// systems, so the initramfs may mount the old root from either) is told
+// apart by its serial number.
 func TestVMStage2DiskNamesSwapped(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		tableID string // "" keeps the recorded one
-	}{{"flashes the old root's disk", ""}, {"refuses another identity", "mbr:0badd15c"}} {
+		clone   bool   // the other disk is a clone, and the old root is mounted from it
+	}{{"flashes the old root's disk", "", false}, {"refuses another identity", "mbr:0badd15c", false},
+		{"refuses a clone with another serial", "", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			fx := newVMFixture(t, false)
 			other := filepath.Join(fx.dir, "other.img")
 			data := make([]byte, 64*testimg.MiB)
 			rand.Read(data)
+			if tc.clone {
+				data, _ = os.ReadFile(fx.disk)
+				fx.firstSer = []string{"BMTEST-CLONE-0002"}
+				fx.rootDev = "/dev/vda1"
+			}
 			os.WriteFile(other, data, 0o644)
 			otherHash, _ := testimg.SHA256File(other, -1)
 			fx.first = []string{other}
@@ -477,12 +497,25 @@ func TestVMStage2DiskNamesSwapped(t *testing.T) {
 				fx.cfg.DiskTableID = tc.tableID
 			}
 			res := fx.boot(t)
-			if h, _ := testimg.SHA256File(other, -1); h != otherHash {
+			if h, _ := testimg.SHA256File(other, -1); h != otherHash && !tc.clone {
 				t.Fatal("the other disk (now /dev/vda) changed")
 			}
-			if tc.tableID != "" {
+			if tc.tableID != "" || tc.clone {
 				if res.ExitCode != 1 || !strings.Contains(res.Console, "not the disk stage 1 recorded") {
 					t.Fatalf("exit %d\nconsole:\n%s", res.ExitCode, res.Console)
+				}
+				if tc.clone {
+					if !strings.Contains(res.Console, "serial:BMTEST-CLONE-0002") {
+						t.Errorf("the refusal does not name the clone's serial:\n%s", res.Console)
+					}
+					// Its old root holds stage 2's log now; nothing else changed.
+					if got, _ := os.ReadFile(other); !bytes.Equal(got[:testimg.MiB], fx.diskHead) {
+						t.Error("the clone was flashed")
+					}
+					if h, _ := testimg.SHA256File(fx.disk, -1); h != fx.diskHash {
+						t.Error("the old disk changed")
+					}
+					return
 				}
 				fx.oldSystemKept(t, "refusing to flash")
 				return
