@@ -15,11 +15,10 @@ import (
 // partition table after it stay as the image wrote them.
 const mbrCodeSize = 440
 
-// installGrub does the x86 boot loader work of GRUB_INSTALL: FLASH writes the
-// boot.img code into the MBR and core.img into the gap before the first
-// partition (legacy BIOS only); INSTALL runs grub-install from the initramfs.
-// Both place GRUB_CFG on resin-boot.
-func (r *run) installGrub(ctx context.Context) error {
+// grubFiles does the resin-boot side of GRUB_INSTALL, with resin-boot
+// mounted: GRUB_CFG in place and, for INSTALL, grub-install from the
+// initramfs.
+func (r *run) grubFiles(ctx context.Context) error {
 	c := r.cfg
 	if c.GrubInstall == s2config.GrubNone {
 		return nil
@@ -35,14 +34,25 @@ func (r *run) installGrub(ctx context.Context) error {
 		}
 		r.log.Infof("wrote %s", dst)
 	}
-	switch {
-	case c.GrubInstall == s2config.GrubFlash && c.GrubBootType == s2config.BootUEFI:
+	if c.GrubInstall == s2config.GrubInstall {
+		return r.grubInstall(ctx)
+	}
+	return nil
+}
+
+// installBootCode writes grub's boot.img to the MBR and core.img into the
+// gap after it for GRUB_INSTALL=FLASH on a legacy BIOS; UEFI boots the EFI
+// loader on resin-boot.
+func (r *run) installBootCode() error {
+	c := r.cfg
+	if c.GrubInstall != s2config.GrubFlash {
+		return nil
+	}
+	if c.GrubBootType == s2config.BootUEFI {
 		r.log.Infof("UEFI boots the EFI binary on resin-boot; no boot.img/core.img to flash")
 		return nil
-	case c.GrubInstall == s2config.GrubFlash:
-		return r.flashGrubImages()
 	}
-	return r.grubInstall(ctx)
+	return r.flashGrubImages()
 }
 
 func (r *run) flashGrubImages() error {

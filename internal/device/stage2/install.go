@@ -54,7 +54,9 @@ func (r *run) clearTail() error {
 }
 
 // locatePartitions makes the kernel see the new table and finds resin-boot
-// and resin-data by the labels in their superblocks.
+// and resin-data by the labels in their superblocks. Without resin-boot
+// the flashed disk cannot come online; a missing resin-data only costs
+// the backup and the log (balenaOS makes a new one), so it is a warning.
 func (r *run) locatePartitions(ctx context.Context) (newParts, error) {
 	disk, err := os.Open(r.cfg.BootDev)
 	if err != nil {
@@ -75,11 +77,15 @@ func (r *run) locatePartitions(ctx context.Context) (newParts, error) {
 		node          *string
 	}{{bootLabel, blkdev.FSVfat, &out.boot}, {dataLabel, blkdev.FSExt4, &out.data}} {
 		loc, err := blkdev.FindLabel(disk, parts, want.label)
+		if err == nil && loc.Type != want.fstype {
+			err = fmt.Errorf("%s is %q, expected %s", want.label, loc.Type, want.fstype)
+		}
+		if err != nil && want.label == dataLabel {
+			r.log.Warnf("flashed %s: %v: the backup and this log will not be kept", r.cfg.BootDev, err)
+			continue
+		}
 		if err != nil {
 			return newParts{}, fmt.Errorf("flashed %s: %w", r.cfg.BootDev, err)
-		}
-		if loc.Type != want.fstype {
-			return newParts{}, fmt.Errorf("flashed %s: %s is %q, expected %s", r.cfg.BootDev, want.label, loc.Type, want.fstype)
 		}
 		*want.node = nodes[loc.Number]
 		r.log.Infof("found %s (%s) on %s", want.label, loc.Type, *want.node)
@@ -87,21 +93,73 @@ func (r *run) locatePartitions(ctx context.Context) (newParts, error) {
 	return out, nil
 }
 
-func (r *run) mountNew(p newParts) error {
-	if err := mount(p.boot, r.cfg.BootMntDir, blkdev.FSVfat, 0); err != nil {
+// writeBoot mounts resin-boot alone and writes what balenaOS needs to come
+// online (config.json, the network files) and the grub files there, syncs
+// them and unmounts it again, before anything touches resin-data.
+func (r *run) writeBoot(ctx context.Context, node string) (err error) {
+	dir := r.cfg.BootMntDir
+	if err := mount(node, dir, blkdev.FSVfat, 0); err != nil {
 		return err
 	}
-	if err := mount(p.data, r.cfg.DataMntDir, blkdev.FSExt4, 0); err != nil {
-		unmount(r.cfg.BootMntDir)
+	defer func() {
+		if uerr := unmount(dir); err == nil && uerr != nil {
+			err = uerr
+		}
+	}()
+	var todo [][2]string
+	if r.files.config != "" {
+		todo = append(todo, [2]string{r.files.config, filepath.Join(dir, "config.json")})
+	}
+	for _, n := range r.files.network {
+		todo = append(todo, [2]string{n, filepath.Join(dir, "system-connections", filepath.Base(n))})
+	}
+	for _, d := range todo {
+		n, err := copyFile(d[0], d[1], 0o600)
+		if err != nil {
+			return err
+		}
+		r.log.Infof("wrote %s (%s)", d[1], humanBytes(n))
+	}
+	if err := r.grubFiles(ctx); err != nil {
 		return err
 	}
-	r.mounted = true
-	r.log.Infof("mounted resin-boot on %s, resin-data on %s", r.cfg.BootMntDir, r.cfg.DataMntDir)
+	for _, d := range []string{filepath.Join(dir, "system-connections"), filepath.Join(dir, "EFI", "BOOT"), filepath.Join(dir, "grub"), dir} {
+		if err := syncIfExists(d); err != nil {
+			return fmt.Errorf("sync %s: %w", d, err)
+		}
+	}
+	r.log.Infof("resin-boot written and synced; unmounting it")
 	return nil
 }
 
-// closeNew saves the log to resin-data and unmounts both partitions, if
-// they were mounted.
+// writeData mounts resin-data and writes the backup; it stays mounted for
+// the log, which closeNew saves last.
+func (r *run) writeData(node string) error {
+	if node == "" {
+		return fmt.Errorf("the flashed disk has no %s", dataLabel)
+	}
+	if !r.mounted {
+		if err := mount(node, r.cfg.DataMntDir, blkdev.FSExt4, 0); err != nil {
+			return err
+		}
+		r.mounted = true
+		r.log.Infof("mounted resin-data on %s", r.cfg.DataMntDir)
+	}
+	if r.files.backup != "" {
+		dst := filepath.Join(r.cfg.DataMntDir, filepath.Base(r.files.backup))
+		n, err := copyFile(r.files.backup, dst, 0o600)
+		if err != nil {
+			return err
+		}
+		r.log.Infof("wrote %s (%s)", dst, humanBytes(n))
+	}
+	if err := syncIfExists(r.cfg.DataMntDir); err != nil {
+		return fmt.Errorf("sync %s: %w", r.cfg.DataMntDir, err)
+	}
+	return nil
+}
+
+// closeNew saves the log to resin-data and unmounts it, if it is mounted.
 func (r *run) closeNew() {
 	if !r.mounted {
 		return
@@ -111,41 +169,10 @@ func (r *run) closeNew() {
 	if err := r.log.SaveTo(p); err != nil {
 		r.log.Errorf("%v", err)
 	}
-	for _, dir := range []string{r.cfg.DataMntDir, r.cfg.BootMntDir} {
-		if err := unmount(dir); err != nil {
-			r.log.Errorf("%v", err)
-		}
+	if err := unmount(r.cfg.DataMntDir); err != nil {
+		r.log.Errorf("%v", err)
 	}
 	r.mounted = false
-}
-
-// placeFiles writes config.json and the network files to resin-boot and the
-// backup to resin-data.
-func (r *run) placeFiles() error {
-	type dest struct{ src, dst string }
-	var todo []dest
-	if r.files.config != "" {
-		todo = append(todo, dest{r.files.config, filepath.Join(r.cfg.BootMntDir, "config.json")})
-	}
-	for _, n := range r.files.network {
-		todo = append(todo, dest{n, filepath.Join(r.cfg.BootMntDir, "system-connections", filepath.Base(n))})
-	}
-	if r.files.backup != "" {
-		todo = append(todo, dest{r.files.backup, filepath.Join(r.cfg.DataMntDir, filepath.Base(r.files.backup))})
-	}
-	for _, d := range todo {
-		n, err := copyFile(d.src, d.dst, 0o600)
-		if err != nil {
-			return err
-		}
-		r.log.Infof("wrote %s (%s)", d.dst, humanBytes(n))
-	}
-	for _, dir := range []string{filepath.Join(r.cfg.BootMntDir, "system-connections"), r.cfg.BootMntDir, r.cfg.DataMntDir} {
-		if err := syncIfExists(dir); err != nil {
-			return fmt.Errorf("sync %s: %w", dir, err)
-		}
-	}
-	return nil
 }
 
 func syncIfExists(dir string) error {

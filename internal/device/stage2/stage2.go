@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -39,6 +40,9 @@ type run struct {
 	logDrive bool
 	// guard is set while stage 2 feeds the watchdog.
 	guard *guard
+	// retryWait is the first wait between attempts of a step after the
+	// point of no return (defaultRetryWait when 0).
+	retryWait time.Duration
 }
 
 // Stopped is Run's result when NO_FLASH stopped it before flashing, as
@@ -107,25 +111,31 @@ func (r *run) beforePointOfNoReturn(ctx context.Context) error {
 	return r.unmountOldRoot()
 }
 
+// afterPointOfNoReturn installs balenaOS. The old system is gone, so a
+// step that fails is tried again (retry) while the image is still in RAM.
+// What the device needs to come online goes first: the image, then
+// config.json and the network files on resin-boot (mounted alone, synced,
+// unmounted), then the boot code; the backup and the log on resin-data come
+// last and only as far as resin-data lets them.
 func (r *run) afterPointOfNoReturn(ctx context.Context) error {
-	if err := r.flash(ctx); err != nil {
-		return err
+	var parts newParts
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"flashing", func() error { return r.flash(ctx) }},
+		{"finding the new partitions", func() (err error) { parts, err = r.locatePartitions(ctx); return err }},
+		{"writing resin-boot", func() error { return r.writeBoot(ctx, parts.boot) }},
+		{"writing the boot code", r.installBootCode},
+	} {
+		if err := r.retry(ctx, step.what, step.do); err != nil {
+			return err
+		}
 	}
-	r.progress()
-	parts, err := r.locatePartitions(ctx)
-	if err != nil {
-		return err
+	if err := r.retry(ctx, "writing resin-data", func() error { return r.writeData(parts.data) }); err != nil {
+		r.log.Errorf("%v: the backup and this log are not on resin-data; balenaOS boots with its config.json", err)
 	}
-	r.progress()
-	if err := r.mountNew(parts); err != nil {
-		return err
-	}
-	r.progress()
-	if err := r.placeFiles(); err != nil {
-		return err
-	}
-	r.progress()
-	return r.installGrub(ctx)
+	return nil
 }
 
 // termExit ends a run that stopped before the point of no return: the disk

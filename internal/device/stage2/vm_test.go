@@ -54,6 +54,12 @@ type vmFixture struct {
 	serial   string        // the old disk's serial number
 	freeze   bool          // stop stage 2 once it holds the watchdog
 	delay    time.Duration // between the init-top step and mounting the old root
+	// patch changes the image file after it is built, before it is
+	// compressed and its SHA-256 recorded.
+	patch func(t *testing.T, img testimg.Image)
+	// blkdebug is a qemu blkdebug rules file put in front of the old disk:
+	// it injects I/O errors the guest kernel sees as the disk's own.
+	blkdebug string
 }
 
 // newVMFixture builds the fixture; setup funcs may change the files that go
@@ -80,6 +86,9 @@ func newVMFixture(t *testing.T, corrupt bool, setup ...func(*vmFixture)) *vmFixt
 	}
 	if fx.image, err = shape(filepath.Join(fx.dir, "balena.img")); err != nil {
 		t.Fatal(err)
+	}
+	if fx.patch != nil {
+		fx.patch(t, fx.image)
 	}
 	gz := filepath.Join(fx.dir, "balena.img.gz")
 	sha, err := testimg.Gzip(fx.image.Path, gz)
@@ -184,7 +193,11 @@ func (fx *vmFixture) bootErr(t *testing.T) (vmtest.Result, error) {
 	if err := ir.Write(initrd); err != nil {
 		t.Fatal(err)
 	}
-	disks := append(append(append([]string{}, fx.first...), fx.disk), fx.extra...)
+	disk := fx.disk
+	if fx.blkdebug != "" {
+		disk = "blkdebug:" + fx.blkdebug + ":" + fx.disk
+	}
+	disks := append(append(append([]string{}, fx.first...), disk), fx.extra...)
 	opts := make([]string, len(disks))
 	opts[len(fx.first)] = fx.diskOpts
 	serials := make([]string, len(disks))

@@ -51,6 +51,13 @@ func (f *Feeder) Progress() {
 	f.mu.Unlock()
 }
 
+// LastProgress is when the work last marked progress.
+func (f *Feeder) LastProgress() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
 // SetStall changes the stall limit (from the next tick on) and counts as
 // progress, so that a phase starts with its full limit.
 func (f *Feeder) SetStall(d time.Duration) {
