@@ -43,7 +43,7 @@ import (
 //	NO_FLASH                TRUE (default, also when the key is left out): stage 2 stops before flashing
 //	NO_SETUP                TRUE: leave the boot configuration alone (--pretend)
 //	TERM_EXIT               "exit 0": what stage 2 does on failure ("exit N", "reboot", "reboot -f")
-//	MEM_MIN_FREE_S1/S2      65536 / 32768 kB of RAM that must stay free in stage 2
+//	MEM_MIN_FREE_S1/S2      65536 / 65536 kB of RAM that must stay free in stage 2 (S2: measured, DefaultMemMinFreeS2)
 //	MIN_ROOT_AVAIL          65536 kB that must stay free in HOME_DIR
 //	MAX_BADBLOCKS           N or N% bad blocks stage 2 tolerates (--bad-blocks)
 //	MIN_WRITE_SPEED         KiB/s the disk must write (--write-speed)
@@ -92,12 +92,22 @@ type Conf struct {
 	Watchdog int // seconds; 0: no watchdog for the stage-2 boot
 }
 
+// DefaultMemMinFreeS2 is MEM_MIN_FREE_S2's default: the memory stage 2
+// keeps free once image and files are in RAM. It is measured, not guessed
+// (TestMemMinFreeCoversTheFlash in internal/device/stage2): the verify,
+// flash and read-back of an image grow stage 2 by 29 to 37 MiB at the peak
+// (four 4 MiB buffers per pipeline, gzip, the Go runtime; the spread is when
+// the garbage collector runs); half again for the kernel's own needs while it
+// writes (page tables, the block layer, page cache for writeback) is 56 MiB,
+// rounded up to 64 MiB.
+const DefaultMemMinFreeS2 = 64 << 20
+
 // DefaultConf is the settings of an empty balena-migrate.conf.
 func DefaultConf() Conf {
 	return Conf{
 		BackupDirs: []string{"/etc"}, BalenaWifi: true, Reboot: -1, GrubBootDev: "hd0",
 		NoFlash: true, TermExit: "exit 0", LogFSType: "ext4",
-		MemMinFreeS1: 64 << 20, MemMinFreeS2: 32 << 20, MinRootAvail: 64 << 20,
+		MemMinFreeS1: 64 << 20, MemMinFreeS2: DefaultMemMinFreeS2, MinRootAvail: 64 << 20,
 		APIHost: "api.balena-cloud.com", APIPort: 443, VPNHost: "vpn.balena-cloud.com", VPNPort: 443,
 		ConnectTimeout: 20 * time.Second, Watchdog: 300, NetworkCheck: true,
 	}

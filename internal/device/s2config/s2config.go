@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"github.com/fleetmig/balena-migrate/internal/usage"
 )
 
@@ -142,7 +143,7 @@ func Default() Config {
 		DataMntDir:   "/resin-data",
 		NoFlash:      true,
 		TermExit:     TermExit{Code: 0},
-		MemMinFree:   32 << 20,
+		MemMinFree:   devproto.DefaultMemMinFreeS2,
 		GrubBootType: BootLegacy,
 	}
 }
