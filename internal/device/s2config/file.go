@@ -2,6 +2,7 @@ package s2config
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -52,8 +53,8 @@ func keys() []key {
 			func(c *Config, v string) error { c.ImageSHA256 = strings.ToLower(v); return nil }},
 		str("BACKUP_FILE", func(c *Config) *string { return &c.BackupFile }),
 		str("BALENA_CONFIG", func(c *Config) *string { return &c.BalenaConfig }),
-		{"NETWORK_CONFIGS", func(c *Config) string { return strings.Join(c.NetworkConfigs, " ") },
-			func(c *Config, v string) error { c.NetworkConfigs = strings.Fields(v); return nil }},
+		{"NETWORK_CONFIGS", func(c *Config) string { return joinNames(c.NetworkConfigs) },
+			func(c *Config, v string) (err error) { c.NetworkConfigs, err = splitNames(v); return err }},
 		{"DISK_SIZE", func(c *Config) string { return strconv.FormatInt(c.DiskSize, 10) },
 			func(c *Config, v string) (err error) { c.DiskSize, err = parseInt(v); return err }},
 		str("DISK_TABLE_ID", func(c *Config) *string { return &c.DiskTableID }),
@@ -190,6 +191,34 @@ func parseRestore(v string) ([]RestorePair, error) {
 			return nil, fmt.Errorf("%q is not backup:original[:sha256]", f)
 		}
 		out = append(out, RestorePair{Backup: b, Original: o, SHA256: sum})
+	}
+	return out, nil
+}
+
+// nameEscapes encode what would split a list of names (NETWORK_CONFIGS):
+// NetworkManager names its files after their connections, spaces and all
+// ("Wired connection 1.nmconnection").
+var nameEscapes = strings.NewReplacer("%", "%25", " ", "%20", "\t", "%09", "\n", "%0A", "\r", "%0D")
+
+// joinNames renders names as one space-separated value; a name keeps its
+// spaces as %20 (and % as %25), so any name comes back whole.
+func joinNames(names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = nameEscapes.Replace(n)
+	}
+	return strings.Join(out, " ")
+}
+
+// splitNames reads what joinNames wrote.
+func splitNames(v string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Fields(v) {
+		n, err := url.PathUnescape(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", f, err)
+		}
+		out = append(out, n)
 	}
 	return out, nil
 }

@@ -54,7 +54,7 @@ type Config struct {
 
 	BackupFile     string   // BACKUP_FILE: name in HOME_DIR, optional
 	BalenaConfig   string   // BALENA_CONFIG: config.json name in HOME_DIR, optional
-	NetworkConfigs []string // NETWORK_CONFIGS: space-separated names in HOME_DIR
+	NetworkConfigs []string // NETWORK_CONFIGS: space-separated names in HOME_DIR, a name's spaces as %20 and % as %25
 
 	MigrateTmp string // MIGRATE_TMP: tmpfs work dir
 	BootMntDir string // BOOT_MNT_DIR: resin-boot mount point

@@ -21,7 +21,7 @@ func sample() Config {
 	c.ImageSHA256 = sha
 	c.BackupFile = "backup.tgz"
 	c.BalenaConfig = "config.json"
-	c.NetworkConfigs = []string{"resin-wifi-01", "resin-wifi-02"}
+	c.NetworkConfigs = []string{"resin-wifi-01", "resin-wifi-02", "Wired connection 1.nmconnection", "100% café\twifi.nmconnection"}
 	c.RestoreBootFiles = []RestorePair{{"config.txt.bak", "config.txt", strings.Repeat("0a", 32)}, {"cmdline.txt.bak", "cmdline.txt", ""}}
 	c.DiskSize, c.DiskTableID, c.RootPartStart = 31914983424, "mbr:1a2b3c4d", 272629760
 	c.DiskSerial = "wwid:t10.ATA Samsung SSD 860 EVO 500GB S3Z1NB0K123456X"

@@ -260,3 +260,31 @@ func TestRefusesDiskWith4KSectors(t *testing.T) {
 		})
 	}
 }
+
+// A NetworkManager file keeps its name, spaces and all ("Wired connection
+// 1.nmconnection"), through the stage-2 config file into RAM.
+func TestNetworkFileNamesWithSpaces(t *testing.T) {
+	fx := newHostFixture(t)
+	names := []string{"Wired connection 1.nmconnection", "100% office.nmconnection"}
+	for _, n := range names {
+		os.WriteFile(filepath.Join(fx.cfg.RootMnt, "m", n), []byte("[connection]\nid="+n+"\n"), 0o600)
+	}
+	fx.cfg.NetworkConfigs = names
+	data, err := fx.cfg.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fx.cfg, err = s2config.Parse(data); err != nil {
+		t.Fatal(err)
+	}
+	code, out := fx.run(t)
+	if code != 0 {
+		t.Fatalf("code %d\n%s", code, out)
+	}
+	for _, n := range names {
+		got, err := os.ReadFile(filepath.Join(fx.cfg.MigrateTmp, "system-connections", n))
+		if err != nil || !strings.Contains(string(got), "id="+n) {
+			t.Errorf("%q not staged whole: %v\n%s", n, err, out)
+		}
+	}
+}
