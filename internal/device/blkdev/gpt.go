@@ -65,7 +65,9 @@ func readGPTEntries(r io.ReaderAt, h gptHeader) ([]Partition, []byte, error) {
 		}
 		first := int64(binary.LittleEndian.Uint64(e[32:]))
 		last := int64(binary.LittleEndian.Uint64(e[40:]))
-		out = append(out, Partition{Number: i + 1, Start: first * SectorSize, Length: (last - first + 1) * SectorSize, Name: gptName(e[56:128])})
+		p := Partition{Number: i + 1, Start: first * SectorSize, Length: (last - first + 1) * SectorSize, Name: gptName(e[56:128])}
+		copy(p.GUID[:], e[16:32])
+		out = append(out, p)
 	}
 	return out, buf, nil
 }

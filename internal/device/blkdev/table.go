@@ -23,9 +23,13 @@ type Partition struct {
 	SysID    byte  // MBR type byte; 0 for GPT
 	Start    int64 // offset on the disk
 	Length   int64
-	Extended bool   // an MBR extended container, not a filesystem
-	Name     string // GPT partition name ("resin-boot" on balenaOS); "" on MBR
+	Extended bool     // an MBR extended container, not a filesystem
+	Name     string   // GPT partition name ("resin-boot" on balenaOS); "" on MBR
+	GUID     [16]byte // GPT unique partition GUID, as the table stores it; zero on MBR
 }
+
+// IsGPT reports whether p comes from a GPT (it has a partition GUID).
+func (p Partition) IsGPT() bool { return p.GUID != [16]byte{} }
 
 // End is the first byte after the partition.
 func (p Partition) End() int64 { return p.Start + p.Length }

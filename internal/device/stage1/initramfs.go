@@ -58,6 +58,10 @@ func (r *run) buildInitramfs(ctx context.Context, f facts) (string, error) {
 	if f.watchdog.module != "" {
 		mods = append(mods, f.watchdog.module)
 	}
+	if r.exists("/sys/firmware/efi") && r.kernelModules(f.release)["efivarfs"] && !r.builtinModules(f.release)["efivarfs"] {
+		// stage 2 writes the UEFI boot entry of the flashed disk through it
+		mods = append(mods, "efivarfs")
+	}
 	var progs []string
 	for _, p := range stage2Programs(r.cfg) {
 		progs = append(progs, f.progs[p])

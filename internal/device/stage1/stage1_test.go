@@ -164,6 +164,10 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 				!strings.Contains(d.log.String(), "is for generic-aarch64, which boots on this UEFI ARM machine") {
 				t.Errorf("log:\n%s", d.log.String())
 			}
+			// stage 2 writes the flashed disk's UEFI boot entry through efivarfs
+			if hook := d.read(t, "/home/admin/migrate/initramfs-tools/balena-migrate-hook.conf"); !strings.Contains(hook, " efivarfs\"") {
+				t.Errorf("efivarfs is not in the initramfs: %s", hook)
+			}
 		},
 		"bbg-debian9": func(t *testing.T, d *device, s2 s2config.Config) {
 			if got := d.read(t, "/boot/initrd.img-4.14.71-ti-r80"); got != d.read(t, "/home/debian/migrate/balena-migrate-initramfs-4.14.71-ti-r80") {

@@ -18,7 +18,8 @@ const (
 
 // newParts are the balenaOS partitions found after flashing.
 type newParts struct {
-	boot, data string // device nodes
+	boot, data string           // device nodes
+	bootPart   blkdev.Partition // resin-boot in the new table
 }
 
 func (r *run) flash(ctx context.Context) error {
@@ -88,6 +89,9 @@ func (r *run) locatePartitions(ctx context.Context) (newParts, error) {
 			return newParts{}, fmt.Errorf("flashed %s: %w", r.cfg.BootDev, err)
 		}
 		*want.node = nodes[loc.Number]
+		if want.label == bootLabel {
+			out.bootPart = loc.Partition
+		}
 		r.log.Infof("found %s (%s) on %s", want.label, loc.Type, *want.node)
 	}
 	return out, nil
@@ -123,6 +127,7 @@ func (r *run) writeBoot(ctx context.Context, node string) (err error) {
 	if err := r.grubFiles(ctx); err != nil {
 		return err
 	}
+	r.efiLoader = findEFILoader(dir)
 	for _, d := range []string{filepath.Join(dir, "system-connections"), filepath.Join(dir, "EFI", "BOOT"), filepath.Join(dir, "grub"), dir} {
 		if err := syncIfExists(d); err != nil {
 			return fmt.Errorf("sync %s: %w", d, err)

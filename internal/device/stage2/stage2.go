@@ -40,6 +40,8 @@ type run struct {
 	logDrive bool
 	// guard is set while stage 2 feeds the watchdog.
 	guard *guard
+	// efiLoader is the EFI loader found on resin-boot ("" for none).
+	efiLoader string
 	// retryWait is the first wait between attempts of a step after the
 	// point of no return (defaultRetryWait when 0).
 	retryWait time.Duration
@@ -131,6 +133,9 @@ func (r *run) afterPointOfNoReturn(ctx context.Context) error {
 		if err := r.retry(ctx, step.what, step.do); err != nil {
 			return err
 		}
+	}
+	if err := r.retry(ctx, "writing the UEFI boot entry", func() error { return r.writeBootEntry(parts.bootPart) }); err != nil {
+		r.log.Errorf("%v: the firmware has to find balenaOS by the removable-media path %s", err, r.efiLoader)
 	}
 	if err := r.retry(ctx, "writing resin-data", func() error { return r.writeData(parts.data) }); err != nil {
 		r.log.Errorf("%v: the backup and this log are not on resin-data; balenaOS boots with its config.json", err)

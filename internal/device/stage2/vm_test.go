@@ -57,6 +57,8 @@ type vmFixture struct {
 	// patch changes the image file after it is built, before it is
 	// compressed and its SHA-256 recorded.
 	patch func(t *testing.T, img testimg.Image)
+	// build makes the image instead of testimg's shapes.
+	build func(t *testing.T, path string) testimg.Image
 	// blkdebug is a qemu blkdebug rules file put in front of the old disk:
 	// it injects I/O errors the guest kernel sees as the disk's own.
 	blkdebug string
@@ -84,7 +86,9 @@ func newVMFixture(t *testing.T, corrupt bool, setup ...func(*vmFixture)) *vmFixt
 	if fx.gpt {
 		shape = testimg.GenericAMD64
 	}
-	if fx.image, err = shape(filepath.Join(fx.dir, "balena.img")); err != nil {
+	if fx.build != nil {
+		fx.image = fx.build(t, filepath.Join(fx.dir, "balena.img"))
+	} else if fx.image, err = shape(filepath.Join(fx.dir, "balena.img")); err != nil {
 		t.Fatal(err)
 	}
 	if fx.patch != nil {

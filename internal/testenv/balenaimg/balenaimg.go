@@ -58,10 +58,16 @@ type Image struct {
 }
 
 // modules the init loads: the virtio disk and network, FAT with its code
-// pages, ext4 (built into the cloud kernel).
+// pages, ext4 (built into the cloud kernel), efivarfs for the firmware's
+// variables.
 func modules() []string {
-	return []string{"virtio_pci", "virtio_blk", "virtio_net", "vfat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "ext4"}
+	return []string{"virtio_pci", "virtio_blk", "virtio_net", "vfat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "ext4", "efivarfs"}
 }
+
+// MarkEFI starts the line on which the init prints, booted through UEFI,
+// the firmware's BootCurrent and BootOrder variables as efivarfs holds
+// them (hex: four bytes of attributes, then the data).
+const MarkEFI = "STANDIN-EFI "
 
 // BuildStandin builds the static balenaos-standin from the module at repo.
 func BuildStandin(ctx context.Context, repo, out string) error {
@@ -203,6 +209,12 @@ mkdir -p /mnt/boot /mnt/data
 mount -t vfat -o ro "$(findfs LABEL=resin-boot)" /mnt/boot || echo "STANDIN cannot mount resin-boot"
 mount -t ext4 -o ro "$(findfs LABEL=resin-data)" /mnt/data || echo "STANDIN cannot mount resin-data"
 echo "STANDIN mounted resin-boot from $(findfs LABEL=resin-boot), resin-data from $(findfs LABEL=resin-data)"
+if [ -d /sys/firmware/efi ]; then
+	mount -t efivarfs efivarfs /sys/firmware/efi/efivars || echo "STANDIN cannot mount efivarfs"
+	v=/sys/firmware/efi/efivars
+	g=8be4df61-93ca-11d2-aa0d-00e098032b8c
+	echo "STANDIN-EFI BootCurrent=$(hexdump -v -e '1/1 "%02x"' $v/BootCurrent-$g) BootOrder=$(hexdump -v -e '1/1 "%02x"' $v/BootOrder-$g)"
+fi
 ip link set lo up
 ip link set eth0 up
 udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 20 -T 1 || echo "STANDIN no DHCP lease"
