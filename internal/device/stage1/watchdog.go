@@ -1,11 +1,14 @@
 package stage1
 
 import (
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/device/watchdog"
 )
 
 // watchdogChoice is the watchdog the stage-2 boot arms.
@@ -13,6 +16,7 @@ type watchdogChoice struct {
 	timeout int    // seconds; 0: none
 	module  string // driver module to load; empty: built into the kernel
 	what    string // for the log
+	dir     string // its /sys/class/watchdog entry; "" for softdog
 }
 
 // chooseWatchdog picks the watchdog of the stage-2 boot: the driver of the
@@ -27,10 +31,13 @@ func (f files) chooseWatchdog(timeout int, release string, log *Log) watchdogCho
 		return watchdogChoice{}
 	}
 	avail := f.kernelModules(release)
-	if hw, ok := f.hardwareWatchdog(); ok {
+	if hw, ok := f.hardwareWatchdog(release, log); ok {
 		if hw.module == "" || avail[hw.module] {
 			hw.timeout = timeout
 			log.Info("watchdog: %s, %d s timeout for the stage-2 boot", hw.what, hw.timeout)
+			if max, ok := watchdog.MaxTimeout(f.p(hw.dir)); ok && max < timeout {
+				log.Warn("watchdog: its driver takes at most %d s, not WATCHDOG=%d: it keeps its own timeout, and the stage-2 boot feeds it from its first step until stage 2 takes it over, for WATCHDOG seconds at most", max, timeout)
+			}
 			return hw
 		}
 		log.Warn("watchdog: the driver %s of %s is not among the kernel's modules; trying softdog", hw.module, hw.what)
@@ -47,9 +54,15 @@ func (f files) chooseWatchdog(timeout int, release string, log *Log) watchdogCho
 	return watchdogChoice{}
 }
 
+// softdogIdentity is how softdog names itself in sysfs.
+const softdogIdentity = "Software Watchdog"
+
 // hardwareWatchdog reads the first watchdog in /sys/class/watchdog and the
-// module of its driver (none when the driver is built in).
-func (f files) hardwareWatchdog() (watchdogChoice, bool) {
+// module of its driver (none when the driver is built in). Most drivers
+// link the entry to their device; some register a device of their own
+// (i6300esb, qemu's PC watchdog, in Debian's kernels), whose driver is then
+// the loaded module that uses the watchdog core.
+func (f files) hardwareWatchdog(release string, log *Log) (watchdogChoice, bool) {
 	entries, err := os.ReadDir(f.p("/sys/class/watchdog"))
 	if err != nil {
 		return watchdogChoice{}, false
@@ -63,21 +76,77 @@ func (f files) hardwareWatchdog() (watchdogChoice, bool) {
 		dir := filepath.Join("/sys/class/watchdog", n)
 		ident, _ := f.read(filepath.Join(dir, "identity"))
 		what := strings.TrimSpace(string(ident))
+		if what == softdogIdentity {
+			continue
+		}
 		if what == "" {
 			what = n
 		}
-		if !f.exists(filepath.Join(dir, "device", "driver")) {
-			continue
-		}
 		what = n + " (" + what + ")"
-		link, err := os.Readlink(f.p(filepath.Join(dir, "device", "driver", "module")))
-		if err != nil {
-			return watchdogChoice{what: what + ", driver built in"}, true
+		if max, ok := watchdog.MaxTimeout(f.p(dir)); ok {
+			what += fmt.Sprintf(" [at most %d s]", max)
 		}
-		mod := moduleName(path.Base(link))
-		return watchdogChoice{module: mod, what: what + ", driver " + mod}, true
+		choice := watchdogChoice{what: what + ", driver built in", dir: dir}
+		if !f.exists(filepath.Join(dir, "device", "driver")) {
+			mod, ok := f.loadedWatchdogModule(release, log)
+			if !ok {
+				continue
+			}
+			if mod != "" {
+				choice.module, choice.what = mod, what+", driver "+mod
+			}
+			return choice, true
+		}
+		if link, err := os.Readlink(f.p(filepath.Join(dir, "device", "driver", "module"))); err == nil {
+			mod := moduleName(path.Base(link))
+			choice.module, choice.what = mod, what+", driver "+mod
+		}
+		return choice, true
 	}
 	return watchdogChoice{}, false
+}
+
+// loadedWatchdogModule finds the driver of a watchdog whose sysfs entry
+// names none: the one loaded module that uses the watchdog core (or lives
+// with the drivers in drivers/watchdog), softdog and the core's helpers
+// aside. It is "" when none is loaded (the driver is built in) and not ok
+// when several are, as the entry cannot say which one it is.
+func (f files) loadedWatchdogModule(release string, log *Log) (string, bool) {
+	loaded := map[string]bool{}
+	data, _ := f.read("/proc/modules")
+	for _, l := range strings.Split(string(data), "\n") {
+		if fs := strings.Fields(l); len(fs) > 0 {
+			loaded[moduleName(fs[0])] = true
+		}
+	}
+	dep, _ := f.read("/lib/modules/" + release + "/modules.dep")
+	var found []string
+	for _, l := range strings.Split(string(dep), "\n") {
+		file, deps, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		name := moduleName(path.Base(file))
+		if !loaded[name] || name == "watchdog" || name == "softdog" || name == "iTCO_vendor_support" || strings.HasPrefix(name, "pretimeout_") {
+			continue
+		}
+		usesCore := false
+		for _, d := range strings.Fields(deps) {
+			usesCore = usesCore || moduleName(path.Base(d)) == "watchdog"
+		}
+		if usesCore || strings.Contains(file, "/drivers/watchdog/") {
+			found = append(found, name)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", true
+	case 1:
+		return found[0], true
+	}
+	sort.Strings(found)
+	log.Warn("watchdog: its sysfs entry names no driver and %s are all loaded: not guessing", strings.Join(found, ", "))
+	return "", false
 }
 
 // kernelModules lists the modules of the running kernel (modules.dep) and
