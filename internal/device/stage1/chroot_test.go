@@ -91,7 +91,13 @@ func newChrootOn(t *testing.T, suite string, uefi bool) *chroot {
 	if uefi {
 		l = layoutUEFI
 	}
-	c := newChrootFrom(t, chrootTarball(t, suite), l, "run scripts/test-setup.d/20-stage1-chroot; scripts/test does")
+	return newChrootWith(t, suite, chrootDisk{layout: l})
+}
+
+// newChrootWith puts the cached tree of a Debian suite on a loop disk made
+// as d.
+func newChrootWith(t *testing.T, suite string, d chrootDisk) *chroot {
+	c := newChrootDisk(t, chrootTarball(t, suite), d, "run scripts/test-setup.d/20-stage1-chroot; scripts/test does")
 	c.rel = sh(t, "uname", "-r")
 	c.adoptKernel()
 	return c
@@ -110,8 +116,21 @@ const (
 	layoutPi
 )
 
+// chrootDisk is how a chroot's loop disk is made.
+type chrootDisk struct {
+	layout diskLayout
+	sector int    // logical sector size of the loop disk; 512 when 0
+	fs     string // the root's file system; ext4 when ""
+}
+
 // newChrootFrom unpacks a cached tree onto a fresh loop disk laid out as l.
 func newChrootFrom(t *testing.T, tarball string, l diskLayout, hint string) *chroot {
+	return newChrootDisk(t, tarball, chrootDisk{layout: l}, hint)
+}
+
+// newChrootDisk unpacks a cached tree onto a fresh loop disk made as d.
+func newChrootDisk(t *testing.T, tarball string, d chrootDisk, hint string) *chroot {
+	l := d.layout
 	testenv.NeedRoot(t, "the chroot test mounts loop devices")
 	testenv.NeedFile(t, tarball, hint)
 	start := time.Now()
@@ -139,14 +158,19 @@ func newChrootFrom(t *testing.T, tarball string, l diskLayout, hint string) *chr
 	if l == layoutBIOS {
 		rootPart = "p1"
 	}
-	cmd := exec.Command("sfdisk", "-q", disk)
+	c := &chroot{t: t, dir: filepath.Join(tmp, "root"), disk: disk}
+	// The table is written through the loop disk, in its sector size.
+	losetup := []string{"--find", "--show", disk}
+	if d.sector != 0 {
+		losetup = append([]string{"--sector-size", strconv.Itoa(d.sector)}, losetup...)
+	}
+	c.loop = sh(t, "losetup", losetup...)
+	t.Cleanup(c.release)
+	cmd := exec.Command("sfdisk", "-q", "--no-reread", "--no-tell-kernel", c.loop)
 	cmd.Stdin = strings.NewReader(table)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("sfdisk: %v: %s", err, out)
 	}
-	c := &chroot{t: t, dir: filepath.Join(tmp, "root"), disk: disk}
-	c.loop = sh(t, "losetup", "--find", "--show", disk)
-	t.Cleanup(c.release)
 	exec.Command("partx", "-u", c.loop).Run()
 	if _, err := os.Stat(c.loop + rootPart); err != nil {
 		sh(t, "partx", "-a", c.loop)
@@ -158,7 +182,15 @@ func newChrootFrom(t *testing.T, tarball string, l diskLayout, hint string) *chr
 	case layoutPi:
 		sh(t, "mkfs.ext4", "-q", "-F", "-L", "RASPIFIRM", c.loop+"p1")
 	}
-	sh(t, "mkfs.ext4", "-q", "-F", c.loop+rootPart)
+	switch d.fs {
+	case "", "ext4":
+		sh(t, "mkfs.ext4", "-q", "-F", c.loop+rootPart)
+	case "btrfs":
+		testenv.NeedProgram(t, "mkfs.btrfs")
+		sh(t, "mkfs.btrfs", "-q", "-f", c.loop+rootPart)
+	default:
+		t.Fatalf("no mkfs for %s", d.fs)
+	}
 	if err := os.Mkdir(c.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -262,11 +294,17 @@ func (c *chroot) run(user string, args ...string) (string, int) {
 // runEnv is run with more environment variables.
 func (c *chroot) runEnv(env []string, user string, args ...string) (string, int) {
 	c.t.Helper()
+	return c.runHome(env, user, chrootHome, args...)
+}
+
+// runHome is runEnv with the migration directory at home.
+func (c *chroot) runHome(env []string, user, home string, args ...string) (string, int) {
+	c.t.Helper()
 	cargs := []string{}
 	if user != "" {
 		cargs = append(cargs, "--userspec="+user)
 	}
-	cargs = append(cargs, c.dir, chrootHome+"/balena-migrate", "--home", chrootHome)
+	cargs = append(cargs, c.dir, home+"/balena-migrate", "--home", home)
 	cmd := exec.Command("chroot", append(cargs, args...)...)
 	cmd.Env = append(append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C"}, c.env...), env...)
 	start := time.Now()

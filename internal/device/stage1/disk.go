@@ -94,7 +94,10 @@ func (f files) findDisk(mounts []Mount, p string) (Disk, error) {
 }
 
 // diskIdentity reads what stage 2 checks before it flashes d's disk: the
-// disk's size, its partition table id and where d's partition starts.
+// disk's size, its partition table id, where d's partition starts and the
+// disk's world-wide id or serial number, if it has one. It refuses a disk
+// with other than 512-byte logical sectors, which a balenaOS image cannot
+// be flashed to.
 func (f files) diskIdentity(d Disk) (blkdev.Identity, error) {
 	fail := func(err error) (blkdev.Identity, error) {
 		return blkdev.Identity{}, fmt.Errorf("%w: cannot record the identity of %s, which stage 2 checks before flashing: %w", ErrBootLayout, d.Disk, err)
@@ -112,11 +115,14 @@ func (f files) diskIdentity(d Disk) (blkdev.Identity, error) {
 		return fail(err)
 	}
 	defer dev.Close()
+	if err := blkdev.CheckSectorSize(dev); err != nil {
+		return blkdev.Identity{}, fmt.Errorf("%w: %w: this disk cannot be migrated", ErrBootLayout, err)
+	}
 	table, err := blkdev.TableID(dev)
 	if err != nil {
 		return fail(err)
 	}
-	return blkdev.Identity{Size: size, TableID: table, RootStart: start}, nil
+	return blkdev.Identity{Size: size, TableID: table, RootStart: start, Serial: blkdev.SysSerial(diskDir)}, nil
 }
 
 // driverModules lists the modules of the drivers from the disk up to its bus.

@@ -53,6 +53,9 @@ func (r *run) check(ctx context.Context) (facts, error) {
 		return f, err
 	}
 	r.log.Info("/ is %s, %s is %s, on disk %s", f.layout.Root.Source, f.layout.BootDir, f.layout.Boot.Source, f.layout.Root.Disk)
+	if err := r.checkMounts(f.layout, r.cfg.HomeDir); err != nil {
+		return f, err
+	}
 	if f.identity, err = r.diskIdentity(f.layout.Root); err != nil {
 		return f, err
 	}

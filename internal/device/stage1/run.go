@@ -177,6 +177,7 @@ func (r *run) writeStage2Config(f facts, out prepared) error {
 	c := s2config.Default()
 	c.BootDev = f.layout.Root.Disk
 	c.DiskSize, c.DiskTableID, c.RootPartStart = f.identity.Size, f.identity.TableID, f.identity.RootStart
+	c.DiskSerial = f.identity.Serial
 	c.HomeDir = r.cfg.HomeDir
 	c.ImageFile = img.Path
 	c.ImageSHA256 = img.SHA256
