@@ -24,11 +24,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fleetmig/balena-migrate/internal/device/s2config"
 	"github.com/fleetmig/balena-migrate/internal/testenv"
+	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
 
 const chrootHome = "/home/migrate"
@@ -374,19 +376,49 @@ func diffSnapshots(a, b map[string]string) []string {
 	return d
 }
 
-// diskImage returns a gzip'd 4 MiB disk image with one partition in its
-// MBR, and the SHA-256 of the raw image.
+// diskImage returns a gzip'd small balenaOS-shaped disk image (an MBR with
+// resin-boot, vfat, and resin-data, ext4, where stage 2 looks for them),
+// and the SHA-256 of the raw image. It is built once per test binary.
 func diskImage(t *testing.T) ([]byte, string) {
-	raw := make([]byte, 4<<20)
-	copy(raw[446:], []byte{0x80, 0, 0, 0, 0x0c, 0, 0, 0, 0, 8, 0, 0, 0, 0x18, 0, 0}) // FAT32 LBA at 2048, 6144 sectors
-	raw[510], raw[511] = 0x55, 0xAA
-	copy(raw[1<<20:], "balena test image")
+	t.Helper()
+	smallImage.once.Do(func() { smallImage.gz, smallImage.sum, smallImage.err = buildSmallImage() })
+	if smallImage.err != nil {
+		t.Fatal(smallImage.err)
+	}
+	return smallImage.gz, smallImage.sum
+}
+
+var smallImage struct {
+	once sync.Once
+	gz   []byte
+	sum  string
+	err  error
+}
+
+func buildSmallImage() ([]byte, string, error) {
+	dir, err := os.MkdirTemp("", "stage1-image-")
+	if err != nil {
+		return nil, "", err
+	}
+	defer os.RemoveAll(dir)
+	p := filepath.Join(dir, "small-balena.img")
+	if _, err := testimg.Build(p, 14*testimg.MiB, []testimg.Part{
+		{Size: 4 * testimg.MiB, Type: "c", FS: "vfat", Label: testimg.LabelBoot, Files: map[string][]byte{"os-release": []byte("ID=balena-os\n")}},
+		{Size: 1 * testimg.MiB, Type: "83", Label: testimg.LabelRootA, RandSeed: 1},
+		{Size: 8 * testimg.MiB, Type: "83", FS: "ext4", Label: testimg.LabelData},
+	}); err != nil {
+		return nil, "", err
+	}
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		return nil, "", err
+	}
 	var b bytes.Buffer
 	zw := gzip.NewWriter(&b)
 	zw.Write(raw)
 	zw.Close()
 	sum := sha256.Sum256(raw)
-	return b.Bytes(), hex.EncodeToString(sum[:])
+	return b.Bytes(), hex.EncodeToString(sum[:]), nil
 }
 
 // staticBinary builds balena-migrate from this module with CGO_ENABLED=0.

@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/fleetmig/balena-migrate/internal/device/blkdev"
+	"github.com/fleetmig/balena-migrate/internal/device/ext4"
 	"github.com/fleetmig/balena-migrate/internal/devicetype"
 	"github.com/fleetmig/balena-migrate/internal/fsutil"
 	"github.com/fleetmig/balena-migrate/internal/iox"
@@ -38,6 +39,9 @@ type Image struct {
 	SHA256 string // of the decompressed bytes
 	Size   int64  // decompressed bytes
 	Slug   string // device type it is built for
+	// Data is the superblock of the image's resin-data, where stage 2
+	// writes the backup and its log.
+	Data ext4.Superblock
 }
 
 // imageKind is how the image file is packed.
@@ -197,7 +201,8 @@ func (r *run) verifyGzip(ctx context.Context, path string) (Image, error) {
 	}
 	h := sha256.New()
 	head := &iox.Head{Max: gptHeadSize}
-	n, err := io.Copy(io.MultiWriter(h, head), iox.ContextReader(ctx, zr))
+	heads := blkdev.NewHeads()
+	n, err := io.Copy(io.MultiWriter(h, head, heads), iox.ContextReader(ctx, zr))
 	if err != nil {
 		return Image{}, fmt.Errorf("%w: %s is damaged (%w): copy or download it again", ErrImage, path, err)
 	}
@@ -208,7 +213,12 @@ func (r *run) verifyGzip(ctx context.Context, path string) (Image, error) {
 	if gpt > 0 {
 		r.log.Info("image %s: GPT with %d partitions, checksums and size consistent", path, gpt)
 	}
-	return Image{Path: path, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
+	data, err := stage2Partitions(heads)
+	if err != nil {
+		return Image{}, fmt.Errorf("%w: %s %w", ErrImage, path, err)
+	}
+	r.log.Info("image %s: resin-boot (vfat) and resin-data (ext4, %d MiB free) found as stage 2 will find them", path, data.FreeBytes>>20)
+	return Image{Path: path, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n, Data: data}, nil
 }
 
 // gptHeadSize is how much of the image start is kept for the checks: the

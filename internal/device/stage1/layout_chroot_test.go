@@ -5,9 +5,13 @@ package stage1
 // stage 1 now refuses before anything is registered, changing nothing.
 
 import (
+	"crypto/rand"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fleetmig/balena-migrate/internal/testenv/testimg"
 )
 
 // readyChroot puts the binary, an image and a config into the chroot's
@@ -69,7 +73,8 @@ func TestChrootRefusesBtrfsRoot(t *testing.T) {
 }
 
 // A migration directory on a file system of its own (the Debian
-// installer's separate /home), and a separate /usr.
+// installer's separate /home), a separate /usr, a flasher image given as
+// the image and a backup larger than the image's resin-data.
 func TestChrootRefusedPreflights(t *testing.T) {
 	t.Parallel()
 	c := newChroot(t, "bookworm")
@@ -88,5 +93,29 @@ func TestChrootRefusedPreflights(t *testing.T) {
 		sh(t, "mount", "--bind", c.path("/usr"), c.path("/usr"))
 		defer sh(t, "umount", c.path("/usr"))
 		refusedPretend(t, c, chrootHome, "/usr is a file system of its own")
+	})
+	dir := t.TempDir()
+	inner, err := testimg.BalenaOS(filepath.Join(dir, "balena.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("flasher image", func(t *testing.T) {
+		flasher, err := testimg.Flasher(filepath.Join(dir, "flasher.img"), inner.Path, testimg.FlasherFiles{ImageName: "balena.img"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		readyChroot(t, c, chrootHome)
+		c.write(chrootHome+"/resin-genericx86-64-2.99.0-test.img.gz", string(gz(mustRead(t, flasher.Path))), 0o644)
+		refusedPretendAs(t, c, chrootHome, "ERROR: failed (stage1): bad image: ", "is a balenaOS flasher image")
+	})
+	t.Run("backup larger than resin-data", func(t *testing.T) {
+		readyChroot(t, c, chrootHome)
+		c.write(chrootHome+"/resin-genericx86-64-2.99.0-test.img.gz", string(gz(mustRead(t, inner.Path))), 0o644)
+		big := make([]byte, 80<<20) // incompressible, against 22 MiB
+		rand.Read(big)
+		c.write("/srv/data/blob", string(big), 0o644)
+		conf := string(mustRead(t, c.path(chrootHome+"/balena-migrate.conf")))
+		c.write(chrootHome+"/balena-migrate.conf", strings.Replace(conf, "BACKUP_DIRECTORIES=/etc/default", "BACKUP_DIRECTORIES=/srv/data", 1), 0o644)
+		refusedPretendAs(t, c, chrootHome, "ERROR: failed (no_space): ", "do not fit resin-data")
 	})
 }

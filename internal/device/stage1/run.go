@@ -114,11 +114,23 @@ func (r *run) change(ctx context.Context, f facts) (bool, error) {
 	}
 	img := out.image
 	r.log.Info("image %s: %d MiB, sha256 %s", img.Path, img.Size>>20, img.SHA256)
+	if err := checkDataMountable(img, f.release); err != nil {
+		return false, err
+	}
 	if err := r.checkGrubFlash(img, f.boot); err != nil {
 		return false, err
 	}
 	if out.backup, err = r.makeBackup(ctx); err != nil {
 		return false, err
+	}
+	if out.backup != "" {
+		st, err := r.stat(r.homePath(out.backup))
+		if err != nil {
+			return false, err
+		}
+		if err := checkBackupFits(img, st.Size()); err != nil {
+			return false, err
+		}
 	}
 	if out.networks, err = r.networkConfigs(f.network); err != nil {
 		return false, err
