@@ -16,6 +16,7 @@ const (
 	ClassDeviceType    Class = "device_type"    // an unsupported board, or an image for another one (the fleet uses it too)
 	ClassBackup        Class = "backup"         // the backup step (BACKUP_SCRIPT / BACKUP_DIRECTORIES)
 	ClassNetwork       Class = "network"        // the device would not be reached on balenaOS: a setup that cannot be carried, a link that would not come up, an API it cannot reach
+	ClassSecureBoot    Class = "secure_boot"    // UEFI Secure Boot is on: balenaOS's images are not signed for it
 	ClassStage1        Class = "stage1"         // anything else in stage 1; also a stage 1 that said nothing
 	ClassTransfer      Class = "transfer"       // a copy or download to the device failed (the fleet uses it too)
 )
@@ -52,7 +53,7 @@ func Classes() []Class {
 	return []Class{
 		ClassDNS, ClassRefused, ClassUnreachable, ClassAuth, ClassHostKey, ClassTimeout, ClassTransfer,
 		ClassRegister, ClassConfig, ClassStage1, ClassNoSpace, ClassReadOnly, ClassBackup,
-		ClassOS, ClassDeviceType, ClassAlreadyBalena, ClassNetwork, ClassStage2, ClassRehearsal, ClassLost, ClassFlashedOffline,
+		ClassOS, ClassDeviceType, ClassAlreadyBalena, ClassNetwork, ClassSecureBoot, ClassStage2, ClassRehearsal, ClassLost, ClassFlashedOffline,
 		ClassAPI, ClassWrongOS, ClassNoSupervisor, ClassWrongDeviceType, ClassConfigError, ClassOther, ClassUnknown,
 	}
 }

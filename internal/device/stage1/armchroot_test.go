@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -52,8 +51,10 @@ func newARMChroot(t *testing.T, name string, l diskLayout, goarch, goarm, model 
 		c.write("/sys/firmware/devicetree/base/model", model+"\x00", 0o444)
 	}
 	if efi {
-		if err := os.Mkdir(filepath.Join(fw, "efi"), 0o755); err != nil {
-			t.Fatal(err)
+		// the firmware's variables as efivarfs shows them (four bytes of
+		// attributes, then the value): Secure Boot off, as under AAVMF
+		for _, v := range []string{"SecureBoot", "SetupMode"} {
+			c.write("/sys/firmware/efi/efivars/"+v+"-8be4df61-93ca-11d2-aa0d-00e098032b8c", "\x06\x00\x00\x00\x00", 0o644)
 		}
 	}
 	staticBinaryFor(t, c.path(chrootHome+"/balena-migrate"), goarch, goarm)

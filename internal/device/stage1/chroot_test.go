@@ -102,6 +102,10 @@ func newChrootWith(t *testing.T, suite string, d chrootDisk) *chroot {
 	c := newChrootDisk(t, chrootTarball(t, suite), d, "run scripts/test-setup.d/20-stage1-chroot; scripts/test does")
 	c.rel = sh(t, "uname", "-r")
 	c.adoptKernel()
+	if d == (chrootDisk{layout: layoutBIOS}) {
+		// A BIOS PC boots grub from its disk's MBR, as grub-install left it.
+		sh(t, "chroot", c.dir, "grub-install", "--target=i386-pc", c.loop)
+	}
 	return c
 }
 

@@ -45,6 +45,9 @@ func (r *run) check(ctx context.Context) (facts, error) {
 		return f, err
 	}
 	r.log.Info("system: %s on %s (%s), kernel %s", osr.PrettyName, f.device.Name, f.machine, f.release)
+	if err := r.checkSecureBoot(ctx); err != nil {
+		return f, err
+	}
 	setup, bootDir, err := r.chooseBoot(f.device, r.log)
 	if err != nil {
 		return f, err

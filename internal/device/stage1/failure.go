@@ -36,6 +36,7 @@ var classes = []struct {
 	}},
 	{devproto.ClassBackup, func(err error) bool { return errors.Is(err, ErrBackup) }},
 	{devproto.ClassNetwork, func(err error) bool { return errors.Is(err, ErrNetwork) }},
+	{devproto.ClassSecureBoot, func(err error) bool { return errors.Is(err, ErrSecureBoot) }},
 }
 
 // ClassOf returns the failure class of a stage-1 error.

@@ -306,6 +306,7 @@ func fakeDisk(t *testing.T, root string) {
 	}
 	write(filepath.Join(diskDir, "size"), []byte("62333952\n"))
 	mbr := make([]byte, 1024)
+	copy(mbr[0x180:], "GRUB \x00Geom\x00Hard Disk\x00Read\x00 Error") // grub's boot.img, as grub-install leaves it
 	copy(mbr[440:], []byte{0x4d, 0x3c, 0x2b, 0x1a})
 	mbr[510], mbr[511] = 0x55, 0xAA
 	write(f.p(l.Root.Disk), mbr)

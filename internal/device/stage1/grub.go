@@ -39,6 +39,9 @@ var (
 // grub), so GRUB_INSTALL needs both.
 func (grubBIOSBoot) plan(e bootEnv) (bootPlan, error) {
 	p, err := planGrub(e, s2config.BootLegacy)
+	if err == nil {
+		err = e.checkGrubMBR(e.layout.Root.Disk)
+	}
 	if err != nil || !e.cfg.GrubInstall {
 		return p, err
 	}
@@ -55,6 +58,9 @@ func (grubBIOSBoot) plan(e bootEnv) (bootPlan, error) {
 // stage 2 place GRUB_CFG.
 func (grubEFIBoot) plan(e bootEnv) (bootPlan, error) {
 	p, err := planGrub(e, s2config.BootUEFI)
+	if err == nil {
+		err = e.checkESP(e.layout)
+	}
 	if err == nil && e.cfg.GrubInstall {
 		p.grubInstall = s2config.GrubFlash
 	}

@@ -25,6 +25,17 @@ const (
 	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 )
 
+// mtools runs an mtools command (mmd, mcopy) on the chroot's EFI system
+// partition: this host's kernel cannot mount FAT.
+func (c *chroot) mtools(args ...string) {
+	c.t.Helper()
+	cmd := exec.Command(args[0], append([]string{"-i", c.esp}, args[1:]...)...)
+	cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		c.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
 // efiGrubModules are built into the EFI grub image, so that it needs nothing
 // from the ESP but itself.
 func efiGrubModules() []string {
@@ -57,15 +68,8 @@ func TestVMStage1UEFI(t *testing.T) {
 	sh(t, "chroot", args...)
 	sh(t, "cp", "-r", c.path("/usr/lib/grub/x86_64-efi"), c.path("/boot/grub/"))
 	sh(t, "chroot", c.dir, "grub-editenv", "/boot/grub/grubenv", "create")
-	mtools := func(args ...string) {
-		cmd := exec.Command(args[0], append([]string{"-i", c.esp}, args[1:]...)...)
-		cmd.Env = append(os.Environ(), "MTOOLS_SKIP_CHECK=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	mtools("mmd", "::/EFI", "::/EFI/BOOT")
-	mtools("mcopy", c.path("/tmp/BOOTX64.EFI"), "::/EFI/BOOT/BOOTX64.EFI")
+	c.mtools("mmd", "::/EFI", "::/EFI/BOOT")
+	c.mtools("mcopy", c.path("/tmp/BOOTX64.EFI"), "::/EFI/BOOT/BOOTX64.EFI")
 
 	ver := filepath.Base(mustGlob(t, c.path("/lib/modules/*-amd64")))
 	tmp := t.TempDir()
