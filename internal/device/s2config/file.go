@@ -68,6 +68,8 @@ func keys() []key {
 			func(c *Config, v string) (err error) { c.RestoreBootFiles, err = parseRestore(v); return err }},
 		{"REMOVE_BOOT_FILES", func(c *Config) string { return strings.Join(c.RemoveBootFiles, " ") },
 			func(c *Config, v string) error { c.RemoveBootFiles = strings.Fields(v); return nil }},
+		{"CLEANUP_FILES", func(c *Config) string { return joinNames(c.CleanupFiles) },
+			func(c *Config, v string) (err error) { c.CleanupFiles, err = splitNames(v); return err }},
 		str("ORIG_BOOT_PART", func(c *Config) *string { return &c.OrigBootPart }),
 		str("ORIG_BOOT_FS_TYPE", func(c *Config) *string { return &c.OrigBootFSType }),
 		boolean("MOUNT_BOOT", func(c *Config) *bool { return &c.MountBoot }),

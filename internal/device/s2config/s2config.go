@@ -74,6 +74,11 @@ type Config struct {
 	// boot partition for one boot only (a Pi's tryboot.txt), removed by the
 	// first step of the stage-2 boot
 	RemoveBootFiles []string
+	// CLEANUP_FILES: space-separated absolute paths on the old root of what
+	// stage 1 installed for the stage-2 boot (grub's 42_balena, the
+	// initramfs), removed when stage 2 hands back to the old system, so that
+	// no later update-grub offers a boot that flashes an old image.
+	CleanupFiles []string
 
 	NoFlash      bool     // NO_FLASH: stop before the point of no return
 	TermExit     TermExit // TERM_EXIT: what a failure before the point of no return does
@@ -191,6 +196,11 @@ func (c Config) Validate() error {
 	for _, f := range c.RemoveBootFiles {
 		if strings.Contains(f, "..") || path.IsAbs(f) {
 			bad("REMOVE_BOOT_FILES", "%q must be a path inside the boot partition", f)
+		}
+	}
+	for _, f := range c.CleanupFiles {
+		if strings.Contains(f, "..") || !path.IsAbs(f) {
+			bad("CLEANUP_FILES", "%q must be an absolute path on the old root", f)
 		}
 	}
 	if (c.MountBoot || len(c.RemoveBootFiles) > 0) && c.OrigBootPart == "" {

@@ -39,6 +39,7 @@ func sample() Config {
 	c.GrubCoreImg = "core.img"
 	c.Watchdog, c.WatchdogModule = 300, "bcm2835_wdt"
 	c.RemoveBootFiles = []string{"tryboot.txt", "balena-migrate-cmdline.txt"}
+	c.CleanupFiles = []string{"/etc/grub.d/42_balena", "/boot/balena-migrate-initramfs-6.1.0-28-arm64"}
 	return c
 }
 
@@ -108,6 +109,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"MOUNT_BOOT=TRUE", "ORIG_BOOT_PART"},
 		{"WATCHDOG=5", "WATCHDOG"},
 		{"REMOVE_BOOT_FILES=../etc/passwd", "REMOVE_BOOT_FILES"},
+		{"CLEANUP_FILES=etc/grub.d/42_balena", "CLEANUP_FILES"},
 		{"REMOVE_BOOT_FILES=tryboot.txt", "ORIG_BOOT_PART"},
 		{"WATCHDOG=3601", "WATCHDOG"},
 		{"WATCHDOG=soon", "WATCHDOG"},
@@ -135,7 +137,7 @@ func TestParseHelpers(t *testing.T) {
 	if n, pct, err := ParseBadblocks("2%"); err != nil || n != 2 || !pct {
 		t.Errorf("ParseBadblocks(2%%) = %v %v %v", n, pct, err)
 	}
-	if len(Keys()) != 33 {
+	if len(Keys()) != 34 {
 		t.Errorf("Keys() has %d entries", len(Keys()))
 	}
 }

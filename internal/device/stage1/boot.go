@@ -69,6 +69,22 @@ type bootPlan struct {
 	grubInstall string
 }
 
+// leftovers are what the boot setup installs on the root filesystem for
+// the stage-2 boot only: a stage 2 that hands back to the old system
+// removes them (CLEANUP_FILES), so that no later update-grub offers a boot
+// that flashes an old image. An initramfs on a separate boot partition is
+// unreachable without grub's script and stays.
+func (p bootPlan) leftovers() []string {
+	var out []string
+	if p.grubBoot != "" {
+		out = append(out, grubScript)
+	}
+	if p.boot.Point == "/" {
+		out = append(out, p.initrd)
+	}
+	return out
+}
+
 // bootBackup is one file apply changes and the copy kept of it.
 type bootBackup struct {
 	original, backup string // device paths

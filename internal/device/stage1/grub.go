@@ -17,6 +17,10 @@ import (
 // boot only (grub-reboot). grub clears that choice as it boots the entry, so
 // any later boot starts the old system's default entry again.
 
+// grubScript is the /etc/grub.d script that makes update-grub write the
+// stage-2 entry.
+const grubScript = "/etc/grub.d/42_balena"
+
 // grubEntryID names the one-shot grub menu entry.
 const grubEntryID = "balena-migrate"
 
@@ -98,7 +102,7 @@ func applyGrub(ctx context.Context, e bootEnv, p bootPlan) error {
 	if err != nil {
 		return err
 	}
-	if err := e.journal.Write("/etc/grub.d/42_balena", []byte(entry), 0o755); err != nil {
+	if err := e.journal.Write(grubScript, []byte(entry), 0o755); err != nil {
 		return fmt.Errorf("%w: %w", ErrBootSetup, err)
 	}
 	cfg := "/boot/grub/grub.cfg"

@@ -198,6 +198,7 @@ func (r *run) writeStage2Config(f facts, out prepared) error {
 	c.NetworkConfigs = out.networks
 	undo := f.setup.undo(p)
 	c.RestoreBootFiles, c.RemoveBootFiles = undo.restore, undo.remove
+	c.CleanupFiles = p.leftovers()
 	if len(undo.restore) > 0 || len(undo.remove) > 0 {
 		// A separate boot partition is mounted by stage 2; boot files on the
 		// root filesystem are restored under ROOT_MNT.

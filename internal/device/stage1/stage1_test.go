@@ -82,6 +82,10 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 			if s2.BootDev != "/dev/sda" || s2.GrubBootType != s2config.BootLegacy || len(s2.RestoreBootFiles) != 0 {
 				t.Errorf("stage-2 config %+v", s2)
 			}
+			// a stage 2 that hands back removes the script and the initramfs
+			if got := strings.Join(s2.CleanupFiles, " "); got != "/etc/grub.d/42_balena /boot/balena-migrate-initramfs-4.15.0-20-generic" {
+				t.Errorf("CLEANUP_FILES %q", got)
+			}
 			hook := d.read(t, "/home/admin/migrate/initramfs-tools/balena-migrate-hook.conf")
 			if !strings.Contains(hook, `BALENA_MIGRATE_MODULES="vfat fat nls_cp437 nls_iso8859_1 nls_ascii ext4 ahci iTCO_wdt"`) {
 				t.Errorf("the disk and watchdog driver modules are not in the initramfs: %s", hook)
@@ -94,6 +98,10 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 			}
 			if s2.BootDev != "/dev/nvme0n1" || s2.GrubBootType != s2config.BootUEFI {
 				t.Errorf("stage-2 config %+v", s2)
+			}
+			// /boot is a partition of its own: only grub's script is on /
+			if got := strings.Join(s2.CleanupFiles, " "); got != "/etc/grub.d/42_balena" {
+				t.Errorf("CLEANUP_FILES %q", got)
 			}
 		},
 		"ubuntu2404-uefi": func(t *testing.T, d *device, s2 s2config.Config) {

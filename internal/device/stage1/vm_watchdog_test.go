@@ -11,7 +11,9 @@ package stage1
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +83,13 @@ func TestVMStage1HardwareWatchdog(t *testing.T) {
 	if strings.Contains(second, "balena-migrate] ERROR") {
 		t.Fatalf("stage 2 reported an error:\n%s", tail([]byte(second), 60))
 	}
+	// The rehearsal handed back: what stage 1 installed for the stage-2
+	// boot is gone, so no later update-grub offers that boot again.
+	for _, f := range []string{grubScript, "/boot/" + initramfsName(ver)} {
+		if !strings.Contains(second, "removed "+f+", installed by stage 1 for the stage-2 boot") || existsOnDisk(t, c.disk, 1<<20, f) {
+			t.Errorf("%s was not removed when stage 2 handed back", f)
+		}
+	}
 	t.Logf("first boot:\n%s", balenaLines(first))
 	t.Logf("second boot:\n%s", balenaLines(second))
 }
@@ -122,4 +131,16 @@ func (c *chroot) useKernel(k vmtest.Kernel) string {
 	}
 	c.kver, c.rel = ver, ver
 	return ver
+}
+
+// existsOnDisk reports whether path exists on the ext4 partition at byte
+// offset off of the disk image.
+func existsOnDisk(t *testing.T, disk string, off int64, path string) bool {
+	loop := sh(t, "losetup", "--find", "--show", "--read-only", "--offset", strconv.FormatInt(off, 10), disk)
+	defer exec.Command("losetup", "-d", loop).Run()
+	mnt := t.TempDir()
+	sh(t, "mount", "-o", "ro,noload", loop, mnt)
+	defer exec.Command("umount", mnt).Run()
+	_, err := os.Stat(filepath.Join(mnt, path))
+	return err == nil
 }

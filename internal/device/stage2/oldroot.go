@@ -2,10 +2,14 @@ package stage2
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/fleetmig/balena-migrate/internal/fsutil"
 
 	"github.com/fleetmig/balena-migrate/internal/devproto"
 	"golang.org/x/sys/unix"
@@ -68,4 +72,32 @@ func mountReadOnly(dir string) (ro, mounted bool, err error) {
 		}
 	}
 	return ro, mounted, sc.Err()
+}
+
+// cleanUp removes, on the old root (writable), what stage 1 installed for
+// the stage-2 boot (CLEANUP_FILES): a stage 2 that hands back to the old
+// system leaves no grub script that a later update-grub would turn into a
+// boot entry flashing an old image. A file on another partition (a
+// separate /boot) is left; it is unreachable without the script.
+func (r *run) cleanUp() {
+	if len(r.cfg.CleanupFiles) == 0 {
+		return
+	}
+	restore, err := writableRoot(r.cfg.RootMnt)
+	if err != nil {
+		r.log.Warnf("cannot remove what stage 1 installed: %v", err)
+		return
+	}
+	defer restore()
+	for _, f := range r.cfg.CleanupFiles {
+		p := r.cfg.OldRoot(f)
+		err := os.Remove(p)
+		switch {
+		case err == nil:
+			fsutil.SyncDir(filepath.Dir(p))
+			r.log.Infof("removed %s, installed by stage 1 for the stage-2 boot", f)
+		case !errors.Is(err, fs.ErrNotExist):
+			r.log.Warnf("remove %s: %v", f, err)
+		}
+	}
 }

@@ -166,6 +166,7 @@ func (r *run) termExit(err error) error {
 	}
 	// Disarmed before the log is saved, so that the saved log says so.
 	r.releaseWatchdog()
+	r.cleanUp()
 	r.saveLogToOldRoot()
 	if r.cfg.TermExit.Reboot {
 		return r.finish(result)

@@ -288,3 +288,34 @@ func TestNetworkFileNamesWithSpaces(t *testing.T) {
 		}
 	}
 }
+
+// A stage 2 that hands back (a refusal, or NO_FLASH's rehearsal) removes
+// what stage 1 installed for the stage-2 boot, so that no later
+// update-grub offers a boot that flashes an old image.
+func TestHandBackRemovesTheStage2Boot(t *testing.T) {
+	for _, noFlash := range []bool{true, false} {
+		fx := newHostFixture(t)
+		fx.cfg.NoFlash = noFlash
+		if !noFlash {
+			fx.cfg.ImageSHA256 = strings.Repeat("ab", 32) // refused: a bad image
+		}
+		root := fx.cfg.RootMnt
+		for _, f := range []string{"etc/grub.d/42_balena", "boot/balena-migrate-initramfs-6.1.0-28-amd64", "etc/grub.d/10_linux"} {
+			os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755)
+			os.WriteFile(filepath.Join(root, f), []byte("x"), 0o755)
+		}
+		fx.cfg.CleanupFiles = []string{"/etc/grub.d/42_balena", "/boot/balena-migrate-initramfs-6.1.0-28-amd64", "/boot/not-there"}
+		_, out := fx.run(t)
+		for _, f := range []string{"etc/grub.d/42_balena", "boot/balena-migrate-initramfs-6.1.0-28-amd64"} {
+			if _, err := os.Stat(filepath.Join(root, f)); !os.IsNotExist(err) {
+				t.Errorf("NO_FLASH=%v: %s is still there:\n%s", noFlash, f, out)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(root, "etc/grub.d/10_linux")); err != nil {
+			t.Errorf("the old system's own grub script went: %v", err)
+		}
+		if !strings.Contains(out, "removed /etc/grub.d/42_balena, installed by stage 1 for the stage-2 boot") || strings.Contains(out, "WARN: remove") {
+			t.Errorf("log:\n%s", out)
+		}
+	}
+}
