@@ -183,7 +183,7 @@ func relTo(mount, p string) string {
 // stage 2 reads (inputs), the backups of the boot files, the initramfs at
 // p.initrd. Then it runs the family's apply. Every change is journaled
 // until the caller commits.
-func installBoot(ctx context.Context, e bootEnv, s bootSetup, p bootPlan, inputs []string, initrd string) error {
+func installBoot(ctx context.Context, e bootEnv, s bootSetup, p bootPlan, inputs []string, initrd string, leftovers []string) error {
 	// What stage 2 reads must be on disk before the boot loader points at
 	// it: a power cut after the boot change must not find it missing.
 	if err := e.durable(inputs...); err != nil {
@@ -215,6 +215,9 @@ func installBoot(ctx context.Context, e bootEnv, s bootSetup, p bootPlan, inputs
 		return fmt.Errorf("%w: install the initramfs: %w", ErrBootSetup, err)
 	}
 	e.log.Info("installed the initramfs as %s", p.initrd)
+	if err := e.installCleanup(leftovers); err != nil {
+		return err
+	}
 	return s.apply(ctx, e, p)
 }
 

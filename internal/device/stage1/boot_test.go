@@ -44,6 +44,9 @@ const bootRelease = "6.1.0-21-test"
 // ours is the content of stage 1's initramfs in the tests.
 const ours = "balena-migrate initramfs\n"
 
+// testBootID is the boot stage 1 runs in on the test trees.
+const testBootID = "5b0e2b38-6f0e-4d39-9d6c-3c1a1f7c0a11"
+
 func (d *bootDevice) read(t *testing.T, p string) string {
 	return string(mustRead(t, filepath.Join(d.root, p)))
 }
@@ -79,7 +82,10 @@ func runBootCases(t *testing.T, s bootSetup, cases []bootCase) {
 			}
 			home := "/home/m"
 			writeTree(t, d.root, tc.tree)
-			writeTree(t, d.root, map[string]string{filepath.Join(home, initramfsName(bootRelease)): ours})
+			writeTree(t, d.root, map[string]string{filepath.Join(home, initramfsName(bootRelease)): ours, bootIDFile: testBootID + "\n"})
+			if err := os.MkdirAll(filepath.Join(d.root, "/etc/systemd/system"), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			cfg := defaults()
 			cfg.HomeDir, cfg.Debug = home, tc.debug
 			if tc.cfg != nil {
@@ -105,7 +111,7 @@ func runBootCases(t *testing.T, s bootSetup, cases []bootCase) {
 				for _, prog := range p.programs {
 					e.progs[prog] = "/usr/sbin/" + prog
 				}
-				err = installBoot(context.Background(), e, s, p, nil, filepath.Join(home, initramfsName(bootRelease)))
+				err = installBoot(context.Background(), e, s, p, nil, filepath.Join(home, initramfsName(bootRelease)), e.leftovers(p))
 			}
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) || !strings.Contains(fmt.Sprint(err), tc.words) {

@@ -508,6 +508,72 @@ func chrootStage1(t *testing.T, suite, pretty string) {
 	// The real boot setup: 42_balena, update-grub and grub-reboot run by the
 	// chroot's own grub on its loop disk.
 	t.Run("GrubBootSetup", c.grubBootSetup)
+	if suite == "bookworm" {
+		t.Run("LeftoversOnceTheStage2BootIsOver", c.leftovers)
+	}
+}
+
+// leftovers: when the stage-2 boot never reached stage 2 (which removes
+// them as it hands back), what stage 1 installed for that boot goes on the
+// old system's next boot (a systemd unit runs the cleanup record) or with
+// the next stage-1 run; in the boot stage 1 ran in, neither touches it.
+// A later boot is a boot id of another boot over the chroot's own.
+func (c *chroot) leftovers(t *testing.T) {
+	testenv.NeedProgram(t, "systemctl")
+	testenv.NeedProgram(t, "systemd-analyze")
+	left := []string{grubScript, "/boot/" + initramfsName(c.rel), cleanupWants, cleanupUnit, cleanupRecord}
+	want := func(exist bool) {
+		t.Helper()
+		for _, p := range left {
+			if _, err := os.Lstat(c.path(p)); (err == nil) != exist {
+				t.Fatalf("%s exists: %t, want %t", p, err == nil, exist)
+			}
+		}
+	}
+	want(true)
+	// systemd reads the unit as the old system's next boot will
+	if got := sh(t, "systemctl", "--root="+c.dir, "is-enabled", filepath.Base(cleanupUnit)); got != "enabled" {
+		t.Fatalf("systemctl is-enabled: %q", got)
+	}
+	sh(t, "systemd-analyze", "verify", c.path(cleanupUnit))
+	// the same boot: the stage-2 boot is still to come
+	sh(t, "chroot", c.dir, "/bin/sh", cleanupRecord)
+	want(true)
+	otherBoot := func() (undo func()) {
+		fake := filepath.Join(t.TempDir(), "boot_id")
+		if err := os.WriteFile(fake, []byte("0c8d7e66-1d1b-4b7e-a0b4-2d1d5e0f9a01\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sh(t, "mount", "--bind", fake, c.path(bootIDFile))
+		return func() { sh(t, "umount", c.path(bootIDFile)) }
+	}
+	// keep what stage 1 installed, to try the next stage-1 run with it too
+	saved := t.TempDir()
+	for i, p := range left {
+		sh(t, "cp", "-a", c.path(p), filepath.Join(saved, strconv.Itoa(i)))
+	}
+	// the old system's next boot: the unit's command
+	defer otherBoot()()
+	sh(t, "chroot", c.dir, "/bin/sh", cleanupRecord)
+	want(false)
+	sh(t, "chroot", c.dir, "update-grub")
+	if cfg := string(mustRead(t, c.path("/boot/grub/grub.cfg"))); strings.Contains(cfg, "balena-migrate") {
+		t.Fatalf("update-grub still writes the stage-2 entry:\n%s", cfg)
+	}
+	// the next stage-1 run, even one refused at once (an image for
+	// another device)
+	for i, p := range left {
+		sh(t, "cp", "-a", filepath.Join(saved, strconv.Itoa(i)), c.path(p))
+	}
+	want(true)
+	conf := string(mustRead(t, c.path(chrootHome+"/balena-migrate.conf")))
+	defer c.write(chrootHome+"/balena-migrate.conf", conf, 0o644)
+	c.write(chrootHome+"/balena-migrate.conf", strings.Replace(conf, "resin-genericx86-64-", "resin-raspberrypi3-", 1), 0o644)
+	out, code := c.run("")
+	if code != 1 || !strings.Contains(out, "removed "+grubScript+", left by an earlier run for a stage-2 boot that is over") {
+		t.Fatalf("stage 1 after the stage-2 boot: exit %d", code)
+	}
+	want(false)
 }
 
 // pretend runs --pretend and checks everything it prepared.

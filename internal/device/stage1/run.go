@@ -67,6 +67,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		r.s2path = s2config.DefaultPath
 	}
 	r.journal = newJournal(r.root)
+	if r.host.Getuid() == 0 {
+		r.removeStaleLeftovers()
+	}
 	f, err := r.check(ctx)
 	if err != nil {
 		return Result{}, err
@@ -165,7 +168,7 @@ func (r *run) change(ctx context.Context, f facts) (bool, error) {
 	}
 	e := r.bootEnv(f)
 	e.journal = r.journal
-	if err := installBoot(ctx, e, f.setup, f.boot, r.stage2Inputs(f, out), out.initrd); err != nil {
+	if err := installBoot(ctx, e, f.setup, f.boot, r.stage2Inputs(f, out), out.initrd, r.leftovers(f.boot)); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -198,7 +201,7 @@ func (r *run) writeStage2Config(f facts, out prepared) error {
 	c.NetworkConfigs = out.networks
 	undo := f.setup.undo(p)
 	c.RestoreBootFiles, c.RemoveBootFiles = undo.restore, undo.remove
-	c.CleanupFiles = p.leftovers()
+	c.CleanupFiles = r.leftovers(p)
 	if len(undo.restore) > 0 || len(undo.remove) > 0 {
 		// A separate boot partition is mounted by stage 2; boot files on the
 		// root filesystem are restored under ROOT_MNT.

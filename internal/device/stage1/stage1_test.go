@@ -82,9 +82,23 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 			if s2.BootDev != "/dev/sda" || s2.GrubBootType != s2config.BootLegacy || len(s2.RestoreBootFiles) != 0 {
 				t.Errorf("stage-2 config %+v", s2)
 			}
-			// a stage 2 that hands back removes the script and the initramfs
-			if got := strings.Join(s2.CleanupFiles, " "); got != "/etc/grub.d/42_balena /boot/balena-migrate-initramfs-4.15.0-20-generic" {
+			// a stage 2 that hands back removes the script and the initramfs,
+			// and the record and unit that would remove them otherwise
+			const leftovers = "/etc/grub.d/42_balena /boot/balena-migrate-initramfs-4.15.0-20-generic " +
+				"/etc/systemd/system/multi-user.target.wants/balena-migrate-cleanup.service /etc/systemd/system/balena-migrate-cleanup.service /etc/balena-migrate-cleanup"
+			if got := strings.Join(s2.CleanupFiles, " "); got != leftovers {
 				t.Errorf("CLEANUP_FILES %q", got)
+			}
+			// the old system's next boot removes them when stage 2 never ran
+			id, removed, err := parseCleanupScript([]byte(d.read(t, cleanupRecord)))
+			if err != nil || id != testBootID || strings.Join(removed, " ") != leftovers {
+				t.Errorf("%s: boot %q, removes %q (%v)", cleanupRecord, id, removed, err)
+			}
+			if unit := d.read(t, cleanupUnit); !strings.Contains(unit, "ExecStart=/bin/sh "+cleanupRecord+"\n") {
+				t.Errorf("%s:\n%s", cleanupUnit, unit)
+			}
+			if l, err := os.Readlink(d.path(cleanupWants)); err != nil || l != "../balena-migrate-cleanup.service" {
+				t.Errorf("%s is not enabled: %q %v", cleanupUnit, l, err)
 			}
 			hook := d.read(t, "/home/admin/migrate/initramfs-tools/balena-migrate-hook.conf")
 			if !strings.Contains(hook, `BALENA_MIGRATE_MODULES="vfat fat nls_cp437 nls_iso8859_1 nls_ascii ext4 ahci iTCO_wdt"`) {
@@ -99,8 +113,9 @@ func bootChecks() map[string]func(t *testing.T, d *device, s2 s2config.Config) {
 			if s2.BootDev != "/dev/nvme0n1" || s2.GrubBootType != s2config.BootUEFI {
 				t.Errorf("stage-2 config %+v", s2)
 			}
-			// /boot is a partition of its own: only grub's script is on /
-			if got := strings.Join(s2.CleanupFiles, " "); got != "/etc/grub.d/42_balena" {
+			// /boot is a partition of its own: only grub's script is on /;
+			// no systemd: the record alone (stage 1's next run reads it)
+			if got := strings.Join(s2.CleanupFiles, " "); got != "/etc/grub.d/42_balena /etc/balena-migrate-cleanup" {
 				t.Errorf("CLEANUP_FILES %q", got)
 			}
 		},

@@ -84,6 +84,15 @@ func (j *Journal) Mkdir(path string, perm fs.FileMode) error {
 	return os.Mkdir(j.p(path), perm)
 }
 
+// Symlink records and creates a symbolic link at path to target; a
+// previous one (an earlier run's) is kept aside as Replace does.
+func (j *Journal) Symlink(target, path string) error {
+	if err := j.Replace(path); err != nil {
+		return err
+	}
+	return os.Symlink(target, j.p(path))
+}
+
 // Replace records that path, one of stage 1's own outputs (backup archive,
 // initramfs, ...), is about to be created again. A previous one is moved
 // aside, put back by Rollback and deleted by Commit.
