@@ -63,6 +63,17 @@ func qemu(t *testing.T, timeout time.Duration, args ...string) string {
 	return string(out)
 }
 
+// bootHas fails t unless the console of boot (its name in the message)
+// holds every one of wants.
+func bootHas(t *testing.T, boot, console string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(console, want) {
+			t.Fatalf("%s lacks %q:\n%s", boot, want, tail([]byte(console), 60))
+		}
+	}
+}
+
 func tail(b []byte, n int) string {
 	lines := strings.Split(string(b), "\n")
 	if len(lines) > n {
@@ -128,23 +139,19 @@ func TestVMStage1ThenStage2(t *testing.T) {
 	sh(t, "cp", "--sparse=always", c.disk, hung)
 
 	second := qemu(t, 6*time.Minute, "-drive", drive)
-	for _, want := range []string{
+	bootHas(t, "second boot", second,
 		"stage 2 starting",
 		// badblocks came into the initramfs with its libraries and ran
 		"0 bad blocks found (MAX_BADBLOCKS=0)",
 		"NO_FLASH=TRUE: stopping before flashing",
 		// the init-top script armed softdog, stage 2 fed it and stopped it
-		"(softdog) armed: the machine resets unless stage 2 takes it over within " + strconv.Itoa(vmWatchdog) + " s",
-		`watchdog "Software Watchdog" taken over: ` + strconv.Itoa(vmWatchdog) + " s timeout",
+		"(softdog) armed: the machine resets unless stage 2 takes it over within "+strconv.Itoa(vmWatchdog)+" s",
+		`watchdog "Software Watchdog" taken over: `+strconv.Itoa(vmWatchdog)+" s timeout",
 		"watchdog stopped after ",
-		"VM-SECOND-BOOT: BOOT_IMAGE=/boot/vmlinuz-" + ver,
+		"VM-SECOND-BOOT: BOOT_IMAGE=/boot/vmlinuz-"+ver,
 		// the old system ran past the timeout: the watchdog was disarmed
 		"VM-STILL-UP",
-	} {
-		if !strings.Contains(second, want) {
-			t.Fatalf("second boot lacks %q:\n%s", want, tail([]byte(second), 60))
-		}
-	}
+	)
 	if strings.Contains(second, "watchdog stopped after 0 feeds") {
 		t.Fatalf("stage 2 never fed the watchdog:\n%s", balenaLines(second))
 	}
