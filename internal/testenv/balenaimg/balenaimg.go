@@ -7,6 +7,9 @@
 // (boot.img, with core.img in the gap before the first partition).
 // generic-amd64 (BuildGPT): a GPT whose resin-boot is the EFI system
 // partition with grub's EFI image, booted by UEFI firmware.
+// generic-aarch64 (BuildGenericAArch64) is that for an arm64 machine;
+// raspberrypi3 (BuildRaspberryPi3) an SD card whose resin-boot holds what
+// the Pi's firmware boots (arm.go).
 //
 // The initramfs's init mounts resin-boot and resin-data, brings up the
 // network with DHCP and runs balenaos-standin (cmd/dev/balenaos-standin):
@@ -57,12 +60,15 @@ type Image struct {
 	testimg.Image
 }
 
-// modules the init loads: the virtio disk and network, FAT with its code
-// pages, ext4 (built into the cloud kernel), efivarfs for the firmware's
-// variables.
-func modules() []string {
-	return []string{"virtio_pci", "virtio_blk", "virtio_net", "vfat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "ext4", "efivarfs"}
+// board is what differs between the machines a stand-in boots on: the
+// modules its init loads, with their dependencies.
+type board struct {
+	modules []string
 }
+
+// pc: the virtio disk and network, FAT with its code pages, ext4 (built
+// into the cloud kernel), efivarfs for the firmware's variables.
+var pc = board{modules: []string{"virtio_pci", "virtio_blk", "virtio_net", "vfat", "nls_cp437", "nls_iso8859_1", "nls_ascii", "ext4", "efivarfs"}}
 
 // MarkEFI starts the line on which the init prints, booted through UEFI,
 // the firmware's BootCurrent and BootOrder variables as efivarfs holds
@@ -74,9 +80,14 @@ func BuildStandin(ctx context.Context, repo, out string) error {
 	return vmtest.BuildStatic(ctx, repo, "./cmd/dev/balenaos-standin", out)
 }
 
+// BuildStandinFor builds it for goarch (arm64 for the ARM stand-ins).
+func BuildStandinFor(ctx context.Context, repo, out, goarch string) error {
+	return vmtest.BuildStaticFor(ctx, repo, "./cmd/dev/balenaos-standin", out, goarch)
+}
+
 // BuildMBR writes a genericx86-64-ext-shaped image booting with the PC BIOS.
 func BuildMBR(ctx context.Context, o Options) (Image, error) {
-	rootA, err := rootFiles(o)
+	rootA, err := rootFiles(o, pc)
 	if err != nil {
 		return Image{}, err
 	}
@@ -109,8 +120,8 @@ func BuildMBR(ctx context.Context, o Options) (Image, error) {
 }
 
 // rootFiles is resin-rootA: the kernel and the stand-in's initramfs.
-func rootFiles(o Options) (map[string][]byte, error) {
-	initrd, err := initramfs(o)
+func rootFiles(o Options, b board) (map[string][]byte, error) {
+	initrd, err := initramfs(o, b)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +215,7 @@ mount -t devtmpfs devtmpfs /dev
 echo "STANDIN balenaOS stand-in booting: $(uname -r)"
 for m in $(cat /etc/modules.load); do insmod /lib/modules/$m || echo "STANDIN insmod $m failed"; done
 i=0
-while [ -z "$(findfs LABEL=resin-data 2>/dev/null)" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+while [ -z "$(findfs LABEL=resin-data 2>/dev/null)" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
 mkdir -p /mnt/boot /mnt/data
 mount -t vfat -o ro "$(findfs LABEL=resin-boot)" /mnt/boot || echo "STANDIN cannot mount resin-boot"
 mount -t ext4 -o ro "$(findfs LABEL=resin-data)" /mnt/data || echo "STANDIN cannot mount resin-data"
@@ -215,9 +226,17 @@ if [ -d /sys/firmware/efi ]; then
 	g=8be4df61-93ca-11d2-aa0d-00e098032b8c
 	echo "STANDIN-EFI BootCurrent=$(hexdump -v -e '1/1 "%02x"' $v/BootCurrent-$g) BootOrder=$(hexdump -v -e '1/1 "%02x"' $v/BootOrder-$g)"
 fi
+# the first network interface: eth0 on virtio, usb0 on a Pi's USB adapter
+ifc=
+i=0
+while [ -z "$ifc" ] && [ $i -lt 600 ]; do
+	for n in $(ls /sys/class/net); do [ "$n" = lo ] || { ifc=$n; break; }; done
+	[ -n "$ifc" ] || sleep 0.1
+	i=$((i+1))
+done
 ip link set lo up
-ip link set eth0 up
-udhcpc -i eth0 -s /etc/udhcpc.script -n -q -t 20 -T 1 || echo "STANDIN no DHCP lease"
+ip link set "$ifc" up
+udhcpc -i "$ifc" -s /etc/udhcpc.script -n -q -t 20 -T 1 || echo "STANDIN no DHCP lease"
 /bin/balenaos-standin --boot /mnt/boot --data /mnt/data --os-version "$(cat /etc/os-version)"
 echo "STANDIN-EXIT=$?"
 umount /mnt/boot /mnt/data
@@ -237,7 +256,7 @@ bound|renew)
 esac
 `
 
-func initramfs(o Options) ([]byte, error) {
+func initramfs(o Options, b board) ([]byte, error) {
 	a := vmtest.Archive{}
 	bb := o.Busybox
 	if bb == "" {
@@ -249,14 +268,13 @@ func initramfs(o Options) ([]byte, error) {
 	if err := a.AddHostFile("bin/balenaos-standin", o.Standin); err != nil {
 		return nil, fmt.Errorf("balenaos-standin: %w", err)
 	}
-	mods, err := vmtest.ModuleClosure(o.Kernel.ModulesDir, modules())
+	rels, err := vmtest.ModuleClosure(o.Kernel.ModulesDir, b.modules)
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range mods {
-		if err := a.AddHostFile("lib/modules/"+m, filepath.Join(o.Kernel.ModulesDir, m)); err != nil {
-			return nil, err
-		}
+	mods, err := vmtest.AddModules(a, o.Kernel.ModulesDir, rels)
+	if err != nil {
+		return nil, err
 	}
 	a.AddFile("init", []byte(initScript), 0o755)
 	osVersion := o.OSVersion

@@ -15,7 +15,7 @@ import (
 // the removable-media path (EFI/BOOT/BOOTX64.EFI) and its grub.cfg beside
 // it, then resin-rootA, resin-rootB, resin-state and resin-data.
 func BuildGPT(ctx context.Context, o Options) (Image, error) {
-	rootA, err := rootFiles(o)
+	rootA, err := rootFiles(o, pc)
 	if err != nil {
 		return Image{}, err
 	}
@@ -23,7 +23,13 @@ func BuildGPT(ctx context.Context, o Options) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	boot := map[string][]byte{"EFI/BOOT/BOOTX64.EFI": efi, "EFI/BOOT/grub.cfg": []byte(grubCfg)}
+	return buildGPT(o, map[string][]byte{"EFI/BOOT/BOOTX64.EFI": efi, "EFI/BOOT/grub.cfg": []byte(grubCfg)}, rootA)
+}
+
+// buildGPT lays out a GPT stand-in: resin-boot, the EFI system partition,
+// with boot (and o.Boot), resin-rootA with rootA, then resin-rootB,
+// resin-state and resin-data.
+func buildGPT(o Options, boot, rootA map[string][]byte) (Image, error) {
 	for k, v := range o.Boot {
 		boot[k] = v
 	}

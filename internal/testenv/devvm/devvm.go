@@ -1,10 +1,13 @@
-// Package devvm boots device VMs: a Debian 12 machine from a cached disk
-// (built from Debian's archive by scripts/test-setup.d/60-device-vm) under
-// qemu-system-x86_64 with TCG, its serial console recorded to a file, and
-// qemu's user-mode network with the guest's SSH port forwarded to a port on
-// the host's loopback. The guest reaches the host's loopback at HostAddr.
-// A VM survives its own reboots (one qemu process from first boot to the
-// flashed system) and dies with the process that started it.
+// Package devvm boots device VMs: a Debian machine from a cached disk
+// (built from Debian's archive by scripts/test-setup.d/60-device-vm, and
+// for ARM by scripts/e2e-setup.d/arm-device-vm) under qemu with TCG — a PC,
+// qemu's arm64 virt machine with UEFI, or a Raspberry Pi 3 (raspi3b) — its
+// serial console recorded to a file, and qemu's user-mode network with the
+// guest's SSH port forwarded to a port on the host's loopback. The guest
+// reaches the host's loopback at HostAddr. A VM survives its own reboots
+// (a PC or arm64 machine in one qemu process from first boot to the
+// flashed system; a Pi in one qemu per boot, started from its SD card) and
+// dies with the process that started it.
 package devvm
 
 import (
@@ -19,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -42,7 +46,8 @@ type Image struct {
 	Key      string // private key root logs in with
 	Password string // file holding the password of User
 	User     string // non-root user with sudo
-	UEFI     bool   // boots with UEFI firmware (OVMF) from a GPT disk
+	UEFI     bool   // boots with UEFI firmware (OVMF, AAVMF) from a GPT disk
+	Board    Board  // the machine it boots on
 }
 
 // OVMF firmware (Debian's ovmf package): code read-only, variables per VM.
@@ -121,12 +126,14 @@ func CopyDisk(ctx context.Context, src, dst string) error {
 // Config describes one VM.
 type Config struct {
 	Name    string   // for messages
-	Disks   []string // raw disks, virtio, the first one boots
+	Disks   []string // raw disks, virtio, the first one boots; the SD card of a Pi
 	Console string   // file receiving the serial console (appended to)
-	Memory  int      // MiB; 1024 when 0
-	// UEFIVars, when set, boots with OVMF instead of the PC BIOS, keeping
-	// the firmware's variables (boot entries, BootNext) in this file,
-	// made from OVMF's template when missing.
+	Memory  int      // MiB; 1024 when 0 (a Pi 3 has 1024, always)
+	Board   Board    // the machine: a PC when zero
+	// UEFIVars, when set, boots with UEFI firmware (OVMF on a PC, AAVMF on
+	// the arm64 machine) instead of the PC BIOS, keeping the firmware's
+	// variables (boot entries, BootNext) in this file, made from the
+	// firmware's template when missing.
 	UEFIVars string
 }
 
@@ -134,11 +141,15 @@ type Config struct {
 type Machine struct {
 	cfg     Config
 	SSHPort int // host loopback port forwarded to the guest's port 22
-	cmd     *exec.Cmd
 	log     *os.File
 	done    chan struct{}
 	err     error // qemu's exit, valid once done is closed
 	started time.Time
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd // the qemu of this boot
+	stopped bool
+	boots   int // qemu starts: more than one on a Pi, whose firmware is this package
 }
 
 // Start boots the VM in the background.
@@ -154,15 +165,78 @@ func Start(cfg Config) (*Machine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console log: %w", err)
 	}
-	args := []string{"-accel", "tcg", "-m", strconv.Itoa(cfg.Memory), "-smp", "1",
-		"-display", "none", "-monitor", "none", "-serial", "stdio",
-		"-netdev", fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:22", port),
-		"-device", "virtio-net-pci,netdev=net0"}
+	m := &Machine{cfg: cfg, SSHPort: port, log: log, done: make(chan struct{}), started: time.Now()}
+	cmd, err := m.launch()
+	if err != nil {
+		log.Close()
+		return nil, err
+	}
+	go m.supervise(cmd)
+	return m, nil
+}
+
+// launch starts qemu for the next boot.
+func (m *Machine) launch() (*exec.Cmd, error) {
+	prog, args, err := m.qemuArgs()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(prog, args...)
+	cmd.Stdout, cmd.Stderr = m.log, m.log
+	// The VM must not outlive a test or script that is killed or interrupted.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return nil, fmt.Errorf("%s: stopped", m.cfg.Name)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s for %s: %w", prog, m.cfg.Name, err)
+	}
+	m.cmd = cmd
+	m.boots++
+	return cmd, nil
+}
+
+// supervise waits for qemu. A PC or the arm64 machine reboots inside its
+// qemu; a Pi's qemu exits at every reset, and the next boot starts from
+// the SD card again, as the Pi's firmware starts it.
+func (m *Machine) supervise(cmd *exec.Cmd) {
+	for {
+		from := len(m.Console())
+		err := cmd.Wait()
+		next := m.cfg.Board == BoardPi3 && m.restarting(from)
+		if next {
+			cmd, err = m.launch()
+			next = err == nil
+		}
+		if !next {
+			m.err = err
+			m.log.Close()
+			close(m.done)
+			return
+		}
+	}
+}
+
+// qemuArgs is the qemu program and arguments of the next boot.
+func (m *Machine) qemuArgs() (string, []string, error) {
+	cfg := m.cfg
+	net := fmt.Sprintf("user,id=net0,hostfwd=tcp:127.0.0.1:%d-:22", m.SSHPort)
+	common := []string{"-accel", "tcg", "-m", strconv.Itoa(cfg.Memory), "-display", "none", "-monitor", "none"}
+	switch cfg.Board {
+	case BoardARM64:
+		args, err := m.arm64Args(common, net)
+		return "qemu-system-aarch64", args, err
+	case BoardPi3:
+		args, err := m.pi3Args(common, net)
+		return "qemu-system-aarch64", args, err
+	}
+	args := append(common, "-smp", "1", "-serial", "stdio", "-netdev", net, "-device", "virtio-net-pci,netdev=net0")
 	if cfg.UEFIVars != "" {
 		if _, err := os.Stat(cfg.UEFIVars); err != nil {
 			if err := copyFile(OVMFVars, cfg.UEFIVars); err != nil {
-				log.Close()
-				return nil, fmt.Errorf("OVMF variables (package ovmf): %w", err)
+				return "", nil, fmt.Errorf("OVMF variables (package ovmf): %w", err)
 			}
 		}
 		args = append(args, "-drive", "if=pflash,format=raw,readonly=on,file="+OVMFCode,
@@ -171,21 +245,7 @@ func Start(cfg Config) (*Machine, error) {
 	for _, d := range cfg.Disks {
 		args = append(args, "-drive", "file="+d+",format=raw,if=virtio")
 	}
-	cmd := exec.Command("qemu-system-x86_64", args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	// The VM must not outlive a test or script that is killed or interrupted.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	m := &Machine{cfg: cfg, SSHPort: port, cmd: cmd, log: log, done: make(chan struct{}), started: time.Now()}
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return nil, fmt.Errorf("start qemu for %s: %w", cfg.Name, err)
-	}
-	go func() {
-		m.err = cmd.Wait()
-		log.Close()
-		close(m.done)
-	}()
-	return m, nil
+	return "qemu-system-x86_64", args, nil
 }
 
 func copyFile(src, dst string) error {
@@ -213,12 +273,16 @@ func (m *Machine) Done() <-chan struct{} { return m.done }
 
 // Stop kills qemu (a power cut) and waits for it; idempotent.
 func (m *Machine) Stop() {
+	m.mu.Lock()
+	m.stopped = true
+	cmd := m.cmd
+	m.mu.Unlock()
 	select {
 	case <-m.done:
 		return
 	default:
 	}
-	m.cmd.Process.Kill()
+	cmd.Process.Kill()
 	<-m.done
 }
 

@@ -1,27 +1,31 @@
 package vmtest
 
 import (
+	"bytes"
 	"debug/elf"
 	"fmt"
 	"io/fs"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
 
-// ModuleClosure returns the .ko files (relative to modDir, the
+// ModuleClosure returns the module files (relative to modDir, the
 // lib/modules/<release> directory) needed to load the named modules, each
 // after the modules it depends on. Dependencies come from each module's
 // .modinfo section, so no modules.dep (depmod) is needed. Names built into
-// the kernel (modules.builtin) are skipped.
+// the kernel (modules.builtin) are skipped. Modules may be compressed
+// (.ko.xz, .ko.zst, as Debian 13 ships them); AddModules unpacks them.
 func ModuleClosure(modDir string, names []string) ([]string, error) {
 	files := make(map[string]string)
 	err := filepath.WalkDir(modDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if strings.HasSuffix(p, ".ko") {
+		if name, ok := moduleFile(filepath.Base(p)); ok {
 			rel, _ := filepath.Rel(modDir, p)
-			files[modName(filepath.Base(p))] = rel
+			files[modName(name)] = rel
 		}
 		return nil
 	})
@@ -70,8 +74,59 @@ func modName(file string) string {
 	return strings.ReplaceAll(strings.TrimSuffix(file, ".ko"), "-", "_")
 }
 
+// moduleFile says whether a file name is a kernel module, and its name as
+// .ko.
+func moduleFile(base string) (string, bool) {
+	for _, ext := range []string{".ko", ".ko.xz", ".ko.zst"} {
+		if strings.HasSuffix(base, ext) {
+			return strings.TrimSuffix(base, ext) + ".ko", true
+		}
+	}
+	return "", false
+}
+
+// readModule returns a module file's ELF bytes, unpacked with xz or zstd.
+func readModule(p string) ([]byte, error) {
+	unpack := ""
+	switch {
+	case strings.HasSuffix(p, ".xz"):
+		unpack = "xz"
+	case strings.HasSuffix(p, ".zst"):
+		unpack = "zstd"
+	default:
+		return os.ReadFile(p)
+	}
+	out, err := exec.Command(unpack, "-dc", p).Output()
+	if err != nil {
+		return nil, fmt.Errorf("module %s: %s -dc: %w", p, unpack, err)
+	}
+	return out, nil
+}
+
+// AddModules puts the modules rels (from ModuleClosure) into a at
+// lib/modules/<name>.ko, unpacked: busybox's insmod reads plain ELF. It
+// returns their paths there, in the order given.
+func AddModules(a Archive, modDir string, rels []string) ([]string, error) {
+	var out []string
+	for _, rel := range rels {
+		data, err := readModule(filepath.Join(modDir, rel))
+		if err != nil {
+			return nil, err
+		}
+		name, _ := moduleFile(filepath.Base(rel))
+		dst := filepath.Join(filepath.Dir(rel), name)
+		a.AddFile("lib/modules/"+dst, data, 0o644)
+		out = append(out, dst)
+	}
+	return out, nil
+}
+
 func moduleDepends(ko string) ([]string, error) {
-	f, err := elf.Open(ko)
+	data, err := readModule(ko)
+	if err != nil {
+		return nil, err
+	}
+	f, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", ko, err)
 	}
@@ -80,11 +135,11 @@ func moduleDepends(ko string) ([]string, error) {
 	if sec == nil {
 		return nil, nil
 	}
-	data, err := sec.Data()
+	info, err := sec.Data()
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", ko, err)
 	}
-	for _, kv := range strings.Split(string(data), "\x00") {
+	for _, kv := range strings.Split(string(info), "\x00") {
 		if v, ok := strings.CutPrefix(kv, "depends="); ok && v != "" {
 			return strings.Split(v, ","), nil
 		}
@@ -96,8 +151,8 @@ func builtinModules(modDir string) map[string]bool {
 	out := make(map[string]bool)
 	data, _ := readFileOrEmpty(filepath.Join(modDir, "modules.builtin"))
 	for _, line := range strings.Split(string(data), "\n") {
-		if line != "" {
-			out[modName(filepath.Base(line))] = true
+		if name, ok := moduleFile(filepath.Base(line)); ok {
+			out[modName(name)] = true
 		}
 	}
 	return out

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,10 @@ func stage2Modules() []string {
 type Kernel struct {
 	Vmlinuz    string
 	ModulesDir string // lib/modules/<release>
+	// of an ARM tree's kernel (FindARMKernel):
+	DTBs      string // directory of its device trees
+	Busybox   string // the tree's static busybox
+	GrubARM64 string // the tree's grub modules for arm64 EFI, where it has grub
 }
 
 // FindKernel locates the cached cloud kernel (BALENA_MIGRATE_TEST_CACHE
@@ -86,9 +91,15 @@ func BuildBinary(ctx context.Context, moduleDir, out string) error {
 // BuildStatic builds the command pkg of the module in moduleDir as a static
 // binary (CGO_ENABLED=0), as a VM's initramfs or image needs it.
 func BuildStatic(ctx context.Context, moduleDir, pkg, out string) error {
+	return BuildStaticFor(ctx, moduleDir, pkg, out, runtime.GOARCH)
+}
+
+// BuildStaticFor builds it for the architecture goarch (arm64 for the ARM
+// VMs).
+func BuildStaticFor(ctx context.Context, moduleDir, pkg, out, goarch string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 	cmd.Dir = moduleDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOARCH="+goarch)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build %s: %w: %s", pkg, err, b)
 	}
@@ -118,6 +129,9 @@ type Stage2Initramfs struct {
 	// has taken the watchdog over: nothing feeds the watchdog any more.
 	// The init then waits 10 minutes and reports VMTEST-NOT-RESET.
 	Freeze bool
+	// BaseModules are the modules of the machine's disk and file systems,
+	// loaded first; the x86 VM's virtio disk, FAT and ext4 ones when nil.
+	BaseModules []string
 }
 
 // initScript is /init: mount the basics, load modules, (with Early) run the
@@ -137,7 +151,7 @@ if [ "$DELAY" -gt 0 ]; then
 	echo "vmtest: waiting $DELAY s before mounting the old root"
 	sleep "$DELAY"
 fi
-i=0; while [ ! -b "$ROOT_DEV" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+i=0; while [ ! -b "$ROOT_DEV" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
 mkdir -p /root
 if mount -t ext4 -o ro "$ROOT_DEV" /root; then
 	if [ -n "$FREEZE" ]; then
@@ -175,14 +189,17 @@ func (s Stage2Initramfs) Write(path string) error {
 	if err := a.AddHostFile("bin/balena-migrate", s.Binary); err != nil {
 		return fmt.Errorf("balena-migrate binary: %w", err)
 	}
-	mods, err := ModuleClosure(s.Kernel.ModulesDir, append(stage2Modules(), s.Modules...))
+	base := s.BaseModules
+	if base == nil {
+		base = stage2Modules()
+	}
+	rels, err := ModuleClosure(s.Kernel.ModulesDir, append(base, s.Modules...))
 	if err != nil {
 		return err
 	}
-	for _, m := range mods {
-		if err := a.AddHostFile("lib/modules/"+m, filepath.Join(s.Kernel.ModulesDir, m)); err != nil {
-			return err
-		}
+	mods, err := AddModules(a, s.Kernel.ModulesDir, rels)
+	if err != nil {
+		return err
 	}
 	a.AddFile("init", []byte(initScript), 0o755)
 	a.AddFile("etc/modules.load", []byte(strings.Join(mods, "\n")+"\n"), 0o644)
@@ -226,6 +243,11 @@ type VM struct {
 	Args        []string // more qemu arguments ("-device", "i6300esb")
 	Memory      int      // MiB; 1024 when 0
 	Timeout     time.Duration
+	// Pi3 boots qemu's raspi3b (a Raspberry Pi 3 Model B, 1 GiB) instead
+	// of a PC: Kernel with the device tree DTB, the one disk as its SD
+	// card (mmcblk0), the console on the mini UART (ttyS1).
+	Pi3 bool
+	DTB string
 }
 
 // Result is what a boot reported.
@@ -254,12 +276,25 @@ func Boot(ctx context.Context, vm VM) (Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, vm.Timeout)
 	defer cancel()
-	args := []string{"-accel", "tcg", "-nographic", "-no-reboot", "-m", strconv.Itoa(vm.Memory)}
-	if vm.Kernel.Vmlinuz != "" {
+	prog, args := "qemu-system-x86_64", []string{"-accel", "tcg", "-nographic", "-no-reboot", "-m", strconv.Itoa(vm.Memory)}
+	switch {
+	case vm.Pi3:
+		if len(vm.Disks) != 1 {
+			return Result{}, fmt.Errorf("a Pi 3 has one SD card, got %d disks", len(vm.Disks))
+		}
+		prog = "qemu-system-aarch64"
+		args = []string{"-accel", "tcg", "-M", "raspi3b", "-display", "none", "-monitor", "none", "-no-reboot",
+			"-serial", "null", "-serial", "stdio", "-kernel", vm.Kernel.Vmlinuz, "-dtb", vm.DTB, "-initrd", vm.Initrd,
+			"-append", "console=ttyS1,115200 panic=-1 loglevel=4 rdinit=/init",
+			"-drive", "if=sd,format=raw,file=" + vm.Disks[0]}
+	case vm.Kernel.Vmlinuz != "":
 		args = append(args, "-kernel", vm.Kernel.Vmlinuz, "-initrd", vm.Initrd,
 			"-append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init no_timer_check")
 	}
 	for i, d := range vm.Disks {
+		if vm.Pi3 {
+			break // the SD card, above
+		}
 		// A drive without a device, and its virtio disk: vda, vdb, … in order.
 		drive := fmt.Sprintf("if=none,id=disk%d,file=%s,format=raw", i, d)
 		if i < len(vm.DiskOptions) && vm.DiskOptions[i] != "" {
@@ -273,7 +308,7 @@ func Boot(ctx context.Context, vm VM) (Result, error) {
 	}
 	args = append(args, vm.Args...)
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", args...)
+	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	err := cmd.Run()
