@@ -124,9 +124,9 @@ func makeEnvironment(dir string) error {
 	img := make([]byte, 1<<20)
 	rand.Read(img)
 	for name, data := range map[string][]byte{
-		"balena-migrate":                   []byte("#!/bin/sh\nexit 1\n"),
-		"balena-migrate.conf":              []byte("IMAGE_NAME=resin-genericx86-64-bench.img.gz\nNO_FLASH=FALSE\n"),
-		"resin-genericx86-64-bench.img.gz": img,
+		"balena-migrate":                       []byte("#!/bin/sh\nexit 1\n"),
+		"balena-migrate.conf":                  []byte("IMAGE_NAME=resin-genericx86-64-ext-bench.img.gz\nNO_FLASH=FALSE\n"),
+		"resin-genericx86-64-ext-bench.img.gz": img,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o755); err != nil {
 			return err
