@@ -1,20 +1,13 @@
 package stage2_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
-	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,7 +48,7 @@ func TestVMPi3FlashesSDCard(t *testing.T) {
 
 	// The device's API: it accepts the state report of the device's key.
 	const uuid, key = "5f0c2a9d8e7b4c1a", "device-key-of-the-pi"
-	api := &stateRecorder{key: key}
+	api := &balenaimg.DeviceAPI{Key: key}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +80,10 @@ func TestVMPi3FlashesSDCard(t *testing.T) {
 	}
 	// The backup stage 1 made: a gzip tarball with the old system's
 	// files, which the stand-in lists as balenaOS would find it.
-	backup := tgz(t, map[string][]byte{"etc/hostname": []byte("pi3\n"), "etc/default/keyboard": []byte("XKBLAYOUT=us\n")})
+	backup, err := balenaimg.Backup(map[string][]byte{"etc/hostname": []byte("pi3\n"), "etc/default/keyboard": []byte("XKBLAYOUT=us\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	wifi := []byte("[connection]\nid=home\ntype=wifi\n")
 
 	// The old card, as Debian lays a Pi's out: the firmware partition
@@ -172,71 +168,10 @@ func TestVMPi3FlashesSDCard(t *testing.T) {
 			t.Fatalf("the flashed card's boot lacks %q:\n%s", want, tailLines(c, 60))
 		}
 	}
-	if !api.reported(uuid) {
+	if !api.Reported(uuid) {
 		t.Error("the API got no state report keyed by the device's UUID with its key")
 	}
 	t.Logf("whole test: %v", time.Since(start).Round(time.Second))
-}
-
-// stateRecorder answers the device's requests with its one device key,
-// as the supervisor makes them (GET its target state, PATCH
-// /device/v3/state), and records the UUIDs the PATCHes report.
-type stateRecorder struct {
-	key   string
-	mu    sync.Mutex
-	uuids []string
-}
-
-func (s *stateRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	if r.Header.Get("Authorization") != "Bearer "+s.key {
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	if r.Method != http.MethodPatch || r.URL.Path != "/device/v3/state" {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	var state map[string]json.RawMessage
-	json.Unmarshal(body, &state)
-	s.mu.Lock()
-	for u := range state {
-		s.uuids = append(s.uuids, u)
-	}
-	s.mu.Unlock()
-	w.WriteHeader(http.StatusOK)
-}
-
-func (s *stateRecorder) reported(uuid string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, u := range s.uuids {
-		if u == uuid {
-			return true
-		}
-	}
-	return false
-}
-
-// tgz is a gzip tarball of files, in name order.
-func tgz(t *testing.T, files map[string][]byte) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		data := files[name]
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(data)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 func errText(err error) string {

@@ -1,17 +1,12 @@
 package balenaimg
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,44 +15,16 @@ import (
 	"github.com/fleetmig/balena-migrate/internal/testenv/vmtest"
 )
 
-type request struct {
-	method, path, auth string
-	body               map[string]json.RawMessage
-}
-
-// recorder is the balena API as far as the stand-in uses it: it records
-// every request and accepts the state report of one device key only.
-type recorder struct {
-	key  string
-	mu   sync.Mutex
-	reqs []request
-}
-
-func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	b, _ := io.ReadAll(req.Body)
-	var body map[string]json.RawMessage
-	json.Unmarshal(b, &body)
-	r.mu.Lock()
-	r.reqs = append(r.reqs, request{req.Method, req.URL.Path, req.Header.Get("Authorization"), body})
-	r.mu.Unlock()
-	if req.Header.Get("Authorization") != "Bearer "+r.key {
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
-}
-
 func backupTgz(t *testing.T, names ...string) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
+	files := map[string][]byte{}
 	for _, n := range names {
-		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: 2, Typeflag: tar.TypeReg})
-		tw.Write([]byte("x\n"))
+		files[n] = []byte("x\n")
 	}
-	tw.Close()
-	zw.Close()
-	return buf.Bytes()
+	b, err := Backup(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // The stand-in boots from its own MBR through grub in the MBR, finds
@@ -98,7 +65,7 @@ func testStandin(t *testing.T, build func(context.Context, Options) (Image, erro
 		t.Fatal(err)
 	}
 
-	rec := &recorder{key: "device-key-1234"}
+	rec := &DeviceAPI{Key: "device-key-1234"}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +74,7 @@ func testStandin(t *testing.T, build func(context.Context, Options) (Image, erro
 	go srv.Serve(l)
 	defer srv.Close()
 	const uuid = "0123456789abcdef0123456789abcdef"
-	cfg, _ := json.Marshal(map[string]any{"uuid": uuid, "deviceApiKey": rec.key, "deviceType": "genericx86-64-ext",
+	cfg, _ := json.Marshal(map[string]any{"uuid": uuid, "deviceApiKey": rec.Key, "deviceType": "genericx86-64-ext",
 		"applicationId": 7, "apiEndpoint": "http://" + l.Addr().String()})
 
 	img := filepath.Join(dir, "balena.img")
@@ -148,29 +115,28 @@ func testStandin(t *testing.T, build func(context.Context, Options) (Image, erro
 			t.Errorf("console lacks %q", want)
 		}
 	}
-	if strings.Contains(console, rec.key) {
+	if strings.Contains(console, rec.Key) {
 		t.Error("the device key reached the console")
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
+	reqs := rec.Requests()
 	// What the supervisor does first: its target state, then its state.
-	if len(rec.reqs) != 2 {
-		t.Fatalf("API saw %d requests, want 2: %+v", len(rec.reqs), rec.reqs)
+	if len(reqs) != 2 {
+		t.Fatalf("API saw %d requests, want 2: %+v", len(reqs), reqs)
 	}
-	if g := rec.reqs[0]; g.method != http.MethodGet || g.path != "/device/v3/"+uuid+"/state" || g.auth != "Bearer "+rec.key {
-		t.Errorf("first request: %s %s auth %q", g.method, g.path, g.auth)
+	if g := reqs[0]; g.Method != http.MethodGet || g.Path != "/device/v3/"+uuid+"/state" || g.Auth != "Bearer "+rec.Key {
+		t.Errorf("first request: %s %s auth %q", g.Method, g.Path, g.Auth)
 	}
-	r := rec.reqs[1]
-	if r.method != http.MethodPatch || r.path != "/device/v3/state" || r.auth != "Bearer "+rec.key {
-		t.Errorf("report: %s %s auth %q", r.method, r.path, r.auth)
+	r := reqs[1]
+	if r.Method != http.MethodPatch || r.Path != "/device/v3/state" || r.Auth != "Bearer "+rec.Key {
+		t.Errorf("report: %s %s auth %q", r.Method, r.Path, r.Auth)
 	}
 	var st struct {
 		OSVersion  string `json:"os_version"`
 		Supervisor string `json:"supervisor_version"`
 	}
-	if raw, ok := r.body[uuid]; !ok || len(r.body) != 1 || json.Unmarshal(raw, &st) != nil ||
+	if raw, ok := r.Body[uuid]; !ok || len(r.Body) != 1 || json.Unmarshal(raw, &st) != nil ||
 		st.OSVersion != "balenaOS 2.113.0" || st.Supervisor == "" {
-		t.Errorf("report body is not keyed by the device's UUID with the image's OS version: %v", r.body)
+		t.Errorf("report body is not keyed by the device's UUID with the image's OS version: %v", r.Body)
 	}
 	if t.Failed() {
 		t.Logf("console:\n%s", console)
